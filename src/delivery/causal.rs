@@ -1,0 +1,1 @@
+//! Causal delivery buffer. Placeholder.
