@@ -12,10 +12,10 @@ pub mod filter;
 pub mod packet;
 pub mod sample;
 pub mod select;
-
+pub mod sync;
 
 pub use client::{exchange, ExchangeResult};
 pub use discipline::{Action, Thresholds};
 pub use packet::{KissCode, RejectReason};
 pub use sample::{Exchange, Sample};
-
+pub use sync::{spawn, SyncEngine, SyncEvent, SyncHandle, SyncOptions, SyncStatus};
