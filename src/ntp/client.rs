@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sntpc::{NtpContext, NtpTimestampGenerator, NtpUdpSocket};
 use tokio::net::UdpSocket;
 
-use super::packet::{NtpTimestamp, Packet, RejectReason};
+use super::packet::{Packet, RejectReason};
 use super::sample::{Exchange, Sample};
 use crate::clock::PhysicalClock;
 use crate::time::UnixNanos;
@@ -271,7 +271,7 @@ pub(crate) fn duration_ns(d: Duration) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ntp::packet::MODE_SERVER;
+    use crate::ntp::packet::{NtpTimestamp, MODE_SERVER};
 
     const T: i64 = 1_790_000_000_000_000_000;
 
