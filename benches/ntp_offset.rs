@@ -61,7 +61,10 @@ async fn scenario(name: &str, server: &str, sim: Simulation, n: usize) {
     thetas.sort_unstable();
     delays.sort_unstable();
     println!("scenario: {name}");
-    println!("  exchanges measured:        {} (after {WARMUP_ROUNDS} warm-up rounds)", errors.len());
+    println!(
+        "  exchanges measured:        {} (after {WARMUP_ROUNDS} warm-up rounds)",
+        errors.len()
+    );
     println!(
         "  |corrected - system|:      median {:>8.1} us   p99 {:>8.1} us   max {:>8.1} us",
         percentile(&errors, 0.5) as f64 / 1e3,
@@ -93,7 +96,11 @@ fn main() {
         Ok(s) if !s.trim().is_empty() => s,
         _ => panic!("KTS_NTP_SERVER not set: run the benchmark through scripts/testenv.sh"),
     };
-    let n: usize = std::env::var("KTS_BENCH_EXCHANGES").ok().and_then(|s| s.parse().ok()).unwrap_or(300).max(200);
+    let n: usize = std::env::var("KTS_BENCH_EXCHANGES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300)
+        .max(200);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -105,7 +112,11 @@ fn main() {
         scenario(
             "simulated skew +250 ms, drift 0.1 ms/s",
             &server,
-            Simulation { skew_ms: 250.0, drift_ms_per_s: 0.1, ..Default::default() },
+            Simulation {
+                skew_ms: 250.0,
+                drift_ms_per_s: 0.1,
+                ..Default::default()
+            },
             n,
         )
         .await;

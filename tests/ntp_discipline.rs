@@ -17,7 +17,13 @@ const MS: i64 = 1_000_000;
 async fn first_round(offset_ns: i64) -> (Action, i64, Arc<PhysicalClock>) {
     let addr = responder(Behaviour::Offset(offset_ns)).await;
     let clock = Arc::new(PhysicalClock::system());
-    let h = spawn(clock.clone(), SyncOptions { servers: vec![addr.to_string()], ..Default::default() });
+    let h = spawn(
+        clock.clone(),
+        SyncOptions {
+            servers: vec![addr.to_string()],
+            ..Default::default()
+        },
+    );
     let r = wait_for(Duration::from_secs(20), "the first round", || {
         let r = h.history().into_iter().find_map(|e| match e {
             SyncEvent::Round(r) => Some(r),
@@ -27,7 +33,11 @@ async fn first_round(offset_ns: i64) -> (Action, i64, Arc<PhysicalClock>) {
     })
     .await;
     h.shutdown().await;
-    (r.action.expect("an action"), r.offset_ns.expect("an offset"), clock)
+    (
+        r.action.expect("an action"),
+        r.offset_ns.expect("an offset"),
+        clock,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,7 +69,13 @@ async fn a_slewing_clock_never_goes_backwards() {
     // −100 ms: the clock must lose 100 ms by running slow (2 s at 5 %), never by stepping back.
     let addr = responder(Behaviour::Offset(-100 * MS)).await;
     let clock = Arc::new(PhysicalClock::system());
-    let h = spawn(clock.clone(), SyncOptions { servers: vec![addr.to_string()], ..Default::default() });
+    let h = spawn(
+        clock.clone(),
+        SyncOptions {
+            servers: vec![addr.to_string()],
+            ..Default::default()
+        },
+    );
     let reader = {
         let clock = clock.clone();
         tokio::task::spawn_blocking(move || {
@@ -82,5 +98,8 @@ async fn a_slewing_clock_never_goes_backwards() {
     h.shutdown().await;
     assert!(reads > 1_000);
     assert!(st.slews >= 1 && st.steps == 0, "{st:?}");
-    assert!(min_correction < -90 * MS, "the slew went through: {min_correction}");
+    assert!(
+        min_correction < -90 * MS,
+        "the slew went through: {min_correction}"
+    );
 }
