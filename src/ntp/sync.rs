@@ -356,7 +356,7 @@ impl SyncEngine {
 
     /// Starts a round: the indices of the servers to poll and how many exchanges each.
     /// Servers in backoff have one skipped round consumed; after a round where every server
-    /// failed, every server that is not disabled is polled.
+    /// failed, every server that is neither disabled nor rate-limited (KoD RATE) is polled.
     pub fn plan_round(&mut self) -> (Vec<usize>, usize) {
         let retry_all = self.status.consecutive_failed_rounds > 0;
         let mut out = Vec::new();
@@ -365,7 +365,11 @@ impl SyncEngine {
             if s.disabled {
                 continue;
             }
-            if s.skip_rounds > 0 && !retry_all {
+            let rate_limited = matches!(
+                s.last_reject,
+                Some(RejectReason::KissOfDeath(KissCode::Rate))
+            );
+            if s.skip_rounds > 0 && (!retry_all || rate_limited) {
                 s.skip_rounds -= 1;
                 continue;
             }
@@ -419,6 +423,8 @@ impl SyncEngine {
                 server.filter.push(*sample);
                 server.accepted += 1;
                 server.failures = 0;
+                server.rate_kisses = 0;
+                server.last_reject = None;
                 server.fresh = true;
                 server.last_offset_ns = Some(sample.offset_ns);
                 server.last_delay_ns = Some(sample.delay_ns);
@@ -816,7 +822,7 @@ async fn one_round(
     engine: &Arc<Mutex<SyncEngine>>,
     events: &broadcast::Sender<SyncEvent>,
 ) {
-    let (plan, per_server, names, spacing, ex_opts) = {
+    let (plan, per_server, names, spacing, mut ex_opts) = {
         let mut e = lock(engine);
         let (plan, n) = e.plan_round();
         (
@@ -827,6 +833,12 @@ async fn one_round(
             e.options().exchange,
         )
     };
+    // Simulated jitter perturbs T1 and T4 independently, so δ can be negative by up to twice
+    // the jitter without anything being wrong with the reply.
+    if let Some(sim) = clock.simulation() {
+        let jitter = Duration::from_secs_f64((2.0 * sim.jitter_ms / 1e3).clamp(0.0, 1.0));
+        ex_opts.negative_delay_tolerance = ex_opts.negative_delay_tolerance.max(jitter);
+    }
     let mut set = tokio::task::JoinSet::new();
     for idx in plan {
         let name = names.get(idx).cloned().unwrap_or_default();
@@ -1116,6 +1128,24 @@ mod tests {
         assert_eq!(e.plan_round().0, vec![2]);
         assert_eq!(e.plan_round().0, vec![2]);
         assert_eq!(e.plan_round().0, vec![0, 2]);
+    }
+
+    #[test]
+    fn rate_backoff_holds_even_when_every_other_server_fails() {
+        let w = World::new(Simulation::default());
+        let mut e = SyncEngine::new(opts(2));
+        e.plan_round();
+        e.on_exchange(0, &rejected(RejectReason::KissOfDeath(KissCode::Rate)));
+        e.on_exchange(1, &rejected(RejectReason::Timeout));
+        e.finish_round(&w.clock);
+        // Everything failed: the timed-out server is retried at once, the rate-limited one not.
+        for _ in 0..2 {
+            assert_eq!(e.plan_round().0, vec![1]);
+            e.on_exchange(1, &rejected(RejectReason::Timeout));
+            e.finish_round(&w.clock);
+        }
+        // Its two rounds of backoff are over.
+        assert_eq!(e.plan_round().0, vec![0, 1]);
     }
 
     #[test]
