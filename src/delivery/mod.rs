@@ -18,7 +18,7 @@ mod arrivals;
 mod ranges;
 
 pub use causal::CausalBuffer;
-// pub use total::TotalOrderBuffer;
+pub use total::TotalOrderBuffer;
 
 use crate::NodeId;
 use std::fmt;
