@@ -45,6 +45,8 @@ use std::sync::Arc;
 /// forgotten, and a message from them that arrives even later is reported as a duplicate.
 pub const MAX_SKIPPED_RANGES: usize = 1024;
 
+const NIL: usize = usize::MAX;
+
 /// Bookkeeping for one node (stable index into `CausalBuffer::nodes`).
 struct NodeState {
     name: NodeId,
@@ -54,7 +56,9 @@ struct NodeState {
     /// after inconsistent input, which is tolerated).
     pending: BTreeMap<u64, usize>,
     /// Waiting messages of other nodes, by the count of this node they need.
-    waiters: BTreeMap<u64, Vec<usize>>,
+    /// (Each key heads a doubly linked list threaded through `Waiting::{prev, next}`: no
+    /// allocation per waiting message, O(1) unlinking.)
+    waiters: BTreeMap<u64, usize>,
     /// Counts given up on and not yet arrived.
     skipped: RangeSet,
 }
@@ -70,6 +74,9 @@ struct Waiting<T> {
     forcing: bool,
     /// The `waiters` entry this message is filed under.
     indexed: Option<(u32, u64)>,
+    /// Neighbours in the `waiters` list it is filed under (`NIL` at the ends).
+    prev: usize,
+    next: usize,
     item: T,
 }
 
@@ -183,6 +190,8 @@ impl<T> CausalBuffer<T> {
             cursor: 0,
             forcing: false,
             indexed: None,
+            prev: NIL,
+            next: NIL,
             item,
         };
         let id = self.waiting.push(w, self.cfg.deadline(now_ns));
@@ -297,11 +306,12 @@ impl<T> CausalBuffer<T> {
             if *e.key() > to {
                 break;
             }
-            for id in e.remove() {
-                if let Some(w) = self.waiting.get_mut(id) {
-                    w.indexed = None;
-                    self.work.push(id);
-                }
+            let mut id = e.remove();
+            while let Some(w) = self.waiting.get_mut(id) {
+                w.indexed = None;
+                w.prev = NIL;
+                self.work.push(id);
+                id = std::mem::replace(&mut w.next, NIL);
             }
         }
     }
@@ -330,13 +340,14 @@ impl<T> CausalBuffer<T> {
             match self.check(id) {
                 Some(Check::Ready) => self.deliver(id, Release::Ready, Vec::new(), out),
                 Some(Check::Wait(k, v)) => {
-                    self.nodes[k as usize]
-                        .waiters
-                        .entry(v)
-                        .or_default()
-                        .push(id);
+                    let head = self.nodes[k as usize].waiters.insert(v, id);
+                    if let Some(h) = head.and_then(|h| self.waiting.get_mut(h)) {
+                        h.prev = id;
+                    }
                     if let Some(w) = self.waiting.get_mut(id) {
                         w.indexed = Some((k, v));
+                        w.prev = NIL;
+                        w.next = head.unwrap_or(NIL);
                     }
                 }
                 Some(Check::OwnWait) | None => {}
@@ -348,13 +359,23 @@ impl<T> CausalBuffer<T> {
         let Some(w) = self.waiting.get_mut(id) else {
             return;
         };
-        if let Some((k, v)) = w.indexed.take() {
-            let list = self.nodes[k as usize].waiters.get_mut(&v);
-            if let Some(list) = list {
-                list.retain(|&x| x != id);
-                if list.is_empty() {
-                    self.nodes[k as usize].waiters.remove(&v);
-                }
+        let Some((k, v)) = w.indexed.take() else {
+            return;
+        };
+        let (prev, next) = (
+            std::mem::replace(&mut w.prev, NIL),
+            std::mem::replace(&mut w.next, NIL),
+        );
+        if let Some(n) = self.waiting.get_mut(next) {
+            n.prev = prev;
+        }
+        match self.waiting.get_mut(prev) {
+            Some(p) => p.next = next,
+            None if next != NIL => {
+                self.nodes[k as usize].waiters.insert(v, next);
+            }
+            None => {
+                self.nodes[k as usize].waiters.remove(&v);
             }
         }
     }
