@@ -231,7 +231,7 @@ impl AnalysisSummary {
 /// Current sizes of the analyzer's internal structures (for tests and benchmarks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Footprint {
-    /// Messages in the window.
+    /// Messages kept for comparison with the next arrival (at most `window − 1`).
     pub window: usize,
     /// `(node, seq)` index entries.
     pub seq_index: usize,
@@ -485,9 +485,6 @@ impl Analyzer {
         }
         self.messages += 1;
 
-        while self.window.len() >= self.window_cap {
-            self.evict_oldest();
-        }
         let idx = self.front + self.window.len() as u64;
         let late = seq <= old_high;
         let me = End {
@@ -726,6 +723,12 @@ impl Analyzer {
             vt,
             regs,
         });
+        // Keep the `window − 1` latest: the next arrival is compared against exactly those.
+        // Evicting here, not before the FIFO update above, keeps the bookkeeping of
+        // registrations (counted as "ahead" by comparing with the node's highest seq) exact.
+        while self.window.len() >= self.window_cap {
+            self.evict_oldest();
+        }
     }
 
     fn report_duplicate(

@@ -495,3 +495,19 @@ fn violation_serializes_with_the_json_event_fields() {
     assert_eq!(j["ids"][0], "A-2");
     assert!(j["detail"].is_string());
 }
+
+#[test]
+fn eviction_keeps_the_waiting_count_exact() {
+    // b2 waits for a1 and leaves the window exactly when a1 arrives: a1 must then be counted
+    // concurrent with b1 (found by the randomized comparison with brute force).
+    let mut a = analyzer(2);
+    run(
+        &mut a,
+        &[
+            msg("B", 2, Some(&[("A", 1), ("B", 2)]), 1.0, 1),
+            msg("B", 1, Some(&[("B", 1)]), 1.0, 1),
+            msg("A", 1, Some(&[("A", 1)]), 1.0, 1),
+        ],
+    );
+    assert_eq!(a.summary().concurrent_pairs, 1);
+}
