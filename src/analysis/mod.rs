@@ -258,8 +258,8 @@ pub struct Footprint {
 struct NodeState {
     seqs: SeqTracker,
     messages: u64,
-    /// Sorted seqs of this node's vector-stamped messages in the window.
-    window_seqs: VecDeque<u64>,
+    /// `(seq, arrival index)` of this node's vector-stamped messages in the window, by seq.
+    window_seqs: VecDeque<(u64, u64)>,
     /// `c` → arrival indexes of window messages (of other nodes) whose latest predecessor from
     /// this node is `(this, c)` and had not arrived when they did.
     pending: BTreeMap<u64, Vec<u64>>,
@@ -325,7 +325,13 @@ pub struct Analyzer {
     evicted_nodes: u64,
     unusable_vectors: u64,
     unsequenced: u64,
+    /// Node keys of the last vector's entries, by position: consecutive vectors usually list
+    /// the same nodes, so a string comparison replaces a hash lookup.
+    resolve_cache: Vec<(NodeId, NodeKey)>,
 }
+
+/// Vector positions remembered by the resolve cache.
+const RESOLVE_CACHE: usize = 256;
 
 impl Analyzer {
     /// An analyzer with the given settings.
@@ -352,7 +358,27 @@ impl Analyzer {
             evicted_nodes: 0,
             unusable_vectors: 0,
             unsequenced: 0,
+            resolve_cache: Vec::new(),
         }
+    }
+
+    /// The key of a tracked node named at position `pos` of a vector.
+    fn resolve(&mut self, pos: usize, id: &NodeId) -> Option<NodeKey> {
+        if let Some((cid, ck)) = self.resolve_cache.get(pos) {
+            if (Arc::ptr_eq(cid, id) || **cid == **id) && self.nodes.get(*ck).is_some() {
+                return Some(*ck);
+            }
+        }
+        let k = self.nodes.find(id)?;
+        if pos < RESOLVE_CACHE {
+            if pos >= self.resolve_cache.len() {
+                // Positions skipped so far (the sender's own entry) get placeholders that simply miss.
+                self.resolve_cache.resize(pos + 1, (id.clone(), k));
+            } else {
+                self.resolve_cache[pos] = (id.clone(), k);
+            }
+        }
+        Some(k)
     }
 
     fn report(
@@ -539,23 +565,32 @@ impl Analyzer {
         };
         let mut entries: Vec<(NodeKey, u64)> = Vec::new();
         let mut regs: Vec<(NodeKey, u64)> = Vec::new();
+        // Window messages that happened before m (from other nodes): per node k, those with
+        // seq ≤ vt[k], counted by binary search in k's sorted window seqs.
+        let mut preds = 0usize;
         if let Some(vt) = usable {
             entries.reserve(vt.len().saturating_sub(1));
             let mut needed = String::new();
-            for (k_id, c) in vt.iter() {
+            for (pos, (k_id, c)) in vt.iter().enumerate() {
                 if **k_id == **node_id {
                     continue;
                 }
-                let found = self.nodes.find(k_id);
-                let (arrived, high) = match found.and_then(|k| self.nodes.get(k)) {
-                    Some(st) => (st.seqs.arrived(c), st.seqs.highest()),
-                    None => (false, 0),
-                };
+                let found = self.resolve(pos, k_id);
+                let (mut arrived, mut high, mut pred) = (false, 0, None);
+                if let Some(st) = found.and_then(|k| self.nodes.get(k)) {
+                    arrived = st.seqs.arrived(c);
+                    high = st.seqs.highest();
+                    let n = st.window_seqs.partition_point(|&(q, _)| q <= c);
+                    preds += n;
+                    pred = n.checked_sub(1).and_then(|i| st.window_seqs.get(i)).filter(|e| e.0 == c).map(|e| e.1);
+                }
                 if arrived {
                     if let Some(kk) = found {
                         self.nodes.touch(kk);
                         entries.push((kk, c));
-                        if let Some(&p) = self.by_seq.get(&(kk, c)) {
+                        // A predecessor without a vector is not in `window_seqs`.
+                        let pred = pred.or_else(|| self.by_seq.get(&(kk, c)).copied());
+                        if let Some(p) = pred {
                             if let Some(r) = self.record(p) {
                                 let cause = End {
                                     node: &r.node_id,
@@ -663,14 +698,9 @@ impl Analyzer {
 
         // Concurrent pairs.
         if usable.is_some() {
-            let mut ordered = m_before;
+            let mut ordered = m_before + preds;
             if let Some(st) = self.nodes.get(key) {
                 ordered += st.window_seqs.len();
-            }
-            for &(kk, c) in &entries {
-                if let Some(st) = self.nodes.get(kk) {
-                    ordered += st.window_seqs.partition_point(|&q| q <= c);
-                }
             }
             self.concurrent_pairs += self.vt_in_window.saturating_sub(ordered) as u64;
         }
@@ -705,8 +735,8 @@ impl Analyzer {
         });
         if vt.is_some() {
             if let Some(st) = self.nodes.get_mut(key) {
-                let pos = st.window_seqs.partition_point(|&q| q < seq);
-                st.window_seqs.insert(pos, seq);
+                let pos = st.window_seqs.partition_point(|&(q, _)| q < seq);
+                st.window_seqs.insert(pos, (seq, idx));
                 self.vt_in_window += 1;
             }
         }
@@ -778,7 +808,7 @@ impl Analyzer {
         }
         if r.vt.is_some() {
             if let Some(st) = self.nodes.get_mut(r.node) {
-                if let Ok(p) = st.window_seqs.binary_search(&r.seq) {
+                if let Ok(p) = st.window_seqs.binary_search_by_key(&r.seq, |e| e.0) {
                     st.window_seqs.remove(p);
                     self.vt_in_window = self.vt_in_window.saturating_sub(1);
                 }
