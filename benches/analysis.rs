@@ -25,7 +25,9 @@ const T0: f64 = 1_790_000_000.0;
 /// last 64 messages (probability 1/2) and then sends.
 fn history(count: usize, with_vectors: bool, seed: u64) -> Vec<Envelope> {
     let mut rng = SmallRng::seed_from_u64(seed);
-    let names: Vec<NodeId> = (0..NODES).map(|i| NodeId::from(format!("producer-{i}"))).collect();
+    let names: Vec<NodeId> = (0..NODES)
+        .map(|i| NodeId::from(format!("producer-{i}")))
+        .collect();
     let vcs: Vec<VectorClock> = names.iter().map(|n| VectorClock::new(n.clone())).collect();
     let lcs: Vec<LamportClock> = (0..NODES).map(|_| LamportClock::new()).collect();
     let mut seqs = [0u64; NODES];
@@ -49,7 +51,11 @@ fn history(count: usize, with_vectors: bool, seed: u64) -> Vec<Envelope> {
             timestamp: MessageTimestamp {
                 node_id: names[i].clone(),
                 timestamp: host,
-                clock_type: if with_vectors { ClockType::Vector } else { ClockType::Logical },
+                clock_type: if with_vectors {
+                    ClockType::Vector
+                } else {
+                    ClockType::Logical
+                },
                 physical_time: host + if i == 0 { 0.25 } else { 0.0 },
                 logical_time: lcs[i].tick(),
                 vector_time: with_vectors.then(|| vcs[i].send_stamp()),
@@ -62,7 +68,11 @@ fn history(count: usize, with_vectors: bool, seed: u64) -> Vec<Envelope> {
 }
 
 fn node_index(m: &Envelope) -> usize {
-    m.timestamp.node_id.trim_start_matches("producer-").parse().unwrap_or(0)
+    m.timestamp
+        .node_id
+        .trim_start_matches("producer-")
+        .parse()
+        .unwrap_or(0)
 }
 
 fn run(msgs: &[Envelope]) -> (u64, usize) {
@@ -70,7 +80,11 @@ fn run(msgs: &[Envelope]) -> (u64, usize) {
     let mut out = Vec::new();
     let mut violations = 0;
     for m in msgs {
-        a.observe(m, (m.timestamp.timestamp * 1e9) as i64 + 1_000_000, &mut out);
+        a.observe(
+            m,
+            (m.timestamp.timestamp * 1e9) as i64 + 1_000_000,
+            &mut out,
+        );
         violations += out.len();
         out.clear();
     }
@@ -106,7 +120,11 @@ fn bench(c: &mut Criterion) {
             ("fifo_broken", &broken),
             ("no_vectors", &plain),
         ] {
-            g.bench_with_input(BenchmarkId::new(name, n), msgs, |b, msgs| b.iter(|| black_box(run(msgs))));
+            let (pairs, violations) = run(msgs);
+            eprintln!("{name}/{n}: {violations} violations, {pairs} concurrent pairs");
+            g.bench_with_input(BenchmarkId::new(name, n), msgs, |b, msgs| {
+                b.iter(|| black_box(run(msgs)))
+            });
         }
     }
     g.finish();

@@ -29,7 +29,7 @@
 //! * **Physical / Lamport contra causality** ([`PhysicalVsCausal`](ViolationKind::PhysicalVsCausal),
 //!   [`LamportVsCausal`](ViolationKind::LamportVsCausal)): for each message `m` and each of its latest
 //!   predecessors `x` (one per node in its vector, plus `(i, seq − 1)` from its own node), when
-//!   both are in the window: `physical(m) < physical(x)`, resp. `logical(m) ≤ logical(x)`. The pair
+//!   the two arrived fewer than `window` arrivals apart (duplicates not counted): `physical(m) < physical(x)`, resp. `logical(m) ≤ logical(x)`. The pair
 //!   is checked when the later of the two arrives (a predecessor arriving after its successor is
 //!   matched through a registration made when the successor arrived), so each pair is checked
 //!   once, in `O(entries)` per message. If any predecessor `x'` of `m` from `k` violates the
@@ -44,10 +44,11 @@
 //!   one node are never concurrent. The count is `O(entries · log window)` per message: per node,
 //!   the window's seqs are kept sorted, so predecessors (`seq ≤ m.vt[k]`) are counted by binary
 //!   search, and messages that `m` precedes (which arrived before `m`) are exactly those registered
-//!   as waiting for one of `m`'s node's seqs ≥ `m.seq`, kept as a counter. The rare late fill of a
-//!   FIFO gap falls back to a scan of the window.
+//!   as waiting for one of `m`'s node's seqs ≥ `m.seq`, kept as a counter. The late fill of a
+//!   FIFO gap (never produced by Kafka for keyed messages: one partition per node) falls back to
+//!   an `O(window)` scan.
 //! * **Clock offset** per node and [`SkewThreshold`](ViolationKind::SkewThreshold): see
-//!   [`skew`](self#clock-offset) below.
+//!   "Clock offset" below.
 //!
 //! # Clock offset
 //!
@@ -59,8 +60,8 @@
 //!
 //! # Memory
 //!
-//! Bounded by the configuration, whatever the stream length: the window holds at most `window`
-//! messages (each with its vector and the registrations it made, at most one per entry); at most
+//! Bounded by the configuration, whatever the stream length: between calls the window holds the
+//! latest `window − 1` messages (the next arrival is compared against them) (each with its vector and the registrations it made, at most one per entry); at most
 //! `max_nodes` nodes are tracked (least recently seen evicted; an evicted node that reappears
 //! starts afresh), each with at most [`MAX_GAP_RANGES_PER_NODE`] gap ranges and
 //! `min(window, MAX_OFFSET_SAMPLES)` offset samples. [`Analyzer::footprint`] reports the sizes.
@@ -582,7 +583,11 @@ impl Analyzer {
                     high = st.seqs.highest();
                     let n = st.window_seqs.partition_point(|&(q, _)| q <= c);
                     preds += n;
-                    pred = n.checked_sub(1).and_then(|i| st.window_seqs.get(i)).filter(|e| e.0 == c).map(|e| e.1);
+                    pred = n
+                        .checked_sub(1)
+                        .and_then(|i| st.window_seqs.get(i))
+                        .filter(|e| e.0 == c)
+                        .map(|e| e.1);
                 }
                 if arrived {
                     if let Some(kk) = found {
