@@ -20,6 +20,7 @@ pub mod config;
 pub mod delivery;
 pub mod envelope;
 pub mod kafka;
+pub mod state;
 pub mod ntp;
 pub mod time;
 
