@@ -20,8 +20,9 @@ pub mod config;
 pub mod delivery;
 pub mod envelope;
 pub mod kafka;
-pub mod state;
 pub mod ntp;
+pub mod producer;
+pub mod state;
 pub mod time;
 
 /// A node's identifier (the Kafka message key). Cheap to clone.
