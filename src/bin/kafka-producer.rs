@@ -5,7 +5,9 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use clap::{Parser, ValueEnum};
 use kafka_timesync::clock::physical::Simulation;
 use kafka_timesync::clock::{ClockType, PhysicalClock};
-use kafka_timesync::kafka::{parse_property, properties_from_toml, redact, ClientSettings, DEFAULT_BOOTSTRAP};
+use kafka_timesync::kafka::{
+    parse_property, properties_from_toml, redact, ClientSettings, DEFAULT_BOOTSTRAP,
+};
 use kafka_timesync::producer::pipeline::{self, Input, OutputFormat, PipelineOptions};
 use kafka_timesync::producer::{Stamper, StamperConfig};
 use kafka_timesync::state::{default_state_dir, NodeState, StateStore};
@@ -75,10 +77,20 @@ struct Cli {
     #[arg(long, value_name = "SECS")]
     sync_interval: Option<f64>,
     /// Simulated constant clock offset, milliseconds (positive = ahead).
-    #[arg(long, value_name = "MS", allow_negative_numbers = true, default_value_t = 0.0)]
+    #[arg(
+        long,
+        value_name = "MS",
+        allow_negative_numbers = true,
+        default_value_t = 0.0
+    )]
     simulate_skew: f64,
     /// Simulated drift, milliseconds gained per second since start.
-    #[arg(long, value_name = "MS_PER_S", allow_negative_numbers = true, default_value_t = 0.0)]
+    #[arg(
+        long,
+        value_name = "MS_PER_S",
+        allow_negative_numbers = true,
+        default_value_t = 0.0
+    )]
     simulate_drift: f64,
     /// Simulated random variation, uniform ±MS per reading.
     #[arg(long, value_name = "MS", default_value_t = 0.0)]
@@ -124,7 +136,8 @@ struct Cli {
 }
 
 fn parse_clock_type(s: &str) -> Result<ClockType, String> {
-    s.parse().map_err(|e: kafka_timesync::clock::UnknownClockType| e.to_string())
+    s.parse()
+        .map_err(|e: kafka_timesync::clock::UnknownClockType| e.to_string())
 }
 
 /// What `--config FILE` may set for the producer (other keys are for other tools and ignored).
@@ -144,7 +157,11 @@ fn load_config(path: &std::path::Path) -> Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
     toml::from_str(&text).map_err(|e| {
-        anyhow!("config file {}: {}", path.display(), e.message().replace('\n', " "))
+        anyhow!(
+            "config file {}: {}",
+            path.display(),
+            e.message().replace('\n', " ")
+        )
     })
 }
 
@@ -180,9 +197,15 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             let text = e.to_string();
-            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
+            let first = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid arguments");
             let secrets = argv_secrets();
-            let line = redact::scrub(first.trim_start_matches("error: "), secrets.iter().map(String::as_str));
+            let line = redact::scrub(
+                first.trim_start_matches("error: "),
+                secrets.iter().map(String::as_str),
+            );
             eprintln!("kafka-producer: error: {line} (see --help)");
             return ExitCode::from(2);
         }
@@ -205,7 +228,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let msg = redact::scrub(&format!("{e:#}"), secrets.iter().map(String::as_str));
-            eprintln!("kafka-producer: error: {}", msg.split_whitespace().collect::<Vec<_>>().join(" "));
+            eprintln!(
+                "kafka-producer: error: {}",
+                msg.split_whitespace().collect::<Vec<_>>().join(" ")
+            );
             ExitCode::FAILURE
         }
     }
@@ -229,13 +255,19 @@ fn run(cli: Cli) -> Result<()> {
     }
     tracing::info!("kafka settings: {settings:?}");
 
-    let node_id = cli.node_id.clone().or(file.node_id.clone()).unwrap_or_else(default_node_id);
+    let node_id = cli
+        .node_id
+        .clone()
+        .or(file.node_id.clone())
+        .unwrap_or_else(default_node_id);
     if node_id.is_empty() {
         bail!("--node-id must not be empty");
     }
     let clock_type = match (cli.clock_type, &file.clock_type) {
         (Some(c), _) => c,
-        (None, Some(s)) => parse_clock_type(s).map_err(|e| anyhow!("config file: clock_type: {e}"))?,
+        (None, Some(s)) => {
+            parse_clock_type(s).map_err(|e| anyhow!("config file: clock_type: {e}"))?
+        }
         (None, None) => ClockType::Physical,
     };
     for (name, v) in [
@@ -261,7 +293,11 @@ fn run(cli: Cli) -> Result<()> {
     let (state, resume) = if cli.no_state {
         (None, NodeState::new(&node_id))
     } else {
-        let dir = cli.state_dir.clone().or_else(default_state_dir).ok_or(kafka_timesync::state::StateError::NoStateDir)?;
+        let dir = cli
+            .state_dir
+            .clone()
+            .or_else(default_state_dir)
+            .ok_or(kafka_timesync::state::StateError::NoStateDir)?;
         let (store, resume) = StateStore::open(&dir, &node_id)?;
         (Some(store), resume)
     };
@@ -313,14 +349,20 @@ fn run(cli: Cli) -> Result<()> {
     };
 
     let cfg = StamperConfig {
-        max_hlc_offset_ms: cli.max_hlc_offset_ms.or(file.max_hlc_offset_ms).unwrap_or(500),
+        max_hlc_offset_ms: cli
+            .max_hlc_offset_ms
+            .or(file.max_hlc_offset_ms)
+            .unwrap_or(500),
         ..StamperConfig::new(node_id.as_str(), clock_type)
     };
     let stamper = Stamper::new(&cfg, physical, &resume);
 
     let input = match (&cli.message, cli.count) {
         (Some(m), _) => Input::Message(m.clone()),
-        (None, Some(count)) => Input::Synthetic { count, size: cli.size },
+        (None, Some(count)) => Input::Synthetic {
+            count,
+            size: cli.size,
+        },
         (None, None) => {
             if std::io::stdin().is_terminal() {
                 eprintln!("kafka-producer: reading messages from standard input, one per line (Ctrl-D to end)");
@@ -338,7 +380,10 @@ fn run(cli: Cli) -> Result<()> {
         observe: cli.observe,
         ..PipelineOptions::new(cli.topic.clone())
     };
-    let out: Box<dyn std::io::Write + Send> = Box::new(std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()));
+    let out: Box<dyn std::io::Write + Send> = Box::new(std::io::BufWriter::with_capacity(
+        64 * 1024,
+        std::io::stdout(),
+    ));
     let summary = pipeline::run(&settings, stamper, state, &opts, input, out, stop)?;
     if synthetic || cli.verbose > 0 {
         eprintln!(
@@ -346,7 +391,9 @@ fn run(cli: Cli) -> Result<()> {
             summary.delivered,
             summary.elapsed.as_secs_f64(),
             summary.rate(),
-            summary.seq_range.map_or("-".to_string(), |(a, b)| format!("{a}..{b}")),
+            summary
+                .seq_range
+                .map_or("-".to_string(), |(a, b)| format!("{a}..{b}")),
         );
     }
     Ok(())
@@ -362,7 +409,9 @@ fn wait_initial_sync(handle: &kafka_timesync::ntp::SyncHandle, bound: Duration) 
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    tracing::warn!("ntp: no initial synchronisation within {bound:?}; stamping with the unsynchronised clock");
+    tracing::warn!(
+        "ntp: no initial synchronisation within {bound:?}; stamping with the unsynchronised clock"
+    );
 }
 
 async fn wait_for_signal() {

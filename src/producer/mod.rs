@@ -15,7 +15,8 @@
 pub mod observe;
 pub mod pipeline;
 
-use crate::clock::{ClockType, HlcError, HybridClock, LamportClock, PhysicalClock, VectorTimestamp};
+use crate::clock::hybrid::HlcError;
+use crate::clock::{ClockType, HybridClock, LamportClock, PhysicalClock, VectorTimestamp};
 use crate::envelope::{Envelope, MessageTimestamp};
 use crate::state::{ClockValues, NodeState};
 use crate::time::{nanos_to_secs, TimeSource};
@@ -78,7 +79,6 @@ pub struct Stamper {
     env: Envelope,
     /// The live vector clock when vectors are not sent.
     hidden_vector: VectorTimestamp,
-    send_vector: bool,
     rng: SmallRng,
     observed: u64,
 }
@@ -89,7 +89,8 @@ impl Stamper {
     pub fn new(cfg: &StamperConfig, physical: Arc<PhysicalClock>, resume: &NodeState) -> Self {
         let send_vector = cfg.send_vector || cfg.clock_type == ClockType::Vector;
         let pt: Arc<dyn TimeSource> = physical.clone();
-        let hybrid = HybridClock::resume(pt, cfg.max_hlc_offset_ms, resume.hybrid.unwrap_or_default());
+        let hybrid =
+            HybridClock::resume(pt, cfg.max_hlc_offset_ms, resume.hybrid.unwrap_or_default());
         let env = Envelope {
             id: String::with_capacity(36),
             content: String::new(),
@@ -117,8 +118,11 @@ impl Stamper {
             hybrid,
             uses_hybrid: cfg.clock_type == ClockType::Hybrid || resume.hybrid.is_some(),
             env,
-            hidden_vector: if send_vector { VectorTimestamp::new() } else { resume.vector.clone() },
-            send_vector,
+            hidden_vector: if send_vector {
+                VectorTimestamp::new()
+            } else {
+                resume.vector.clone()
+            },
             rng,
             observed: 0,
         }
@@ -157,7 +161,11 @@ impl Stamper {
     }
 
     fn vector(&self) -> &VectorTimestamp {
-        self.env.timestamp.vector_time.as_ref().unwrap_or(&self.hidden_vector)
+        self.env
+            .timestamp
+            .vector_time
+            .as_ref()
+            .unwrap_or(&self.hidden_vector)
     }
 
     /// Stamps the node's next message with `content` and returns it (valid until the next call).

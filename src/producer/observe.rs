@@ -7,8 +7,11 @@
 
 use super::{Observed, Stamper};
 use crate::envelope::Envelope;
-use crate::kafka::{assign_all_partitions, describe, topic_watermarks, ClientSettings, KafkaError, LogContext, StartAt};
-use rdkafka::consumer::BaseConsumer;
+use crate::kafka::{
+    assign_all_partitions, describe, topic_watermarks, ClientSettings, KafkaError, LogContext,
+    StartAt,
+};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError as RdError;
 use rdkafka::Message;
 use std::collections::HashMap;
@@ -55,8 +58,11 @@ impl Observer {
             .map_err(|e| settings.client_error("consumer", &e))?;
         let marks = topic_watermarks(consumer.client(), topic, timeout)?;
         assign_all_partitions(&consumer, topic, StartAt::Beginning, timeout)?;
-        let mut pending: HashMap<i32, i64> =
-            marks.iter().filter(|m| m.high > m.low).map(|m| (m.partition, m.high)).collect();
+        let mut pending: HashMap<i32, i64> = marks
+            .iter()
+            .filter(|m| m.high > m.low)
+            .map(|m| (m.partition, m.high))
+            .collect();
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(ObserveStats::default());
         let (tx, rx) = mpsc::channel();
@@ -79,8 +85,12 @@ impl Observer {
                                         Err(p) => p.into_inner().observe(&env.timestamp),
                                     };
                                     if let Observed::HybridRefused(e) = outcome {
-                                        if stats2.hybrid_refused.fetch_add(1, Ordering::Relaxed) == 0 {
-                                            tracing::warn!("observe: {e} (further refusals counted)");
+                                        if stats2.hybrid_refused.fetch_add(1, Ordering::Relaxed)
+                                            == 0
+                                        {
+                                            tracing::warn!(
+                                                "observe: {e} (further refusals counted)"
+                                            );
                                         }
                                     }
                                 }
@@ -93,7 +103,10 @@ impl Observer {
                                     );
                                 }
                             }
-                            if pending.get(&m.partition()).is_some_and(|h| m.offset() + 1 >= *h) {
+                            if pending
+                                .get(&m.partition())
+                                .is_some_and(|h| m.offset() + 1 >= *h)
+                            {
                                 pending.remove(&m.partition());
                             }
                         }
@@ -113,7 +126,13 @@ impl Observer {
                 operation: "start the observer thread".into(),
                 message: e.to_string(),
             })?;
-        Ok(Self { handle: Some(handle), stop, caught_up: rx, stats, topic: topic.to_string() })
+        Ok(Self {
+            handle: Some(handle),
+            stop,
+            caught_up: rx,
+            stats,
+            topic: topic.to_string(),
+        })
     }
 
     /// Blocks until everything written before [`Observer::start`] has been merged.

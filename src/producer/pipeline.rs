@@ -266,15 +266,26 @@ pub fn run(
         .and_then(|v| v.parse().ok())
         .unwrap_or(300_000);
     let producer: ThreadedProducer<DeliveryContext> = cfg
-        .create_with_context(DeliveryContext { log: LogContext::new(settings), shared: Arc::clone(&shared) })
+        .create_with_context(DeliveryContext {
+            log: LogContext::new(settings),
+            shared: Arc::clone(&shared),
+        })
         .map_err(|e| settings.client_error("producer", &e))?;
     // Fails fast and clearly on a missing topic or an unreachable broker.
     topic_partitions(producer.client(), &opts.topic, opts.metadata_timeout)?;
 
-    let key: String = opts.key.clone().unwrap_or_else(|| stamper.node().to_string());
+    let key: String = opts
+        .key
+        .clone()
+        .unwrap_or_else(|| stamper.node().to_string());
     let stamper = Arc::new(Mutex::new(stamper));
     let observer = if opts.observe {
-        let o = Observer::start(settings, &opts.topic, Arc::clone(&stamper), opts.metadata_timeout)?;
+        let o = Observer::start(
+            settings,
+            &opts.topic,
+            Arc::clone(&stamper),
+            opts.metadata_timeout,
+        )?;
         o.wait_caught_up(opts.catch_up_timeout)?;
         Some(o)
     } else {
@@ -307,7 +318,9 @@ pub fn run(
             seq
         };
         summary.seq_range = Some((summary.seq_range.map_or(seq, |r| r.0), seq));
-        let mut record = BaseRecord::with_opaque_to(&opts.topic, seq as usize).key(key.as_str()).payload(&buf);
+        let mut record = BaseRecord::with_opaque_to(&opts.topic, seq as usize)
+            .key(key.as_str())
+            .payload(&buf);
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -377,7 +390,10 @@ pub fn run(
                             }
                         }
                     })
-                    .map_err(|e| KafkaError::Operation { operation: "start the stdin reader".into(), message: e.to_string() })?;
+                    .map_err(|e| KafkaError::Operation {
+                        operation: "start the stdin reader".into(),
+                        message: e.to_string(),
+                    })?;
                 loop {
                     match rx.recv_timeout(Duration::from_millis(100)) {
                         Ok(line) => {
@@ -429,14 +445,24 @@ pub fn run(
     summary.failed = summary.sent.saturating_sub(summary.delivered);
     summary.first_error = shared.first_error.lock().ok().and_then(|g| g.clone());
     if summary.failed > 0 {
-        let reason = summary.first_error.clone().unwrap_or_else(|| match &flushed {
-            Err(e) => format!("no delivery report within {flush_bound:?}: {}", describe(e)),
-            Ok(()) if reported < summary.sent => {
-                format!("no delivery report for {} messages", summary.sent - reported)
-            }
-            Ok(()) => describe_code(RDKafkaErrorCode::Fail),
+        let reason = summary
+            .first_error
+            .clone()
+            .unwrap_or_else(|| match &flushed {
+                Err(e) => format!("no delivery report within {flush_bound:?}: {}", describe(e)),
+                Ok(()) if reported < summary.sent => {
+                    format!(
+                        "no delivery report for {} messages",
+                        summary.sent - reported
+                    )
+                }
+                Ok(()) => describe_code(RDKafkaErrorCode::Fail),
+            });
+        return Err(ProducerError::NotDelivered {
+            failed: summary.failed,
+            sent: summary.sent,
+            reason,
         });
-        return Err(ProducerError::NotDelivered { failed: summary.failed, sent: summary.sent, reason });
     }
     Ok(summary)
 }

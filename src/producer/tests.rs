@@ -13,7 +13,10 @@ fn physical() -> (Arc<ManualTime>, Arc<PhysicalClock>) {
 
 fn stamper(node: &str, ct: ClockType) -> (Arc<ManualTime>, Stamper) {
     let (t, pc) = physical();
-    let cfg = StamperConfig { id_seed: Some(7), ..StamperConfig::new(node, ct) };
+    let cfg = StamperConfig {
+        id_seed: Some(7),
+        ..StamperConfig::new(node, ct)
+    };
     (t, Stamper::new(&cfg, pc, &NodeState::new(node)))
 }
 
@@ -29,7 +32,10 @@ fn fresh_node_stamps_seq_and_lamport_from_one() {
     assert_eq!(e.content, "hello");
     assert_eq!(&*e.timestamp.node_id, "A");
     assert_eq!(e.timestamp.clock_type, ClockType::Logical);
-    assert!(e.timestamp.vector_time.is_none(), "logical messages carry no vector");
+    assert!(
+        e.timestamp.vector_time.is_none(),
+        "logical messages carry no vector"
+    );
     assert!(e.timestamp.hybrid_time.is_none());
     assert!(e.simulated_skew_ms.is_none());
     assert!((e.timestamp.physical_time - 1_790_000_000.0).abs() < 1e-3);
@@ -92,18 +98,42 @@ fn vector_is_maintained_even_when_not_sent() {
 fn hybrid_stamps_follow_physical_time_and_receive_rule() {
     let (t, mut s) = stamper("H", ClockType::Hybrid);
     let h1 = s.stamp("a").timestamp.hybrid_time.unwrap();
-    assert_eq!(h1, HybridTimestamp { wall_ms: (T0 / 1_000_000) as u64, logical: 0 });
+    assert_eq!(
+        h1,
+        HybridTimestamp {
+            wall_ms: (T0 / 1_000_000) as u64,
+            logical: 0
+        }
+    );
     let h2 = s.stamp("b").timestamp.hybrid_time.unwrap();
-    assert_eq!(h2, HybridTimestamp { wall_ms: h1.wall_ms, logical: 1 });
+    assert_eq!(
+        h2,
+        HybridTimestamp {
+            wall_ms: h1.wall_ms,
+            logical: 1
+        }
+    );
     // A remote HLC 100 ms ahead (within the 500 ms bound) pulls the clock forward.
     let mut ts = s.last().timestamp.clone();
     ts.node_id = "R".into();
-    ts.hybrid_time = Some(HybridTimestamp { wall_ms: h1.wall_ms + 100, logical: 3 });
+    ts.hybrid_time = Some(HybridTimestamp {
+        wall_ms: h1.wall_ms + 100,
+        logical: 3,
+    });
     assert_eq!(s.observe(&ts), Observed::Merged);
     let h3 = s.stamp("c").timestamp.hybrid_time.unwrap();
-    assert_eq!(h3, HybridTimestamp { wall_ms: h1.wall_ms + 100, logical: 5 });
+    assert_eq!(
+        h3,
+        HybridTimestamp {
+            wall_ms: h1.wall_ms + 100,
+            logical: 5
+        }
+    );
     // One far ahead is refused, counted, and the Lamport part is still merged.
-    ts.hybrid_time = Some(HybridTimestamp { wall_ms: h1.wall_ms + 10_000, logical: 0 });
+    ts.hybrid_time = Some(HybridTimestamp {
+        wall_ms: h1.wall_ms + 10_000,
+        logical: 0,
+    });
     ts.logical_time = 100;
     assert!(matches!(s.observe(&ts), Observed::HybridRefused(_)));
     assert_eq!(s.hybrid_refused_count(), 1);
@@ -117,9 +147,18 @@ fn hybrid_stamps_follow_physical_time_and_receive_rule() {
 fn simulation_is_reported_per_message() {
     let t = Arc::new(ManualTime::new(T0));
     let src: Arc<dyn TimeSource> = t.clone();
-    let sim = crate::clock::physical::Simulation { skew_ms: 250.0, drift_ms_per_s: 0.0, jitter_ms: 0.0, seed: Some(1) };
+    let sim = crate::clock::physical::Simulation {
+        skew_ms: 250.0,
+        drift_ms_per_s: 0.0,
+        jitter_ms: 0.0,
+        seed: Some(1),
+    };
     let pc = Arc::new(PhysicalClock::with_simulation(src, sim));
-    let mut s = Stamper::new(&StamperConfig::new("S", ClockType::Physical), pc, &NodeState::new("S"));
+    let mut s = Stamper::new(
+        &StamperConfig::new("S", ClockType::Physical),
+        pc,
+        &NodeState::new("S"),
+    );
     let e = s.stamp("x");
     assert_eq!(e.simulated_skew_ms, Some(250.0));
     let ahead_ms = (e.timestamp.physical_time - e.timestamp.timestamp) * 1e3;
