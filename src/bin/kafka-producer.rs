@@ -196,14 +196,18 @@ fn main() -> ExitCode {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
+            // clap's message spans several lines (message, tip, usage): keep the message part.
             let text = e.to_string();
-            let first = text
+            let msg: Vec<&str> = text
                 .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid arguments");
+                .map(str::trim)
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+                .collect();
+            let msg = msg.join(" ");
             let secrets = argv_secrets();
             let line = redact::scrub(
-                first.trim_start_matches("error: "),
+                msg.trim_start_matches("error: "),
                 secrets.iter().map(String::as_str),
             );
             eprintln!("kafka-producer: error: {line} (see --help)");
@@ -217,6 +221,7 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

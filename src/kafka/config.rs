@@ -129,11 +129,19 @@ impl ClientSettings {
     }
 
     /// A consumer configuration ([`CONSUMER_DEFAULTS`] under the user's properties); `group`
-    /// sets `group.id` unless the user set it.
+    /// sets `group.id` unless the user set it. `None` sets a throwaway unique group id:
+    /// librdkafka needs one even for manual assignment, and with auto-commit off nothing is ever
+    /// stored under it.
     pub fn consumer_config(&self, group: Option<&str>) -> ClientConfig {
         let mut cfg = self.build(CONSUMER_DEFAULTS);
-        if let (Some(g), None) = (group, self.get("group.id")) {
-            cfg.set("group.id", g);
+        if self.get("group.id").is_none() {
+            match group {
+                Some(g) => cfg.set("group.id", g),
+                None => cfg.set(
+                    "group.id",
+                    format!("kafka-timesync-unused-{}", uuid::Uuid::new_v4().simple()),
+                ),
+            };
         }
         cfg
     }
@@ -229,7 +237,8 @@ mod tests {
     fn consumer_group_is_set_unless_user_set_it() {
         let s = ClientSettings::new("a:1");
         assert_eq!(s.consumer_config(Some("g")).get("group.id"), Some("g"));
-        assert_eq!(s.consumer_config(None).get("group.id"), None);
+        let throwaway = s.consumer_config(None);
+        assert!(throwaway.get("group.id").unwrap().starts_with("kafka-timesync-unused-"));
         let mut s = ClientSettings::new("a:1");
         s.set("group.id", "mine");
         assert_eq!(s.consumer_config(Some("g")).get("group.id"), Some("mine"));

@@ -8,7 +8,7 @@
 //! * [`error`] — rdkafka errors mapped to clear one-line messages.
 //!
 //! [`LogContext`] routes librdkafka's log and error callbacks to `tracing`, scrubbed of secrets
-//! and with repeated errors logged once at `warn` (then at `debug`).
+//! and with repeated errors of one kind logged once at `warn` (then at `debug`).
 
 pub mod admin;
 pub mod config;
@@ -57,12 +57,12 @@ impl LogContext {
         redact::scrub(text, self.secrets.iter().map(String::as_str))
     }
 
-    /// Logs an error line: the first occurrence of each distinct line at `warn`, repeats at `debug`.
-    pub fn report_error(&self, line: &str) {
+    /// Logs an error line: the first line of each `kind` at `warn`, repeats at `debug`.
+    pub fn report_error(&self, kind: &str, line: &str) {
         let line = error::one_line(&self.scrub(line));
         let first = match self.seen.lock() {
-            Ok(mut seen) if seen.len() < MAX_REMEMBERED_ERRORS => seen.insert(line.clone()),
-            Ok(seen) => !seen.contains(&line),
+            Ok(mut seen) if seen.len() < MAX_REMEMBERED_ERRORS => seen.insert(kind.to_string()),
+            Ok(seen) => !seen.contains(kind),
             Err(_) => true,
         };
         if first {
@@ -77,10 +77,11 @@ impl ClientContext for LogContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
         let msg = self.scrub(log_message);
         match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => tracing::error!(target: "librdkafka", "{fac}: {msg}"),
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical => {
+                tracing::error!(target: "librdkafka", "{fac}: {msg}")
+            }
+            // Errors also reach `error()` below, which de-duplicates them.
+            RDKafkaLogLevel::Error => tracing::debug!(target: "librdkafka", "{fac}: {msg}"),
             RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", "{fac}: {msg}"),
             RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
                 tracing::info!(target: "librdkafka", "{fac}: {msg}")
@@ -90,7 +91,8 @@ impl ClientContext for LogContext {
     }
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        self.report_error(&format!("{}: {reason}", describe(&error)));
+        let kind = describe(&error);
+        self.report_error(&kind, &format!("{kind}: {reason}"));
     }
 }
 

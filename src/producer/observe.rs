@@ -1,20 +1,23 @@
 //! `--observe`: a consumer on all partitions of the topic that merges every timestamp it reads
 //! into the node's clocks ([`Stamper::observe`]), on its own thread.
 //!
-//! It starts at the beginning of every partition; [`Observer::wait_caught_up`] returns once it has
-//! merged everything up to the high watermarks taken when it started, so the first message
-//! stamped afterwards has seen everything already written. It keeps merging until stopped.
+//! It starts at the beginning of every partition; [`Observer::wait_caught_up`] returns once every
+//! partition has reported end-of-partition (librdkafka's partition EOF: the fetch reached the
+//! high watermark of its fetch response), so the first message stamped afterwards has seen
+//! everything written before the observer started. It keeps merging until stopped.
+//!
+//! EOF rather than ListOffsets watermarks: Tansu 0.6 answers ListOffsets(latest) with the last
+//! batch's base offset + 1, which would stop the catch-up short; fetch responses are right.
 
 use super::{Observed, Stamper};
 use crate::envelope::Envelope;
 use crate::kafka::{
-    assign_all_partitions, describe, topic_watermarks, ClientSettings, KafkaError, LogContext,
-    StartAt,
+    assign_all_partitions, describe, ClientSettings, KafkaError, LogContext, StartAt,
 };
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaError as RdError;
 use rdkafka::Message;
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -56,13 +59,10 @@ impl Observer {
         let consumer: BaseConsumer<LogContext> = cfg
             .create_with_context(LogContext::new(settings))
             .map_err(|e| settings.client_error("consumer", &e))?;
-        let marks = topic_watermarks(consumer.client(), topic, timeout)?;
-        assign_all_partitions(&consumer, topic, StartAt::Beginning, timeout)?;
-        let mut pending: HashMap<i32, i64> = marks
-            .iter()
-            .filter(|m| m.high > m.low)
-            .map(|m| (m.partition, m.high))
-            .collect();
+        let mut pending: HashSet<i32> =
+            assign_all_partitions(&consumer, topic, StartAt::Beginning, timeout)?
+                .into_iter()
+                .collect();
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(ObserveStats::default());
         let (tx, rx) = mpsc::channel();
@@ -102,12 +102,6 @@ impl Observer {
                                         m.offset()
                                     );
                                 }
-                            }
-                            if pending
-                                .get(&m.partition())
-                                .is_some_and(|h| m.offset() + 1 >= *h)
-                            {
-                                pending.remove(&m.partition());
                             }
                         }
                         Some(Err(RdError::PartitionEOF(p))) => {
