@@ -20,6 +20,7 @@ pub mod config;
 pub mod delivery;
 pub mod envelope;
 pub mod kafka;
+pub mod metrics;
 pub mod ntp;
 pub mod producer;
 pub mod state;
