@@ -1,13 +1,12 @@
 //! kafka-producer: stamps messages with physical, Lamport, vector or hybrid logical clock
 //! timestamps and sends them to a Kafka topic. See `kafka-producer --help`.
 
-use anyhow::{anyhow, bail, Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use clap::{Parser, ValueEnum};
 use kafka_timesync::clock::physical::Simulation;
 use kafka_timesync::clock::{ClockType, PhysicalClock};
-use kafka_timesync::kafka::{
-    parse_property, properties_from_toml, redact, ClientSettings, DEFAULT_BOOTSTRAP,
-};
+use kafka_timesync::config::TimeSyncConfig;
+use kafka_timesync::kafka::{parse_property, redact, ClientSettings};
 use kafka_timesync::producer::pipeline::{self, Input, OutputFormat, PipelineOptions};
 use kafka_timesync::producer::{Stamper, StamperConfig};
 use kafka_timesync::state::{default_state_dir, NodeState, StateStore};
@@ -77,24 +76,14 @@ struct Cli {
     #[arg(long, value_name = "SECS")]
     sync_interval: Option<f64>,
     /// Simulated constant clock offset, milliseconds (positive = ahead).
-    #[arg(
-        long,
-        value_name = "MS",
-        allow_negative_numbers = true,
-        default_value_t = 0.0
-    )]
-    simulate_skew: f64,
+    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
+    simulate_skew: Option<f64>,
     /// Simulated drift, milliseconds gained per second since start.
-    #[arg(
-        long,
-        value_name = "MS_PER_S",
-        allow_negative_numbers = true,
-        default_value_t = 0.0
-    )]
-    simulate_drift: f64,
+    #[arg(long, value_name = "MS_PER_S", allow_negative_numbers = true)]
+    simulate_drift: Option<f64>,
     /// Simulated random variation, uniform ±MS per reading.
-    #[arg(long, value_name = "MS", default_value_t = 0.0)]
-    random_variation: f64,
+    #[arg(long, value_name = "MS")]
+    random_variation: Option<f64>,
     /// Seed of the random variation (reproducible runs).
     #[arg(long, value_name = "N")]
     simulation_seed: Option<u64>,
@@ -104,8 +93,8 @@ struct Cli {
     /// Any librdkafka property, KEY=VALUE (repeatable), e.g. -X acks=1 -X security.protocol=SSL.
     #[arg(short = 'X', value_name = "KEY=VALUE")]
     property: Vec<String>,
-    /// TOML config file (bootstrap, node_id, clock_type, ntp_servers, sync_interval,
-    /// max_hlc_offset_ms, and a [kafka] table of librdkafka properties).
+    /// TOML config file (see kafka-timesync.example.toml: bootstrap, node_id, clock_type,
+    /// ntp_servers, sync_interval, [simulation], [kafka] librdkafka properties, …); flags win.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Also read the topic (all partitions) and merge every timestamp into this node's clocks;
@@ -138,31 +127,6 @@ struct Cli {
 fn parse_clock_type(s: &str) -> Result<ClockType, String> {
     s.parse()
         .map_err(|e: kafka_timesync::clock::UnknownClockType| e.to_string())
-}
-
-/// What `--config FILE` may set for the producer (other keys are for other tools and ignored).
-#[derive(Debug, Default, serde::Deserialize)]
-struct FileConfig {
-    bootstrap: Option<String>,
-    node_id: Option<String>,
-    clock_type: Option<String>,
-    ntp_servers: Option<Vec<String>>,
-    sync_interval: Option<f64>,
-    max_hlc_offset_ms: Option<u64>,
-    #[serde(default)]
-    kafka: toml::Table,
-}
-
-fn load_config(path: &std::path::Path) -> Result<FileConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read config file {}", path.display()))?;
-    toml::from_str(&text).map_err(|e| {
-        anyhow!(
-            "config file {}: {}",
-            path.display(),
-            e.message().replace('\n', " ")
-        )
-    })
 }
 
 fn default_node_id() -> String {
@@ -243,62 +207,65 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let file = match &cli.config {
-        Some(p) => load_config(p)?,
-        None => FileConfig::default(),
-    };
-    let bootstrap = cli
-        .bootstrap
-        .clone()
-        .or(file.bootstrap.clone())
-        .unwrap_or_else(|| DEFAULT_BOOTSTRAP.to_string());
-    let mut settings = ClientSettings::new(bootstrap);
-    settings.extend(properties_from_toml(&file.kafka)?);
+    // The config file first, then the flags on top of it.
+    let mut file = TimeSyncConfig::load(cli.config.as_deref())?;
+    if let Some(b) = &cli.bootstrap {
+        file.bootstrap = b.clone();
+    }
+    if let Some(n) = &cli.node_id {
+        file.node_id = Some(n.clone());
+    }
+    if let Some(c) = cli.clock_type {
+        file.clock_type = c;
+    }
+    file.enable_ntp |= cli.enable_ntp;
+    if !cli.ntp_server.is_empty() {
+        file.ntp_servers = cli.ntp_server.clone();
+    }
+    if let Some(s) = cli.sync_interval {
+        file.sync_interval = s;
+    }
+    if let Some(v) = cli.simulate_skew {
+        file.simulation.skew_ms = v;
+    }
+    if let Some(v) = cli.simulate_drift {
+        file.simulation.drift_ms_per_s = v;
+    }
+    if let Some(v) = cli.random_variation {
+        file.simulation.random_variation_ms = v;
+    }
+    if cli.simulation_seed.is_some() {
+        file.simulation.seed = cli.simulation_seed;
+    }
+    if let Some(m) = cli.max_hlc_offset_ms {
+        file.max_hlc_offset_ms = m;
+    }
+    if let Some(d) = &cli.state_dir {
+        file.state_dir = Some(d.clone());
+    }
+    file.validate()?;
+    let cfg = file;
+
+    let mut settings = ClientSettings::new(cfg.bootstrap.clone());
+    settings.extend(cfg.kafka.iter().map(|(k, v)| (k.clone(), v.clone())));
     for p in &cli.property {
         let (k, v) = parse_property(p)?;
         settings.set(k, v);
     }
     tracing::info!("kafka settings: {settings:?}");
 
-    let node_id = cli
-        .node_id
-        .clone()
-        .or(file.node_id.clone())
-        .unwrap_or_else(default_node_id);
+    let node_id = cfg.node_id.clone().unwrap_or_else(default_node_id);
     if node_id.is_empty() {
         bail!("--node-id must not be empty");
     }
-    let clock_type = match (cli.clock_type, &file.clock_type) {
-        (Some(c), _) => c,
-        (None, Some(s)) => {
-            parse_clock_type(s).map_err(|e| anyhow!("config file: clock_type: {e}"))?
-        }
-        (None, None) => ClockType::Physical,
-    };
-    for (name, v) in [
-        ("--simulate-skew", cli.simulate_skew),
-        ("--simulate-drift", cli.simulate_drift),
-        ("--random-variation", cli.random_variation),
-    ] {
-        if !v.is_finite() {
-            bail!("{name} must be a finite number of milliseconds");
-        }
-    }
-    if cli.random_variation < 0.0 {
-        bail!("--random-variation must not be negative");
-    }
-    if let Some(s) = cli.sync_interval.or(file.sync_interval) {
-        if !(s.is_finite() && s > 0.0) {
-            bail!("--sync-interval must be a positive number of seconds");
-        }
-    }
+    let clock_type = cfg.clock_type;
 
     // The state lock is taken before anything touches the network, so a second process with the
     // same node id is refused at once.
     let (state, resume) = if cli.no_state {
         (None, NodeState::new(&node_id))
     } else {
-        let dir = cli
+        let dir = cfg
             .state_dir
             .clone()
             .or_else(default_state_dir)
@@ -308,10 +275,10 @@ fn run(cli: Cli) -> Result<()> {
     };
 
     let sim = Simulation {
-        skew_ms: cli.simulate_skew,
-        drift_ms_per_s: cli.simulate_drift,
-        jitter_ms: cli.random_variation,
-        seed: cli.simulation_seed,
+        skew_ms: cfg.simulation.skew_ms,
+        drift_ms_per_s: cfg.simulation.drift_ms_per_s,
+        jitter_ms: cfg.simulation.random_variation_ms,
+        seed: cfg.simulation.seed,
     };
     let source: Arc<dyn TimeSource> = Arc::new(SystemTimeSource);
     let physical = Arc::new(PhysicalClock::with_simulation(source, sim));
@@ -333,16 +300,13 @@ fn run(cli: Cli) -> Result<()> {
         });
     }
 
-    let _sync = if cli.enable_ntp {
-        let mut opts = kafka_timesync::ntp::SyncOptions::default();
-        if !cli.ntp_server.is_empty() {
-            opts.servers = cli.ntp_server.clone();
-        } else if let Some(s) = &file.ntp_servers {
-            opts.servers = s.clone();
-        }
-        if let Some(s) = cli.sync_interval.or(file.sync_interval) {
-            opts.interval = Duration::from_secs_f64(s);
-        }
+    let _sync = if cfg.enable_ntp {
+        let opts = kafka_timesync::ntp::SyncOptions {
+            servers: cfg.ntp_servers.clone(),
+            interval: cfg.sync_interval_duration(),
+            drift_correction: cfg.drift_correction,
+            ..Default::default()
+        };
         let handle = {
             let _guard = runtime.enter();
             kafka_timesync::ntp::spawn(Arc::clone(&physical), opts)
@@ -353,14 +317,12 @@ fn run(cli: Cli) -> Result<()> {
         None
     };
 
-    let cfg = StamperConfig {
-        max_hlc_offset_ms: cli
-            .max_hlc_offset_ms
-            .or(file.max_hlc_offset_ms)
-            .unwrap_or(500),
+    let stamper_cfg = StamperConfig {
+        max_hlc_offset_ms: cfg.max_hlc_offset_ms,
+        send_vector: cfg.vector_clock_enabled,
         ..StamperConfig::new(node_id.as_str(), clock_type)
     };
-    let stamper = Stamper::new(&cfg, physical, &resume);
+    let stamper = Stamper::new(&stamper_cfg, physical, &resume);
 
     let input = match (&cli.message, cli.count) {
         (Some(m), _) => Input::Message(m.clone()),

@@ -238,7 +238,10 @@ mod tests {
         let s = ClientSettings::new("a:1");
         assert_eq!(s.consumer_config(Some("g")).get("group.id"), Some("g"));
         let throwaway = s.consumer_config(None);
-        assert!(throwaway.get("group.id").unwrap().starts_with("kafka-timesync-unused-"));
+        assert!(throwaway
+            .get("group.id")
+            .unwrap()
+            .starts_with("kafka-timesync-unused-"));
         let mut s = ClientSettings::new("a:1");
         s.set("group.id", "mine");
         assert_eq!(s.consumer_config(Some("g")).get("group.id"), Some("mine"));
