@@ -15,7 +15,13 @@ const MS: i64 = 1_000_000;
 
 fn skewed(skew_ms: f64) -> Arc<PhysicalClock> {
     let src: Arc<dyn TimeSource> = Arc::new(SystemTimeSource);
-    Arc::new(PhysicalClock::with_simulation(src, Simulation { skew_ms, ..Default::default() }))
+    Arc::new(PhysicalClock::with_simulation(
+        src,
+        Simulation {
+            skew_ms,
+            ..Default::default()
+        },
+    ))
 }
 
 fn error_ns(c: &PhysicalClock) -> i64 {
@@ -37,13 +43,18 @@ async fn unreachable_server_beside_chronyd_is_survived() {
         ..Default::default()
     };
     let h = spawn(c.clone(), opts);
-    wait_for(Duration::from_secs(30), "synchronised despite the silent server", || async {
-        (h.status().good_rounds >= 2 && error_ns(&c).abs() < 2 * MS).then_some(())
-    })
+    wait_for(
+        Duration::from_secs(30),
+        "synchronised despite the silent server",
+        || async { (h.status().good_rounds >= 2 && error_ns(&c).abs() < 2 * MS).then_some(()) },
+    )
     .await;
     let st = h.status();
     assert_eq!(st.server_in_use.as_deref(), Some(ntp_server().as_str()));
-    assert!(st.rejected.get("timeout").copied().unwrap_or(0) >= 1, "{st:?}");
+    assert!(
+        st.rejected.get("timeout").copied().unwrap_or(0) >= 1,
+        "{st:?}"
+    );
     assert_eq!(st.consecutive_failed_rounds, 0);
     h.shutdown().await;
 }
@@ -55,7 +66,11 @@ async fn falseticker_five_seconds_off_is_dropped() {
     let c = skewed(-40.0);
     let h = spawn(
         c.clone(),
-        SyncOptions { servers: vec![ntp_server(), liar.clone(), honest.clone()], interval: Duration::from_millis(300), ..Default::default() },
+        SyncOptions {
+            servers: vec![ntp_server(), liar.clone(), honest.clone()],
+            interval: Duration::from_millis(300),
+            ..Default::default()
+        },
     );
     let mut events = h.subscribe();
     let round = wait_for(Duration::from_secs(20), "a round with a selection", || {
@@ -70,8 +85,14 @@ async fn falseticker_five_seconds_off_is_dropped() {
     })
     .await;
     assert_eq!(round.falsetickers, vec![liar.clone()]);
-    assert!(round.survivors.contains(&ntp_server()) && round.survivors.contains(&honest), "{round:?}");
-    assert!((round.offset_ns.unwrap_or(0) - 40 * MS).abs() < 5 * MS, "{round:?}");
+    assert!(
+        round.survivors.contains(&ntp_server()) && round.survivors.contains(&honest),
+        "{round:?}"
+    );
+    assert!(
+        (round.offset_ns.unwrap_or(0) - 40 * MS).abs() < 5 * MS,
+        "{round:?}"
+    );
     wait_for(Duration::from_secs(20), "clock within 2 ms", || async {
         (error_ns(&c).abs() < 2 * MS).then_some(())
     })
@@ -79,7 +100,10 @@ async fn falseticker_five_seconds_off_is_dropped() {
     let st = h.status();
     let liar_st = st.servers.iter().find(|s| s.name == liar).expect("listed");
     assert_eq!(liar_st.truechimer, Some(false));
-    assert!(error_ns(&c).abs() < 1_000 * MS, "never stepped toward the liar");
+    assert!(
+        error_ns(&c).abs() < 1_000 * MS,
+        "never stepped toward the liar"
+    );
     h.shutdown().await;
 }
 

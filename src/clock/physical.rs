@@ -388,7 +388,11 @@ mod tests {
     #[test]
     fn skew_and_drift_count_from_creation_not_epoch() {
         let (t, src) = manual();
-        let sim = Simulation { skew_ms: 100.0, drift_ms_per_s: 0.1, ..Default::default() };
+        let sim = Simulation {
+            skew_ms: 100.0,
+            drift_ms_per_s: 0.1,
+            ..Default::default()
+        };
         let c = PhysicalClock::with_simulation(src, sim);
         assert_eq!(c.read().simulated_error_ns, Some(100 * MS));
         t.advance_ms(10_000);
@@ -401,7 +405,11 @@ mod tests {
 
     #[test]
     fn seeded_jitter_is_reproducible_and_bounded() {
-        let sim = Simulation { jitter_ms: 5.0, seed: Some(42), ..Default::default() };
+        let sim = Simulation {
+            jitter_ms: 5.0,
+            seed: Some(42),
+            ..Default::default()
+        };
         let run = || {
             let (t, src) = manual();
             let c = PhysicalClock::with_simulation(src, sim);
@@ -487,7 +495,10 @@ mod tests {
     #[test]
     fn frequency_correction_cancels_simulated_drift() {
         let (t, src) = manual();
-        let sim = Simulation { drift_ms_per_s: 0.1, ..Default::default() };
+        let sim = Simulation {
+            drift_ms_per_s: 0.1,
+            ..Default::default()
+        };
         let c = PhysicalClock::with_simulation(src, sim);
         c.set_frequency_ppm(-100.0);
         t.advance_ms(60_000);
@@ -498,7 +509,12 @@ mod tests {
     #[test]
     fn non_finite_inputs_are_harmless() {
         let (t, src) = manual();
-        let sim = Simulation { skew_ms: f64::NAN, drift_ms_per_s: f64::INFINITY, jitter_ms: -1.0, seed: Some(1) };
+        let sim = Simulation {
+            skew_ms: f64::NAN,
+            drift_ms_per_s: f64::INFINITY,
+            jitter_ms: -1.0,
+            seed: Some(1),
+        };
         let c = PhysicalClock::with_simulation(src, sim);
         c.set_frequency_ppm(f64::NAN);
         c.set_max_slew_ppm(-5.0);

@@ -72,7 +72,11 @@ pub async fn resolve(server: &str) -> Result<Vec<SocketAddr>, RejectReason> {
     if let Ok(sa) = server.parse::<SocketAddr>() {
         return Ok(vec![sa]);
     }
-    if let Ok(ip) = server.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+    if let Ok(ip) = server
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
         return Ok(vec![SocketAddr::new(ip, NTP_PORT)]);
     }
     let target = match server.rsplit_once(':') {
@@ -114,7 +118,9 @@ impl NtpTimestampGenerator for ClockGen<'_> {
         let r = self.clock.read_raw();
         self.ns = r.disciplined_ns;
         self.slot.ns.store(r.disciplined_ns, Ordering::SeqCst);
-        self.slot.correction_ns.store(r.correction_ns, Ordering::SeqCst);
+        self.slot
+            .correction_ns
+            .store(r.correction_ns, Ordering::SeqCst);
         self.slot.set.store(true, Ordering::SeqCst);
     }
 
@@ -143,12 +149,19 @@ struct CapturingSocket {
 impl NtpUdpSocket for CapturingSocket {
     async fn send_to(&self, buf: &[u8], _addr: SocketAddr) -> sntpc::Result<usize> {
         *self.sent.lock().unwrap_or_else(|e| e.into_inner()) = Some(buf.to_vec());
-        self.socket.send(buf).await.map_err(|_| sntpc::Error::Network)
+        self.socket
+            .send(buf)
+            .await
+            .map_err(|_| sntpc::Error::Network)
     }
 
     async fn recv_from(&self, buf: &mut [u8]) -> sntpc::Result<(usize, SocketAddr)> {
         let mut tmp = [0u8; 1024];
-        let n = self.socket.recv(&mut tmp).await.map_err(|_| sntpc::Error::Network)?;
+        let n = self
+            .socket
+            .recv(&mut tmp)
+            .await
+            .map_err(|_| sntpc::Error::Network)?;
         let got = tmp.get(..n).unwrap_or(&[]);
         let k = n.min(buf.len());
         if let (Some(dst), Some(src)) = (buf.get_mut(..k), got.get(..k)) {
@@ -173,7 +186,11 @@ fn sntpc_reason(e: sntpc::Error) -> RejectReason {
 
 /// One SNTP exchange with `addr`, timestamps from `clock`. Never panics; every failure is an
 /// `Err` outcome with its reason.
-pub async fn exchange(clock: &PhysicalClock, addr: SocketAddr, opts: &ExchangeOptions) -> ExchangeResult {
+pub async fn exchange(
+    clock: &PhysicalClock,
+    addr: SocketAddr,
+    opts: &ExchangeOptions,
+) -> ExchangeResult {
     let mut result = ExchangeResult {
         addr,
         t1: None,
@@ -195,17 +212,34 @@ pub async fn exchange(clock: &PhysicalClock, addr: SocketAddr, opts: &ExchangeOp
     if socket.connect(addr).await.is_err() {
         return result;
     }
-    let sock = CapturingSocket { socket, peer: addr, sent: Mutex::new(None), reply: Mutex::new(None) };
+    let sock = CapturingSocket {
+        socket,
+        peer: addr,
+        sent: Mutex::new(None),
+        reply: Mutex::new(None),
+    };
     let (slot1, slot4) = (Slot::default(), Slot::default());
-    let ctx1 = NtpContext::new(ClockGen { clock, slot: &slot1, ns: 0 });
-    let ctx4 = NtpContext::new(ClockGen { clock, slot: &slot4, ns: 0 });
+    let ctx1 = NtpContext::new(ClockGen {
+        clock,
+        slot: &slot1,
+        ns: 0,
+    });
+    let ctx4 = NtpContext::new(ClockGen {
+        clock,
+        slot: &slot4,
+        ns: 0,
+    });
     let run = async {
         let req = sntpc::sntp_send_request(addr, &sock, ctx1).await?;
         sntpc::sntp_process_response(addr, &sock, ctx4, req).await
     };
     let sntpc_result = tokio::time::timeout(opts.timeout, run).await;
 
-    let got = |s: &Slot| s.set.load(Ordering::SeqCst).then(|| s.ns.load(Ordering::SeqCst));
+    let got = |s: &Slot| {
+        s.set
+            .load(Ordering::SeqCst)
+            .then(|| s.ns.load(Ordering::SeqCst))
+    };
     result.t1 = got(&slot1);
     result.t4 = got(&slot4);
     let sntpc_result = match sntpc_result {
@@ -218,7 +252,9 @@ pub async fn exchange(clock: &PhysicalClock, addr: SocketAddr, opts: &ExchangeOp
     let reply = sock.reply.lock().unwrap_or_else(|e| e.into_inner()).take();
     let sent = sock.sent.lock().unwrap_or_else(|e| e.into_inner()).take();
     let (Some(reply), Some(sent), Some(t1), Some(t4)) = (reply, sent, result.t1, result.t4) else {
-        result.outcome = Err(sntpc_result.err().map_or(RejectReason::Network, sntpc_reason));
+        result.outcome = Err(sntpc_result
+            .err()
+            .map_or(RejectReason::Network, sntpc_reason));
         return result;
     };
     result.outcome = evaluate(&sent, &reply, t1, t4, opts).map(|(ex, packet)| {
@@ -227,7 +263,9 @@ pub async fn exchange(clock: &PhysicalClock, addr: SocketAddr, opts: &ExchangeOp
         let corr = (slot1.correction_ns.load(Ordering::SeqCst) / 2)
             .saturating_add(slot4.correction_ns.load(Ordering::SeqCst) / 2);
         // Our own timestamp precision (1 µs on the wire) plus the server's and its root distance.
-        let dispersion = 1_000i64.saturating_add(packet.precision_ns()).saturating_add(packet.root_distance_ns());
+        let dispersion = 1_000i64
+            .saturating_add(packet.precision_ns())
+            .saturating_add(packet.root_distance_ns());
         Sample::new(ex, ex.delay_ns(), dispersion, corr)
     });
     if let Ok(p) = Packet::parse(&reply) {
@@ -258,8 +296,16 @@ pub fn evaluate(
     let request = Packet::parse(sent)?;
     let packet = Packet::parse(reply)?;
     packet.validate_reply(request.transmit, request.version)?;
-    let ex = Exchange { t1, t2: packet.receive.to_unix_ns(t1), t3: packet.transmit.to_unix_ns(t1), t4 };
-    ex.check_delay(duration_ns(opts.negative_delay_tolerance), duration_ns(opts.max_delay))?;
+    let ex = Exchange {
+        t1,
+        t2: packet.receive.to_unix_ns(t1),
+        t3: packet.transmit.to_unix_ns(t1),
+        t4,
+    };
+    ex.check_delay(
+        duration_ns(opts.negative_delay_tolerance),
+        duration_ns(opts.max_delay),
+    )?;
     Ok((ex, packet))
 }
 
@@ -318,8 +364,19 @@ mod tests {
         let sent = request(T);
         let origin = Packet::parse(&sent).unwrap().transmit;
         let r = reply(origin, T + 250_000_100, T + 250_000_300);
-        let (ex, _) = evaluate(&sent, &r.to_bytes(), T, T + 400, &ExchangeOptions::default()).unwrap();
-        assert!((ex.offset_ns() - 250_000_000).abs() <= 1, "{}", ex.offset_ns());
+        let (ex, _) = evaluate(
+            &sent,
+            &r.to_bytes(),
+            T,
+            T + 400,
+            &ExchangeOptions::default(),
+        )
+        .unwrap();
+        assert!(
+            (ex.offset_ns() - 250_000_000).abs() <= 1,
+            "{}",
+            ex.offset_ns()
+        );
         assert!((ex.delay_ns() - 200).abs() <= 1);
     }
 
@@ -329,22 +386,53 @@ mod tests {
         let origin = Packet::parse(&sent).unwrap().transmit;
         let opts = ExchangeOptions::default();
         let wrong = reply(NtpTimestamp(origin.0 ^ 1), T, T);
-        assert_eq!(evaluate(&sent, &wrong.to_bytes(), T, T + 10, &opts).unwrap_err(), RejectReason::OriginMismatch);
+        assert_eq!(
+            evaluate(&sent, &wrong.to_bytes(), T, T + 10, &opts).unwrap_err(),
+            RejectReason::OriginMismatch
+        );
         // Server claims it held the request 1 ms while our round trip took 10 µs.
         let neg = reply(origin, T, T + 1_000_000);
-        assert!(matches!(evaluate(&sent, &neg.to_bytes(), T, T + 10_000, &opts), Err(RejectReason::NegativeDelay(_))));
+        assert!(matches!(
+            evaluate(&sent, &neg.to_bytes(), T, T + 10_000, &opts),
+            Err(RejectReason::NegativeDelay(_))
+        ));
         let slow = reply(origin, T, T);
-        assert!(matches!(evaluate(&sent, &slow.to_bytes(), T, T + 5_000_000_000, &opts), Err(RejectReason::AbsurdDelay(_))));
+        assert!(matches!(
+            evaluate(&sent, &slow.to_bytes(), T, T + 5_000_000_000, &opts),
+            Err(RejectReason::AbsurdDelay(_))
+        ));
     }
 
     #[tokio::test]
     async fn resolve_handles_ports_and_literals() {
-        assert_eq!(resolve("127.0.0.1:1234").await.unwrap(), vec!["127.0.0.1:1234".parse().unwrap()]);
-        assert_eq!(resolve("127.0.0.1").await.unwrap(), vec!["127.0.0.1:123".parse().unwrap()]);
-        assert_eq!(resolve("::1").await.unwrap(), vec!["[::1]:123".parse().unwrap()]);
-        assert_eq!(resolve("[::1]:99").await.unwrap(), vec!["[::1]:99".parse().unwrap()]);
-        assert_eq!(resolve("localhost:77").await.unwrap().first().map(|a| a.port()), Some(77));
-        assert_eq!(resolve("no-such-host.invalid").await, Err(RejectReason::Resolve));
+        assert_eq!(
+            resolve("127.0.0.1:1234").await.unwrap(),
+            vec!["127.0.0.1:1234".parse().unwrap()]
+        );
+        assert_eq!(
+            resolve("127.0.0.1").await.unwrap(),
+            vec!["127.0.0.1:123".parse().unwrap()]
+        );
+        assert_eq!(
+            resolve("::1").await.unwrap(),
+            vec!["[::1]:123".parse().unwrap()]
+        );
+        assert_eq!(
+            resolve("[::1]:99").await.unwrap(),
+            vec!["[::1]:99".parse().unwrap()]
+        );
+        assert_eq!(
+            resolve("localhost:77")
+                .await
+                .unwrap()
+                .first()
+                .map(|a| a.port()),
+            Some(77)
+        );
+        assert_eq!(
+            resolve("no-such-host.invalid").await,
+            Err(RejectReason::Resolve)
+        );
     }
 
     #[tokio::test]
@@ -352,7 +440,10 @@ mod tests {
         // A bound socket that never answers.
         let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let clock = PhysicalClock::system();
-        let opts = ExchangeOptions { timeout: Duration::from_millis(200), ..Default::default() };
+        let opts = ExchangeOptions {
+            timeout: Duration::from_millis(200),
+            ..Default::default()
+        };
         let r = exchange(&clock, silent.local_addr().unwrap(), &opts).await;
         assert_eq!(r.outcome, Err(RejectReason::Timeout));
         assert!(r.t1.is_some() && r.t4.is_none());

@@ -24,7 +24,10 @@ pub struct Thresholds {
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Thresholds { slew_below_ns: DEFAULT_SLEW_BELOW_NS, step_below_ns: DEFAULT_STEP_BELOW_NS }
+        Thresholds {
+            slew_below_ns: DEFAULT_SLEW_BELOW_NS,
+            step_below_ns: DEFAULT_STEP_BELOW_NS,
+        }
     }
 }
 
@@ -125,8 +128,14 @@ impl DriftEstimator {
         }
         // Centre on the first point so f64 keeps nanosecond resolution.
         let e0 = self.points.front()?.1;
-        let xs = self.points.iter().map(|&(t, _)| t.saturating_sub(t0) as f64);
-        let ys = self.points.iter().map(|&(_, e)| e.saturating_sub(e0) as f64);
+        let xs = self
+            .points
+            .iter()
+            .map(|&(t, _)| t.saturating_sub(t0) as f64);
+        let ys = self
+            .points
+            .iter()
+            .map(|&(_, e)| e.saturating_sub(e0) as f64);
         let nf = n as f64;
         let mx = xs.clone().sum::<f64>() / nf;
         let my = ys.clone().sum::<f64>() / nf;
@@ -167,7 +176,10 @@ mod tests {
 
     #[test]
     fn thresholds_are_configurable() {
-        let t = Thresholds { slew_below_ns: 10 * MS, step_below_ns: 100 * MS };
+        let t = Thresholds {
+            slew_below_ns: 10 * MS,
+            step_below_ns: 100 * MS,
+        };
         assert_eq!(t.decide(50 * MS), Action::Step);
         assert_eq!(t.decide(500 * MS), Action::Ignore);
     }

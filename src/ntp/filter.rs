@@ -33,7 +33,10 @@ impl ClockFilter {
     /// A filter keeping `capacity` samples (at least 1; NTP uses 8).
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
-        ClockFilter { samples: VecDeque::with_capacity(capacity), capacity }
+        ClockFilter {
+            samples: VecDeque::with_capacity(capacity),
+            capacity,
+        }
     }
 
     /// Adds a sample, evicting the oldest when full.
@@ -66,7 +69,12 @@ impl ClockFilter {
 
     /// The sample with the smallest distance at local time `now_ns`, ignoring samples older than
     /// `max_age_ns`; `correction_now_ns` is the clock's total correction now.
-    pub fn best(&self, now_ns: UnixNanos, correction_now_ns: i64, max_age_ns: i64) -> Option<Filtered> {
+    pub fn best(
+        &self,
+        now_ns: UnixNanos,
+        correction_now_ns: i64,
+        max_age_ns: i64,
+    ) -> Option<Filtered> {
         self.samples
             .iter()
             .filter_map(|s| {
@@ -75,8 +83,12 @@ impl ClockFilter {
                     let aging = (age_ns as f64 * PHI_PPM / 1e6) as i64;
                     Filtered {
                         sample: *s,
-                        offset_now_ns: s.offset_ns.saturating_sub(correction_now_ns.saturating_sub(s.correction_ns)),
-                        distance_ns: (s.delay_ns / 2).saturating_add(s.dispersion_ns).saturating_add(aging),
+                        offset_now_ns: s
+                            .offset_ns
+                            .saturating_sub(correction_now_ns.saturating_sub(s.correction_ns)),
+                        distance_ns: (s.delay_ns / 2)
+                            .saturating_add(s.dispersion_ns)
+                            .saturating_add(aging),
                         age_ns,
                     }
                 })
@@ -95,7 +107,12 @@ mod tests {
 
     fn sample(at: i64, offset: i64, delay: i64, corr: i64) -> Sample {
         let t1 = at - delay / 2;
-        let e = Exchange { t1, t2: t1 + delay / 2 + offset, t3: t1 + delay / 2 + offset, t4: t1 + delay };
+        let e = Exchange {
+            t1,
+            t2: t1 + delay / 2 + offset,
+            t3: t1 + delay / 2 + offset,
+            t4: t1 + delay,
+        };
         Sample::new(e, e.delay_ns(), 0, corr)
     }
 
@@ -103,7 +120,7 @@ mod tests {
     fn picks_smallest_delay() {
         let mut f = ClockFilter::new(8);
         f.push(sample(10 * S, 5 * MS, 40 * MS, 0));
-        f.push(sample(11 * S, 1 * MS, 2 * MS, 0));
+        f.push(sample(11 * S, MS, 2 * MS, 0));
         f.push(sample(12 * S, 9 * MS, 30 * MS, 0));
         let b = f.best(12 * S, 0, 100 * S).unwrap();
         assert_eq!(b.sample.offset_ns, MS);
@@ -113,7 +130,7 @@ mod tests {
     #[test]
     fn capacity_evicts_oldest() {
         let mut f = ClockFilter::new(2);
-        f.push(sample(1 * S, 1, 1 * MS, 0));
+        f.push(sample(S, 1, MS, 0));
         f.push(sample(2 * S, 2, 9 * MS, 0));
         f.push(sample(3 * S, 3, 8 * MS, 0));
         assert_eq!(f.len(), 2);
@@ -126,7 +143,10 @@ mod tests {
         f.push(sample(0, 7, 2 * MS, 0));
         f.push(sample(1_000 * S, 9, 4 * MS, 0));
         // 1000 s of aging at 15 ppm = 15 ms of distance: the fresher sample wins.
-        assert_eq!(f.best(1_000 * S, 0, 10_000 * S).unwrap().sample.offset_ns, 9);
+        assert_eq!(
+            f.best(1_000 * S, 0, 10_000 * S).unwrap().sample.offset_ns,
+            9
+        );
         assert!(f.best(20_000 * S, 0, 10_000 * S).is_none());
     }
 
@@ -135,6 +155,9 @@ mod tests {
         let mut f = ClockFilter::new(8);
         f.push(sample(S, 100 * MS, 2 * MS, 0));
         // The discipline has since applied 60 ms: 40 ms remain.
-        assert_eq!(f.best(2 * S, 60 * MS, 100 * S).unwrap().offset_now_ns, 40 * MS);
+        assert_eq!(
+            f.best(2 * S, 60 * MS, 100 * S).unwrap().offset_now_ns,
+            40 * MS
+        );
     }
 }

@@ -41,7 +41,12 @@ impl KissCode {
             b"RATE" => KissCode::Rate,
             b"DENY" => KissCode::Deny,
             b"RSTR" => KissCode::Rstr,
-            _ => KissCode::Other(code.iter().flat_map(|b| std::ascii::escape_default(*b)).map(char::from).collect()),
+            _ => KissCode::Other(
+                code.iter()
+                    .flat_map(|b| std::ascii::escape_default(*b))
+                    .map(char::from)
+                    .collect(),
+            ),
         }
     }
 
@@ -162,7 +167,9 @@ impl NtpTimestamp {
         let secs_in_era = (self.0 >> 32) as i64;
         // Fraction → ns, rounded to nearest.
         let frac_ns = (((self.0 & 0xffff_ffff) * 1_000_000_000 + (1 << 31)) >> 32) as i64;
-        let pivot_ntp_secs = pivot_ns.div_euclid(1_000_000_000).saturating_add(NTP_UNIX_OFFSET_SECS);
+        let pivot_ntp_secs = pivot_ns
+            .div_euclid(1_000_000_000)
+            .saturating_add(NTP_UNIX_OFFSET_SECS);
         let pivot_era = pivot_ntp_secs.div_euclid(ERA_SECS);
         let best = [pivot_era - 1, pivot_era, pivot_era + 1]
             .into_iter()
@@ -256,12 +263,18 @@ impl Packet {
 
     /// Validates a server reply to a request whose transmit timestamp was `sent_transmit` and
     /// whose version was `sent_version`. See the module docs for the order of the rules.
-    pub fn validate_reply(&self, sent_transmit: NtpTimestamp, sent_version: u8) -> Result<(), RejectReason> {
+    pub fn validate_reply(
+        &self,
+        sent_transmit: NtpTimestamp,
+        sent_version: u8,
+    ) -> Result<(), RejectReason> {
         if self.mode != MODE_SERVER {
             return Err(RejectReason::BadMode(self.mode));
         }
         if self.stratum == 0 {
-            return Err(RejectReason::KissOfDeath(KissCode::from_bytes(self.reference_id)));
+            return Err(RejectReason::KissOfDeath(KissCode::from_bytes(
+                self.reference_id,
+            )));
         }
         if self.leap == 3 {
             return Err(RejectReason::Unsynchronized);
@@ -330,7 +343,13 @@ mod tests {
 
     #[test]
     fn timestamp_round_trips_within_a_nanosecond() {
-        for ns in [0, T, 2_085_978_495_999_999_999, 2_085_978_496_000_000_001, 4_000_000_000_500_000_000] {
+        for ns in [
+            0,
+            T,
+            2_085_978_495_999_999_999,
+            2_085_978_496_000_000_001,
+            4_000_000_000_500_000_000,
+        ] {
             let back = NtpTimestamp::from_unix_ns(ns).to_unix_ns(ns + 3_000_000_000);
             assert!((back - ns).abs() <= 1, "{ns} -> {back}");
         }
@@ -356,7 +375,10 @@ mod tests {
 
     #[test]
     fn short_packet_is_rejected() {
-        assert_eq!(Packet::parse(&[0u8; 47]), Err(RejectReason::ShortPacket(47)));
+        assert_eq!(
+            Packet::parse(&[0u8; 47]),
+            Err(RejectReason::ShortPacket(47))
+        );
         assert_eq!(Packet::parse(&[]), Err(RejectReason::ShortPacket(0)));
     }
 
@@ -375,28 +397,68 @@ mod tests {
             assert_eq!(p.validate_reply(origin, 4), Err(want.clone()), "{want}");
         };
         check(&|p| p.mode = 3, RejectReason::BadMode(3));
-        check(&|p| { p.stratum = 0; p.reference_id = *b"RATE"; }, RejectReason::KissOfDeath(KissCode::Rate));
-        check(&|p| { p.stratum = 0; p.reference_id = *b"DENY"; }, RejectReason::KissOfDeath(KissCode::Deny));
-        check(&|p| { p.stratum = 0; p.reference_id = *b"RSTR"; }, RejectReason::KissOfDeath(KissCode::Rstr));
-        check(&|p| { p.stratum = 0; p.reference_id = *b"XY\x01Z"; }, RejectReason::KissOfDeath(KissCode::Other("XY\\x01Z".into())));
+        check(
+            &|p| {
+                p.stratum = 0;
+                p.reference_id = *b"RATE";
+            },
+            RejectReason::KissOfDeath(KissCode::Rate),
+        );
+        check(
+            &|p| {
+                p.stratum = 0;
+                p.reference_id = *b"DENY";
+            },
+            RejectReason::KissOfDeath(KissCode::Deny),
+        );
+        check(
+            &|p| {
+                p.stratum = 0;
+                p.reference_id = *b"RSTR";
+            },
+            RejectReason::KissOfDeath(KissCode::Rstr),
+        );
+        check(
+            &|p| {
+                p.stratum = 0;
+                p.reference_id = *b"XY\x01Z";
+            },
+            RejectReason::KissOfDeath(KissCode::Other("XY\\x01Z".into())),
+        );
         check(&|p| p.leap = 3, RejectReason::Unsynchronized);
         check(&|p| p.stratum = 16, RejectReason::BadStratum(16));
         check(&|p| p.version = 0, RejectReason::BadVersion(0));
         check(&|p| p.version = 5, RejectReason::BadVersion(5));
-        check(&|p| p.origin = NtpTimestamp(origin.0 + 1), RejectReason::OriginMismatch);
-        check(&|p| p.transmit = NtpTimestamp(0), RejectReason::ZeroTransmit);
+        check(
+            &|p| p.origin = NtpTimestamp(origin.0 + 1),
+            RejectReason::OriginMismatch,
+        );
+        check(
+            &|p| p.transmit = NtpTimestamp(0),
+            RejectReason::ZeroTransmit,
+        );
         check(&|p| p.receive = NtpTimestamp(0), RejectReason::ZeroReceive);
-        check(&|p| p.root_dispersion = 16 << 16, RejectReason::RootDistance);
+        check(
+            &|p| p.root_dispersion = 16 << 16,
+            RejectReason::RootDistance,
+        );
     }
 
     #[test]
     fn labels_are_distinct_per_kod_code() {
-        let labels: std::collections::HashSet<_> = [KissCode::Rate, KissCode::Deny, KissCode::Rstr, KissCode::Other("X".into())]
-            .into_iter()
-            .map(|k| RejectReason::KissOfDeath(k).label())
-            .collect();
+        let labels: std::collections::HashSet<_> = [
+            KissCode::Rate,
+            KissCode::Deny,
+            KissCode::Rstr,
+            KissCode::Other("X".into()),
+        ]
+        .into_iter()
+        .map(|k| RejectReason::KissOfDeath(k).label())
+        .collect();
         assert_eq!(labels.len(), 4);
-        assert!(KissCode::Deny.is_fatal() && KissCode::Rstr.is_fatal() && !KissCode::Rate.is_fatal());
+        assert!(
+            KissCode::Deny.is_fatal() && KissCode::Rstr.is_fatal() && !KissCode::Rate.is_fatal()
+        );
     }
 
     #[test]

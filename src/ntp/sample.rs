@@ -30,13 +30,23 @@ fn clamp_i128(v: i128) -> i64 {
 impl Exchange {
     /// θ = ((T2 − T1) + (T3 − T4)) / 2, rounded toward zero. Never overflows.
     pub fn offset_ns(&self) -> i64 {
-        let (t1, t2, t3, t4) = (self.t1 as i128, self.t2 as i128, self.t3 as i128, self.t4 as i128);
+        let (t1, t2, t3, t4) = (
+            self.t1 as i128,
+            self.t2 as i128,
+            self.t3 as i128,
+            self.t4 as i128,
+        );
         clamp_i128(((t2 - t1) + (t3 - t4)) / 2)
     }
 
     /// δ = (T4 − T1) − (T3 − T2). Never overflows.
     pub fn delay_ns(&self) -> i64 {
-        let (t1, t2, t3, t4) = (self.t1 as i128, self.t2 as i128, self.t3 as i128, self.t4 as i128);
+        let (t1, t2, t3, t4) = (
+            self.t1 as i128,
+            self.t2 as i128,
+            self.t3 as i128,
+            self.t4 as i128,
+        );
         clamp_i128((t4 - t1) - (t3 - t2))
     }
 
@@ -97,7 +107,9 @@ impl Sample {
     /// correction removed (`−θ − correction`). Independent of later steps and slews, so it is what
     /// the drift regression fits.
     pub fn raw_error_ns(&self) -> i64 {
-        self.offset_ns.saturating_neg().saturating_sub(self.correction_ns)
+        self.offset_ns
+            .saturating_neg()
+            .saturating_sub(self.correction_ns)
     }
 }
 
@@ -112,7 +124,12 @@ mod tests {
     fn hand_computed_symmetric_exchange() {
         // Client 100 ms behind, 10 ms each way, 2 ms in the server.
         // T1 = 0, T2 = 0 + 10 + 100 = 110, T3 = 112, T4 = 2 + 20 = 22 (client time).
-        let e = Exchange { t1: 0, t2: 110 * MS, t3: 112 * MS, t4: 22 * MS };
+        let e = Exchange {
+            t1: 0,
+            t2: 110 * MS,
+            t3: 112 * MS,
+            t4: 22 * MS,
+        };
         assert_eq!(e.delay_ns(), 20 * MS);
         assert_eq!(e.offset_ns(), 100 * MS);
         assert_eq!(e.local_midpoint_ns(), 11 * MS);
@@ -121,7 +138,12 @@ mod tests {
     #[test]
     fn hand_computed_client_ahead() {
         // Client 250 ms ahead, 1 ms each way, no server time.
-        let e = Exchange { t1: 1_000 * MS, t2: 751 * MS, t3: 751 * MS, t4: 1_002 * MS };
+        let e = Exchange {
+            t1: 1_000 * MS,
+            t2: 751 * MS,
+            t3: 751 * MS,
+            t4: 1_002 * MS,
+        };
         assert_eq!(e.delay_ns(), 2 * MS);
         assert_eq!(e.offset_ns(), -250 * MS);
     }
@@ -129,24 +151,55 @@ mod tests {
     #[test]
     fn asymmetric_path_biases_offset_by_half_the_asymmetry() {
         // Synchronised clocks, 30 ms out and 10 ms back: θ = (30 − 10)/2 = 10 ms, δ = 40 ms.
-        let e = Exchange { t1: 0, t2: 30 * MS, t3: 30 * MS, t4: 40 * MS };
+        let e = Exchange {
+            t1: 0,
+            t2: 30 * MS,
+            t3: 30 * MS,
+            t4: 40 * MS,
+        };
         assert_eq!(e.offset_ns(), 10 * MS);
         assert_eq!(e.delay_ns(), 40 * MS);
     }
 
     #[test]
     fn delay_checks() {
-        let neg = Exchange { t1: 0, t2: 10 * MS, t3: 30 * MS, t4: 5 * MS };
-        assert_eq!(neg.check_delay(1_000, 1_000 * MS), Err(RejectReason::NegativeDelay(-15 * MS)));
-        let slow = Exchange { t1: 0, t2: 0, t3: 0, t4: 3_000 * MS };
-        assert_eq!(slow.check_delay(1_000, 1_000 * MS), Err(RejectReason::AbsurdDelay(3_000 * MS)));
-        let tiny_negative = Exchange { t1: 0, t2: 10, t3: 510, t4: 100 };
+        let neg = Exchange {
+            t1: 0,
+            t2: 10 * MS,
+            t3: 30 * MS,
+            t4: 5 * MS,
+        };
+        assert_eq!(
+            neg.check_delay(1_000, 1_000 * MS),
+            Err(RejectReason::NegativeDelay(-15 * MS))
+        );
+        let slow = Exchange {
+            t1: 0,
+            t2: 0,
+            t3: 0,
+            t4: 3_000 * MS,
+        };
+        assert_eq!(
+            slow.check_delay(1_000, 1_000 * MS),
+            Err(RejectReason::AbsurdDelay(3_000 * MS))
+        );
+        let tiny_negative = Exchange {
+            t1: 0,
+            t2: 10,
+            t3: 510,
+            t4: 100,
+        };
         assert_eq!(tiny_negative.check_delay(1_000, MS), Ok(-400));
     }
 
     #[test]
     fn raw_error_removes_the_correction() {
-        let e = Exchange { t1: 0, t2: 110 * MS, t3: 112 * MS, t4: 22 * MS };
+        let e = Exchange {
+            t1: 0,
+            t2: 110 * MS,
+            t3: 112 * MS,
+            t4: 22 * MS,
+        };
         let s = Sample::new(e, e.delay_ns(), 0, 40 * MS);
         // The corrected clock is 100 ms behind and 40 ms of correction were already applied:
         // the raw clock is 140 ms behind.

@@ -45,7 +45,10 @@ pub fn marzullo(cands: &[Candidate]) -> Option<Selection> {
     }
     // (value, kind): kind 0 = interval opens, 1 = closes. Sorting opens before closes at the same
     // value makes intervals closed (touching intervals intersect).
-    let mut edges: Vec<(i64, u8)> = cands.iter().flat_map(|c| [(c.lo(), 0u8), (c.hi(), 1u8)]).collect();
+    let mut edges: Vec<(i64, u8)> = cands
+        .iter()
+        .flat_map(|c| [(c.lo(), 0u8), (c.hi(), 1u8)])
+        .collect();
     edges.sort_unstable();
     let (mut count, mut best, mut best_lo, mut best_hi) = (0usize, 0usize, 0i64, 0i64);
     for (i, &(v, kind)) in edges.iter().enumerate() {
@@ -65,8 +68,9 @@ pub fn marzullo(cands: &[Candidate]) -> Option<Selection> {
     if best * 2 <= cands.len() {
         return None;
     }
-    let (survivors, falsetickers): (Vec<&Candidate>, Vec<&Candidate>) =
-        cands.iter().partition(|c| c.lo() <= best_lo && c.hi() >= best_hi);
+    let (survivors, falsetickers): (Vec<&Candidate>, Vec<&Candidate>) = cands
+        .iter()
+        .partition(|c| c.lo() <= best_lo && c.hi() >= best_hi);
     Some(Selection {
         survivors: survivors.iter().map(|c| c.id).collect(),
         falsetickers: falsetickers.iter().map(|c| c.id).collect(),
@@ -91,7 +95,11 @@ mod tests {
     const MS: i64 = 1_000_000;
 
     fn c(id: usize, offset_ms: i64, half_ms: i64) -> Candidate {
-        Candidate { id, offset_ns: offset_ms * MS, half_width_ns: half_ms * MS }
+        Candidate {
+            id,
+            offset_ns: offset_ms * MS,
+            half_width_ns: half_ms * MS,
+        }
     }
 
     #[test]

@@ -79,7 +79,11 @@ pub struct SyncOptions {
 impl Default for SyncOptions {
     fn default() -> Self {
         SyncOptions {
-            servers: vec!["pool.ntp.org".into(), "time.google.com".into(), "time.cloudflare.com".into()],
+            servers: vec![
+                "pool.ntp.org".into(),
+                "time.google.com".into(),
+                "time.cloudflare.com".into(),
+            ],
             interval: Duration::from_secs(60),
             drift_correction: true,
             thresholds: Thresholds::default(),
@@ -294,7 +298,11 @@ impl SyncEngine {
                 fresh: false,
             })
             .collect();
-        let drift = DriftEstimator::new(opts.drift_window, opts.drift_min_points, duration_ns(opts.drift_min_span));
+        let drift = DriftEstimator::new(
+            opts.drift_window,
+            opts.drift_min_points,
+            duration_ns(opts.drift_min_span),
+        );
         SyncEngine {
             opts,
             servers,
@@ -348,7 +356,7 @@ impl SyncEngine {
 
     /// Starts a round: the indices of the servers to poll and how many exchanges each.
     /// Servers in backoff have one skipped round consumed; after a round where every server
-    /// failed, every server that is not disabled is polled.
+    /// failed, every server that is neither disabled nor rate-limited (KoD RATE) is polled.
     pub fn plan_round(&mut self) -> (Vec<usize>, usize) {
         let retry_all = self.status.consecutive_failed_rounds > 0;
         let mut out = Vec::new();
@@ -357,13 +365,21 @@ impl SyncEngine {
             if s.disabled {
                 continue;
             }
-            if s.skip_rounds > 0 && !retry_all {
+            let rate_limited = matches!(
+                s.last_reject,
+                Some(RejectReason::KissOfDeath(KissCode::Rate))
+            );
+            if s.skip_rounds > 0 && (!retry_all || rate_limited) {
                 s.skip_rounds -= 1;
                 continue;
             }
             out.push(i);
         }
-        let n = if self.first_round_done { self.opts.samples_per_poll } else { self.opts.burst };
+        let n = if self.first_round_done {
+            self.opts.samples_per_poll
+        } else {
+            self.opts.burst
+        };
         (out, n.max(1))
     }
 
@@ -373,7 +389,11 @@ impl SyncEngine {
     pub fn on_exchange(&mut self, idx: usize, result: &ExchangeResult) -> ExchangeRecord {
         let max_skip = self.max_skip_rounds();
         let record = ExchangeRecord {
-            server: self.servers.get(idx).map(|s| s.name.clone()).unwrap_or_default(),
+            server: self
+                .servers
+                .get(idx)
+                .map(|s| s.name.clone())
+                .unwrap_or_default(),
             addr: Some(result.addr.to_string()),
             t1_ns: result.t1,
             t2_ns: result.t2,
@@ -387,7 +407,11 @@ impl SyncEngine {
         let record = match (result.t1, result.t2, result.t3, result.t4) {
             (Some(t1), Some(t2), Some(t3), Some(t4)) => {
                 let e = super::sample::Exchange { t1, t2, t3, t4 };
-                ExchangeRecord { offset_ns: Some(e.offset_ns()), delay_ns: Some(e.delay_ns()), ..record }
+                ExchangeRecord {
+                    offset_ns: Some(e.offset_ns()),
+                    delay_ns: Some(e.delay_ns()),
+                    ..record
+                }
             }
             _ => record,
         };
@@ -399,6 +423,8 @@ impl SyncEngine {
                 server.filter.push(*sample);
                 server.accepted += 1;
                 server.failures = 0;
+                server.rate_kisses = 0;
+                server.last_reject = None;
                 server.fresh = true;
                 server.last_offset_ns = Some(sample.offset_ns);
                 server.last_delay_ns = Some(sample.delay_ns);
@@ -418,7 +444,9 @@ impl SyncEngine {
                     }
                     RejectReason::KissOfDeath(KissCode::Rate) => {
                         server.rate_kisses = server.rate_kisses.saturating_add(1);
-                        server.skip_rounds = 2u32.saturating_pow(server.rate_kisses.min(31)).min(max_skip);
+                        server.skip_rounds = 2u32
+                            .saturating_pow(server.rate_kisses.min(31))
+                            .min(max_skip);
                         warn!(server = %server.name, skip_rounds = server.skip_rounds, "ntp kiss-o'-death RATE: backing off");
                     }
                     _ => {
@@ -487,7 +515,8 @@ impl SyncEngine {
             note: None,
         };
         if !self.servers.iter().any(|s| s.fresh) {
-            self.status.consecutive_failed_rounds = self.status.consecutive_failed_rounds.saturating_add(1);
+            self.status.consecutive_failed_rounds =
+                self.status.consecutive_failed_rounds.saturating_add(1);
             warn!(
                 failed_rounds = self.status.consecutive_failed_rounds,
                 "ntp: no server answered; keeping the last correction"
@@ -506,13 +535,23 @@ impl SyncEngine {
             if s.disabled {
                 continue;
             }
-            if let Some(f) = s.filter.best(now.disciplined_ns, now.correction_ns, max_age) {
-                cands.push(Candidate { id: i, offset_ns: f.offset_now_ns, half_width_ns: f.distance_ns.max(floor) });
+            if let Some(f) = s
+                .filter
+                .best(now.disciplined_ns, now.correction_ns, max_age)
+            {
+                cands.push(Candidate {
+                    id: i,
+                    offset_ns: f.offset_now_ns,
+                    half_width_ns: f.distance_ns.max(floor),
+                });
                 filtered.push((i, f));
             }
         }
         let Some(sel) = marzullo(&cands) else {
-            warn!(candidates = cands.len(), "ntp: no majority of servers agree; clock left alone");
+            warn!(
+                candidates = cands.len(),
+                "ntp: no majority of servers agree; clock left alone"
+            );
             record.note = Some("no majority of servers agree".into());
             return self.close(record);
         };
@@ -527,15 +566,31 @@ impl SyncEngine {
                 warn!(server = %s.name, "ntp: falseticker dropped");
             }
         }
-        record.survivors = sel.survivors.iter().filter_map(|&i| self.servers.get(i)).map(|s| s.name.clone()).collect();
-        record.falsetickers =
-            sel.falsetickers.iter().filter_map(|&i| self.servers.get(i)).map(|s| s.name.clone()).collect();
-        let surviving: Vec<Candidate> = cands.iter().filter(|c| sel.survivors.contains(&c.id)).copied().collect();
+        record.survivors = sel
+            .survivors
+            .iter()
+            .filter_map(|&i| self.servers.get(i))
+            .map(|s| s.name.clone())
+            .collect();
+        record.falsetickers = sel
+            .falsetickers
+            .iter()
+            .filter_map(|&i| self.servers.get(i))
+            .map(|s| s.name.clone())
+            .collect();
+        let surviving: Vec<Candidate> = cands
+            .iter()
+            .filter(|c| sel.survivors.contains(&c.id))
+            .copied()
+            .collect();
         // Weighted by the true distance (not the floor) so the best server dominates.
         let weighted: Vec<Candidate> = surviving
             .iter()
             .map(|c| Candidate {
-                half_width_ns: filtered.iter().find(|(i, _)| *i == c.id).map_or(c.half_width_ns, |(_, f)| f.distance_ns),
+                half_width_ns: filtered
+                    .iter()
+                    .find(|(i, _)| *i == c.id)
+                    .map_or(c.half_width_ns, |(_, f)| f.distance_ns),
                 ..*c
             })
             .collect();
@@ -569,7 +624,10 @@ impl SyncEngine {
             }
             Action::Ignore => {
                 self.status.ignored += 1;
-                warn!(offset_ns = offset, "ntp: offset beyond the step threshold ignored");
+                warn!(
+                    offset_ns = offset,
+                    "ntp: offset beyond the step threshold ignored"
+                );
             }
         }
         if action != Action::Ignore {
@@ -725,7 +783,13 @@ pub fn spawn(clock: Arc<PhysicalClock>, opts: SyncOptions) -> SyncHandle {
     let (stop, stop_rx) = watch::channel(false);
     let engine = Arc::new(Mutex::new(SyncEngine::new(opts)));
     let task = tokio::spawn(run(clock.clone(), engine.clone(), events.clone(), stop_rx));
-    SyncHandle { engine, clock, events, stop, task: Some(task) }
+    SyncHandle {
+        engine,
+        clock,
+        events,
+        stop,
+        task: Some(task),
+    }
 }
 
 async fn run(
@@ -758,11 +822,23 @@ async fn one_round(
     engine: &Arc<Mutex<SyncEngine>>,
     events: &broadcast::Sender<SyncEvent>,
 ) {
-    let (plan, per_server, names, spacing, ex_opts) = {
+    let (plan, per_server, names, spacing, mut ex_opts) = {
         let mut e = lock(engine);
         let (plan, n) = e.plan_round();
-        (plan, n, e.server_names(), e.options().burst_spacing, e.options().exchange)
+        (
+            plan,
+            n,
+            e.server_names(),
+            e.options().burst_spacing,
+            e.options().exchange,
+        )
     };
+    // Simulated jitter perturbs T1 and T4 independently, so δ can be negative by up to twice
+    // the jitter without anything being wrong with the reply.
+    if let Some(sim) = clock.simulation() {
+        let jitter = Duration::from_secs_f64((2.0 * sim.jitter_ms / 1e3).clamp(0.0, 1.0));
+        ex_opts.negative_delay_tolerance = ex_opts.negative_delay_tolerance.max(jitter);
+    }
     let mut set = tokio::task::JoinSet::new();
     for idx in plan {
         let name = names.get(idx).cloned().unwrap_or_default();
@@ -793,7 +869,11 @@ async fn one_round(
                 let stop_burst = match &result.outcome {
                     Ok(_) => false,
                     // An unreachable or refusing server is not hammered within a burst.
-                    Err(RejectReason::KissOfDeath(_) | RejectReason::Timeout | RejectReason::Network) => true,
+                    Err(
+                        RejectReason::KissOfDeath(_)
+                        | RejectReason::Timeout
+                        | RejectReason::Network,
+                    ) => true,
                     Err(_) => false,
                 };
                 let rec = lock(&engine).on_exchange(idx, &result);
@@ -843,7 +923,12 @@ mod tests {
             let t3 = t2 + 10_000;
             self.truth.advance(one_way + 10_000);
             let r4 = self.clock.read_raw();
-            let ex = Exchange { t1: r1.disciplined_ns, t2, t3, t4: r4.disciplined_ns };
+            let ex = Exchange {
+                t1: r1.disciplined_ns,
+                t2,
+                t3,
+                t4: r4.disciplined_ns,
+            };
             let corr = (r1.correction_ns + r4.correction_ns) / 2;
             ExchangeResult {
                 addr: "127.0.0.1:123".parse().unwrap(),
@@ -894,19 +979,32 @@ mod tests {
 
     #[test]
     fn slew_step_ignore_chosen_by_offset() {
-        for (skew_ms, want) in [(-50.0, Action::Slew), (-500.0, Action::Step), (-2_000_000.0, Action::Ignore)] {
-            let w = World::new(Simulation { skew_ms, ..Default::default() });
+        for (skew_ms, want) in [
+            (-50.0, Action::Slew),
+            (-500.0, Action::Step),
+            (-2_000_000.0, Action::Ignore),
+        ] {
+            let w = World::new(Simulation {
+                skew_ms,
+                ..Default::default()
+            });
             let mut e = SyncEngine::new(opts(1));
             let rec = round(&mut e, &w, &[0]);
             assert_eq!(rec.action, Some(want), "skew {skew_ms} ms");
             let off = rec.offset_ns.unwrap();
-            assert!((off - (-skew_ms * 1e6) as i64).abs() < 10_000, "offset {off}");
+            assert!(
+                (off - (-skew_ms * 1e6) as i64).abs() < 10_000,
+                "offset {off}"
+            );
         }
     }
 
     #[test]
     fn ignored_offset_leaves_the_clock_alone() {
-        let w = World::new(Simulation { skew_ms: 2_000_000.0, ..Default::default() });
+        let w = World::new(Simulation {
+            skew_ms: 2_000_000.0,
+            ..Default::default()
+        });
         let mut e = SyncEngine::new(opts(1));
         let before = w.clock.correction();
         round(&mut e, &w, &[0]);
@@ -916,7 +1014,10 @@ mod tests {
 
     #[test]
     fn step_then_slew_converges_and_clock_never_goes_back() {
-        let w = World::new(Simulation { skew_ms: 250.0, ..Default::default() });
+        let w = World::new(Simulation {
+            skew_ms: 250.0,
+            ..Default::default()
+        });
         let mut e = SyncEngine::new(opts(1));
         let mut last = w.clock.now_ns();
         let rec = round(&mut e, &w, &[0]);
@@ -935,7 +1036,10 @@ mod tests {
 
     #[test]
     fn drift_is_estimated_and_corrected_between_syncs() {
-        let w = World::new(Simulation { drift_ms_per_s: 0.1, ..Default::default() });
+        let w = World::new(Simulation {
+            drift_ms_per_s: 0.1,
+            ..Default::default()
+        });
         let mut e = SyncEngine::new(opts(1));
         for _ in 0..10 {
             round(&mut e, &w, &[0]);
@@ -950,30 +1054,50 @@ mod tests {
         w.truth.advance(2 * S); // let the last slew finish
         let e0 = w.error_ns();
         w.truth.advance(10 * S);
-        assert!((w.error_ns() - e0).abs() < 20_000, "drifted {}", w.error_ns() - e0);
+        assert!(
+            (w.error_ns() - e0).abs() < 20_000,
+            "drifted {}",
+            w.error_ns() - e0
+        );
     }
 
     #[test]
     fn without_drift_correction_the_error_grows_at_the_drift_rate() {
-        let w = World::new(Simulation { drift_ms_per_s: 0.1, ..Default::default() });
-        let mut e = SyncEngine::new(SyncOptions { drift_correction: false, ..opts(1) });
+        let w = World::new(Simulation {
+            drift_ms_per_s: 0.1,
+            ..Default::default()
+        });
+        let mut e = SyncEngine::new(SyncOptions {
+            drift_correction: false,
+            ..opts(1)
+        });
         for _ in 0..10 {
             round(&mut e, &w, &[0]);
             w.truth.advance(S);
         }
         let st = e.status(&w.clock);
         assert_eq!(st.frequency_correction_ppm, 0.0);
-        assert!((st.drift_ppm.unwrap() - 100.0).abs() < 1.0, "still estimated");
+        assert!(
+            (st.drift_ppm.unwrap() - 100.0).abs() < 1.0,
+            "still estimated"
+        );
         round(&mut e, &w, &[0]);
         w.truth.advance(2 * S);
         let e0 = w.error_ns();
         w.truth.advance(10 * S);
-        assert!((w.error_ns() - e0 - MS).abs() < 10_000, "grew {}", w.error_ns() - e0);
+        assert!(
+            (w.error_ns() - e0 - MS).abs() < 10_000,
+            "grew {}",
+            w.error_ns() - e0
+        );
     }
 
     #[test]
     fn falseticker_is_dropped() {
-        let w = World::new(Simulation { skew_ms: 20.0, ..Default::default() });
+        let w = World::new(Simulation {
+            skew_ms: 20.0,
+            ..Default::default()
+        });
         let mut e = SyncEngine::new(opts(3));
         let rec = round(&mut e, &w, &[0, 5_000 * MS, 30_000]);
         assert_eq!(rec.falsetickers, vec!["s1".to_string()]);
@@ -1007,9 +1131,33 @@ mod tests {
     }
 
     #[test]
+    fn rate_backoff_holds_even_when_every_other_server_fails() {
+        let w = World::new(Simulation::default());
+        let mut e = SyncEngine::new(opts(2));
+        e.plan_round();
+        e.on_exchange(0, &rejected(RejectReason::KissOfDeath(KissCode::Rate)));
+        e.on_exchange(1, &rejected(RejectReason::Timeout));
+        e.finish_round(&w.clock);
+        // Everything failed: the timed-out server is retried at once, the rate-limited one not.
+        for _ in 0..2 {
+            assert_eq!(e.plan_round().0, vec![1]);
+            e.on_exchange(1, &rejected(RejectReason::Timeout));
+            e.finish_round(&w.clock);
+        }
+        // Its two rounds of backoff are over.
+        assert_eq!(e.plan_round().0, vec![0, 1]);
+    }
+
+    #[test]
     fn all_servers_failing_keeps_correction_and_backs_off_exponentially() {
-        let w = World::new(Simulation { skew_ms: 30.0, ..Default::default() });
-        let mut e = SyncEngine::new(SyncOptions { max_backoff: Duration::from_secs(5), ..opts(2) });
+        let w = World::new(Simulation {
+            skew_ms: 30.0,
+            ..Default::default()
+        });
+        let mut e = SyncEngine::new(SyncOptions {
+            max_backoff: Duration::from_secs(5),
+            ..opts(2)
+        });
         round(&mut e, &w, &[0, 0]);
         let corr = w.clock.correction().total_ns;
         assert_eq!(e.next_delay(), Duration::from_secs(1));
@@ -1035,7 +1183,10 @@ mod tests {
     #[test]
     fn history_is_bounded() {
         let w = World::new(Simulation::default());
-        let mut e = SyncEngine::new(SyncOptions { history: 5, ..opts(1) });
+        let mut e = SyncEngine::new(SyncOptions {
+            history: 5,
+            ..opts(1)
+        });
         for _ in 0..10 {
             round(&mut e, &w, &[0]);
         }

@@ -45,13 +45,19 @@ pub enum Behaviour {
 
 /// Starts a responder on 127.0.0.1 on the current runtime; it lives as long as the runtime.
 pub async fn responder(b: Behaviour) -> SocketAddr {
-    let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind responder");
+    let sock = UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind responder");
     let addr = sock.local_addr().expect("responder addr");
     tokio::spawn(async move {
         let mut buf = [0u8; 512];
         loop {
-            let Ok((n, peer)) = sock.recv_from(&mut buf).await else { return };
-            let Ok(req) = Packet::parse(&buf[..n]) else { continue };
+            let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
+                return;
+            };
+            let Ok(req) = Packet::parse(&buf[..n]) else {
+                continue;
+            };
             if b == Behaviour::Silent {
                 continue;
             }
@@ -89,7 +95,11 @@ pub async fn responder(b: Behaviour) -> SocketAddr {
                 _ => {}
             }
             let bytes = p.to_bytes();
-            let out: &[u8] = if b == Behaviour::Short { &bytes[..20] } else { &bytes };
+            let out: &[u8] = if b == Behaviour::Short {
+                &bytes[..20]
+            } else {
+                &bytes
+            };
             let _ = sock.send_to(out, peer).await;
         }
     });
