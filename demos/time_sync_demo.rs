@@ -8,6 +8,8 @@
 mod exchange;
 #[path = "mutex.rs"]
 mod mutex;
+#[path = "plot.rs"]
+mod plot;
 #[path = "report.rs"]
 mod report;
 #[path = "sim_net.rs"]
