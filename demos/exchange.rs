@@ -75,8 +75,13 @@ impl Exchange {
     /// "B:send m3→C"-style label.
     pub fn label(&self, e: &ExEvent) -> String {
         match e.kind {
-            Kind::Send { msg, to } => format!("{} sends m{msg} to {}", self.nodes[e.node], self.nodes[to]),
-            Kind::Recv { msg, from } => format!("{} receives m{msg} from {}", self.nodes[e.node], self.nodes[from]),
+            Kind::Send { msg, to } => {
+                format!("{} sends m{msg} to {}", self.nodes[e.node], self.nodes[to])
+            }
+            Kind::Recv { msg, from } => format!(
+                "{} receives m{msg} from {}",
+                self.nodes[e.node], self.nodes[from]
+            ),
         }
     }
 
@@ -85,8 +90,10 @@ impl Exchange {
         let mut out = vec![];
         for r in &self.events {
             if let Kind::Recv { msg, .. } = r.kind {
-                if let Some(s) =
-                    self.events.iter().find(|s| matches!(s.kind, Kind::Send { msg: m, .. } if m == msg))
+                if let Some(s) = self
+                    .events
+                    .iter()
+                    .find(|s| matches!(s.kind, Kind::Send { msg: m, .. } if m == msg))
                 {
                     out.push((s.idx, r.idx));
                 }
@@ -96,8 +103,8 @@ impl Exchange {
     }
 }
 
-/// Runs the exchange: `n_msgs` messages sent at random times in the first second between the
-/// nodes, 1–40 ms delays with reordering. `physical(node, true_ns)` reads node's clock.
+/// Runs the exchange: `n_msgs` messages sent at random times in the first second, cycling over
+/// every ordered pair of nodes, 1–40 ms delays with reordering. `physical(node, true_ns)` reads node's clock.
 pub fn run(
     names: &[&str],
     n_msgs: u32,
@@ -107,12 +114,28 @@ pub fn run(
 ) -> Result<Exchange> {
     let n = names.len();
     let nodes: Vec<NodeId> = names.iter().map(|s| NodeId::from(*s)).collect();
-    let cfg = NetConfig { min_delay_ns: MS, max_delay_ns: 40 * MS, fifo: false };
+    let cfg = NetConfig {
+        min_delay_ns: MS,
+        max_delay_ns: 40 * MS,
+        fifo: false,
+    };
     let mut net: SimNet<ExMsg> = SimNet::new(cfg, seed, wire);
     let lamport: Vec<LamportClock> = (0..n).map(|_| LamportClock::new()).collect();
-    let vector: Vec<VectorClock> = nodes.iter().map(|id| VectorClock::new(id.clone())).collect();
+    let vector: Vec<VectorClock> = nodes
+        .iter()
+        .map(|id| VectorClock::new(id.clone()))
+        .collect();
+    // Message k goes over ordered pair k mod n(n-1), so every pair of nodes talks both ways.
+    let pair = |k: u32| {
+        let p = k as usize % (n * (n - 1));
+        let (from, mut to) = (p / (n - 1), p % (n - 1));
+        if to >= from {
+            to += 1;
+        }
+        (from, to)
+    };
     for k in 0..n_msgs {
-        let node = net.random_range(0, n as i64 - 1) as usize;
+        let node = pair(k).0;
         let at = net.random_range(0, 1000 * MS);
         net.set_timer(node, at, k as u64 + 1);
     }
@@ -120,19 +143,24 @@ pub fn run(
     let mut before: Vec<Vec<bool>> = vec![];
     let mut last_on_node: Vec<Option<usize>> = vec![None; n];
     let mut send_of: std::collections::HashMap<u32, usize> = Default::default();
+    // Messages are named m1, m2, … in the order they are sent.
+    let mut next_msg = 0u32;
     while let Some(ev) = net.next_event()? {
         let now = net.now_ns();
         let (node, kind, lam, vt, cause, physical_ns) = match ev {
             Event::Timer { node, tag } => {
-                let msg = tag as u32;
-                let mut to = net.random_range(0, n as i64 - 2) as usize;
-                if to >= node {
-                    to += 1;
-                }
+                let to = pair(tag as u32 - 1).1;
+                next_msg += 1;
+                let msg = next_msg;
                 let lam = lamport[node].tick();
                 let vt = vector[node].send_stamp();
                 let phys = physical(node, now);
-                let m = ExMsg { id: msg, lamport: lam, vector: vt.clone(), physical_ns: phys };
+                let m = ExMsg {
+                    id: msg,
+                    lamport: lam,
+                    vector: vt.clone(),
+                    physical_ns: phys,
+                };
                 net.send(node, to, &m)?;
                 (node, Kind::Send { msg, to }, lam, vt, None, phys)
             }
@@ -140,7 +168,17 @@ pub fn run(
                 let lam = lamport[p.to].update(p.msg.lamport);
                 let vt = vector[p.to].receive_event(&p.msg.vector);
                 let phys = physical(p.to, now);
-                (p.to, Kind::Recv { msg: p.msg.id, from: p.from }, lam, vt, send_of.get(&p.msg.id).copied(), phys)
+                (
+                    p.to,
+                    Kind::Recv {
+                        msg: p.msg.id,
+                        from: p.from,
+                    },
+                    lam,
+                    vt,
+                    send_of.get(&p.msg.id).copied(),
+                    phys,
+                )
             }
         };
         let idx = events.len();
@@ -159,9 +197,21 @@ pub fn run(
         if let Kind::Send { msg, .. } = kind {
             send_of.insert(msg, idx);
         }
-        events.push(ExEvent { idx, node, kind, true_ns: now, physical_ns, lamport: lam, vector: vt });
+        events.push(ExEvent {
+            idx,
+            node,
+            kind,
+            true_ns: now,
+            physical_ns,
+            lamport: lam,
+            vector: vt,
+        });
     }
-    Ok(Exchange { nodes, events, before })
+    Ok(Exchange {
+        nodes,
+        events,
+        before,
+    })
 }
 
 /// Formats a vector timestamp as "(a,b,c)" in the order of `nodes`.
@@ -179,12 +229,23 @@ mod tests {
     #[test]
     fn vector_clocks_characterise_happened_before_exactly() {
         for seed in 0..30 {
-            let ex = run(&["A", "B", "C"], 15, seed, &mut MemoryWire::default(), &mut |_, t| t).unwrap();
+            let ex = run(
+                &["A", "B", "C"],
+                15,
+                seed,
+                &mut MemoryWire::default(),
+                &mut |_, t| t,
+            )
+            .unwrap();
             assert_eq!(ex.events.len(), 30);
             for a in &ex.events {
                 for b in &ex.events {
                     let hb = ex.happened_before(a.idx, b.idx);
-                    assert_eq!(hb, a.vector.compare(&b.vector) == CausalOrder::Before, "seed {seed}");
+                    assert_eq!(
+                        hb,
+                        a.vector.compare(&b.vector) == CausalOrder::Before,
+                        "seed {seed}"
+                    );
                     if hb {
                         assert!(a.lamport < b.lamport, "clock condition");
                         assert!(a.true_ns <= b.true_ns);

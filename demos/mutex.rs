@@ -27,7 +27,10 @@ pub enum MutexMsg {
 impl MutexMsg {
     fn ts(self) -> u64 {
         match self {
-            MutexMsg::Request { ts } | MutexMsg::Ack { ts } | MutexMsg::Release { ts } | MutexMsg::Reply { ts } => ts,
+            MutexMsg::Request { ts }
+            | MutexMsg::Ack { ts }
+            | MutexMsg::Release { ts }
+            | MutexMsg::Reply { ts } => ts,
         }
     }
     fn kind(self) -> usize {
@@ -66,7 +69,12 @@ impl Algorithm {
 
 trait Process {
     fn request(&mut self, net: &mut SimNet<'_, MutexMsg>) -> Result<()>;
-    fn on_message(&mut self, from: NodeIx, msg: MutexMsg, net: &mut SimNet<'_, MutexMsg>) -> Result<()>;
+    fn on_message(
+        &mut self,
+        from: NodeIx,
+        msg: MutexMsg,
+        net: &mut SimNet<'_, MutexMsg>,
+    ) -> Result<()>;
     fn may_enter(&self) -> bool;
     fn enter(&mut self);
     fn exit(&mut self, net: &mut SimNet<'_, MutexMsg>) -> Result<()>;
@@ -95,7 +103,12 @@ impl Process for LamportProc {
         self.my_request = Some(ts);
         net.multicast(self.me, 0..self.n, &MutexMsg::Request { ts })
     }
-    fn on_message(&mut self, from: NodeIx, msg: MutexMsg, net: &mut SimNet<'_, MutexMsg>) -> Result<()> {
+    fn on_message(
+        &mut self,
+        from: NodeIx,
+        msg: MutexMsg,
+        net: &mut SimNet<'_, MutexMsg>,
+    ) -> Result<()> {
         self.clock.update(msg.ts());
         self.latest_from[from] = Some(msg.ts());
         match msg {
@@ -114,7 +127,9 @@ impl Process for LamportProc {
         Ok(())
     }
     fn may_enter(&self) -> bool {
-        let Some(ts) = self.my_request else { return false };
+        let Some(ts) = self.my_request else {
+            return false;
+        };
         if self.in_cs || self.queue.first() != Some(&(ts, self.me)) {
             return false;
         }
@@ -165,7 +180,12 @@ impl Process for RaProc {
         self.replies = 0;
         net.multicast(self.me, 0..self.n, &MutexMsg::Request { ts })
     }
-    fn on_message(&mut self, from: NodeIx, msg: MutexMsg, net: &mut SimNet<'_, MutexMsg>) -> Result<()> {
+    fn on_message(
+        &mut self,
+        from: NodeIx,
+        msg: MutexMsg,
+        net: &mut SimNet<'_, MutexMsg>,
+    ) -> Result<()> {
         self.clock.update(msg.ts());
         match msg {
             MutexMsg::Request { ts } => {
@@ -251,8 +271,19 @@ const TAG_REQUEST: u64 = 1;
 const TAG_EXIT: u64 = 2;
 
 /// Simulates `n` processes each entering the critical section `rounds` times.
-pub fn simulate(alg: Algorithm, n: usize, rounds: u64, seed: u64, broken: bool, wire: &mut dyn Wire) -> Result<Run> {
-    let cfg = NetConfig { min_delay_ns: MS, max_delay_ns: 20 * MS, fifo: true };
+pub fn simulate(
+    alg: Algorithm,
+    n: usize,
+    rounds: u64,
+    seed: u64,
+    broken: bool,
+    wire: &mut dyn Wire,
+) -> Result<Run> {
+    let cfg = NetConfig {
+        min_delay_ns: MS,
+        max_delay_ns: 20 * MS,
+        fifo: true,
+    };
     let mut net: SimNet<MutexMsg> = SimNet::new(cfg, seed, wire);
     let mut procs: Vec<Box<dyn Process>> = (0..n)
         .map(|me| -> Box<dyn Process> {
@@ -295,7 +326,10 @@ pub fn simulate(alg: Algorithm, n: usize, rounds: u64, seed: u64, broken: bool, 
     let limit = 10_000 * n as u64 * rounds.max(1);
     while let Some(ev) = net.next_event()? {
         match ev {
-            Event::Timer { node, tag: TAG_REQUEST } => procs[node].request(&mut net)?,
+            Event::Timer {
+                node,
+                tag: TAG_REQUEST,
+            } => procs[node].request(&mut net)?,
             Event::Timer { node, tag } => {
                 debug_assert_eq!(tag, TAG_EXIT);
                 inside[node] = false;
@@ -315,7 +349,12 @@ pub fn simulate(alg: Algorithm, n: usize, rounds: u64, seed: u64, broken: bool, 
                 procs[i].enter();
                 inside[i] = true;
                 usage[i] += 1;
-                run.entries.push(Entry { t_ns: net.now_ns(), process: i, request_ts, usage: usage.clone() });
+                run.entries.push(Entry {
+                    t_ns: net.now_ns(),
+                    process: i,
+                    request_ts,
+                    usage: usage.clone(),
+                });
                 let hold = net.random_range(5 * MS, 15 * MS);
                 net.set_timer(i, net.now_ns() + hold, TAG_EXIT);
             }
@@ -323,7 +362,11 @@ pub fn simulate(alg: Algorithm, n: usize, rounds: u64, seed: u64, broken: bool, 
         run.steps_checked += 1;
         let holders: Vec<String> = (0..n).filter(|i| inside[*i]).map(name).collect();
         if holders.len() > 1 {
-            run.violations.push(format!("t={} ms: {} inside together", ms(net.now_ns(), 1), holders.join(" and ")));
+            run.violations.push(format!(
+                "t={} ms: {} inside together",
+                ms(net.now_ns(), 1),
+                holders.join(" and ")
+            ));
         }
         if run.steps_checked > limit {
             run.violations.push("run did not finish (livelock?)".into());
@@ -343,7 +386,11 @@ pub fn name(i: NodeIx) -> String {
 }
 
 fn usage_str(u: &[u64]) -> String {
-    let parts: Vec<String> = u.iter().enumerate().map(|(i, c)| format!("{}:{c}", name(i))).collect();
+    let parts: Vec<String> = u
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{}:{c}", name(i)))
+        .collect();
     format!("{{{}}}", parts.join(", "))
 }
 
@@ -351,12 +398,19 @@ fn usage_str(u: &[u64]) -> String {
 fn check_run(r: &mut Report, run: &Run, rounds: u64, alg: Algorithm) {
     let label = run.algorithm;
     r.check(
-        format!("{label}, N={}: never two processes in the critical section", run.n),
+        format!(
+            "{label}, N={}: never two processes in the critical section",
+            run.n
+        ),
         run.violations.is_empty(),
         if run.violations.is_empty() {
             format!("checked after each of {} events", run.steps_checked)
         } else {
-            format!("{} violation(s), first: {}", run.violations.len(), run.violations[0])
+            format!(
+                "{} violation(s), first: {}",
+                run.violations.len(),
+                run.violations[0]
+            )
         },
     );
     let want = rounds * run.n as u64;
@@ -365,18 +419,36 @@ fn check_run(r: &mut Report, run: &Run, rounds: u64, alg: Algorithm) {
         run.entries.len() as u64 == want,
         format!("{} entries of {want}", run.entries.len()),
     );
-    let in_turn = run.entries.iter().enumerate().all(|(k, e)| e.process == k % run.n);
+    let in_turn = run
+        .entries
+        .iter()
+        .enumerate()
+        .all(|(k, e)| e.process == k % run.n);
     r.check(
-        format!("{label}, N={}: usage counts rise in turn (A, B, C, A, …)", run.n),
+        format!(
+            "{label}, N={}: usage counts rise in turn (A, B, C, A, …)",
+            run.n
+        ),
         in_turn,
-        run.entries.iter().map(|e| name(e.process)).collect::<Vec<_>>().join(""),
+        run.entries
+            .iter()
+            .map(|e| name(e.process))
+            .collect::<Vec<_>>()
+            .join(""),
     );
     let per = alg.per_entry(run.n);
     let entries = run.entries.len().max(1) as u64;
     r.check(
-        format!("{label}, N={}: messages per entry = {}", run.n, formula(alg)),
+        format!(
+            "{label}, N={}: messages per entry = {}",
+            run.n,
+            formula(alg)
+        ),
         run.total_messages() == per * run.entries.len() as u64,
-        format!("{} messages / {entries} entries, expected {per} each", run.total_messages()),
+        format!(
+            "{} messages / {entries} entries, expected {per} each",
+            run.total_messages()
+        ),
     );
 }
 
@@ -406,7 +478,13 @@ pub fn demo(seed: u64, broken: bool, wire: &mut dyn Wire) -> Result<Report> {
     let mut runs = vec![];
     for alg in [Algorithm::Lamport, Algorithm::RicartAgrawala] {
         let run = simulate(alg, 3, rounds, seed, broken, wire)?;
-        let mut t = Table::new(&[">#", ">t (ms)", "process", ">request ts", "resource usage counts"]);
+        let mut t = Table::new(&[
+            ">#",
+            ">t (ms)",
+            "process",
+            ">request ts",
+            "resource usage counts",
+        ]);
         for (k, e) in run.entries.iter().enumerate() {
             t.row(vec![
                 (k + 1).to_string(),
@@ -416,7 +494,10 @@ pub fn demo(seed: u64, broken: bool, wire: &mut dyn Wire) -> Result<Report> {
                 usage_str(&e.usage),
             ]);
         }
-        r.para(format!("{} — entries into the critical section:", alg.name()));
+        r.para(format!(
+            "{} — entries into the critical section:",
+            alg.name()
+        ));
         r.table(&t);
         runs.push(run);
     }
@@ -437,7 +518,11 @@ pub fn demo(seed: u64, broken: bool, wire: &mut dyn Wire) -> Result<Report> {
         "expected",
     ]);
     for run in runs.iter().chain(more.iter()) {
-        let alg = if run.algorithm == "Lamport" { Algorithm::Lamport } else { Algorithm::RicartAgrawala };
+        let alg = if run.algorithm == "Lamport" {
+            Algorithm::Lamport
+        } else {
+            Algorithm::RicartAgrawala
+        };
         let e = run.entries.len().max(1) as f64;
         t.row(vec![
             run.algorithm.to_string(),
@@ -458,11 +543,19 @@ pub fn demo(seed: u64, broken: bool, wire: &mut dyn Wire) -> Result<Report> {
          N-1 RELEASE messages by folding them into deferred REPLYs.",
     );
     for run in &runs {
-        let alg = if run.algorithm == "Lamport" { Algorithm::Lamport } else { Algorithm::RicartAgrawala };
+        let alg = if run.algorithm == "Lamport" {
+            Algorithm::Lamport
+        } else {
+            Algorithm::RicartAgrawala
+        };
         check_run(&mut r, run, rounds, alg);
     }
     for run in &more {
-        let alg = if run.algorithm == "Lamport" { Algorithm::Lamport } else { Algorithm::RicartAgrawala };
+        let alg = if run.algorithm == "Lamport" {
+            Algorithm::Lamport
+        } else {
+            Algorithm::RicartAgrawala
+        };
         check_run(&mut r, run, 2, alg);
     }
     r.data = json!({ "runs": runs, "runs_n5": more });
@@ -476,7 +569,15 @@ mod tests {
 
     #[test]
     fn usage_counts_rise_in_turn_as_in_the_write_up() {
-        let run = simulate(Algorithm::Lamport, 3, 2, 42, false, &mut MemoryWire::default()).unwrap();
+        let run = simulate(
+            Algorithm::Lamport,
+            3,
+            2,
+            42,
+            false,
+            &mut MemoryWire::default(),
+        )
+        .unwrap();
         let seen: Vec<String> = run.entries.iter().map(|e| usage_str(&e.usage)).collect();
         assert_eq!(
             seen,
@@ -498,9 +599,17 @@ mod tests {
             for n in 2..=6 {
                 for alg in [Algorithm::Lamport, Algorithm::RicartAgrawala] {
                     let run = simulate(alg, n, 2, seed, false, &mut MemoryWire::default()).unwrap();
-                    assert!(run.violations.is_empty(), "{alg:?} n={n} seed={seed}: {:?}", run.violations);
+                    assert!(
+                        run.violations.is_empty(),
+                        "{alg:?} n={n} seed={seed}: {:?}",
+                        run.violations
+                    );
                     assert_eq!(run.entries.len(), 2 * n);
-                    assert_eq!(run.total_messages(), alg.per_entry(n) * 2 * n as u64, "{alg:?} n={n}");
+                    assert_eq!(
+                        run.total_messages(),
+                        alg.per_entry(n) * 2 * n as u64,
+                        "{alg:?} n={n}"
+                    );
                 }
             }
         }
@@ -510,7 +619,10 @@ mod tests {
     fn the_monitor_catches_a_broken_algorithm() {
         for alg in [Algorithm::Lamport, Algorithm::RicartAgrawala] {
             let run = simulate(alg, 3, 2, 42, true, &mut MemoryWire::default()).unwrap();
-            assert!(!run.violations.is_empty(), "{alg:?} without waiting must overlap");
+            assert!(
+                !run.violations.is_empty(),
+                "{alg:?} without waiting must overlap"
+            );
         }
         let r = demo(42, true, &mut MemoryWire::default()).unwrap();
         assert!(!r.ok);

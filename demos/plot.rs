@@ -25,6 +25,9 @@ const PALETTE: [RGBColor; 6] = [
     RGBColor(23, 190, 207),
 ];
 
+/// Colour of "held in a buffer" marks (distinct from the palette).
+const HOLD: RGBColor = RGBColor(255, 160, 0);
+
 fn color(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
@@ -44,11 +47,23 @@ fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
 
 /// Clock error (ms) against true time (s), one line per node; `events` are labelled vertical
 /// markers (e.g. "step", "sync").
-pub fn clock_error_chart(path: &Path, title: &str, series: &[Series], events: &[(f64, String)]) -> Result<()> {
+pub fn clock_error_chart(
+    path: &Path,
+    title: &str,
+    series: &[Series],
+    events: &[(f64, String)],
+) -> Result<()> {
     let root = SVGBackend::new(path, (1000, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     let (x0, x1) = bounds(series.iter().flat_map(|s| s.points.iter().map(|p| p.0)));
-    let (y0, y1) = bounds(series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).chain([0.0]));
+    let (y0, y1) = bounds(
+        series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .chain([0.0]),
+    );
+    // Head room for the legend in the upper left corner.
+    let y1 = y1 + (y1 - y0) * 0.06 * (series.len() as f64 + 1.0);
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 22))
         .margin(16)
@@ -65,7 +80,10 @@ pub fn clock_error_chart(path: &Path, title: &str, series: &[Series], events: &[
         .draw()?;
     chart.draw_series(LineSeries::new([(x0, 0.0), (x1, 0.0)], BLACK.mix(0.4)))?;
     for (t, label) in events {
-        chart.draw_series(LineSeries::new([(*t, y0), (*t, y1)], RGBColor(120, 120, 120).mix(0.5)))?;
+        chart.draw_series(LineSeries::new(
+            [(*t, y0), (*t, y1)],
+            RGBColor(120, 120, 120).mix(0.5),
+        ))?;
         chart.draw_series(std::iter::once(Text::new(
             label.clone(),
             (*t, y1 - (y1 - y0) * 0.03),
@@ -86,7 +104,8 @@ pub fn clock_error_chart(path: &Path, title: &str, series: &[Series], events: &[
         .label_font(("sans-serif", 14))
         .position(SeriesLabelPosition::UpperLeft)
         .draw()?;
-    root.present().with_context(|| format!("writing {}", path.display()))?;
+    root.present()
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
@@ -108,10 +127,26 @@ pub struct Arrow {
 
 /// A space-time diagram: one horizontal line per process, one arrow per message; messages held in
 /// a delivery buffer show a dashed extension from arrival to delivery.
-pub fn space_time_chart(path: &Path, title: &str, processes: &[String], arrows: &[Arrow]) -> Result<()> {
-    let root = SVGBackend::new(path, (1100, 140 + 150 * processes.len() as u32)).into_drawing_area();
+pub fn space_time_chart(
+    path: &Path,
+    title: &str,
+    processes: &[String],
+    arrows: &[Arrow],
+) -> Result<()> {
+    let root =
+        SVGBackend::new(path, (1100, 140 + 150 * processes.len() as u32)).into_drawing_area();
     root.fill(&WHITE)?;
-    let t_max = arrows.iter().map(|a| a.delivered_ms.unwrap_or(a.recv_ms).max(a.recv_ms)).fold(0.0, f64::max) * 1.05 + 1.0;
+    let last = arrows
+        .iter()
+        .map(|a| a.delivered_ms.unwrap_or(a.recv_ms).max(a.recv_ms))
+        .fold(0.0, f64::max);
+    let first = arrows
+        .iter()
+        .map(|a| a.sent_ms)
+        .fold(f64::INFINITY, f64::min);
+    let first = if first.is_finite() { first } else { 0.0 };
+    let t_min = (first - (last - first) * 0.04 - 1.0).max(0.0);
+    let t_max = last + (last - first) * 0.04 + 1.0;
     let n = processes.len();
     let names = processes.to_vec();
     let mut chart = ChartBuilder::on(&root)
@@ -119,15 +154,16 @@ pub fn space_time_chart(path: &Path, title: &str, processes: &[String], arrows: 
         .margin(20)
         .x_label_area_size(44)
         .y_label_area_size(60)
-        .build_cartesian_2d(0.0..t_max, -0.5..(n as f64 - 0.5))?;
+        .build_cartesian_2d(t_min..t_max, -0.5..(n as f64 - 0.5))?;
     chart
         .configure_mesh()
         .disable_y_mesh()
         .y_labels(n)
         .y_label_formatter(&|y| {
             let i = y.round();
-            if (y - i).abs() < 1e-6 && i >= 0.0 {
-                names.get(i as usize).cloned().unwrap_or_default()
+            // Row y shows process n-1-y: process 0 on top.
+            if (y - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < n {
+                names.get(n - 1 - i as usize).cloned().unwrap_or_default()
             } else {
                 String::new()
             }
@@ -140,7 +176,10 @@ pub fn space_time_chart(path: &Path, title: &str, processes: &[String], arrows: 
     // Rows are drawn top to bottom: process 0 at the top.
     let row = |p: usize| (n - 1 - p) as f64;
     for p in 0..n {
-        chart.draw_series(LineSeries::new([(0.0, row(p)), (t_max, row(p))], BLACK.stroke_width(2)))?;
+        chart.draw_series(LineSeries::new(
+            [(t_min, row(p)), (t_max, row(p))],
+            BLACK.stroke_width(2),
+        ))?;
     }
     for (i, a) in arrows.iter().enumerate() {
         let c = color(a.from);
@@ -148,15 +187,21 @@ pub fn space_time_chart(path: &Path, title: &str, processes: &[String], arrows: 
         chart.draw_series(LineSeries::new([(x0, y0), (x1, y1)], c.stroke_width(2)))?;
         // Arrow head: two short strokes in pixel space would need the backend; approximate with a
         // filled dot at the arrival and a hollow one at the send.
-        chart.draw_series([Circle::new((x1, y1), 4, c.filled()), Circle::new((x0, y0), 3, c.stroke_width(1))])?;
+        chart.draw_series([
+            Circle::new((x1, y1), 4, c.filled()),
+            Circle::new((x0, y0), 3, c.stroke_width(1)),
+        ])?;
         if let Some(d) = a.delivered_ms.filter(|d| *d > a.recv_ms) {
             let steps = 24;
             let seg = (d - x1) / steps as f64;
             for k in (0..steps).step_by(2) {
                 let s = x1 + seg * k as f64;
-                chart.draw_series(LineSeries::new([(s, y1), (s + seg, y1)], RGBColor(200, 0, 0).stroke_width(4)))?;
+                chart.draw_series(LineSeries::new(
+                    [(s, y1), (s + seg, y1)],
+                    HOLD.stroke_width(5),
+                ))?;
             }
-            chart.draw_series([Cross::new((d, y1), 6, RGBColor(200, 0, 0).stroke_width(2))])?;
+            chart.draw_series([Cross::new((d, y1), 7, HOLD.stroke_width(3))])?;
         }
         // Labels alternate above/below the sender's line so neighbours don't overlap.
         let base: f64 = if i % 2 == 0 { 0.12 } else { 0.24 };
@@ -169,7 +214,8 @@ pub fn space_time_chart(path: &Path, title: &str, processes: &[String], arrows: 
             ("sans-serif", 13).into_font().color(&c),
         )))?;
     }
-    root.present().with_context(|| format!("writing {}", path.display()))?;
+    root.present()
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
@@ -179,31 +225,50 @@ mod tests {
 
     /// The contents of every `<text>` element.
     fn texts(svg: &str) -> Vec<String> {
-        svg.split("<text").skip(1).filter_map(|t| {
-            let body = &t[t.find('>')? + 1..];
-            Some(body[..body.find("</text>")?].trim().to_string())
-        }).collect()
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|t| {
+                let body = &t[t.find('>')? + 1..];
+                Some(body[..body.find("</text>")?].trim().to_string())
+            })
+            .collect()
     }
 
     #[test]
     fn charts_are_svg_with_text_labels_and_no_font_files() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("err.svg");
-        let s = Series { name: "node-B (+100 ms)".into(), points: vec![(0.0, 100.0), (10.0, 101.0)] };
+        let s = Series {
+            name: "node-B (+100 ms)".into(),
+            points: vec![(0.0, 100.0), (10.0, 101.0)],
+        };
         clock_error_chart(&p, "clock error", &[s], &[(5.0, "sync".into())]).unwrap();
         let svg = std::fs::read_to_string(&p).unwrap();
         assert!(svg.starts_with("<svg"));
         let t = texts(&svg);
-        assert!(t.iter().any(|x| x == "node-B (+100 ms)"), "legend text is an SVG text element: {t:?}");
+        assert!(
+            t.iter().any(|x| x == "node-B (+100 ms)"),
+            "legend text is an SVG text element: {t:?}"
+        );
         assert!(t.iter().any(|x| x == "true time (s)"));
         assert!(t.iter().any(|x| x == "sync"));
         assert!(svg.contains("font-family=\"sans-serif\""));
         let q = dir.path().join("st.svg");
-        let arrows = [Arrow { from: 0, to: 1, sent_ms: 1.0, recv_ms: 5.0, delivered_ms: Some(9.0), label: "m1 (1,0,0)".into() }];
+        let arrows = [Arrow {
+            from: 0,
+            to: 1,
+            sent_ms: 1.0,
+            recv_ms: 5.0,
+            delivered_ms: Some(9.0),
+            label: "m1 (1,0,0)".into(),
+        }];
         space_time_chart(&q, "space-time", &["P1".into(), "P2".into()], &arrows).unwrap();
         let svg = std::fs::read_to_string(&q).unwrap();
         let t = texts(&svg);
         assert!(t.iter().any(|x| x == "m1 (1,0,0)"), "{t:?}");
-        assert!(t.iter().any(|x| x == "P2"), "process names label the rows: {t:?}");
+        assert!(
+            t.iter().any(|x| x == "P2"),
+            "process names label the rows: {t:?}"
+        );
     }
 }

@@ -37,7 +37,14 @@ pub struct Report {
 impl Report {
     /// An empty report; add text, data and checks, then [`Report::finish`].
     pub fn new(demo: &'static str, title: impl Into<String>) -> Self {
-        Self { demo, title: title.into(), ok: true, checks: vec![], data: Value::Null, text: String::new() }
+        Self {
+            demo,
+            title: title.into(),
+            ok: true,
+            checks: vec![],
+            data: Value::Null,
+            text: String::new(),
+        }
     }
 
     /// Appends a paragraph (a blank line follows it).
@@ -57,7 +64,11 @@ impl Report {
     /// Records an invariant check.
     pub fn check(&mut self, name: impl Into<String>, ok: bool, detail: impl Into<String>) {
         self.ok &= ok;
-        self.checks.push(Check { name: name.into(), ok, detail: detail.into() });
+        self.checks.push(Check {
+            name: name.into(),
+            ok,
+            detail: detail.into(),
+        });
     }
 
     /// The report as text: title, body, then the checks.
@@ -68,7 +79,13 @@ impl Report {
         s.push_str(&self.text);
         let _ = writeln!(s, "Invariants:");
         for c in &self.checks {
-            let _ = writeln!(s, "  [{}] {} — {}", if c.ok { "PASS" } else { "FAIL" }, c.name, c.detail);
+            let _ = writeln!(
+                s,
+                "  [{}] {} — {}",
+                if c.ok { "PASS" } else { "FAIL" },
+                c.name,
+                c.detail
+            );
         }
         s
     }
@@ -87,8 +104,15 @@ impl Table {
     /// is not printed).
     pub fn new(header: &[&str]) -> Self {
         let right = header.iter().map(|h| h.starts_with('>')).collect();
-        let header = header.iter().map(|h| h.trim_start_matches('>').to_string()).collect();
-        Self { header, rows: vec![], right }
+        let header = header
+            .iter()
+            .map(|h| h.trim_start_matches('>').to_string())
+            .collect();
+        Self {
+            header,
+            rows: vec![],
+            right,
+        }
     }
 
     /// Adds a row (missing cells print empty).

@@ -95,7 +95,9 @@ impl Wire for MemoryWire {
         Ok(())
     }
     fn fetch(&mut self, id: u64, _from: NodeIx, _to: NodeIx) -> Result<Vec<u8>> {
-        self.held.remove(&id).ok_or_else(|| anyhow!("message {id} was never carried"))
+        self.held
+            .remove(&id)
+            .ok_or_else(|| anyhow!("message {id} was never carried"))
     }
     fn describe(&self) -> String {
         "simulated network (in-process)".to_string()
@@ -104,8 +106,16 @@ impl Wire for MemoryWire {
 
 #[derive(Debug)]
 enum Pending {
-    Message { id: u64, from: NodeIx, to: NodeIx, sent_ns: i64 },
-    Timer { node: NodeIx, tag: u64 },
+    Message {
+        id: u64,
+        from: NodeIx,
+        to: NodeIx,
+        sent_ns: i64,
+    },
+    Timer {
+        node: NodeIx,
+        tag: u64,
+    },
 }
 
 /// The event loop: a virtual clock, seeded delays and a queue of pending events.
@@ -174,13 +184,26 @@ impl<'w, M: Serialize + DeserializeOwned> SimNet<'w, M> {
         self.next_id += 1;
         let bytes = serde_json::to_vec(msg).context("encoding a demo message")?;
         self.wire.carry(id, from, to, bytes)?;
-        self.push(due, Pending::Message { id, from, to, sent_ns: self.now_ns });
+        self.push(
+            due,
+            Pending::Message {
+                id,
+                from,
+                to,
+                sent_ns: self.now_ns,
+            },
+        );
         self.sent += 1;
         Ok(id)
     }
 
     /// Sends `msg` from `from` to every node in `to` except `from` itself.
-    pub fn multicast(&mut self, from: NodeIx, to: impl IntoIterator<Item = NodeIx>, msg: &M) -> Result<()> {
+    pub fn multicast(
+        &mut self,
+        from: NodeIx,
+        to: impl IntoIterator<Item = NodeIx>,
+        msg: &M,
+    ) -> Result<()> {
         for t in to {
             if t != from {
                 self.send(from, t, msg)?;
@@ -210,11 +233,23 @@ impl<'w, M: Serialize + DeserializeOwned> SimNet<'w, M> {
         self.now_ns = self.now_ns.max(due);
         match self.pending.remove(&seq) {
             Some(Pending::Timer { node, tag }) => Ok(Some(Event::Timer { node, tag })),
-            Some(Pending::Message { id, from, to, sent_ns }) => {
+            Some(Pending::Message {
+                id,
+                from,
+                to,
+                sent_ns,
+            }) => {
                 let bytes = self.wire.fetch(id, from, to)?;
                 let msg = serde_json::from_slice(&bytes)
                     .with_context(|| format!("decoding demo message {id} ({from}→{to})"))?;
-                Ok(Some(Event::Deliver(Packet { id, from, to, sent_ns, recv_ns: self.now_ns, msg })))
+                Ok(Some(Event::Deliver(Packet {
+                    id,
+                    from,
+                    to,
+                    sent_ns,
+                    recv_ns: self.now_ns,
+                    msg,
+                })))
             }
             None => Err(anyhow!("event queue out of step (seq {seq})")),
         }
@@ -227,10 +262,15 @@ mod tests {
 
     fn run(seed: u64, fifo: bool) -> Vec<(u64, NodeIx, NodeIx, i64)> {
         let mut wire = MemoryWire::default();
-        let cfg = NetConfig { min_delay_ns: MS, max_delay_ns: 50 * MS, fifo };
+        let cfg = NetConfig {
+            min_delay_ns: MS,
+            max_delay_ns: 50 * MS,
+            fifo,
+        };
         let mut net: SimNet<u32> = SimNet::new(cfg, seed, &mut wire);
         for i in 0..40u32 {
-            net.send((i % 3) as usize, ((i + 1) % 3) as usize, &i).unwrap();
+            net.send((i % 3) as usize, ((i + 1) % 3) as usize, &i)
+                .unwrap();
         }
         let mut out = vec![];
         while let Some(ev) = net.next_event().unwrap() {
@@ -254,10 +294,15 @@ mod tests {
         assert_eq!(reordered.len(), 40);
         let inverted = |v: &[(u64, NodeIx, NodeIx, i64)]| {
             v.iter().enumerate().any(|(i, a)| {
-                v[i + 1..].iter().any(|b| a.1 == b.1 && a.2 == b.2 && a.0 > b.0)
+                v[i + 1..]
+                    .iter()
+                    .any(|b| a.1 == b.1 && a.2 == b.2 && a.0 > b.0)
             })
         };
-        assert!(inverted(&reordered), "40 messages over 3 links with 1–50 ms delays reorder");
+        assert!(
+            inverted(&reordered),
+            "40 messages over 3 links with 1–50 ms delays reorder"
+        );
         let fifo = run(1, true);
         assert!(!inverted(&fifo));
         // Time never runs backwards.
@@ -267,12 +312,21 @@ mod tests {
     #[test]
     fn timers_interleave_with_messages_by_time() {
         let mut wire = MemoryWire::default();
-        let cfg = NetConfig { min_delay_ns: 10 * MS, max_delay_ns: 10 * MS, fifo: true };
+        let cfg = NetConfig {
+            min_delay_ns: 10 * MS,
+            max_delay_ns: 10 * MS,
+            fifo: true,
+        };
         let mut net: SimNet<u8> = SimNet::new(cfg, 0, &mut wire);
         net.set_timer(0, 20 * MS, 9);
         net.send(0, 1, &5).unwrap();
-        assert!(matches!(net.next_event().unwrap(), Some(Event::Deliver(p)) if p.recv_ns == 10 * MS));
-        assert!(matches!(net.next_event().unwrap(), Some(Event::Timer { node: 0, tag: 9 })));
+        assert!(
+            matches!(net.next_event().unwrap(), Some(Event::Deliver(p)) if p.recv_ns == 10 * MS)
+        );
+        assert!(matches!(
+            net.next_event().unwrap(),
+            Some(Event::Timer { node: 0, tag: 9 })
+        ));
         assert_eq!(net.now_ns(), 20 * MS);
         assert!(net.next_event().unwrap().is_none());
     }

@@ -12,9 +12,17 @@ use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy)]
 enum Step {
-    Send { msg: &'static str, from: usize, to: usize },
-    Recv { msg: &'static str },
-    Local { at: usize },
+    Send {
+        msg: &'static str,
+        from: usize,
+        to: usize,
+    },
+    Recv {
+        msg: &'static str,
+    },
+    Local {
+        at: usize,
+    },
 }
 
 struct Replay {
@@ -27,19 +35,26 @@ struct Replay {
 fn replay(steps: &[Step], nodes: &[NodeId]) -> Result<Replay> {
     let clocks: Vec<VectorClock> = nodes.iter().map(|n| VectorClock::new(n.clone())).collect();
     let mut in_flight: BTreeMap<&str, (usize, usize, VectorTimestamp)> = BTreeMap::new();
-    let mut out = Replay { events: vec![], stamps: BTreeMap::new() };
+    let mut out = Replay {
+        events: vec![],
+        stamps: BTreeMap::new(),
+    };
     for s in steps {
         match *s {
             Step::Send { msg, from, to } => {
                 let ts = clocks[from].send_stamp();
-                out.events.push((from, format!("send {msg} to {}", nodes[to]), ts.clone()));
+                out.events
+                    .push((from, format!("send {msg} to {}", nodes[to]), ts.clone()));
                 out.stamps.insert(msg, ts.clone());
                 in_flight.insert(msg, (from, to, ts));
             }
             Step::Recv { msg } => {
-                let (from, to, ts) = in_flight.remove(msg).ok_or_else(|| anyhow!("{msg} not in flight"))?;
+                let (from, to, ts) = in_flight
+                    .remove(msg)
+                    .ok_or_else(|| anyhow!("{msg} not in flight"))?;
                 let after = clocks[to].receive_event(&ts);
-                out.events.push((to, format!("receive {msg} from {}", nodes[from]), after));
+                out.events
+                    .push((to, format!("receive {msg} from {}", nodes[from]), after));
             }
             Step::Local { at } => {
                 // A local event counts like a send: the own entry goes up by one.
@@ -67,7 +82,10 @@ fn yes(b: bool) -> String {
 /// The `vector` demo.
 pub fn demo(seed: u64, wire: &mut dyn Wire) -> Result<Report> {
     let mut r = Report::new("vector", "vector clocks: the slides' worked example");
-    let nodes: Vec<NodeId> = ["P1", "P2", "P3"].iter().map(|s| NodeId::from(*s)).collect();
+    let nodes: Vec<NodeId> = ["P1", "P2", "P3"]
+        .iter()
+        .map(|s| NodeId::from(*s))
+        .collect();
     r.para(
         "Each process Pi keeps a vector VCi. Before every event Pi increments VCi[i]; a message \
          carries ts(m) = VCi after that increment; the receiver takes the element-wise maximum and \
@@ -76,54 +94,110 @@ pub fn demo(seed: u64, wire: &mut dyn Wire) -> Result<Report> {
     );
     use Step::*;
     let a = [
-        Send { msg: "m1", from: 1, to: 0 },
+        Send {
+            msg: "m1",
+            from: 1,
+            to: 0,
+        },
         Recv { msg: "m1" },
-        Send { msg: "m2", from: 0, to: 1 },
+        Send {
+            msg: "m2",
+            from: 0,
+            to: 1,
+        },
         Recv { msg: "m2" },
-        Send { msg: "m3", from: 1, to: 0 },
+        Send {
+            msg: "m3",
+            from: 1,
+            to: 0,
+        },
         Recv { msg: "m3" },
-        Send { msg: "m4", from: 0, to: 2 },
+        Send {
+            msg: "m4",
+            from: 0,
+            to: 2,
+        },
         Recv { msg: "m4" },
     ];
     let b = [
-        Send { msg: "m1", from: 1, to: 0 },
+        Send {
+            msg: "m1",
+            from: 1,
+            to: 0,
+        },
         Recv { msg: "m1" },
-        Send { msg: "m3", from: 0, to: 1 },
+        Send {
+            msg: "m3",
+            from: 0,
+            to: 1,
+        },
         Local { at: 0 },
-        Send { msg: "m2", from: 0, to: 2 },
+        Send {
+            msg: "m2",
+            from: 0,
+            to: 2,
+        },
         Recv { msg: "m3" },
-        Send { msg: "m4", from: 1, to: 2 },
+        Send {
+            msg: "m4",
+            from: 1,
+            to: 2,
+        },
         Recv { msg: "m4" },
         Recv { msg: "m2" },
     ];
-    let mut analysis = Table::new(&["situation", "ts(m2)", "ts(m4)", "ts(m2) < ts(m4)", "ts(m2) > ts(m4)", "conclusion"]);
+    let mut analysis = Table::new(&[
+        "situation",
+        "ts(m2)",
+        "ts(m4)",
+        "ts(m2) < ts(m4)",
+        "ts(m2) > ts(m4)",
+        "conclusion",
+    ]);
     let mut data = vec![];
     let expected = [
         ("a", "(2,1,0)", "(4,3,0)", CausalOrder::Before),
         ("b", "(4,1,0)", "(2,3,0)", CausalOrder::Concurrent),
     ];
-    for ((label, steps), (_, want2, want4, want_rel)) in [("a", &a[..]), ("b", &b[..])].into_iter().zip(expected) {
+    for ((label, steps), (_, want2, want4, want_rel)) in
+        [("a", &a[..]), ("b", &b[..])].into_iter().zip(expected)
+    {
         let rep = replay(steps, &nodes)?;
         let mut t = Table::new(&["process", "event", "vector clock after"]);
         for (p, what, ts) in &rep.events {
-            t.row(vec![nodes[*p].to_string(), what.clone(), exchange::vt_tuple(ts, &nodes)]);
+            t.row(vec![
+                nodes[*p].to_string(),
+                what.clone(),
+                exchange::vt_tuple(ts, &nodes),
+            ]);
         }
-        r.para(format!("Situation ({label}), events in the order they happen:"));
+        r.para(format!(
+            "Situation ({label}), events in the order they happen:"
+        ));
         r.table(&t);
         let m2 = rep.stamps.get("m2").cloned().unwrap_or_default();
         let m4 = rep.stamps.get("m4").cloned().unwrap_or_default();
         let rel = m2.compare(&m4);
-        let (s2, s4) = (exchange::vt_tuple(&m2, &nodes), exchange::vt_tuple(&m4, &nodes));
+        let (s2, s4) = (
+            exchange::vt_tuple(&m2, &nodes),
+            exchange::vt_tuple(&m4, &nodes),
+        );
         analysis.row(vec![
             format!("({label})"),
             s2.clone(),
             s4.clone(),
             yes(rel == CausalOrder::Before),
             yes(rel == CausalOrder::After),
-            format!("m2 and m4 {}", relation_words(rel)).replace("m2 and m4 may causally precede", "m2 may causally precede m4"),
+            format!("m2 and m4 {}", relation_words(rel)).replace(
+                "m2 and m4 may causally precede",
+                "m2 may causally precede m4",
+            ),
         ]);
         r.check(
-            format!("situation ({label}): ts(m2)={want2}, ts(m4)={want4}, {}", want_rel.as_str()),
+            format!(
+                "situation ({label}): ts(m2)={want2}, ts(m4)={want4}, {}",
+                want_rel.as_str()
+            ),
             s2 == want2 && s4 == want4 && rel == want_rel,
             format!("got ts(m2)={s2}, ts(m4)={s4}: {}", rel.as_str()),
         );
@@ -141,7 +215,9 @@ pub fn demo(seed: u64, wire: &mut dyn Wire) -> Result<Report> {
                 ]);
             }
         }
-        r.para(format!("Situation ({label}), every pair of messages (before / after / concurrent):"));
+        r.para(format!(
+            "Situation ({label}), every pair of messages (before / after / concurrent):"
+        ));
         r.table(&pairs);
         data.push(json!({
             "situation": label,

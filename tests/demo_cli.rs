@@ -10,10 +10,13 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_time_sync_demo");
 
 /// The demos that need nothing outside the process.
-const OFFLINE: &[&str] = &["skew", "logical", "vector", "causal", "total", "mutex", "berkeley"];
+const OFFLINE: &[&str] = &[
+    "skew", "logical", "vector", "causal", "total", "mutex", "berkeley",
+];
 
 fn env_addr(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| panic!("{var} not set: run tests through scripts/testenv.sh"))
+    std::env::var(var)
+        .unwrap_or_else(|_| panic!("{var} not set: run tests through scripts/testenv.sh"))
 }
 
 /// Runs the demo binary with a generous bounded timeout.
@@ -48,7 +51,11 @@ fn run(args: &[&str]) -> Output {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    Output { status, stdout: t_out.join().unwrap_or_default(), stderr: t_err.join().unwrap_or_default() }
+    Output {
+        status,
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: t_err.join().unwrap_or_default(),
+    }
 }
 
 fn text(o: &Output) -> String {
@@ -57,14 +64,21 @@ fn text(o: &Output) -> String {
 
 fn json_of(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", text(o), String::from_utf8_lossy(&o.stderr))
+        panic!(
+            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+            text(o),
+            String::from_utf8_lossy(&o.stderr)
+        )
     })
 }
 
 fn assert_all_checks_pass(doc: &Value, demo: &str) {
     assert_eq!(doc["ok"], true, "{demo}: {doc:#}");
     let demos = doc["demos"].as_array().expect("demos array");
-    let d = demos.iter().find(|d| d["demo"] == demo).unwrap_or_else(|| panic!("{demo} missing"));
+    let d = demos
+        .iter()
+        .find(|d| d["demo"] == demo)
+        .unwrap_or_else(|| panic!("{demo} missing"));
     let checks = d["checks"].as_array().expect("checks");
     assert!(!checks.is_empty(), "{demo} checked nothing");
     for c in checks {
@@ -76,7 +90,12 @@ fn assert_all_checks_pass(doc: &Value, demo: &str) {
 fn every_offline_demo_passes_its_invariants_and_speaks_json() {
     for demo in OFFLINE {
         let o = run(&["--demo", demo, "--format", "json", "--seed", "7"]);
-        assert!(o.status.success(), "{demo} failed: {}\n{}", text(&o), String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{demo} failed: {}\n{}",
+            text(&o),
+            String::from_utf8_lossy(&o.stderr)
+        );
         let doc = json_of(&o);
         assert_eq!(doc["seed"], 7);
         assert_eq!(doc["demos"].as_array().map(Vec::len), Some(1));
@@ -104,12 +123,29 @@ fn same_seed_same_output_other_seed_other_schedule() {
 #[test]
 fn text_output_explains_and_shows_the_expected_numbers() {
     let mutex = text(&run(&["--demo", "mutex"]));
-    for want in ["{A:1, B:0, C:0}", "{A:1, B:1, C:0}", "{A:1, B:1, C:1}", "{A:2, B:1, C:1}", "3(N-1) = 6", "2(N-1) = 4"] {
+    for want in [
+        "{A:1, B:0, C:0}",
+        "{A:1, B:1, C:0}",
+        "{A:1, B:1, C:1}",
+        "{A:2, B:1, C:1}",
+        "3(N-1) = 6",
+        "2(N-1) = 4",
+    ] {
         assert!(mutex.contains(want), "mutex output lacks {want}:\n{mutex}");
     }
     let vector = text(&run(&["--demo", "vector"]));
-    for want in ["(2,1,0)", "(4,3,0)", "m2 may causally precede m4", "(4,1,0)", "(2,3,0)", "may conflict"] {
-        assert!(vector.contains(want), "vector output lacks {want}:\n{vector}");
+    for want in [
+        "(2,1,0)",
+        "(4,3,0)",
+        "m2 may causally precede m4",
+        "(4,1,0)",
+        "(2,3,0)",
+        "may conflict",
+    ] {
+        assert!(
+            vector.contains(want),
+            "vector output lacks {want}:\n{vector}"
+        );
     }
 }
 
@@ -117,7 +153,12 @@ fn text_output_explains_and_shows_the_expected_numbers() {
 fn a_broken_algorithm_makes_the_demo_fail() {
     for demo in ["mutex"] {
         let o = run(&["--demo", demo, "--inject-fault"]);
-        assert_eq!(o.status.code(), Some(1), "{demo} with a fault must exit 1:\n{}", text(&o));
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{demo} with a fault must exit 1:\n{}",
+            text(&o)
+        );
         let out = text(&o);
         assert!(out.contains("[FAIL]"), "{out}");
         assert!(out.contains("INVARIANT VIOLATED"), "{out}");
