@@ -19,6 +19,7 @@ pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod envelope;
+pub mod metrics;
 pub mod ntp;
 pub mod time;
 
