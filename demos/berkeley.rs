@@ -162,9 +162,9 @@ pub fn demo(seed: u64, wire: &mut dyn Wire, plot_dir: Option<&Path>) -> Result<R
                 before = errors_now(now);
                 replies = vec![None; n];
                 replies[MASTER] = Some((0, 0));
-                for i in 0..n {
+                for (i, sent) in poll_sent.iter_mut().enumerate() {
                     if i != MASTER {
-                        poll_sent[i] = clocks.read(MASTER, now);
+                        *sent = clocks.read(MASTER, now);
                         net.send(MASTER, i, &Msg::Poll)?;
                     }
                 }

@@ -15,6 +15,9 @@ use std::path::Path;
 
 const PER_PROCESS: u32 = 3;
 
+/// What a process's buffer holds: message id and timestamp.
+type Held = (u32, VectorTimestamp);
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Multicast {
     /// "m1", "m2", … in send order.
@@ -117,7 +120,7 @@ pub fn demo(
     loop {
         let Some(ev) = net.next_event()? else { break };
         let now = net.now_ns();
-        let mut to_deliver: Vec<(usize, Vec<Delivered<(u32, VectorTimestamp)>>)> = vec![];
+        let mut to_deliver: Vec<(usize, Vec<Delivered<Held>>)> = vec![];
         match ev {
             Event::Timer { node, .. } => {
                 if remaining[node] > 0 {

@@ -120,11 +120,6 @@ impl Table {
         self.rows.push(cells);
     }
 
-    /// Number of rows.
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-
     /// The table as text, indented by two spaces.
     pub fn render(&self) -> String {
         let n = self.header.len();
@@ -136,9 +131,9 @@ impl Table {
         }
         let line = |cells: &[String]| {
             let mut s = String::from(" ");
-            for i in 0..n {
+            for (i, width) in w.iter().enumerate() {
                 let c = cells.get(i).map(String::as_str).unwrap_or("");
-                let pad = w[i] - c.chars().count();
+                let pad = width - c.chars().count();
                 s.push(' ');
                 if self.right[i] {
                     s.push_str(&" ".repeat(pad));

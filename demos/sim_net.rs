@@ -45,16 +45,12 @@ pub struct NetConfig {
 /// A message as the receiver sees it.
 #[derive(Debug, Clone)]
 pub struct Packet<M> {
-    /// Unique per run, in send order.
-    pub id: u64,
     /// Sender.
     pub from: NodeIx,
     /// Receiver.
     pub to: NodeIx,
     /// Virtual time of the send (ns since the start of the run).
     pub sent_ns: i64,
-    /// Virtual time of the delivery.
-    pub recv_ns: i64,
     /// The payload, after a round trip through the wire.
     pub msg: M,
 }
@@ -79,8 +75,10 @@ pub trait Wire {
     fn carry(&mut self, id: u64, from: NodeIx, to: NodeIx, bytes: Vec<u8>) -> Result<()>;
     /// Hands back the payload of message `id` (carried earlier).
     fn fetch(&mut self, id: u64, from: NodeIx, to: NodeIx) -> Result<Vec<u8>>;
-    /// One line for the output: what carried the messages.
-    fn describe(&self) -> String;
+    /// What carried the messages, for `--format json`.
+    fn describe(&self) -> serde_json::Value;
+    /// The same in one line for people.
+    fn summary(&self) -> String;
 }
 
 /// The offline wire: payloads wait in memory.
@@ -99,8 +97,11 @@ impl Wire for MemoryWire {
             .remove(&id)
             .ok_or_else(|| anyhow!("message {id} was never carried"))
     }
-    fn describe(&self) -> String {
-        "simulated network (in-process)".to_string()
+    fn describe(&self) -> serde_json::Value {
+        serde_json::json!({ "kind": "simulated" })
+    }
+    fn summary(&self) -> String {
+        "simulated network, in-process".to_string()
     }
 }
 
@@ -243,11 +244,9 @@ impl<'w, M: Serialize + DeserializeOwned> SimNet<'w, M> {
                 let msg = serde_json::from_slice(&bytes)
                     .with_context(|| format!("decoding demo message {id} ({from}→{to})"))?;
                 Ok(Some(Event::Deliver(Packet {
-                    id,
                     from,
                     to,
                     sent_ns,
-                    recv_ns: self.now_ns,
                     msg,
                 })))
             }
@@ -275,8 +274,12 @@ mod tests {
         let mut out = vec![];
         while let Some(ev) = net.next_event().unwrap() {
             if let Event::Deliver(p) = ev {
-                assert_eq!(p.msg as u64, p.id, "payload survives the wire");
-                out.push((p.id, p.from, p.to, p.recv_ns));
+                // Message i went from i % 3 to (i + 1) % 3: the payload survived the wire.
+                assert_eq!(
+                    (p.from, p.to),
+                    ((p.msg % 3) as usize, ((p.msg + 1) % 3) as usize)
+                );
+                out.push((p.msg as u64, p.from, p.to, net.now_ns()));
             }
         }
         out
@@ -320,9 +323,8 @@ mod tests {
         let mut net: SimNet<u8> = SimNet::new(cfg, 0, &mut wire);
         net.set_timer(0, 20 * MS, 9);
         net.send(0, 1, &5).unwrap();
-        assert!(
-            matches!(net.next_event().unwrap(), Some(Event::Deliver(p)) if p.recv_ns == 10 * MS)
-        );
+        assert!(matches!(net.next_event().unwrap(), Some(Event::Deliver(p)) if p.msg == 5));
+        assert_eq!(net.now_ns(), 10 * MS);
         assert!(matches!(
             net.next_event().unwrap(),
             Some(Event::Timer { node: 0, tag: 9 })

@@ -4,25 +4,39 @@
 //! over a seeded simulated network (see `sim_net`), so the same `--seed` prints the same output.
 //! Each demo checks its own invariant; the exit status is non-zero if any check fails.
 
+#[path = "berkeley.rs"]
+mod berkeley;
+#[path = "causal.rs"]
+mod causal;
 #[path = "exchange.rs"]
 mod exchange;
+#[path = "kafka_wire.rs"]
+mod kafka_wire;
 #[path = "mutex.rs"]
 mod mutex;
+#[path = "ntp_demo.rs"]
+mod ntp_demo;
 #[path = "plot.rs"]
 mod plot;
 #[path = "report.rs"]
 mod report;
 #[path = "sim_net.rs"]
 mod sim_net;
+#[path = "skew.rs"]
+mod skew;
+#[path = "total.rs"]
+mod total;
 #[path = "vector.rs"]
 mod vector;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use report::Report;
 use sim_net::{MemoryWire, Wire};
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Which demo to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -79,7 +93,7 @@ struct Cli {
     plot: Option<PathBuf>,
     /// Carry the demo's messages through this Kafka broker instead of memory (a topic is created
     /// for the run and deleted after).
-    #[arg(long, value_name = "HOST:PORT", env = "KAFKA_BOOTSTRAP")]
+    #[arg(long, value_name = "HOST:PORT")]
     bootstrap: Option<String>,
     /// NTP server for the ntp demo (HOST or HOST:PORT). Default: a chronyd/ntpd on
     /// 127.0.0.1:123 if one answers, else pool.ntp.org.
@@ -91,10 +105,23 @@ struct Cli {
 }
 
 fn run_one(name: DemoName, cli: &Cli, wire: &mut dyn Wire) -> Result<Report> {
+    let plot = cli.plot.as_deref();
     match name {
+        DemoName::Skew => skew::demo_skew(cli.seed, wire, plot),
+        DemoName::Logical => skew::demo_logical(cli.seed, wire),
         DemoName::Vector => vector::demo(cli.seed, wire),
+        DemoName::Causal => causal::demo(cli.seed, cli.inject_fault, wire, plot),
+        DemoName::Total => total::demo(cli.seed, cli.inject_fault, wire),
+        DemoName::Berkeley => berkeley::demo(cli.seed, wire, plot),
+        DemoName::Ntp => {
+            let server = cli
+                .ntp_server
+                .clone()
+                .unwrap_or_else(ntp_demo::default_server);
+            ntp_demo::demo(&server, plot)
+        }
         DemoName::Mutex => mutex::demo(cli.seed, cli.inject_fault, wire),
-        other => bail!("demo {other:?} is not available yet"),
+        DemoName::All => bail!("--demo all is expanded before running"),
     }
 }
 
@@ -107,6 +134,20 @@ fn main() -> ExitCode {
             eprintln!("time_sync_demo: error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Prints a line; once stdout is closed (`| head`), stays quiet instead of panicking, so the run
+/// still finishes and cleans up (the Kafka topic).
+fn say(s: &str) {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{s}").and_then(|_| out.flush()).is_err() {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
     }
 }
 
@@ -125,15 +166,48 @@ fn real_main(cli: &Cli) -> Result<bool> {
     } else {
         vec![cli.demo]
     };
-    let mut wire = MemoryWire::default();
-    let transport = wire.describe();
+    if let Some(dir) = &cli.plot {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut memory = MemoryWire::default();
+    let mut kafka = match &cli.bootstrap {
+        Some(b) => Some(kafka_wire::KafkaWire::connect(b)?),
+        None => None,
+    };
     let mut reports = vec![];
+    let mut failure = None;
     for n in names {
-        let r = run_one(n, cli, &mut wire)?;
-        if cli.format == Format::Text {
-            println!("{}", r.render_text());
+        let wire: &mut dyn Wire = match kafka.as_mut() {
+            Some(k) => k,
+            None => &mut memory,
+        };
+        match run_one(n, cli, wire) {
+            Ok(r) => {
+                if cli.format == Format::Text {
+                    say(&r.render_text());
+                }
+                reports.push(r);
+            }
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
         }
-        reports.push(r);
+    }
+    let (transport, summary) = match kafka.as_mut() {
+        Some(k) => {
+            let closed = k.close();
+            let mut t = k.describe();
+            t["topic_deleted"] = serde_json::Value::Bool(closed.is_ok());
+            if let (Err(e), None) = (closed, &failure) {
+                failure = Some(e);
+            }
+            (t, k.summary())
+        }
+        None => (memory.describe(), memory.summary()),
+    };
+    if let Some(e) = failure {
+        return Err(e);
     }
     let ok = reports.iter().all(|r| r.ok);
     match cli.format {
@@ -144,15 +218,20 @@ fn real_main(cli: &Cli) -> Result<bool> {
                 "ok": ok,
                 "demos": reports,
             });
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            say(&serde_json::to_string_pretty(&doc)?);
         }
         Format::Text => {
             let failed: Vec<&str> = reports.iter().filter(|r| !r.ok).map(|r| r.demo).collect();
             if failed.is_empty() {
-                println!("All invariants held ({} demo(s), seed {}, {transport}).", reports.len(), cli.seed);
+                say(&format!(
+                    "All invariants held ({} demo(s), seed {}).",
+                    reports.len(),
+                    cli.seed
+                ));
             } else {
-                println!("INVARIANT VIOLATED in: {}", failed.join(", "));
+                say(&format!("INVARIANT VIOLATED in: {}", failed.join(", ")));
             }
+            say(&format!("Messages carried by: {summary}."));
         }
     }
     Ok(ok)

@@ -151,7 +151,7 @@ fn text_output_explains_and_shows_the_expected_numbers() {
 
 #[test]
 fn a_broken_algorithm_makes_the_demo_fail() {
-    for demo in ["mutex"] {
+    for demo in ["mutex", "causal", "total"] {
         let o = run(&["--demo", demo, "--inject-fault"]);
         assert_eq!(
             o.status.code(),
@@ -171,4 +171,177 @@ fn bad_arguments_are_rejected_with_a_clear_message() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("invalid value 'sundial'"), "{err}");
+}
+
+/// Contents of every `<text>` element of an SVG.
+fn svg_texts(svg: &str) -> Vec<String> {
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| {
+            let body = &t[t.find('>')? + 1..];
+            Some(body[..body.find("</text>")?].trim().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn plot_writes_legible_svg_charts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().join("charts");
+    let ds = d.to_str().expect("utf-8 path");
+    for demo in ["skew", "causal", "berkeley"] {
+        let o = run(&["--demo", demo, "--plot", ds]);
+        assert!(
+            o.status.success(),
+            "{demo}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let read = |name: &str| {
+        std::fs::read_to_string(d.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let skew = svg_texts(&read("skew_clock_error.svg"));
+    assert!(
+        skew.iter().any(|t| t.starts_with("B (+100 ms")),
+        "legend names node B: {skew:?}"
+    );
+    assert!(skew.iter().any(|t| t == "true time (s)"), "{skew:?}");
+    let causal = svg_texts(&read("causal_space_time.svg"));
+    for p in ["P1", "P2", "P3"] {
+        assert!(
+            causal.iter().any(|t| t == p),
+            "row {p} labelled: {causal:?}"
+        );
+    }
+    let labels = causal
+        .iter()
+        .filter(|t| t.starts_with('m') && t.contains('('))
+        .count();
+    assert_eq!(
+        labels, 9,
+        "every message labelled with its vector timestamp: {causal:?}"
+    );
+    let berkeley = svg_texts(&read("berkeley_clock_error.svg"));
+    assert!(berkeley.iter().any(|t| t == "round 1"), "{berkeley:?}");
+}
+
+#[test]
+fn ntp_demo_disciplines_a_skewed_drifting_clock_against_the_test_server() {
+    let server = env_addr("KTS_NTP_SERVER");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ds = dir.path().to_str().expect("utf-8 path");
+    let o = run(&[
+        "--demo",
+        "ntp",
+        "--ntp-server",
+        &server,
+        "--format",
+        "json",
+        "--plot",
+        ds,
+    ]);
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        text(&o),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let doc = json_of(&o);
+    assert_all_checks_pass(&doc, "ntp");
+    let data = &doc["demos"][0]["data"];
+    let ex = data["exchanges"].as_array().expect("exchanges");
+    let accepted: Vec<&Value> = ex
+        .iter()
+        .filter(|e| e["exchange"]["rejected"].is_null())
+        .collect();
+    assert!(accepted.len() >= 5, "{ex:?}");
+    for e in accepted {
+        for k in ["t1_ns", "t2_ns", "t3_ns", "t4_ns", "offset_ns", "delay_ns"] {
+            assert!(e["exchange"][k].is_i64(), "{k} missing in {e}");
+        }
+    }
+    assert_eq!(data["rounds"][0]["record"]["action"], "step");
+    assert!(dir.path().join("ntp_clock_error.svg").exists());
+}
+
+fn broker_topics(bootstrap: &str) -> Vec<String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("metadata client");
+    let md = c
+        .fetch_metadata(None, Duration::from_secs(10))
+        .expect("metadata");
+    md.topics().iter().map(|t| t.name().to_string()).collect()
+}
+
+#[test]
+fn bootstrap_carries_the_same_exchanges_through_the_broker_and_cleans_up() {
+    let bootstrap = env_addr("KTS_BOOTSTRAP");
+    for demo in ["mutex", "causal", "total"] {
+        let offline = text(&run(&["--demo", demo]));
+        assert!(offline.contains("Invariants:"), "{demo}: no offline output");
+        let o = run(&["--demo", demo, "--bootstrap", &bootstrap]);
+        assert!(
+            o.status.success(),
+            "{demo}: {}\n{}",
+            text(&o),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let kafka = text(&o);
+        let body = |s: &str| {
+            s.lines()
+                .filter(|l| !l.starts_with("Messages carried by"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(
+            body(&offline),
+            body(&kafka),
+            "{demo}: the broker run must print the seeded run"
+        );
+        assert!(kafka.contains("records through topic kts-demo-"), "{kafka}");
+
+        let j = run(&[
+            "--demo",
+            demo,
+            "--bootstrap",
+            &bootstrap,
+            "--format",
+            "json",
+        ]);
+        assert!(j.status.success());
+        let doc = json_of(&j);
+        assert_all_checks_pass(&doc, demo);
+        let t = &doc["transport"];
+        assert_eq!(t["kind"], "kafka");
+        assert_eq!(t["topic_deleted"], true);
+        let produced = t["records_produced"].as_u64().expect("count");
+        assert!(produced > 0);
+        assert_eq!(
+            t["records_consumed"].as_u64(),
+            Some(produced),
+            "every record read back"
+        );
+        let topic = t["topic"].as_str().expect("topic").to_string();
+        // Deletion propagates through metadata: wait for it (bounded).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while broker_topics(&bootstrap).contains(&topic) {
+            assert!(
+                Instant::now() < deadline,
+                "topic {topic} still listed 60 s after the run"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+#[test]
+fn an_unreachable_broker_is_a_clear_error() {
+    let o = run(&["--demo", "mutex", "--bootstrap", "127.0.0.1:1"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.starts_with("time_sync_demo: error:"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
 }
