@@ -291,7 +291,8 @@ fn run(cli: Cli) -> Result<()> {
 
     let metrics = match cli.metrics_addr {
         Some(addr) => Some(common::serve_metrics(&runtime, addr)?),
-        None => None,
+        // Counting costs one relaxed atomic add per delivery: always on, for the progress bar.
+        None => Some(Arc::new(kafka_timesync::metrics::Metrics::new())),
     };
     let _sync = if cfg.enable_ntp {
         let opts = cfg.sync_options();
@@ -336,14 +337,23 @@ fn run(cli: Cli) -> Result<()> {
             Format::Json => OutputFormat::Json,
         },
         observe: cli.observe,
-        metrics,
+        metrics: metrics.clone(),
         ..PipelineOptions::new(topic.clone())
     };
     let out: Box<dyn std::io::Write + Send> = Box::new(std::io::BufWriter::with_capacity(
         64 * 1024,
         std::io::stdout(),
     ));
-    let summary = pipeline::run(&settings, stamper, state, &opts, input, out, stop)?;
+    let progress = match (&metrics, cli.count) {
+        (Some(m), Some(n)) if cli.message.is_none() => {
+            let m = Arc::clone(m);
+            common::Progress::start(Some(n), "messages", move || m.produced())
+        }
+        _ => None,
+    };
+    let summary = pipeline::run(&settings, stamper, state, &opts, input, out, stop);
+    drop(progress);
+    let summary = summary?;
     if synthetic || cli.verbose > 0 {
         eprintln!(
             "kafka-producer: {} messages delivered in {:.3} s ({:.0} msgs/s), seq {}",

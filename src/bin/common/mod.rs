@@ -129,6 +129,65 @@ pub fn follow_sync(
     });
 }
 
+/// A progress bar on stderr for a long run, only when stderr is a terminal (silent when piped or
+/// redirected). It follows `count()` until the guard is dropped.
+pub struct Progress {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    /// `total`: the expected count (a bar), or None (a spinner with a rate).
+    pub fn start(
+        total: Option<u64>,
+        what: &'static str,
+        count: impl Fn() -> u64 + Send + 'static,
+    ) -> Option<Progress> {
+        if !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let bar = match total {
+            Some(n) => indicatif::ProgressBar::new(n).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {human_pos}/{human_len} {msg} (eta {eta})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            ),
+            None => indicatif::ProgressBar::new_spinner().with_style(
+                indicatif::ProgressStyle::with_template("{spinner} {human_pos} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            ),
+        };
+        bar.set_message(what);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("progress".into())
+            .spawn(move || {
+                while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    bar.set_position(count());
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                bar.set_position(count());
+                bar.finish_and_clear();
+            })
+            .ok()?;
+        Some(Progress {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Shell completions or the man page, when asked for: prints it and returns true.
 pub fn generate(
     cmd: clap::Command,
