@@ -1,1 +1,544 @@
-fn main() {}
+//! kafka-consumer: read a topic of kafka-timesync messages, analyse their ordering and deliver them
+//! in arrival, causal or total order. A thin shell around `kafka_timesync::consumer::ConsumerEngine`.
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Parser, ValueEnum};
+use kafka_timesync::consumer::{
+    ConsumerEngine, DeliveryMode, EngineConfig, EventSink, JsonSink, Record, Summary, TextSink,
+};
+use kafka_timesync::time::{SystemTimeSource, TimeSource};
+use kafka_timesync::NodeId;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaErrorCode;
+use std::collections::BTreeSet;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const EXAMPLES: &str = "\
+Examples:
+  # print what arrives on topic time-sync, with ordering analysis
+  kafka-consumer time-sync --analyze-ordering
+
+  # causal delivery of everything in the topic, as JSON lines, stop after 5 s without news
+  kafka-consumer time-sync --from-beginning --delivery causal --format json --idle-timeout 5
+
+  # total order over three known producers; two such consumers print the same sequence
+  kafka-consumer time-sync --delivery total --nodes producer-1,producer-2,producer-3
+
+  # the last 100 messages of every partition, then follow; NTP-corrected arrival times
+  kafka-consumer time-sync --history 100 --enable-ntp --ntp-server 127.0.0.1:11123
+
+  # SASL over TLS: any librdkafka property with -X (secrets are never printed)
+  kafka-consumer time-sync -X security.protocol=SASL_SSL -X sasl.mechanisms=PLAIN \\
+      -X sasl.username=me -X sasl.password=secret
+
+Partitions and replicas:
+  In causal and total modes the consumer reads ALL partitions of the topic itself (manual
+  assignment; the group id only stores committed offsets), so several consumers are replicas that
+  each deliver every message in the same order. Arrival mode uses normal group-managed
+  partitions (consumers of one group share the partitions), except with --from-beginning or
+  --history, which read every partition from the requested position.
+
+Offsets:
+  Only what has been delivered is committed: per partition, up to the lowest offset still held in
+  the causal/total buffer. Held messages are read again by the next run (at-least-once).
+  SIGINT/SIGTERM: stop, commit, print the summary. The summary is printed on every exit.
+
+JSON events (--format json), one per line on stdout:
+  {\"event\":\"deliver\",\"partition\":P,\"offset\":O,\"release\":\"ready\"|\"timeout\"|\"buffer-full\"|\"late\",\"message\":{...}}
+  {\"event\":\"violation\",\"kind\":K,\"node\":\"...\",\"ids\":[\"...\"],\"detail\":\"...\"}
+  {\"event\":\"malformed\",\"partition\":P,\"offset\":O,\"error\":\"...\"}
+  {\"event\":\"summary\",\"received\":N,\"delivered\":N,\"malformed\":N,\"buffered\":N,\"duplicates\":N,
+   \"violations\":{K:N,...},\"concurrent_pairs\":N,\"nodes\":{\"<id>\":{\"messages\":N,\"offset_ms\":X}}}";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DeliveryArg {
+    /// Deliver in the order read.
+    Arrival,
+    /// Respect happened-before (vector clocks).
+    Causal,
+    /// One total order (Lamport time, node id), identical in every replica.
+    Total,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum FormatArg {
+    /// A line per message and a readable report; diagnostics on stderr.
+    Text,
+    /// JSON lines on stdout.
+    Json,
+}
+
+/// Read kafka-timesync messages: ordering analysis and causal / total-order delivery.
+#[derive(Debug, Parser)]
+#[command(name = "kafka-consumer", version, after_help = EXAMPLES)]
+struct Cli {
+    /// The topic to read.
+    topic: String,
+
+    /// Kafka bootstrap servers (host:port[,host:port...]).
+    #[arg(long, env = "KAFKA_BOOTSTRAP", value_name = "HOSTS")]
+    bootstrap: Option<String>,
+
+    /// Consumer group: shares partitions in arrival mode, stores committed offsets in every mode.
+    #[arg(long, value_name = "GROUP", default_value = "kafka-timesync")]
+    group: String,
+
+    /// Start at the beginning of every partition (ignoring committed offsets).
+    #[arg(long, conflicts_with = "history")]
+    from_beginning: bool,
+
+    /// First read the last N messages of every partition, then follow.
+    #[arg(long, value_name = "N")]
+    history: Option<u64>,
+
+    /// This consumer's node id (client id and reports). Default: consumer-<pid>.
+    #[arg(long, value_name = "ID")]
+    node_id: Option<String>,
+
+    /// Discipline the consumer's clock with SNTP (arrival times for skew analysis and timeouts).
+    #[arg(long)]
+    enable_ntp: bool,
+
+    /// NTP server host[:port] (repeatable). Default: the config file's, else public pools.
+    #[arg(long = "ntp-server", value_name = "HOST[:PORT]")]
+    ntp_server: Vec<String>,
+
+    /// Analyse the ordering of what arrives (FIFO, causality, skew) and report violations.
+    #[arg(long)]
+    analyze_ordering: bool,
+
+    /// Analysis window and causal/total buffer capacity, in messages [default: 10000].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    buffer_size: Option<u64>,
+
+    /// Delivery order.
+    #[arg(long, value_enum, default_value = "arrival")]
+    delivery: DeliveryArg,
+
+    /// How long a message waits for a missing predecessor, ms [default: 5000].
+    #[arg(long, value_name = "MS")]
+    causal_timeout: Option<u64>,
+
+    /// Total-order membership (default: the nodes seen so far).
+    #[arg(long, value_name = "A,B,C", value_delimiter = ',')]
+    nodes: Vec<String>,
+
+    /// Warn when a node's clock offset estimate exceeds this, ms [default: 100].
+    #[arg(long, value_name = "MS")]
+    max_skew_ms: Option<f64>,
+
+    /// Exit once nothing new has arrived for this many seconds.
+    #[arg(long, value_name = "SECS")]
+    idle_timeout: Option<f64>,
+
+    /// Exit after delivering N messages (later ones are not committed).
+    #[arg(long, value_name = "N")]
+    max_messages: Option<u64>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: FormatArg,
+
+    /// Any librdkafka property, e.g. -X security.protocol=SASL_SSL (repeatable).
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    properties: Vec<String>,
+
+    /// TOML configuration file (flags override it).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let stop = Arc::new(AtomicBool::new(false));
+    if let Err(e) = install_signal_handlers(stop.clone()) {
+        eprintln!("kafka-consumer: warning: cannot install signal handlers: {e}");
+    }
+    let mut out: Box<dyn Output> = match cli.format {
+        FormatArg::Json => Box::new(JsonSink::new(BufWriter::with_capacity(1 << 16, io::stdout()))),
+        FormatArg::Text => Box::new(TextSink::new(
+            BufWriter::with_capacity(1 << 16, io::stdout()),
+            io::stderr(),
+        )),
+    };
+    let mut summary: Option<Summary> = None;
+    let result = run(&cli, &stop, out.as_mut(), &mut summary);
+    // The summary is printed on every exit path, even when nothing could be read.
+    let summary = summary.unwrap_or_else(|| ConsumerEngine::new(EngineConfig::default()).summary());
+    out.summary(&summary);
+    let flushed = out.flush_all();
+    match result {
+        Ok(()) => match flushed {
+            Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+                eprintln!("kafka-consumer: error: writing output: {e}");
+                ExitCode::FAILURE
+            }
+            _ => ExitCode::SUCCESS,
+        },
+        Err(e) => {
+            eprintln!("kafka-consumer: error: {}", one_line(&format!("{e:#}")));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A sink the loop can flush and check.
+trait Output: EventSink {
+    fn flush_all(&mut self) -> io::Result<()>;
+}
+
+impl<W: Write> Output for JsonSink<W> {
+    fn flush_all(&mut self) -> io::Result<()> {
+        self.flush()
+    }
+}
+
+impl<W: Write, E: Write> Output for TextSink<W, E> {
+    fn flush_all(&mut self) -> io::Result<()> {
+        self.flush()
+    }
+}
+
+/// SIGINT / SIGTERM set `stop`; the poll loop notices within its poll interval.
+fn install_signal_handlers(stop: Arc<AtomicBool>) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        rt.block_on(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut int), Ok(mut term)) =
+                (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+            else {
+                return;
+            };
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            stop.store(true, Ordering::SeqCst);
+        })
+    })?;
+    Ok(())
+}
+
+/// Settings after overlaying the flags on the config file and the defaults.
+struct Settings {
+    bootstrap: String,
+    properties: Vec<(String, String)>,
+    engine: EngineConfig,
+    manual: bool,
+}
+
+fn settings(cli: &Cli) -> Result<Settings> {
+    let mut properties = Vec::new();
+    for p in &cli.properties {
+        let (k, v) = p
+            .split_once('=')
+            .filter(|(k, _)| !k.trim().is_empty())
+            .ok_or_else(|| anyhow!("-X expects KEY=VALUE, got '{}'", redact_arg(p)))?;
+        properties.push((k.trim().to_string(), v.to_string()));
+    }
+    if cli.config.is_some() {
+        // Overlaid in the merged version (config::TimeSyncConfig).
+    }
+    let mode = match cli.delivery {
+        DeliveryArg::Arrival => DeliveryMode::Arrival,
+        DeliveryArg::Causal => DeliveryMode::Causal,
+        DeliveryArg::Total => DeliveryMode::Total,
+    };
+    if !cli.nodes.is_empty() && mode != DeliveryMode::Total {
+        eprintln!("kafka-consumer: warning: --nodes only matters with --delivery total");
+    }
+    let max_skew_ms = cli.max_skew_ms.unwrap_or(100.0);
+    if !(max_skew_ms.is_finite() && max_skew_ms >= 0.0) {
+        bail!("--max-skew-ms must be a non-negative number of milliseconds, got {max_skew_ms}");
+    }
+    if let Some(t) = cli.idle_timeout {
+        if !(t.is_finite() && t > 0.0) {
+            bail!("--idle-timeout must be a positive number of seconds, got {t}");
+        }
+    }
+    let nodes: Vec<NodeId> =
+        cli.nodes.iter().map(|n| n.trim()).filter(|n| !n.is_empty()).map(NodeId::from).collect();
+    let engine = EngineConfig {
+        mode,
+        buffer_size: usize::try_from(cli.buffer_size.unwrap_or(10_000)).unwrap_or(usize::MAX),
+        causal_timeout_ms: cli.causal_timeout.unwrap_or(5_000),
+        nodes: (!nodes.is_empty()).then_some(nodes),
+        analyze: cli.analyze_ordering,
+        max_skew_ms,
+        max_messages: cli.max_messages,
+        ..EngineConfig::default()
+    };
+    Ok(Settings {
+        bootstrap: cli.bootstrap.clone().unwrap_or_else(|| "localhost:9092".to_string()),
+        properties,
+        manual: mode != DeliveryMode::Arrival || cli.from_beginning || cli.history.is_some(),
+        engine,
+    })
+}
+
+fn is_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["password", "secret", "keystore", "keytab", "token", "sasl.oauthbearer", "ssl.key"]
+        .iter()
+        .any(|s| k.contains(s))
+}
+
+fn redact_arg(p: &str) -> String {
+    match p.split_once('=') {
+        Some((k, _)) if is_secret(k) => format!("{k}=***"),
+        _ => p.to_string(),
+    }
+}
+
+fn client_config(s: &Settings, cli: &Cli, node: &str) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &s.bootstrap)
+        .set("group.id", &cli.group)
+        .set("client.id", node)
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.commit.interval.ms", "1000")
+        .set("auto.offset.reset", if cli.from_beginning { "earliest" } else { "latest" })
+        .set("enable.partition.eof", "false")
+        .set("socket.timeout.ms", "10000");
+    for (k, v) in &s.properties {
+        cfg.set(k, v);
+    }
+    cfg
+}
+
+fn kafka_error(e: &KafkaError, bootstrap: &str) -> String {
+    match e.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::BrokerTransportFailure)
+        | Some(RDKafkaErrorCode::AllBrokersDown)
+        | Some(RDKafkaErrorCode::OperationTimedOut) => {
+            format!("cannot reach Kafka at {bootstrap}: {e}")
+        }
+        _ => e.to_string(),
+    }
+}
+
+fn run(cli: &Cli, stop: &AtomicBool, out: &mut dyn Output, summary: &mut Option<Summary>) -> Result<()> {
+    let s = settings(cli)?;
+    let node = cli.node_id.clone().unwrap_or_else(|| format!("consumer-{}", std::process::id()));
+    let clock: Arc<dyn TimeSource> = Arc::new(SystemTimeSource);
+    let consumer: BaseConsumer = client_config(&s, cli, &node)
+        .create()
+        .map_err(|e| anyhow!("invalid Kafka client configuration: {e}"))?;
+
+    let metadata = consumer
+        .fetch_metadata(Some(&cli.topic), Duration::from_secs(10))
+        .map_err(|e| anyhow!("{}", kafka_error(&e, &s.bootstrap)))?;
+    let topic_md = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == cli.topic)
+        .ok_or_else(|| anyhow!("topic '{}' not found on {}", cli.topic, s.bootstrap))?;
+    if let Some(err) = topic_md.error() {
+        bail!("topic '{}' is not readable on {}: {:?}", cli.topic, s.bootstrap, err);
+    }
+    let partitions: Vec<i32> = topic_md.partitions().iter().map(|p| p.id()).collect();
+    if partitions.is_empty() {
+        bail!("topic '{}' does not exist on {}", cli.topic, s.bootstrap);
+    }
+
+    if s.manual {
+        let mut tpl = TopicPartitionList::new();
+        for &p in &partitions {
+            let offset = if cli.from_beginning {
+                Offset::Beginning
+            } else if let Some(n) = cli.history {
+                let (lo, hi) = consumer
+                    .fetch_watermarks(&cli.topic, p, Duration::from_secs(10))
+                    .map_err(|e| anyhow!("{}", kafka_error(&e, &s.bootstrap)))?;
+                Offset::Offset(lo.max(hi.saturating_sub(i64::try_from(n).unwrap_or(i64::MAX))))
+            } else {
+                Offset::Stored
+            };
+            tpl.add_partition_offset(&cli.topic, p, offset)
+                .map_err(|e| anyhow!("assigning partition {p}: {e}"))?;
+        }
+        consumer.assign(&tpl).map_err(|e| anyhow!("assigning partitions: {e}"))?;
+    } else {
+        consumer
+            .subscribe(&[&cli.topic])
+            .map_err(|e| anyhow!("subscribing to '{}': {e}", cli.topic))?;
+    }
+
+    let mut engine = ConsumerEngine::new(s.engine.clone());
+    let result = consume(cli, &s, stop, &consumer, &mut engine, clock.as_ref(), out);
+    // Stop, commit what was delivered, report — whatever ended the loop.
+    let committed = commit(&consumer, &cli.topic, &engine, CommitMode::Sync);
+    *summary = Some(engine.summary());
+    result?;
+    committed.map_err(|e| anyhow!("committing offsets: {}", kafka_error(&e, &s.bootstrap)))
+}
+
+fn positions_tpl(topic: &str, engine: &ConsumerEngine, assigned: &BTreeSet<i32>) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for (p, o) in engine.commit_positions() {
+        if assigned.contains(&p) {
+            let _ = tpl.add_partition_offset(topic, p, Offset::Offset(o));
+        }
+    }
+    tpl
+}
+
+fn assigned(consumer: &BaseConsumer) -> BTreeSet<i32> {
+    consumer
+        .assignment()
+        .map(|tpl| tpl.elements().iter().map(|e| e.partition()).collect())
+        .unwrap_or_default()
+}
+
+fn commit(
+    consumer: &BaseConsumer,
+    topic: &str,
+    engine: &ConsumerEngine,
+    mode: CommitMode,
+) -> std::result::Result<(), KafkaError> {
+    let tpl = positions_tpl(topic, engine, &assigned(consumer));
+    if tpl.count() == 0 {
+        return Ok(());
+    }
+    consumer.store_offsets(&tpl)?;
+    consumer.commit(&tpl, mode)
+}
+
+fn consume(
+    cli: &Cli,
+    s: &Settings,
+    stop: &AtomicBool,
+    consumer: &BaseConsumer,
+    engine: &mut ConsumerEngine,
+    clock: &dyn TimeSource,
+    out: &mut dyn Output,
+) -> Result<()> {
+    const POLL: Duration = Duration::from_millis(100);
+    const HOUSEKEEPING: Duration = Duration::from_millis(200);
+    let idle = cli.idle_timeout.map(Duration::from_secs_f64);
+    let mut last_record = Instant::now();
+    let mut last_housekeeping = Instant::now();
+    let mut paused: BTreeSet<i32> = BTreeSet::new();
+    let mut transient_errors = 0u64;
+    while !stop.load(Ordering::Relaxed) && !engine.is_done() {
+        let now = clock.now_ns();
+        let wait = match engine.next_deadline() {
+            Some(d) if d <= now => Duration::ZERO,
+            Some(d) => POLL.min(Duration::from_nanos(u64::try_from(d - now).unwrap_or(0))),
+            None => POLL,
+        };
+        match consumer.poll(wait) {
+            Some(Ok(msg)) => {
+                last_record = Instant::now();
+                engine.on_record(
+                    &Record {
+                        partition: msg.partition(),
+                        offset: msg.offset(),
+                        payload: msg.payload(),
+                        arrival_ns: clock.now_ns(),
+                    },
+                    out,
+                );
+                // Drain what librdkafka already fetched without further clock reads per loop.
+                continue;
+            }
+            Some(Err(e)) => {
+                if let Some(code) = e.rdkafka_error_code() {
+                    if matches!(
+                        code,
+                        RDKafkaErrorCode::UnknownTopicOrPartition
+                            | RDKafkaErrorCode::UnknownTopic
+                            | RDKafkaErrorCode::TopicAuthorizationFailed
+                            | RDKafkaErrorCode::GroupAuthorizationFailed
+                            | RDKafkaErrorCode::SaslAuthenticationFailed
+                            | RDKafkaErrorCode::Fatal
+                    ) {
+                        bail!("{}", kafka_error(&e, &s.bootstrap));
+                    }
+                }
+                transient_errors += 1;
+                if transient_errors.is_power_of_two() {
+                    eprintln!(
+                        "kafka-consumer: warning: {} (retrying; {transient_errors} so far)",
+                        kafka_error(&e, &s.bootstrap)
+                    );
+                }
+            }
+            None => {
+                // Quiet moment: make output visible to people and pipes.
+                out.flush_all().context("writing output")?;
+            }
+        }
+        engine.tick(clock.now_ns(), out);
+        if idle.is_some_and(|d| last_record.elapsed() >= d) {
+            break;
+        }
+        if last_housekeeping.elapsed() >= HOUSEKEEPING {
+            last_housekeeping = Instant::now();
+            let assigned = assigned(consumer);
+            let tpl = positions_tpl(&cli.topic, engine, &assigned);
+            if tpl.count() > 0 {
+                // Auto-commit (every second) commits what is stored; store only delivered positions.
+                let _ = consumer.store_offsets(&tpl);
+            }
+            if s.manual && engine.config().mode != DeliveryMode::Arrival {
+                flow_control(consumer, &cli.topic, engine, &assigned, &mut paused);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// When the ordering buffer is more than half full, pause the partitions holding more than their
+/// share of it (they are ahead of the others, whose messages the held ones wait for); resume them
+/// when it is below a quarter. Never pauses every partition.
+fn flow_control(
+    consumer: &BaseConsumer,
+    topic: &str,
+    engine: &ConsumerEngine,
+    assigned: &BTreeSet<i32>,
+    paused: &mut BTreeSet<i32>,
+) {
+    let cap = engine.config().buffer_size.max(1) as u64;
+    let buffered = engine.buffered();
+    let mut want: BTreeSet<i32> = BTreeSet::new();
+    if buffered * 2 >= cap {
+        let share = cap / (2 * assigned.len().max(1) as u64);
+        want = engine.held_by_partition().filter(|(_, n)| *n > share).map(|(p, _)| p).collect();
+        if want.len() >= assigned.len() {
+            want.clear();
+        }
+    } else if buffered * 4 > cap {
+        want = paused.clone();
+    }
+    let to_tpl = |set: &BTreeSet<i32>| {
+        let mut tpl = TopicPartitionList::new();
+        for p in set {
+            tpl.add_partition(topic, *p);
+        }
+        tpl
+    };
+    let pause: BTreeSet<i32> = want.difference(paused).copied().collect();
+    let resume: BTreeSet<i32> = paused.difference(&want).copied().collect();
+    if !pause.is_empty() && consumer.pause(&to_tpl(&pause)).is_ok() {
+        paused.extend(pause);
+    }
+    if !resume.is_empty() && consumer.resume(&to_tpl(&resume)).is_ok() {
+        paused.retain(|p| !resume.contains(p));
+    }
+}
