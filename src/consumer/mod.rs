@@ -269,7 +269,7 @@ impl ConsumerEngine {
 
     /// Processes one record read from Kafka. Time moves to `rec.arrival_ns` first (timeouts due
     /// by then fire before the record is considered).
-    pub fn on_record(&mut self, rec: &Record<'_>, sink: &mut impl EventSink) {
+    pub fn on_record<S: EventSink + ?Sized>(&mut self, rec: &Record<'_>, sink: &mut S) {
         self.received += 1;
         let st = self.partitions.entry(rec.partition).or_default();
         st.next = st.next.max(rec.offset.saturating_add(1));
@@ -314,7 +314,7 @@ impl ConsumerEngine {
         }
     }
 
-    fn offer(&mut self, rec: &Record<'_>, payload: &[u8], env: Envelope, sink: &mut impl EventSink) {
+    fn offer<S: EventSink + ?Sized>(&mut self, rec: &Record<'_>, payload: &[u8], env: Envelope, sink: &mut S) {
         let node = env.timestamp.node_id.clone();
         let seq = env.seq;
         let held = Held {
@@ -370,7 +370,7 @@ impl ConsumerEngine {
     }
 
     /// Advances time: releases messages whose wait expired.
-    pub fn tick(&mut self, now_ns: i64, sink: &mut impl EventSink) {
+    pub fn tick<S: EventSink + ?Sized>(&mut self, now_ns: i64, sink: &mut S) {
         match &mut self.orderer {
             Orderer::Arrival => return,
             Orderer::Causal(buf) => {
@@ -499,19 +499,19 @@ impl ConsumerEngine {
         st.withheld_min = Some(st.withheld_min.map_or(offset, |w| w.min(offset)));
     }
 
-    fn report_malformed(&mut self, partition: i32, offset: i64, error: &str, sink: &mut impl EventSink) {
+    fn report_malformed<S: EventSink + ?Sized>(&mut self, partition: i32, offset: i64, error: &str, sink: &mut S) {
         self.malformed += 1;
         sink.malformed(partition, offset, error);
     }
 
-    fn report(&mut self, v: &ViolationReport<'_>, sink: &mut impl EventSink) {
+    fn report<S: EventSink + ?Sized>(&mut self, v: &ViolationReport<'_>, sink: &mut S) {
         self.violations[kind_index(v.kind)] += 1;
         sink.violation(v);
     }
 
     /// Reports the analysis findings of the current record. `buffer_saw_duplicate`: the delivery
     /// buffer already reports this record as a duplicate.
-    fn emit_found(&mut self, buffer_saw_duplicate: bool, sink: &mut impl EventSink) {
+    fn emit_found<S: EventSink + ?Sized>(&mut self, buffer_saw_duplicate: bool, sink: &mut S) {
         let mut found = std::mem::take(&mut self.found);
         for v in found.drain(..) {
             if v.kind == ViolationKind::Duplicate {
@@ -530,18 +530,18 @@ impl ConsumerEngine {
         self.found = found;
     }
 
-    fn emit_released(&mut self, sink: &mut impl EventSink) {
+    fn emit_released<S: EventSink + ?Sized>(&mut self, sink: &mut S) {
         if self.released.is_empty() {
             return;
         }
         let mut released = std::mem::take(&mut self.released);
         for d in released.drain(..) {
-            let h = d.item;
-            if let Some(st) = self.partitions.get_mut(&h.partition) {
+            if let Some(st) = self.partitions.get_mut(&d.item.partition) {
                 st.held = st.held.saturating_sub(1);
             }
             if matches!(d.release, Release::Timeout | Release::BufferFull) {
-                let detail = describe_early_release(&d.node, d.seq, d.release, &d.missing, self.cfg.causal_timeout_ms);
+                let detail = describe_early_release(&d, self.cfg.causal_timeout_ms);
+                let h = &d.item;
                 self.report(
                     &ViolationReport {
                         kind: "released_early",
@@ -552,6 +552,7 @@ impl ConsumerEngine {
                     sink,
                 );
             }
+            let h = d.item;
             if self.is_done() {
                 self.withhold(h.partition, h.offset);
                 continue;
@@ -569,25 +570,33 @@ impl ConsumerEngine {
     }
 }
 
-fn describe_early_release(
-    node: &str,
-    seq: u64,
-    release: Release,
-    missing: &[(NodeId, u64)],
-    timeout_ms: u64,
-) -> String {
+/// "node B seq 4 released after waiting 5000 ms; missing: A 3..5; silent members: C".
+fn describe_early_release<T>(d: &Delivered<T>, timeout_ms: u64) -> String {
     use std::fmt::Write;
-    let mut s = match release {
+    let (node, seq) = (&d.node, d.seq);
+    let mut s = match d.release {
         Release::Timeout => format!("node {node} seq {seq} released after waiting {timeout_ms} ms"),
         _ => format!("node {node} seq {seq} released because the buffer is full"),
     };
-    if missing.is_empty() {
-        s.push_str(" without all of its predecessors");
-    } else {
-        s.push_str("; still missing:");
-        for (k, v) in missing {
-            let _ = write!(s, " {k} up to {v}");
+    if !d.missing.is_empty() {
+        s.push_str("; missing:");
+        for (i, g) in d.missing.iter().enumerate() {
+            let sep = if i == 0 { " " } else { ", " };
+            if g.first == g.last {
+                let _ = write!(s, "{sep}{} {}", g.node, g.first);
+            } else {
+                let _ = write!(s, "{sep}{} {}..{}", g.node, g.first, g.last);
+            }
         }
+    }
+    if !d.silent.is_empty() {
+        s.push_str("; silent members:");
+        for (i, n) in d.silent.iter().enumerate() {
+            let _ = write!(s, "{}{n}", if i == 0 { " " } else { ", " });
+        }
+    }
+    if d.missing.is_empty() && d.silent.is_empty() {
+        s.push_str(" before everything it depends on arrived");
     }
     s
 }
