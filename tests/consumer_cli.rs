@@ -34,7 +34,11 @@ fn message(node: &str, seq: u64, vt: Option<&[(&str, u64)]>, lamport: u64) -> Ve
         timestamp: MessageTimestamp {
             node_id: node.into(),
             timestamp: now,
-            clock_type: if vt.is_some() { ClockType::Vector } else { ClockType::Logical },
+            clock_type: if vt.is_some() {
+                ClockType::Vector
+            } else {
+                ClockType::Logical
+            },
             physical_time: now,
             logical_time: lamport,
             vector_time: vt.map(|e| VectorTimestamp::from_entries(e.iter().map(|(k, v)| (*k, *v)))),
@@ -58,21 +62,31 @@ fn delivered_ids(lines: &[Value]) -> Vec<String> {
 
 fn summary(lines: &[Value]) -> &Value {
     let last = lines.last().expect("no output at all");
-    assert_eq!(last["event"], "summary", "the last line must be the summary: {last}");
+    assert_eq!(
+        last["event"], "summary",
+        "the last line must be the summary: {last}"
+    );
     last
 }
 
 /// Checks that `ids` (delivered in this order) is a linear extension of happened-before for the
 /// given vector stamps: every causal predecessor present in the output comes earlier.
 fn assert_causal(ids: &[String], stamps: &HashMap<String, (String, u64, VectorTimestamp)>) {
-    let pos: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+    let pos: HashMap<&str, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
     for (i, id) in ids.iter().enumerate() {
         let (_, _, vt) = &stamps[id];
         for (other, (node, seq, _)) in stamps {
             let before = vt.get(node) >= *seq && other != id;
             if before {
                 if let Some(j) = pos.get(other.as_str()) {
-                    assert!(*j < i, "{other} happened before {id} but was delivered after it: {ids:?}");
+                    assert!(
+                        *j < i,
+                        "{other} happened before {id} but was delivered after it: {ids:?}"
+                    );
                 }
             }
         }
@@ -114,7 +128,11 @@ impl Live {
                 s.push('\n');
             }
         });
-        Live { child, lines, stderr }
+        Live {
+            child,
+            lines,
+            stderr,
+        }
     }
 
     fn wait_for(&mut self, what: &str, cond: impl Fn(&[Value]) -> bool) {
@@ -124,7 +142,10 @@ impl Live {
                 return;
             }
             if let Ok(Some(st)) = self.child.try_wait() {
-                panic!("consumer exited ({st}) while waiting for {what}; stderr:\n{}", self.stderr.lock().unwrap());
+                panic!(
+                    "consumer exited ({st}) while waiting for {what}; stderr:\n{}",
+                    self.stderr.lock().unwrap()
+                );
             }
             assert!(
                 Instant::now() < deadline,
@@ -139,7 +160,10 @@ impl Live {
     /// SIGTERM, then the exit status and every line.
     fn terminate(mut self) -> (std::process::ExitStatus, Vec<Value>, String) {
         let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
         let deadline = Instant::now() + TIMEOUT;
         let status = loop {
             if let Some(st) = self.child.try_wait().expect("wait") {
@@ -166,12 +190,17 @@ fn run_consumer(args: &[&str]) -> (Vec<Value>, String) {
 }
 
 fn committed(group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
-    let consumer: BaseConsumer = common::settings().consumer_config(Some(group)).create().expect("consumer");
+    let consumer: BaseConsumer = common::settings()
+        .consumer_config(Some(group))
+        .create()
+        .expect("consumer");
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition(topic, p);
     }
-    let got = consumer.committed_offsets(tpl, TIMEOUT).expect("committed offsets");
+    let got = consumer
+        .committed_offsets(tpl, TIMEOUT)
+        .expect("committed offsets");
     got.elements()
         .iter()
         .filter_map(|e| match e.offset() {
@@ -185,13 +214,28 @@ fn committed(group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
 fn causal_delivery_respects_happened_before_that_arrival_order_breaks() {
     let topic = create_topic("consumer-causal", 3);
     let bs = bootstrap();
-    let common_args = ["--bootstrap", &bs, "--from-beginning", "--analyze-ordering", "--format", "json"];
+    let common_args = [
+        "--bootstrap",
+        &bs,
+        "--from-beginning",
+        "--analyze-ordering",
+        "--format",
+        "json",
+    ];
     let (g1, g2) = (group(), group());
     let mut causal = Live::start(
-        &[&[topic.as_str(), "--delivery", "causal", "--group", &g1][..], &common_args[..]].concat(),
+        &[
+            &[topic.as_str(), "--delivery", "causal", "--group", &g1][..],
+            &common_args[..],
+        ]
+        .concat(),
     );
     let mut arrival = Live::start(
-        &[&[topic.as_str(), "--delivery", "arrival", "--group", &g2][..], &common_args[..]].concat(),
+        &[
+            &[topic.as_str(), "--delivery", "arrival", "--group", &g2][..],
+            &common_args[..],
+        ]
+        .concat(),
     );
 
     // A sends twice; B sends after seeing A's both; C after seeing B's. Each node has its own
@@ -204,7 +248,10 @@ fn causal_delivery_respects_happened_before_that_arrival_order_breaks() {
     ]
     .into_iter()
     .map(|(n, s, vt)| {
-        (format!("{n}-{s}"), (n.to_string(), s, VectorTimestamp::from_entries(vt)))
+        (
+            format!("{n}-{s}"),
+            (n.to_string(), s, VectorTimestamp::from_entries(vt)),
+        )
     })
     .collect();
     let c1 = message("C", 1, Some(&[("A", 2), ("B", 1), ("C", 1)]), 4);
@@ -213,22 +260,37 @@ fn causal_delivery_respects_happened_before_that_arrival_order_breaks() {
     let a2 = message("A", 2, Some(&[("A", 2)]), 2);
 
     produce_raw(&topic, &[(Some(2), "C", &c1)]);
-    arrival.wait_for("C-1 delivered in arrival mode", |l| delivered_ids(l).len() == 1);
-    causal.wait_for("C-1 seen by the causal consumer", |l| {
-        events(l, "violation").iter().any(|v| v["kind"] == "arrival_before_cause" && v["node"] == "C")
+    arrival.wait_for("C-1 delivered in arrival mode", |l| {
+        delivered_ids(l).len() == 1
     });
-    assert!(delivered_ids(&causal.lines.lock().unwrap()).is_empty(), "C-1 must wait for its causes");
+    causal.wait_for("C-1 seen by the causal consumer", |l| {
+        events(l, "violation")
+            .iter()
+            .any(|v| v["kind"] == "arrival_before_cause" && v["node"] == "C")
+    });
+    assert!(
+        delivered_ids(&causal.lines.lock().unwrap()).is_empty(),
+        "C-1 must wait for its causes"
+    );
 
     produce_raw(&topic, &[(Some(1), "B", &b1)]);
-    arrival.wait_for("B-1 delivered in arrival mode", |l| delivered_ids(l).len() == 2);
+    arrival.wait_for("B-1 delivered in arrival mode", |l| {
+        delivered_ids(l).len() == 2
+    });
     causal.wait_for("B-1 seen by the causal consumer", |l| {
-        events(l, "violation").iter().any(|v| v["kind"] == "arrival_before_cause" && v["node"] == "B")
+        events(l, "violation")
+            .iter()
+            .any(|v| v["kind"] == "arrival_before_cause" && v["node"] == "B")
     });
     assert!(delivered_ids(&causal.lines.lock().unwrap()).is_empty());
 
     produce_raw(&topic, &[(Some(0), "A", &a1), (Some(0), "A", &a2)]);
-    causal.wait_for("all four delivered causally", |l| delivered_ids(l).len() == 4);
-    arrival.wait_for("all four delivered on arrival", |l| delivered_ids(l).len() == 4);
+    causal.wait_for("all four delivered causally", |l| {
+        delivered_ids(l).len() == 4
+    });
+    arrival.wait_for("all four delivered on arrival", |l| {
+        delivered_ids(l).len() == 4
+    });
 
     let (st, causal_lines, err) = causal.terminate();
     assert!(st.success(), "causal consumer exit {st}: {err}");
@@ -238,9 +300,18 @@ fn causal_delivery_respects_happened_before_that_arrival_order_breaks() {
     let causal_ids = delivered_ids(&causal_lines);
     assert_eq!(causal_ids, ["A-1", "A-2", "B-1", "C-1"]);
     assert_causal(&causal_ids, &stamps);
-    assert!(events(&causal_lines, "deliver").iter().all(|d| d["release"] == "ready"));
+    assert!(events(&causal_lines, "deliver")
+        .iter()
+        .all(|d| d["release"] == "ready"));
     let s = summary(&causal_lines);
-    assert_eq!((s["received"].as_u64(), s["delivered"].as_u64(), s["buffered"].as_u64()), (Some(4), Some(4), Some(0)));
+    assert_eq!(
+        (
+            s["received"].as_u64(),
+            s["delivered"].as_u64(),
+            s["buffered"].as_u64()
+        ),
+        (Some(4), Some(4), Some(0))
+    );
 
     let arrival_ids = delivered_ids(&arrival_lines);
     assert_eq!(arrival_ids, ["C-1", "B-1", "A-1", "A-2"]);
@@ -253,7 +324,10 @@ fn causal_delivery_respects_happened_before_that_arrival_order_breaks() {
     assert!(summary(&arrival_lines)["violations"]["arrival_before_cause"].as_u64() >= Some(2));
 
     // SIGTERM committed everything delivered: one past the last record of each partition.
-    assert_eq!(committed(&g1, &topic, 3), BTreeMap::from([(0, 2), (1, 1), (2, 1)]));
+    assert_eq!(
+        committed(&g1, &topic, 3),
+        BTreeMap::from([(0, 2), (1, 1), (2, 1)])
+    );
 }
 
 #[test]
@@ -261,8 +335,11 @@ fn total_order_is_the_same_sequence_in_two_consumer_groups() {
     let topic = create_topic("consumer-total", 3);
     let bs = bootstrap();
     // Three nodes with interleaved and tied Lamport times, each in its own partition.
-    let plan: [(&str, i32, &[u64]); 3] =
-        [("A", 0, &[1, 3, 5, 8, 9]), ("B", 1, &[2, 3, 4, 8, 12]), ("C", 2, &[1, 2, 6, 7, 10])];
+    let plan: [(&str, i32, &[u64]); 3] = [
+        ("A", 0, &[1, 3, 5, 8, 9]),
+        ("B", 1, &[2, 3, 4, 8, 12]),
+        ("C", 2, &[1, 2, 6, 7, 10]),
+    ];
     let mut records = Vec::new();
     let mut expected = Vec::new();
     for (node, p, times) in plan {
@@ -272,7 +349,10 @@ fn total_order_is_the_same_sequence_in_two_consumer_groups() {
             expected.push((*t, node.to_string(), format!("{node}-{seq}")));
         }
     }
-    let refs: Vec<(Option<i32>, &str, &[u8])> = records.iter().map(|(p, k, m)| (*p, *k, m.as_slice())).collect();
+    let refs: Vec<(Option<i32>, &str, &[u8])> = records
+        .iter()
+        .map(|(p, k, m)| (*p, *k, m.as_slice()))
+        .collect();
     produce_raw(&topic, &refs);
     expected.sort();
     let expected: Vec<String> = expected.into_iter().map(|(_, _, id)| id).collect();
@@ -280,15 +360,37 @@ fn total_order_is_the_same_sequence_in_two_consumer_groups() {
     let run = || {
         let g = group();
         let (lines, _) = run_consumer(&[
-            &topic, "--bootstrap", &bs, "--group", &g, "--from-beginning", "--delivery", "total",
-            "--nodes", "A,B,C", "--causal-timeout", "1000", "--idle-timeout", "4", "--format", "json",
+            &topic,
+            "--bootstrap",
+            &bs,
+            "--group",
+            &g,
+            "--from-beginning",
+            "--delivery",
+            "total",
+            "--nodes",
+            "A,B,C",
+            "--causal-timeout",
+            "1000",
+            "--idle-timeout",
+            "4",
+            "--format",
+            "json",
         ]);
         lines
     };
     let first = run();
     let second = run();
-    assert_eq!(delivered_ids(&first), delivered_ids(&second), "replicas disagree");
-    assert_eq!(delivered_ids(&first), expected, "not in (Lamport time, node id) order");
+    assert_eq!(
+        delivered_ids(&first),
+        delivered_ids(&second),
+        "replicas disagree"
+    );
+    assert_eq!(
+        delivered_ids(&first),
+        expected,
+        "not in (Lamport time, node id) order"
+    );
     assert_eq!(summary(&first)["delivered"], 15);
 }
 
@@ -302,12 +404,29 @@ fn a_missing_predecessor_is_released_after_the_causal_timeout_and_reported() {
     let d1 = message("D", 1, Some(&[("D", 1)]), 1);
     produce_raw(&topic, &[(Some(2), "C", &c1), (Some(0), "D", &d1)]);
     let (lines, _) = run_consumer(&[
-        &topic, "--bootstrap", &bs, "--group", &g, "--from-beginning", "--delivery", "causal",
-        "--causal-timeout", "500", "--idle-timeout", "3", "--format", "json",
+        &topic,
+        "--bootstrap",
+        &bs,
+        "--group",
+        &g,
+        "--from-beginning",
+        "--delivery",
+        "causal",
+        "--causal-timeout",
+        "500",
+        "--idle-timeout",
+        "3",
+        "--format",
+        "json",
     ]);
     let delivered: HashMap<String, String> = events(&lines, "deliver")
         .iter()
-        .map(|d| (d["message"]["id"].as_str().unwrap().to_string(), d["release"].as_str().unwrap().to_string()))
+        .map(|d| {
+            (
+                d["message"]["id"].as_str().unwrap().to_string(),
+                d["release"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     assert_eq!(delivered.get("D-1").map(String::as_str), Some("ready"));
     assert_eq!(delivered.get("C-1").map(String::as_str), Some("timeout"));
@@ -315,9 +434,17 @@ fn a_missing_predecessor_is_released_after_the_causal_timeout_and_reported() {
     assert_eq!(early.len(), 1, "{early:?}");
     assert_eq!(early[0]["kind"], "released_early");
     assert_eq!(early[0]["ids"], serde_json::json!(["C-1"]));
-    assert!(early[0]["detail"].as_str().unwrap().contains("A 1..5"), "{}", early[0]["detail"]);
+    assert!(
+        early[0]["detail"].as_str().unwrap().contains("A 1..5"),
+        "{}",
+        early[0]["detail"]
+    );
     let s = summary(&lines);
-    assert_eq!((s["delivered"].as_u64(), s["buffered"].as_u64()), (Some(2), Some(0)), "nothing dropped");
+    assert_eq!(
+        (s["delivered"].as_u64(), s["buffered"].as_u64()),
+        (Some(2), Some(0)),
+        "nothing dropped"
+    );
     assert_eq!(s["violations"]["released_early"], 1);
 }
 
@@ -334,26 +461,57 @@ fn stopped_mid_backlog_and_restarted_loses_nothing_and_redelivers_only_after_the
     for i in 1..=N {
         let vt = [("A", i), ("B", i)];
         records.push((Some(1), "B", message("B", i, Some(&vt), 2 * i)));
-        stamps.insert(format!("B-{i}"), ("B".to_string(), i, VectorTimestamp::from_entries(vt)));
+        stamps.insert(
+            format!("B-{i}"),
+            ("B".to_string(), i, VectorTimestamp::from_entries(vt)),
+        );
     }
     for i in 1..=N {
         records.push((Some(0), "A", message("A", i, Some(&[("A", i)]), 2 * i - 1)));
-        stamps.insert(format!("A-{i}"), ("A".to_string(), i, VectorTimestamp::from_entries([("A", i)])));
+        stamps.insert(
+            format!("A-{i}"),
+            (
+                "A".to_string(),
+                i,
+                VectorTimestamp::from_entries([("A", i)]),
+            ),
+        );
     }
-    let refs: Vec<(Option<i32>, &str, &[u8])> = records.iter().map(|(p, k, m)| (*p, *k, m.as_slice())).collect();
+    let refs: Vec<(Option<i32>, &str, &[u8])> = records
+        .iter()
+        .map(|(p, k, m)| (*p, *k, m.as_slice()))
+        .collect();
     let positions: HashMap<String, (i32, i64)> = {
         let pos = produce_raw(&topic, &refs);
         records
             .iter()
             .zip(pos)
-            .map(|((_, _, m), p)| (serde_json::from_slice::<Value>(m).unwrap()["id"].as_str().unwrap().to_string(), p))
+            .map(|((_, _, m), p)| {
+                (
+                    serde_json::from_slice::<Value>(m).unwrap()["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                    p,
+                )
+            })
             .collect()
     };
 
     // Run 1 stops after 30 deliveries, in the middle of the backlog.
     let (run1, _) = run_consumer(&[
-        &topic, "--bootstrap", &bs, "--group", &g, "--from-beginning", "--delivery", "causal",
-        "--max-messages", "30", "--format", "json",
+        &topic,
+        "--bootstrap",
+        &bs,
+        "--group",
+        &g,
+        "--from-beginning",
+        "--delivery",
+        "causal",
+        "--max-messages",
+        "30",
+        "--format",
+        "json",
     ]);
     let ids1 = delivered_ids(&run1);
     assert_eq!(ids1.len(), 30);
@@ -363,28 +521,58 @@ fn stopped_mid_backlog_and_restarted_loses_nothing_and_redelivers_only_after_the
     let delivered1: HashSet<&String> = ids1.iter().collect();
     for (id, (p, o)) in &positions {
         if *o < commits.get(p).copied().unwrap_or(0) {
-            assert!(delivered1.contains(id), "{id} at {p}/{o} is below the commit {commits:?} but was never delivered");
+            assert!(
+                delivered1.contains(id),
+                "{id} at {p}/{o} is below the commit {commits:?} but was never delivered"
+            );
         }
     }
 
     // Run 2 resumes from the committed offsets.
     let (run2, _) = run_consumer(&[
-        &topic, "--bootstrap", &bs, "--group", &g, "--delivery", "causal", "--causal-timeout", "1000",
-        "--idle-timeout", "4", "--format", "json",
+        &topic,
+        "--bootstrap",
+        &bs,
+        "--group",
+        &g,
+        "--delivery",
+        "causal",
+        "--causal-timeout",
+        "1000",
+        "--idle-timeout",
+        "4",
+        "--format",
+        "json",
     ]);
     let ids2 = delivered_ids(&run2);
     let all: HashSet<&String> = ids1.iter().chain(ids2.iter()).collect();
-    assert_eq!(all.len(), 2 * N as usize, "lost: {:?}", stamps.keys().filter(|k| !all.contains(k)).collect::<Vec<_>>());
+    assert_eq!(
+        all.len(),
+        2 * N as usize,
+        "lost: {:?}",
+        stamps
+            .keys()
+            .filter(|k| !all.contains(k))
+            .collect::<Vec<_>>()
+    );
     let mut redelivered = 0;
     for id in &ids2 {
         let (p, o) = positions[id];
-        assert!(o >= commits.get(&p).copied().unwrap_or(0), "{id} at {p}/{o} redelivered although below the commit {commits:?}");
+        assert!(
+            o >= commits.get(&p).copied().unwrap_or(0),
+            "{id} at {p}/{o} redelivered although below the commit {commits:?}"
+        );
         if delivered1.contains(id) {
             redelivered += 1;
         }
     }
     eprintln!("restart: 80 messages, run 1 delivered 30, run 2 delivered {}, redelivered {redelivered}, lost 0", ids2.len());
-    assert_eq!(summary(&run2)["buffered"], 0);
+    let s2 = summary(&run2);
+    assert_eq!(s2["buffered"], 0);
+    // Run 2 replayed what lay below the commit into its causal state: no message waited for a
+    // predecessor that run 1 had delivered.
+    assert_eq!(s2["violations"]["released_early"], 0, "{s2}");
+    assert_causal(&ids2, &stamps);
 }
 
 #[test]
@@ -392,7 +580,9 @@ fn garbage_records_are_reported_and_valid_ones_still_flow() {
     let topic = create_topic("consumer-garbage", 3);
     let bs = bootstrap();
     let deep = "[".repeat(10_000);
-    let valid: Vec<Vec<u8>> = (1..=5).map(|i| message("A", i, Some(&[("A", i)]), i)).collect();
+    let valid: Vec<Vec<u8>> = (1..=5)
+        .map(|i| message("A", i, Some(&[("A", i)]), i))
+        .collect();
     let garbage: [&[u8]; 5] = [
         b"\x00\x01\x02 binary \xff",
         b"not json at all",
@@ -406,24 +596,53 @@ fn garbage_records_are_reported_and_valid_ones_still_flow() {
         recs.push((Some(0), "junk", garbage[i]));
     }
     let pos = produce_raw(&topic, &recs);
-    let bad_positions: HashSet<(i64, i64)> =
-        pos.iter().skip(1).step_by(2).map(|(p, o)| (i64::from(*p), *o)).collect();
+    let bad_positions: HashSet<(i64, i64)> = pos
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .map(|(p, o)| (i64::from(*p), *o))
+        .collect();
 
     for mode in ["causal", "arrival"] {
         let g = group();
         let (lines, _) = run_consumer(&[
-            &topic, "--bootstrap", &bs, "--group", &g, "--from-beginning", "--delivery", mode,
-            "--idle-timeout", "3", "--format", "json",
+            &topic,
+            "--bootstrap",
+            &bs,
+            "--group",
+            &g,
+            "--from-beginning",
+            "--delivery",
+            mode,
+            "--idle-timeout",
+            "3",
+            "--format",
+            "json",
         ]);
-        assert_eq!(delivered_ids(&lines), ["A-1", "A-2", "A-3", "A-4", "A-5"], "{mode}");
+        assert_eq!(
+            delivered_ids(&lines),
+            ["A-1", "A-2", "A-3", "A-4", "A-5"],
+            "{mode}"
+        );
         let malformed: HashSet<(i64, i64)> = events(&lines, "malformed")
             .iter()
-            .map(|m| (m["partition"].as_i64().unwrap(), m["offset"].as_i64().unwrap()))
+            .map(|m| {
+                (
+                    m["partition"].as_i64().unwrap(),
+                    m["offset"].as_i64().unwrap(),
+                )
+            })
             .collect();
         assert_eq!(malformed, bad_positions, "{mode}");
-        assert!(events(&lines, "malformed").iter().all(|m| !m["error"].as_str().unwrap().is_empty()));
+        assert!(events(&lines, "malformed")
+            .iter()
+            .all(|m| !m["error"].as_str().unwrap().is_empty()));
         let s = summary(&lines);
-        assert_eq!((s["received"].as_u64(), s["malformed"].as_u64()), (Some(10), Some(5)), "{mode}");
+        assert_eq!(
+            (s["received"].as_u64(), s["malformed"].as_u64()),
+            (Some(10), Some(5)),
+            "{mode}"
+        );
     }
 }
 
@@ -432,18 +651,42 @@ fn text_format_prints_a_line_per_message_a_report_and_warnings_on_stderr() {
     let topic = create_topic("consumer-text", 3);
     let bs = bootstrap();
     let m1 = message("producer-1", 1, Some(&[("producer-1", 1)]), 1);
-    produce_raw(&topic, &[(Some(0), "producer-1", &m1), (Some(0), "x", b"garbage")]);
+    produce_raw(
+        &topic,
+        &[(Some(0), "producer-1", &m1), (Some(0), "x", b"garbage")],
+    );
     let out = common::run(
         BIN,
-        &[&topic, "--bootstrap", &bs, "--group", &group(), "--from-beginning", "--idle-timeout", "3"],
+        &[
+            &topic,
+            "--bootstrap",
+            &bs,
+            "--group",
+            &group(),
+            "--from-beginning",
+            "--idle-timeout",
+            "3",
+        ],
         None,
         TIMEOUT,
     );
     out.assert_success();
     let first = out.stdout.lines().next().unwrap_or_default();
-    assert!(first.contains("producer-1#1") && first.contains("producer-1 says 1"), "{}", out.stdout);
-    assert!(out.stdout.contains("summary") && out.stdout.contains("malformed"), "{}", out.stdout);
-    assert!(out.stderr.contains("partition 0 offset 1"), "{}", out.stderr);
+    assert!(
+        first.contains("producer-1#1") && first.contains("producer-1 says 1"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("summary") && out.stdout.contains("malformed"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("partition 0 offset 1"),
+        "{}",
+        out.stderr
+    );
     assert!(!out.stdout.contains("garbage"));
 }
 
@@ -458,16 +701,34 @@ fn bad_command_lines_fail_fast_with_one_line_errors() {
     for args in cases {
         let started = Instant::now();
         let out = common::run(BIN, args, None, Duration::from_secs(30));
-        assert!(!out.timed_out && !out.success(), "{args:?} should fail: {out:?}");
+        assert!(
+            !out.timed_out && !out.success(),
+            "{args:?} should fail: {out:?}"
+        );
         assert!(started.elapsed() < Duration::from_secs(10));
         assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
-        assert!(out.stderr.lines().next().is_some_and(|l| l.starts_with("error:")), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .lines()
+                .next()
+                .is_some_and(|l| l.starts_with("error:")),
+            "{args:?}: {}",
+            out.stderr
+        );
     }
     // Unreachable broker: bounded, one clear line, the summary still printed.
     let started = Instant::now();
     let out = common::run(
         BIN,
-        &["t", "--bootstrap", "127.0.0.1:1", "--format", "json", "-X", "sasl.password=hunter2-secret"],
+        &[
+            "t",
+            "--bootstrap",
+            "127.0.0.1:1",
+            "--format",
+            "json",
+            "-X",
+            "sasl.password=hunter2-secret",
+        ],
         None,
         Duration::from_secs(60),
     );
@@ -479,5 +740,7 @@ fn bad_command_lines_fail_fast_with_one_line_errors() {
     assert_eq!(out.json_lines().last().unwrap()["event"], "summary");
     assert!(!out.stderr.contains("hunter2") && !out.stdout.contains("hunter2"));
     let help = common::run(BIN, &["--help"], None, Duration::from_secs(30));
-    assert!(help.success() && help.stdout.contains("--delivery") && help.stdout.contains("Examples"));
+    assert!(
+        help.success() && help.stdout.contains("--delivery") && help.stdout.contains("Examples")
+    );
 }

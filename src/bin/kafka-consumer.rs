@@ -14,7 +14,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -164,7 +164,10 @@ fn main() -> ExitCode {
         eprintln!("kafka-consumer: warning: cannot install signal handlers: {e}");
     }
     let mut out: Box<dyn Output> = match cli.format {
-        FormatArg::Json => Box::new(JsonSink::new(BufWriter::with_capacity(1 << 16, io::stdout()))),
+        FormatArg::Json => Box::new(JsonSink::new(BufWriter::with_capacity(
+            1 << 16,
+            io::stdout(),
+        ))),
         FormatArg::Text => Box::new(TextSink::new(
             BufWriter::with_capacity(1 << 16, io::stdout()),
             io::stderr(),
@@ -214,22 +217,27 @@ impl<W: Write, E: Write> Output for TextSink<W, E> {
 
 /// SIGINT / SIGTERM set `stop`; the poll loop notices within its poll interval.
 fn install_signal_handlers(stop: Arc<AtomicBool>) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    std::thread::Builder::new().name("signals".into()).spawn(move || {
-        rt.block_on(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut int), Ok(mut term)) =
-                (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-            else {
-                return;
-            };
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-            stop.store(true, Ordering::SeqCst);
-        })
-    })?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                use tokio::signal::unix::{signal, SignalKind};
+                let (Ok(mut int), Ok(mut term)) = (
+                    signal(SignalKind::interrupt()),
+                    signal(SignalKind::terminate()),
+                ) else {
+                    return;
+                };
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+                stop.store(true, Ordering::SeqCst);
+            })
+        })?;
     Ok(())
 }
 
@@ -270,8 +278,13 @@ fn settings(cli: &Cli) -> Result<Settings> {
             bail!("--idle-timeout must be a positive number of seconds, got {t}");
         }
     }
-    let nodes: Vec<NodeId> =
-        cli.nodes.iter().map(|n| n.trim()).filter(|n| !n.is_empty()).map(NodeId::from).collect();
+    let nodes: Vec<NodeId> = cli
+        .nodes
+        .iter()
+        .map(|n| n.trim())
+        .filter(|n| !n.is_empty())
+        .map(NodeId::from)
+        .collect();
     let engine = EngineConfig {
         mode,
         buffer_size: usize::try_from(cli.buffer_size.unwrap_or(10_000)).unwrap_or(usize::MAX),
@@ -283,7 +296,10 @@ fn settings(cli: &Cli) -> Result<Settings> {
         ..EngineConfig::default()
     };
     Ok(Settings {
-        bootstrap: cli.bootstrap.clone().unwrap_or_else(|| "localhost:9092".to_string()),
+        bootstrap: cli
+            .bootstrap
+            .clone()
+            .unwrap_or_else(|| "localhost:9092".to_string()),
         properties,
         manual: mode != DeliveryMode::Arrival || cli.from_beginning || cli.history.is_some(),
         engine,
@@ -292,9 +308,17 @@ fn settings(cli: &Cli) -> Result<Settings> {
 
 fn is_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["password", "secret", "keystore", "keytab", "token", "sasl.oauthbearer", "ssl.key"]
-        .iter()
-        .any(|s| k.contains(s))
+    [
+        "password",
+        "secret",
+        "keystore",
+        "keytab",
+        "token",
+        "sasl.oauthbearer",
+        "ssl.key",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
 }
 
 fn redact_arg(p: &str) -> String {
@@ -312,7 +336,14 @@ fn client_config(s: &Settings, cli: &Cli, node: &str) -> ClientConfig {
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
         .set("auto.commit.interval.ms", "1000")
-        .set("auto.offset.reset", if cli.from_beginning { "earliest" } else { "latest" })
+        .set(
+            "auto.offset.reset",
+            if cli.from_beginning {
+                "earliest"
+            } else {
+                "latest"
+            },
+        )
         .set("enable.partition.eof", "false")
         .set("socket.timeout.ms", "10000");
     for (k, v) in &s.properties {
@@ -332,9 +363,17 @@ fn kafka_error(e: &KafkaError, bootstrap: &str) -> String {
     }
 }
 
-fn run(cli: &Cli, stop: &AtomicBool, out: &mut dyn Output, summary: &mut Option<Summary>) -> Result<()> {
+fn run(
+    cli: &Cli,
+    stop: &AtomicBool,
+    out: &mut dyn Output,
+    summary: &mut Option<Summary>,
+) -> Result<()> {
     let s = settings(cli)?;
-    let node = cli.node_id.clone().unwrap_or_else(|| format!("consumer-{}", std::process::id()));
+    let node = cli
+        .node_id
+        .clone()
+        .unwrap_or_else(|| format!("consumer-{}", std::process::id()));
     let clock: Arc<dyn TimeSource> = Arc::new(SystemTimeSource);
     let consumer: BaseConsumer = client_config(&s, cli, &node)
         .create()
@@ -349,14 +388,41 @@ fn run(cli: &Cli, stop: &AtomicBool, out: &mut dyn Output, summary: &mut Option<
         .find(|t| t.name() == cli.topic)
         .ok_or_else(|| anyhow!("topic '{}' not found on {}", cli.topic, s.bootstrap))?;
     if let Some(err) = topic_md.error() {
-        bail!("topic '{}' is not readable on {}: {:?}", cli.topic, s.bootstrap, err);
+        bail!(
+            "topic '{}' is not readable on {}: {:?}",
+            cli.topic,
+            s.bootstrap,
+            err
+        );
     }
     let partitions: Vec<i32> = topic_md.partitions().iter().map(|p| p.id()).collect();
     if partitions.is_empty() {
         bail!("topic '{}' does not exist on {}", cli.topic, s.bootstrap);
     }
 
+    let mut floors: BTreeMap<i32, i64> = BTreeMap::new();
     if s.manual {
+        // Committed offsets are fetched explicitly: not every broker honours Offset::Stored on a
+        // manual assignment.
+        let stored = if cli.from_beginning || cli.history.is_some() {
+            None
+        } else {
+            let mut tpl = TopicPartitionList::new();
+            for &p in &partitions {
+                tpl.add_partition(&cli.topic, p);
+            }
+            Some(
+                consumer
+                    .committed_offsets(tpl, Duration::from_secs(10))
+                    .map_err(|e| {
+                        anyhow!(
+                            "fetching committed offsets of group '{}': {}",
+                            cli.group,
+                            kafka_error(&e, &s.bootstrap)
+                        )
+                    })?,
+            )
+        };
         let mut tpl = TopicPartitionList::new();
         for &p in &partitions {
             let offset = if cli.from_beginning {
@@ -367,12 +433,30 @@ fn run(cli: &Cli, stop: &AtomicBool, out: &mut dyn Output, summary: &mut Option<
                     .map_err(|e| anyhow!("{}", kafka_error(&e, &s.bootstrap)))?;
                 Offset::Offset(lo.max(hi.saturating_sub(i64::try_from(n).unwrap_or(i64::MAX))))
             } else {
-                Offset::Stored
+                match stored
+                    .as_ref()
+                    .and_then(|c| c.find_partition(&cli.topic, p))
+                    .map(|e| e.offset())
+                {
+                    // Resume: read from the partition's start; what lies below the commit is
+                    // replayed into the ordering state, not delivered again. Also, a fetch
+                    // starting inside a record batch is not served correctly by every broker
+                    // (Tansu 0.6 skips the rest of that batch), so starting at the commit itself
+                    // could lose messages.
+                    Some(Offset::Offset(c)) if c > 0 => {
+                        floors.insert(p, c);
+                        Offset::Beginning
+                    }
+                    Some(Offset::Offset(0)) => Offset::Beginning,
+                    _ => Offset::End,
+                }
             };
             tpl.add_partition_offset(&cli.topic, p, offset)
                 .map_err(|e| anyhow!("assigning partition {p}: {e}"))?;
         }
-        consumer.assign(&tpl).map_err(|e| anyhow!("assigning partitions: {e}"))?;
+        consumer
+            .assign(&tpl)
+            .map_err(|e| anyhow!("assigning partitions: {e}"))?;
     } else {
         consumer
             .subscribe(&[&cli.topic])
@@ -380,7 +464,16 @@ fn run(cli: &Cli, stop: &AtomicBool, out: &mut dyn Output, summary: &mut Option<
     }
 
     let mut engine = ConsumerEngine::new(s.engine.clone());
-    let result = consume(cli, &s, stop, &consumer, &mut engine, clock.as_ref(), out);
+    let result = consume(
+        cli,
+        &s,
+        stop,
+        &consumer,
+        &mut engine,
+        clock.as_ref(),
+        out,
+        floors,
+    );
     // Stop, commit what was delivered, report — whatever ended the loop.
     let committed = commit(&consumer, &cli.topic, &engine, CommitMode::Sync);
     *summary = Some(engine.summary());
@@ -388,7 +481,11 @@ fn run(cli: &Cli, stop: &AtomicBool, out: &mut dyn Output, summary: &mut Option<
     committed.map_err(|e| anyhow!("committing offsets: {}", kafka_error(&e, &s.bootstrap)))
 }
 
-fn positions_tpl(topic: &str, engine: &ConsumerEngine, assigned: &BTreeSet<i32>) -> TopicPartitionList {
+fn positions_tpl(
+    topic: &str,
+    engine: &ConsumerEngine,
+    assigned: &BTreeSet<i32>,
+) -> TopicPartitionList {
     let mut tpl = TopicPartitionList::new();
     for (p, o) in engine.commit_positions() {
         if assigned.contains(&p) {
@@ -427,7 +524,9 @@ fn consume(
     engine: &mut ConsumerEngine,
     clock: &dyn TimeSource,
     out: &mut dyn Output,
+    floors: BTreeMap<i32, i64>,
 ) -> Result<()> {
+    let mut seen: BTreeMap<i32, i64> = BTreeMap::new();
     const POLL: Duration = Duration::from_millis(100);
     const HOUSEKEEPING: Duration = Duration::from_millis(200);
     let idle = cli.idle_timeout.map(Duration::from_secs_f64);
@@ -445,15 +544,26 @@ fn consume(
         match consumer.poll(wait) {
             Some(Ok(msg)) => {
                 last_record = Instant::now();
-                engine.on_record(
-                    &Record {
-                        partition: msg.partition(),
-                        offset: msg.offset(),
-                        payload: msg.payload(),
-                        arrival_ns: clock.now_ns(),
-                    },
-                    out,
-                );
+                // Offsets below `next` were seen already in this run (a broker serving a batch
+                // twice); offsets below the resume position were processed by an earlier run
+                // and only restore the ordering state.
+                let (p, o) = (msg.partition(), msg.offset());
+                let next = seen.entry(p).or_insert(0);
+                if o < *next {
+                    continue;
+                }
+                *next = o.saturating_add(1);
+                let rec = Record {
+                    partition: p,
+                    offset: o,
+                    payload: msg.payload(),
+                    arrival_ns: clock.now_ns(),
+                };
+                if floors.get(&p).is_some_and(|f| o < *f) {
+                    engine.replay(&rec, out);
+                    continue;
+                }
+                engine.on_record(&rec, out);
                 // Drain what librdkafka already fetched without further clock reads per loop.
                 continue;
             }
@@ -519,7 +629,11 @@ fn flow_control(
     let mut want: BTreeSet<i32> = BTreeSet::new();
     if buffered * 2 >= cap {
         let share = cap / (2 * assigned.len().max(1) as u64);
-        want = engine.held_by_partition().filter(|(_, n)| *n > share).map(|(p, _)| p).collect();
+        want = engine
+            .held_by_partition()
+            .filter(|(_, n)| *n > share)
+            .map(|(p, _)| p)
+            .collect();
         if want.len() >= assigned.len() {
             want.clear();
         }

@@ -161,7 +161,9 @@ impl CollectSink {
         self.events
             .iter()
             .filter_map(|e| match e {
-                Event::Deliver { node, seq, release, .. } => Some((node.to_string(), *seq, *release)),
+                Event::Deliver {
+                    node, seq, release, ..
+                } => Some((node.to_string(), *seq, *release)),
                 _ => None,
             })
             .collect()
@@ -183,7 +185,9 @@ impl CollectSink {
         self.events
             .iter()
             .filter_map(|e| match e {
-                Event::Malformed { partition, offset, .. } => Some((*partition, *offset)),
+                Event::Malformed {
+                    partition, offset, ..
+                } => Some((*partition, *offset)),
                 _ => None,
             })
             .collect()
@@ -213,7 +217,11 @@ impl EventSink for CollectSink {
     }
 
     fn malformed(&mut self, partition: i32, offset: i64, error: &str) {
-        self.events.push(Event::Malformed { partition, offset, error: error.to_string() });
+        self.events.push(Event::Malformed {
+            partition,
+            offset,
+            error: error.to_string(),
+        });
     }
 
     fn summary(&mut self, s: &Summary) {

@@ -47,9 +47,7 @@ pub use render::{JsonSink, OutputFormat, TextSink};
 
 use crate::analysis::{AnalysisConfig, Analyzer, Violation, ViolationKind};
 use crate::clock::VectorTimestamp;
-use crate::delivery::{
-    CausalBuffer, Delivered, DeliveryConfig, Offer, Release, TotalOrderBuffer,
-};
+use crate::delivery::{CausalBuffer, Delivered, DeliveryConfig, Offer, Release, TotalOrderBuffer};
 use crate::envelope::{self, DecodeLimits, Envelope};
 use crate::NodeId;
 use std::borrow::Cow;
@@ -162,6 +160,8 @@ struct Held {
     offset: i64,
     raw: Box<[u8]>,
     env: Envelope,
+    /// Processed by an earlier run (below the committed position): restores ordering state only.
+    replay: bool,
 }
 
 enum Orderer {
@@ -195,6 +195,8 @@ pub struct ConsumerEngine {
     malformed: u64,
     duplicates: u64,
     withheld: u64,
+    /// Replayed messages currently in the ordering buffer.
+    replays_held: u64,
 }
 
 impl fmt::Debug for ConsumerEngine {
@@ -217,7 +219,13 @@ fn kind_index(kind: &str) -> usize {
 /// escaped), so removing them never changes its meaning.
 fn one_line(payload: &[u8]) -> Cow<'_, [u8]> {
     if payload.iter().any(|&b| b == b'\n' || b == b'\r') {
-        Cow::Owned(payload.iter().copied().filter(|&b| b != b'\n' && b != b'\r').collect())
+        Cow::Owned(
+            payload
+                .iter()
+                .copied()
+                .filter(|&b| b != b'\n' && b != b'\r')
+                .collect(),
+        )
     } else {
         Cow::Borrowed(payload)
     }
@@ -259,6 +267,7 @@ impl ConsumerEngine {
             malformed: 0,
             duplicates: 0,
             withheld: 0,
+            replays_held: 0,
         }
     }
 
@@ -314,7 +323,13 @@ impl ConsumerEngine {
         }
     }
 
-    fn offer<S: EventSink + ?Sized>(&mut self, rec: &Record<'_>, payload: &[u8], env: Envelope, sink: &mut S) {
+    fn offer<S: EventSink + ?Sized>(
+        &mut self,
+        rec: &Record<'_>,
+        payload: &[u8],
+        env: Envelope,
+        sink: &mut S,
+    ) {
         let node = env.timestamp.node_id.clone();
         let seq = env.seq;
         let held = Held {
@@ -322,23 +337,9 @@ impl ConsumerEngine {
             offset: rec.offset,
             raw: one_line(payload).into_owned().into_boxed_slice(),
             env,
+            replay: false,
         };
-        let offered = match &mut self.orderer {
-            Orderer::Causal(buf) => {
-                // The buffer takes the stamp by reference and the message by value, so the stamp
-                // is cloned (the envelope keeps its own for rendering).
-                let vt = match &held.env.timestamp.vector_time {
-                    Some(vt) => vt.clone(),
-                    None => VectorTimestamp::from_entries([(node.clone(), seq)]),
-                };
-                buf.offer(node.clone(), &vt, held, rec.arrival_ns, &mut self.released)
-            }
-            Orderer::Total(buf) => {
-                let lamport = held.env.timestamp.logical_time;
-                buf.offer(node.clone(), seq, lamport, held, rec.arrival_ns, &mut self.released)
-            }
-            Orderer::Arrival => Offer::Accepted,
-        };
+        let offered = self.offer_to_buffer(held, rec.arrival_ns);
         match offered {
             Offer::Accepted => {
                 self.emit_found(false, sink);
@@ -367,6 +368,55 @@ impl ConsumerEngine {
             }
         }
         self.emit_released(sink);
+    }
+
+    /// Replays a record that an earlier run already processed (it lies below the committed
+    /// position the shell resumed from). In causal and total modes it goes through the ordering
+    /// buffer so that the buffer knows what was delivered before — the first new message of a
+    /// node then does not wait for predecessors that will never be read again — but it is never
+    /// delivered, reported, counted or committed. Malformed records and arrival mode: no effect.
+    pub fn replay<S: EventSink + ?Sized>(&mut self, rec: &Record<'_>, sink: &mut S) {
+        let st = self.partitions.entry(rec.partition).or_default();
+        st.next = st.next.max(rec.offset.saturating_add(1));
+        if matches!(self.orderer, Orderer::Arrival) {
+            return;
+        }
+        let Some(payload) = rec.payload else { return };
+        let Ok(env) = envelope::decode(payload, &self.cfg.limits) else {
+            return;
+        };
+        let held = Held {
+            partition: rec.partition,
+            offset: rec.offset,
+            raw: Box::default(),
+            env,
+            replay: true,
+        };
+        if let Offer::Accepted = self.offer_to_buffer(held, rec.arrival_ns) {
+            self.replays_held += 1;
+        }
+        self.emit_released(sink);
+    }
+
+    fn offer_to_buffer(&mut self, held: Held, now_ns: i64) -> Offer<Held> {
+        let node = held.env.timestamp.node_id.clone();
+        let seq = held.env.seq;
+        match &mut self.orderer {
+            Orderer::Causal(buf) => {
+                // The buffer takes the stamp by reference and the message by value, so the stamp
+                // is cloned (the envelope keeps its own for rendering).
+                let vt = match &held.env.timestamp.vector_time {
+                    Some(vt) => vt.clone(),
+                    None => VectorTimestamp::from_entries([(node.clone(), seq)]),
+                };
+                buf.offer(node, &vt, held, now_ns, &mut self.released)
+            }
+            Orderer::Total(buf) => {
+                let lamport = held.env.timestamp.logical_time;
+                buf.offer(node, seq, lamport, held, now_ns, &mut self.released)
+            }
+            Orderer::Arrival => Offer::Accepted,
+        }
     }
 
     /// Advances time: releases messages whose wait expired.
@@ -413,14 +463,17 @@ impl ConsumerEngine {
             Orderer::Causal(buf) => buf.len(),
             Orderer::Total(buf) => buf.len(),
         };
-        in_buffer as u64 + self.withheld
+        (in_buffer as u64).saturating_sub(self.replays_held) + self.withheld
     }
 
     /// Messages held in the ordering buffer per partition (partitions holding none are omitted).
     /// The shell uses it for flow control: a partition far ahead of the others can be paused so
     /// the buffer fills with what the others are missing rather than overflowing.
     pub fn held_by_partition(&self) -> impl Iterator<Item = (i32, u64)> + '_ {
-        self.partitions.iter().filter(|(_, s)| s.held > 0).map(|(p, s)| (*p, s.held))
+        self.partitions
+            .iter()
+            .filter(|(_, s)| s.held > 0)
+            .map(|(p, s)| (*p, s.held))
     }
 
     /// Per partition, the offset to commit: the lowest offset still held, else one past the last
@@ -434,6 +487,9 @@ impl ConsumerEngine {
             .map(|(p, s)| (*p, s.withheld_min.map_or(s.next, |w| w.min(s.next))))
             .collect();
         let mut lower = |h: &Held| {
+            if h.replay {
+                return;
+            }
             if let Some(p) = pos.get_mut(&h.partition) {
                 *p = (*p).min(h.offset);
             }
@@ -449,19 +505,34 @@ impl ConsumerEngine {
     /// Forgets a partition (revoked in a group rebalance): its position is no longer reported.
     /// Only meaningful in arrival mode, where nothing is held.
     pub fn forget_partition(&mut self, partition: i32) {
-        if self.partitions.get(&partition).is_some_and(|s| s.held == 0 && s.withheld_min.is_none()) {
+        if self
+            .partitions
+            .get(&partition)
+            .is_some_and(|s| s.held == 0 && s.withheld_min.is_none())
+        {
             self.partitions.remove(&partition);
         }
     }
 
     /// The report so far (the shell prints it on every exit path).
     pub fn summary(&self) -> Summary {
-        let violations =
-            VIOLATION_KINDS.iter().zip(self.violations.iter()).map(|(k, n)| (*k, *n)).collect();
+        let violations = VIOLATION_KINDS
+            .iter()
+            .zip(self.violations.iter())
+            .map(|(k, n)| (*k, *n))
+            .collect();
         let mut nodes: BTreeMap<String, NodeSummary> = self
             .node_messages
             .iter()
-            .map(|(n, m)| (n.to_string(), NodeSummary { messages: *m, offset_ms: None }))
+            .map(|(n, m)| {
+                (
+                    n.to_string(),
+                    NodeSummary {
+                        messages: *m,
+                        offset_ms: None,
+                    },
+                )
+            })
             .collect();
         let mut concurrent_pairs = 0;
         if let Some(an) = &self.analyzer {
@@ -499,7 +570,13 @@ impl ConsumerEngine {
         st.withheld_min = Some(st.withheld_min.map_or(offset, |w| w.min(offset)));
     }
 
-    fn report_malformed<S: EventSink + ?Sized>(&mut self, partition: i32, offset: i64, error: &str, sink: &mut S) {
+    fn report_malformed<S: EventSink + ?Sized>(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        error: &str,
+        sink: &mut S,
+    ) {
         self.malformed += 1;
         sink.malformed(partition, offset, error);
     }
@@ -523,7 +600,12 @@ impl ConsumerEngine {
                 }
             }
             self.report(
-                &ViolationReport { kind: v.kind.as_str(), node: &v.node, ids: &v.ids, detail: &v.detail },
+                &ViolationReport {
+                    kind: v.kind.as_str(),
+                    node: &v.node,
+                    ids: &v.ids,
+                    detail: &v.detail,
+                },
                 sink,
             );
         }
@@ -536,6 +618,10 @@ impl ConsumerEngine {
         }
         let mut released = std::mem::take(&mut self.released);
         for d in released.drain(..) {
+            if d.item.replay {
+                self.replays_held = self.replays_held.saturating_sub(1);
+                continue;
+            }
             if let Some(st) = self.partitions.get_mut(&d.item.partition) {
                 st.held = st.held.saturating_sub(1);
             }

@@ -114,7 +114,11 @@ impl<W: Write> EventSink for JsonSink<W> {
 
     fn violation(&mut self, v: &ViolationReport<'_>) {
         self.put(|w| {
-            write!(w, "{{\"event\":\"violation\",\"kind\":\"{}\",\"node\":", v.kind)?;
+            write!(
+                w,
+                "{{\"event\":\"violation\",\"kind\":\"{}\",\"node\":",
+                v.kind
+            )?;
             json_str(w, v.node)?;
             w.write_all(b",\"ids\":")?;
             serde_json::to_writer(&mut *w, v.ids).map_err(io::Error::from)?;
@@ -140,8 +144,14 @@ impl<W: Write> EventSink for JsonSink<W> {
             summary: &'a Summary,
         }
         self.put(|w| {
-            serde_json::to_writer(&mut *w, &Tagged { event: "summary", summary: s })
-                .map_err(io::Error::from)?;
+            serde_json::to_writer(
+                &mut *w,
+                &Tagged {
+                    event: "summary",
+                    summary: s,
+                },
+            )
+            .map_err(io::Error::from)?;
             w.write_all(b"\n")
         });
     }
@@ -159,7 +169,11 @@ pub struct TextSink<W: Write, E: Write> {
 impl<W: Write, E: Write> TextSink<W, E> {
     /// A sink writing messages to `out` and diagnostics to `diag`.
     pub fn new(out: W, diag: E) -> Self {
-        Self { out, diag, error: None }
+        Self {
+            out,
+            diag,
+            error: None,
+        }
     }
 
     /// The first write error on `out`, if any.
@@ -257,7 +271,10 @@ impl<W: Write, E: Write> EventSink for TextSink<W, E> {
             writeln!(w, "malformed   {:>8}", s.malformed)?;
             write!(w, "buffered    {:>8}", s.buffered)?;
             if s.buffered > 0 {
-                write!(w, "  (held at exit: not committed, read again by the next run)")?;
+                write!(
+                    w,
+                    "  (held at exit: not committed, read again by the next run)"
+                )?;
             }
             writeln!(w)?;
             writeln!(w, "duplicates  {:>8}", s.duplicates)?;
@@ -272,7 +289,13 @@ impl<W: Write, E: Write> EventSink for TextSink<W, E> {
             writeln!(w, "concurrent pairs {:>3}", s.concurrent_pairs)?;
             if !s.nodes.is_empty() {
                 writeln!(w, "nodes:")?;
-                let width = s.nodes.keys().map(|k| k.chars().count()).max().unwrap_or(0).min(40);
+                let width = s
+                    .nodes
+                    .keys()
+                    .map(|k| k.chars().count())
+                    .max()
+                    .unwrap_or(0)
+                    .min(40);
                 for (id, n) in &s.nodes {
                     write!(w, "  {id:<width$}  {:>8} messages", n.messages)?;
                     if let Some(off) = n.offset_ms {
