@@ -20,6 +20,7 @@ pub mod config;
 pub mod consumer;
 pub mod delivery;
 pub mod envelope;
+pub mod metrics;
 pub mod ntp;
 pub mod time;
 

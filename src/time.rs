@@ -50,7 +50,9 @@ pub struct ManualTime {
 impl ManualTime {
     /// A manual clock reading `start` nanoseconds since the epoch.
     pub fn new(start: UnixNanos) -> Self {
-        Self { now: AtomicI64::new(start) }
+        Self {
+            now: AtomicI64::new(start),
+        }
     }
 
     /// Sets the current time (may go backwards: use it to model a stepping system clock).

@@ -27,7 +27,10 @@ async fn broker_answers_metadata_and_creates_topics() {
         )
         .await
         .expect("create_topics request");
-    assert!(results.iter().all(|r| r.is_ok()), "create failed: {results:?}");
+    assert!(
+        results.iter().all(|r| r.is_ok()),
+        "create failed: {results:?}"
+    );
 
     // Metadata lists the topic with its three partitions (bounded wait: creation may propagate).
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -42,25 +45,47 @@ async fn broker_answers_metadata_and_creates_topics() {
                 break;
             }
         }
-        assert!(Instant::now() < deadline, "topic {topic} not listed with 3 partitions within 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "topic {topic} not listed with 3 partitions within 30 s"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let all = admin.inner().fetch_metadata(None, Duration::from_secs(5)).expect("metadata");
-    assert!(all.topics().iter().any(|t| t.name() == topic), "topic missing from the full listing");
+    let all = admin
+        .inner()
+        .fetch_metadata(None, Duration::from_secs(5))
+        .expect("metadata");
+    assert!(
+        all.topics().iter().any(|t| t.name() == topic),
+        "topic missing from the full listing"
+    );
 }
 
 #[tokio::test]
 async fn chronyd_answers_sntp_with_sane_offset_and_delay() {
     let server: std::net::SocketAddr = env_addr("KTS_NTP_SERVER").parse().expect("host:port");
-    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let socket = sntpc_net_tokio::UdpSocketWrapper::from(socket);
     let ctx = sntpc::NtpContext::new(sntpc::StdTimestampGen::default());
-    let r = tokio::time::timeout(Duration::from_secs(5), sntpc::get_time(server, &socket, ctx))
-        .await
-        .expect("no SNTP answer within 5 s")
-        .expect("SNTP exchange failed");
+    let r = tokio::time::timeout(
+        Duration::from_secs(5),
+        sntpc::get_time(server, &socket, ctx),
+    )
+    .await
+    .expect("no SNTP answer within 5 s")
+    .expect("SNTP exchange failed");
     // chronyd serves this host's own clock over loopback: offset and delay are tiny.
-    assert!(r.offset().abs() < 50_000, "offset {} µs is not sane for loopback", r.offset());
-    assert!(r.roundtrip() < 500_000, "delay {} µs is not sane for loopback", r.roundtrip());
+    assert!(
+        r.offset().abs() < 50_000,
+        "offset {} µs is not sane for loopback",
+        r.offset()
+    );
+    assert!(
+        r.roundtrip() < 500_000,
+        "delay {} µs is not sane for loopback",
+        r.roundtrip()
+    );
     assert!((1..=15).contains(&r.stratum()), "stratum {}", r.stratum());
 }

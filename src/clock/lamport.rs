@@ -20,7 +20,9 @@ impl LamportClock {
 
     /// A clock resuming from a persisted value.
     pub fn starting_at(value: u64) -> Self {
-        Self { value: AtomicU64::new(value) }
+        Self {
+            value: AtomicU64::new(value),
+        }
     }
 
     /// The current value, without advancing.
@@ -49,7 +51,10 @@ impl LamportClock {
         let mut cur = self.value.load(Ordering::SeqCst);
         loop {
             let next = f(cur);
-            match self.value.compare_exchange_weak(cur, next, Ordering::SeqCst, Ordering::SeqCst) {
+            match self
+                .value
+                .compare_exchange_weak(cur, next, Ordering::SeqCst, Ordering::SeqCst)
+            {
                 Ok(_) => return next,
                 Err(actual) => cur = actual,
             }
@@ -83,7 +88,10 @@ mod tests {
                 std::thread::spawn(move || (0..10).map(|_| c.tick()).collect::<Vec<_>>())
             })
             .collect();
-        let all: Vec<u64> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+        let all: Vec<u64> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
         let distinct: HashSet<u64> = all.iter().copied().collect();
         assert_eq!(distinct.len(), 30);
         assert_eq!(all.iter().max(), Some(&30));

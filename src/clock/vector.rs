@@ -66,8 +66,11 @@ impl VectorTimestamp {
         I: IntoIterator<Item = (S, u64)>,
         S: Into<NodeId>,
     {
-        let mut v: Vec<(NodeId, u64)> =
-            entries.into_iter().map(|(k, c)| (k.into(), c)).filter(|(_, c)| *c > 0).collect();
+        let mut v: Vec<(NodeId, u64)> = entries
+            .into_iter()
+            .map(|(k, c)| (k.into(), c))
+            .filter(|(_, c)| *c > 0)
+            .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
         v.dedup_by(|later, earlier| later.0 == earlier.0);
         Self { entries: v }
@@ -131,7 +134,10 @@ impl VectorTimestamp {
             return;
         }
         let mut out = Vec::with_capacity(self.entries.len() + other.entries.len());
-        let (mut a, mut b) = (self.entries.iter().peekable(), other.entries.iter().peekable());
+        let (mut a, mut b) = (
+            self.entries.iter().peekable(),
+            other.entries.iter().peekable(),
+        );
         loop {
             match (a.peek(), b.peek()) {
                 (Some(x), Some(y)) => match x.0.cmp(&y.0) {
@@ -235,7 +241,8 @@ impl<'de> Deserialize<'de> for VectorTimestamp {
                 f.write_str("an object mapping node ids to counters")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut v: Vec<(NodeId, u64)> = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
+                let mut v: Vec<(NodeId, u64)> =
+                    Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
                 while let Some((k, c)) = map.next_entry::<String, u64>()? {
                     v.push((NodeId::from(k), c));
                 }
@@ -261,7 +268,10 @@ impl VectorClock {
 
     /// A clock for `node` resuming from a persisted timestamp.
     pub fn resume(node: impl Into<NodeId>, ts: VectorTimestamp) -> Self {
-        Self { node: node.into(), state: Mutex::new(ts) }
+        Self {
+            node: node.into(),
+            state: Mutex::new(ts),
+        }
     }
 
     /// The node this clock belongs to.
@@ -329,9 +339,18 @@ mod tests {
     #[test]
     fn missing_entries_count_as_zero() {
         assert_eq!(vt(&[("A", 1), ("B", 0)]), vt(&[("A", 1)]));
-        assert_eq!(vt(&[("A", 1)]).compare(&vt(&[("A", 1), ("B", 0)])), CausalOrder::Equal);
-        assert_eq!(vt(&[("A", 1)]).compare(&vt(&[("A", 1), ("B", 1)])), CausalOrder::Before);
-        assert_eq!(vt(&[("B", 1)]).compare(&vt(&[("A", 1)])), CausalOrder::Concurrent);
+        assert_eq!(
+            vt(&[("A", 1)]).compare(&vt(&[("A", 1), ("B", 0)])),
+            CausalOrder::Equal
+        );
+        assert_eq!(
+            vt(&[("A", 1)]).compare(&vt(&[("A", 1), ("B", 1)])),
+            CausalOrder::Before
+        );
+        assert_eq!(
+            vt(&[("B", 1)]).compare(&vt(&[("A", 1)])),
+            CausalOrder::Concurrent
+        );
     }
 
     #[test]
@@ -373,7 +392,10 @@ mod tests {
     }
 
     fn naive_get(t: &VectorTimestamp, k: &str) -> u64 {
-        t.iter().find(|(n, _)| &***n == k).map(|(_, v)| v).unwrap_or(0)
+        t.iter()
+            .find(|(n, _)| &***n == k)
+            .map(|(_, v)| v)
+            .unwrap_or(0)
     }
 
     proptest! {
