@@ -6,6 +6,7 @@ use clap::{Parser, ValueEnum};
 use kafka_timesync::consumer::{
     ConsumerEngine, DeliveryMode, EngineConfig, EventSink, JsonSink, Record, Summary, TextSink,
 };
+use kafka_timesync::config::TimeSyncConfig;
 use kafka_timesync::time::{SystemTimeSource, TimeSource};
 use kafka_timesync::NodeId;
 use rdkafka::config::ClientConfig;
@@ -116,7 +117,7 @@ struct Cli {
     #[arg(long)]
     analyze_ordering: bool,
 
-    /// Analysis window and causal/total buffer capacity, in messages [default: 10000].
+    /// Analysis window and causal/total buffer capacity, in messages [default: 1000].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     buffer_size: Option<u64>,
 
@@ -247,19 +248,23 @@ struct Settings {
     properties: Vec<(String, String)>,
     engine: EngineConfig,
     manual: bool,
+    enable_ntp: bool,
+    ntp_servers: Vec<String>,
+    node_id: Option<String>,
+    file: TimeSyncConfig,
 }
 
 fn settings(cli: &Cli) -> Result<Settings> {
-    let mut properties = Vec::new();
+    // Flags override the config file, which overrides the defaults.
+    let file = TimeSyncConfig::load(cli.config.as_deref())?;
+    let mut properties: Vec<(String, String)> =
+        file.kafka.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     for p in &cli.properties {
         let (k, v) = p
             .split_once('=')
             .filter(|(k, _)| !k.trim().is_empty())
             .ok_or_else(|| anyhow!("-X expects KEY=VALUE, got '{}'", redact_arg(p)))?;
         properties.push((k.trim().to_string(), v.to_string()));
-    }
-    if cli.config.is_some() {
-        // Overlaid in the merged version (config::TimeSyncConfig).
     }
     let mode = match cli.delivery {
         DeliveryArg::Arrival => DeliveryMode::Arrival,
@@ -269,7 +274,7 @@ fn settings(cli: &Cli) -> Result<Settings> {
     if !cli.nodes.is_empty() && mode != DeliveryMode::Total {
         eprintln!("kafka-consumer: warning: --nodes only matters with --delivery total");
     }
-    let max_skew_ms = cli.max_skew_ms.unwrap_or(100.0);
+    let max_skew_ms = cli.max_skew_ms.unwrap_or(file.max_skew_threshold);
     if !(max_skew_ms.is_finite() && max_skew_ms >= 0.0) {
         bail!("--max-skew-ms must be a non-negative number of milliseconds, got {max_skew_ms}");
     }
@@ -278,6 +283,10 @@ fn settings(cli: &Cli) -> Result<Settings> {
             bail!("--idle-timeout must be a positive number of seconds, got {t}");
         }
     }
+    let causal_timeout_ms = cli.causal_timeout.unwrap_or(file.causal_timeout_ms);
+    if causal_timeout_ms == 0 {
+        bail!("--causal-timeout must be at least 1 ms");
+    }
     let nodes: Vec<NodeId> = cli
         .nodes
         .iter()
@@ -285,24 +294,30 @@ fn settings(cli: &Cli) -> Result<Settings> {
         .filter(|n| !n.is_empty())
         .map(NodeId::from)
         .collect();
+    let buffer_size = match cli.buffer_size {
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        None => file.buffer_size,
+    };
     let engine = EngineConfig {
         mode,
-        buffer_size: usize::try_from(cli.buffer_size.unwrap_or(10_000)).unwrap_or(usize::MAX),
-        causal_timeout_ms: cli.causal_timeout.unwrap_or(5_000),
+        buffer_size,
+        causal_timeout_ms,
         nodes: (!nodes.is_empty()).then_some(nodes),
         analyze: cli.analyze_ordering,
         max_skew_ms,
         max_messages: cli.max_messages,
-        ..EngineConfig::default()
+        limits: file.decode_limits(),
     };
+    let ntp_servers = if cli.ntp_server.is_empty() { file.ntp_servers.clone() } else { cli.ntp_server.clone() };
     Ok(Settings {
-        bootstrap: cli
-            .bootstrap
-            .clone()
-            .unwrap_or_else(|| "localhost:9092".to_string()),
+        bootstrap: cli.bootstrap.clone().unwrap_or_else(|| file.bootstrap.clone()),
         properties,
         manual: mode != DeliveryMode::Arrival || cli.from_beginning || cli.history.is_some(),
         engine,
+        enable_ntp: cli.enable_ntp || file.enable_ntp,
+        ntp_servers,
+        node_id: cli.node_id.clone().or_else(|| file.node_id.clone()),
+        file,
     })
 }
 
@@ -370,10 +385,7 @@ fn run(
     summary: &mut Option<Summary>,
 ) -> Result<()> {
     let s = settings(cli)?;
-    let node = cli
-        .node_id
-        .clone()
-        .unwrap_or_else(|| format!("consumer-{}", std::process::id()));
+    let node = s.node_id.clone().unwrap_or_else(|| format!("consumer-{}", std::process::id()));
     let clock: Arc<dyn TimeSource> = Arc::new(SystemTimeSource);
     let consumer: BaseConsumer = client_config(&s, cli, &node)
         .create()

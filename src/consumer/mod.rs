@@ -129,7 +129,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             mode: DeliveryMode::Arrival,
-            buffer_size: 10_000,
+            buffer_size: 1_000,
             causal_timeout_ms: 5_000,
             nodes: None,
             analyze: false,
