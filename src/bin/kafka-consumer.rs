@@ -3,16 +3,16 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, ValueEnum};
+use kafka_timesync::config::TimeSyncConfig;
 use kafka_timesync::consumer::{
     ConsumerEngine, DeliveryMode, EngineConfig, EventSink, JsonSink, Record, Summary, TextSink,
 };
-use kafka_timesync::config::TimeSyncConfig;
 use kafka_timesync::time::{SystemTimeSource, TimeSource};
 use kafka_timesync::NodeId;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
 use std::collections::{BTreeMap, BTreeSet};
@@ -117,7 +117,9 @@ struct Cli {
     #[arg(long)]
     analyze_ordering: bool,
 
-    /// Analysis window and causal/total buffer capacity, in messages [default: 1000].
+    /// Analysis window and causal/total buffer capacity, in messages [default: 1000]. To deliver a
+    /// large backlog causally, make it exceed partitions × records per producer batch (e.g. 10000):
+    /// Kafka hands over whole batches, and a full buffer releases messages early ("buffer-full").
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     buffer_size: Option<u64>,
 
@@ -257,8 +259,11 @@ struct Settings {
 fn settings(cli: &Cli) -> Result<Settings> {
     // Flags override the config file, which overrides the defaults.
     let file = TimeSyncConfig::load(cli.config.as_deref())?;
-    let mut properties: Vec<(String, String)> =
-        file.kafka.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut properties: Vec<(String, String)> = file
+        .kafka
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     for p in &cli.properties {
         let (k, v) = p
             .split_once('=')
@@ -308,9 +313,16 @@ fn settings(cli: &Cli) -> Result<Settings> {
         max_messages: cli.max_messages,
         limits: file.decode_limits(),
     };
-    let ntp_servers = if cli.ntp_server.is_empty() { file.ntp_servers.clone() } else { cli.ntp_server.clone() };
+    let ntp_servers = if cli.ntp_server.is_empty() {
+        file.ntp_servers.clone()
+    } else {
+        cli.ntp_server.clone()
+    };
     Ok(Settings {
-        bootstrap: cli.bootstrap.clone().unwrap_or_else(|| file.bootstrap.clone()),
+        bootstrap: cli
+            .bootstrap
+            .clone()
+            .unwrap_or_else(|| file.bootstrap.clone()),
         properties,
         manual: mode != DeliveryMode::Arrival || cli.from_beginning || cli.history.is_some(),
         engine,
@@ -359,8 +371,16 @@ fn client_config(s: &Settings, cli: &Cli, node: &str) -> ClientConfig {
                 "latest"
             },
         )
-        .set("enable.partition.eof", "false")
+        .set(
+            "enable.partition.eof",
+            if s.manual { "true" } else { "false" },
+        )
         .set("socket.timeout.ms", "10000");
+    if s.manual {
+        // Every partition is prefetched into its own queue; bound what librdkafka holds per
+        // partition (the default, 64 MiB each, is far more than the round-robin reader needs).
+        cfg.set("queued.max.messages.kbytes", "16384");
+    }
     for (k, v) in &s.properties {
         cfg.set(k, v);
     }
@@ -385,11 +405,16 @@ fn run(
     summary: &mut Option<Summary>,
 ) -> Result<()> {
     let s = settings(cli)?;
-    let node = s.node_id.clone().unwrap_or_else(|| format!("consumer-{}", std::process::id()));
+    let node = s
+        .node_id
+        .clone()
+        .unwrap_or_else(|| format!("consumer-{}", std::process::id()));
     let clock: Arc<dyn TimeSource> = Arc::new(SystemTimeSource);
-    let consumer: BaseConsumer = client_config(&s, cli, &node)
-        .create()
-        .map_err(|e| anyhow!("invalid Kafka client configuration: {e}"))?;
+    let consumer: Arc<BaseConsumer> = Arc::new(
+        client_config(&s, cli, &node)
+            .create()
+            .map_err(|e| anyhow!("invalid Kafka client configuration: {e}"))?,
+    );
 
     let metadata = consumer
         .fetch_metadata(Some(&cli.topic), Duration::from_secs(10))
@@ -481,6 +506,7 @@ fn run(
         &s,
         stop,
         &consumer,
+        &partitions,
         &mut engine,
         clock.as_ref(),
         out,
@@ -528,143 +554,234 @@ fn commit(
     consumer.commit(&tpl, mode)
 }
 
+/// Per-run reading state shared by the main queue and the partition queues.
+struct Reader<'a> {
+    engine: &'a mut ConsumerEngine,
+    out: &'a mut dyn Output,
+    clock: &'a dyn TimeSource,
+    /// Per partition, one past the last offset taken in this run.
+    seen: BTreeMap<i32, i64>,
+    /// Per partition, the committed position this run resumed from.
+    floors: BTreeMap<i32, i64>,
+    last_record: Instant,
+    transient_errors: u64,
+    bootstrap: &'a str,
+}
+
+impl Reader<'_> {
+    fn record(&mut self, msg: &BorrowedMessage<'_>) {
+        self.last_record = Instant::now();
+        // Offsets below `seen` were taken already in this run (a broker serving a batch twice);
+        // offsets below the resume position were processed by an earlier run and only restore
+        // the ordering state.
+        let (p, o) = (msg.partition(), msg.offset());
+        let next = self.seen.entry(p).or_insert(0);
+        if o < *next {
+            return;
+        }
+        *next = o.saturating_add(1);
+        let rec = Record {
+            partition: p,
+            offset: o,
+            payload: msg.payload(),
+            arrival_ns: self.clock.now_ns(),
+        };
+        if self.floors.get(&p).is_some_and(|f| o < *f) {
+            self.engine.replay(&rec, self.out);
+        } else {
+            self.engine.on_record(&rec, self.out);
+        }
+    }
+
+    /// Fatal errors end the run; transient ones are reported (sparsely) and retried by librdkafka.
+    fn error(&mut self, e: &KafkaError) -> Result<()> {
+        if let Some(code) = e.rdkafka_error_code() {
+            if matches!(
+                code,
+                RDKafkaErrorCode::UnknownTopicOrPartition
+                    | RDKafkaErrorCode::UnknownTopic
+                    | RDKafkaErrorCode::TopicAuthorizationFailed
+                    | RDKafkaErrorCode::GroupAuthorizationFailed
+                    | RDKafkaErrorCode::SaslAuthenticationFailed
+                    | RDKafkaErrorCode::Fatal
+            ) {
+                bail!("{}", kafka_error(e, self.bootstrap));
+            }
+        }
+        self.transient_errors += 1;
+        if self.transient_errors.is_power_of_two() {
+            eprintln!(
+                "kafka-consumer: warning: {} (retrying; {} so far)",
+                kafka_error(e, self.bootstrap),
+                self.transient_errors
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The read loop.
+///
+/// With manual assignment every partition gets its own librdkafka queue, read round-robin one
+/// record at a time: librdkafka prefetches each partition independently and, from a single queue,
+/// would hand over tens of thousands of records of one partition before the next — which a causal
+/// or total-order buffer can only absorb by releasing messages early. Round-robin keeps the nodes
+/// (one partition each, by key) in step, so the buffer holds only what is really out of order.
+#[allow(clippy::too_many_arguments)]
 fn consume(
     cli: &Cli,
     s: &Settings,
     stop: &AtomicBool,
-    consumer: &BaseConsumer,
+    consumer: &Arc<BaseConsumer>,
+    partitions: &[i32],
     engine: &mut ConsumerEngine,
     clock: &dyn TimeSource,
     out: &mut dyn Output,
     floors: BTreeMap<i32, i64>,
 ) -> Result<()> {
-    let mut seen: BTreeMap<i32, i64> = BTreeMap::new();
     const POLL: Duration = Duration::from_millis(100);
     const HOUSEKEEPING: Duration = Duration::from_millis(200);
     let idle = cli.idle_timeout.map(Duration::from_secs_f64);
-    let mut last_record = Instant::now();
+    let mut queues = Vec::new();
+    if s.manual {
+        let me = std::thread::current();
+        for &p in partitions {
+            if let Some(mut q) = consumer.split_partition_queue(&cli.topic, p) {
+                let me = me.clone();
+                q.set_nonempty_callback(move || me.unpark());
+                queues.push((p, q));
+            }
+        }
+    }
+    let ordering = s.manual && engine.config().mode != DeliveryMode::Arrival;
+    let cap = engine.config().buffer_size.max(1) as u64;
+    // Flow control: partitions not read for now, and partitions known to be caught up.
+    let mut holding: BTreeSet<i32> = BTreeSet::new();
+    let mut at_eof: BTreeSet<i32> = BTreeSet::new();
+    let mut since_check = 0u32;
+    let mut r = Reader {
+        engine,
+        out,
+        clock,
+        seen: BTreeMap::new(),
+        floors,
+        last_record: Instant::now(),
+        transient_errors: 0,
+        bootstrap: &s.bootstrap,
+    };
     let mut last_housekeeping = Instant::now();
-    let mut paused: BTreeSet<i32> = BTreeSet::new();
-    let mut transient_errors = 0u64;
-    while !stop.load(Ordering::Relaxed) && !engine.is_done() {
+    while !stop.load(Ordering::Relaxed) && !r.engine.is_done() {
         let now = clock.now_ns();
-        let wait = match engine.next_deadline() {
+        let wait = match r.engine.next_deadline() {
             Some(d) if d <= now => Duration::ZERO,
             Some(d) => POLL.min(Duration::from_nanos(u64::try_from(d - now).unwrap_or(0))),
             None => POLL,
         };
-        match consumer.poll(wait) {
-            Some(Ok(msg)) => {
-                last_record = Instant::now();
-                // Offsets below `next` were seen already in this run (a broker serving a batch
-                // twice); offsets below the resume position were processed by an earlier run
-                // and only restore the ordering state.
-                let (p, o) = (msg.partition(), msg.offset());
-                let next = seen.entry(p).or_insert(0);
-                if o < *next {
-                    continue;
-                }
-                *next = o.saturating_add(1);
-                let rec = Record {
-                    partition: p,
-                    offset: o,
-                    payload: msg.payload(),
-                    arrival_ns: clock.now_ns(),
-                };
-                if floors.get(&p).is_some_and(|f| o < *f) {
-                    engine.replay(&rec, out);
-                    continue;
-                }
-                engine.on_record(&rec, out);
-                // Drain what librdkafka already fetched without further clock reads per loop.
-                continue;
+        if ordering {
+            since_check += 1;
+            let b4 = r.engine.buffered().saturating_mul(4);
+            if b4 <= cap {
+                holding.clear();
+            } else if b4 >= 2 * cap && (holding.is_empty() || since_check >= 64) {
+                since_check = 0;
+                holding = hold_back(r.engine, queues.len(), cap);
             }
-            Some(Err(e)) => {
-                if let Some(code) = e.rdkafka_error_code() {
-                    if matches!(
-                        code,
-                        RDKafkaErrorCode::UnknownTopicOrPartition
-                            | RDKafkaErrorCode::UnknownTopic
-                            | RDKafkaErrorCode::TopicAuthorizationFailed
-                            | RDKafkaErrorCode::GroupAuthorizationFailed
-                            | RDKafkaErrorCode::SaslAuthenticationFailed
-                            | RDKafkaErrorCode::Fatal
-                    ) {
-                        bail!("{}", kafka_error(&e, &s.bootstrap));
-                    }
-                }
-                transient_errors += 1;
-                if transient_errors.is_power_of_two() {
-                    eprintln!(
-                        "kafka-consumer: warning: {} (retrying; {transient_errors} so far)",
-                        kafka_error(&e, &s.bootstrap)
-                    );
-                }
-            }
-            None => {
-                // Quiet moment: make output visible to people and pipes.
-                out.flush_all().context("writing output")?;
+            if !holding.is_empty()
+                && queues
+                    .iter()
+                    .all(|(p, _)| holding.contains(p) || at_eof.contains(p))
+            {
+                // Everything else is caught up: the held messages' causes are not coming now.
+                holding.clear();
             }
         }
-        engine.tick(clock.now_ns(), out);
-        if idle.is_some_and(|d| last_record.elapsed() >= d) {
+        let mut got = false;
+        for (p, q) in &queues {
+            if holding.contains(p) {
+                continue;
+            }
+            match q.poll(Duration::ZERO) {
+                Some(Ok(msg)) => {
+                    at_eof.remove(p);
+                    r.record(&msg);
+                    got = true;
+                }
+                Some(Err(KafkaError::PartitionEOF(_))) => {
+                    at_eof.insert(*p);
+                }
+                Some(Err(e)) => r.error(&e)?,
+                None => {}
+            }
+        }
+        if got {
+            // Serve librdkafka's main queue (errors, events) without waiting, and go on.
+            if let Some(res) = consumer.poll(Duration::ZERO) {
+                match res {
+                    Ok(msg) => r.record(&msg),
+                    Err(e) => r.error(&e)?,
+                }
+            }
+            r.engine.tick(clock.now_ns(), r.out);
+            continue;
+        }
+        // Nothing in the partition queues: wait on the main queue (group mode: the records
+        // themselves) or, with partition queues, until one of them wakes us.
+        let main_wait = if queues.is_empty() {
+            wait
+        } else {
+            Duration::ZERO
+        };
+        match consumer.poll(main_wait) {
+            Some(Ok(msg)) => {
+                r.record(&msg);
+                continue;
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => {}
+            Some(Err(e)) => r.error(&e)?,
+            None => {
+                // Quiet moment: make output visible to people and pipes.
+                r.out.flush_all().context("writing output")?;
+                if !queues.is_empty() {
+                    std::thread::park_timeout(wait.min(Duration::from_millis(1)));
+                }
+            }
+        }
+        r.engine.tick(clock.now_ns(), r.out);
+        if !holding.is_empty() {
+            // Held-back partitions still have records: the idle clock does not run.
+            r.last_record = Instant::now();
+        }
+        if idle.is_some_and(|d| r.last_record.elapsed() >= d) {
             break;
         }
         if last_housekeeping.elapsed() >= HOUSEKEEPING {
             last_housekeeping = Instant::now();
-            let assigned = assigned(consumer);
-            let tpl = positions_tpl(&cli.topic, engine, &assigned);
+            let tpl = positions_tpl(&cli.topic, r.engine, &assigned(consumer));
             if tpl.count() > 0 {
-                // Auto-commit (every second) commits what is stored; store only delivered positions.
+                // Auto-commit (every second) commits what is stored; store only delivered
+                // positions.
                 let _ = consumer.store_offsets(&tpl);
-            }
-            if s.manual && engine.config().mode != DeliveryMode::Arrival {
-                flow_control(consumer, &cli.topic, engine, &assigned, &mut paused);
             }
         }
     }
     Ok(())
 }
 
-/// When the ordering buffer is more than half full, pause the partitions holding more than their
-/// share of it (they are ahead of the others, whose messages the held ones wait for); resume them
-/// when it is below a quarter. Never pauses every partition.
-fn flow_control(
-    consumer: &BaseConsumer,
-    topic: &str,
-    engine: &ConsumerEngine,
-    assigned: &BTreeSet<i32>,
-    paused: &mut BTreeSet<i32>,
-) {
-    let cap = engine.config().buffer_size.max(1) as u64;
-    let buffered = engine.buffered();
-    let mut want: BTreeSet<i32> = BTreeSet::new();
-    if buffered * 2 >= cap {
-        let share = cap / (2 * assigned.len().max(1) as u64);
-        want = engine
-            .held_by_partition()
-            .filter(|(_, n)| *n > share)
-            .map(|(p, _)| p)
-            .collect();
-        if want.len() >= assigned.len() {
-            want.clear();
-        }
-    } else if buffered * 4 > cap {
-        want = paused.clone();
-    }
-    let to_tpl = |set: &BTreeSet<i32>| {
-        let mut tpl = TopicPartitionList::new();
-        for p in set {
-            tpl.add_partition(topic, *p);
-        }
-        tpl
-    };
-    let pause: BTreeSet<i32> = want.difference(paused).copied().collect();
-    let resume: BTreeSet<i32> = paused.difference(&want).copied().collect();
-    if !pause.is_empty() && consumer.pause(&to_tpl(&pause)).is_ok() {
-        paused.extend(pause);
-    }
-    if !resume.is_empty() && consumer.resume(&to_tpl(&resume)).is_ok() {
-        paused.retain(|p| !resume.contains(p));
+/// The partitions to stop reading while the ordering buffer is at least half full: those holding
+/// more than their share of the waiting messages. Their messages wait for causes in the other
+/// partitions, which librdkafka may not have fetched yet; reading on would only overflow the
+/// buffer and force early releases. (Pausing in librdkafka instead would refetch from the middle
+/// of a record batch on resume, which not every broker serves correctly.) Never all of them.
+fn hold_back(engine: &ConsumerEngine, partitions: usize, cap: u64) -> BTreeSet<i32> {
+    let share = cap / (2 * partitions.max(1) as u64);
+    let set: BTreeSet<i32> = engine
+        .held_by_partition()
+        .filter(|(_, n)| *n > share)
+        .map(|(p, _)| p)
+        .collect();
+    if set.len() >= partitions {
+        BTreeSet::new()
+    } else {
+        set
     }
 }

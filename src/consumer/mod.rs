@@ -300,6 +300,7 @@ impl ConsumerEngine {
             }
         };
         self.count_node(&env.timestamp.node_id);
+
         if let Some(an) = self.analyzer.as_mut() {
             an.observe(&env, rec.arrival_ns, &mut self.found);
         }
@@ -467,8 +468,6 @@ impl ConsumerEngine {
     }
 
     /// Messages held in the ordering buffer per partition (partitions holding none are omitted).
-    /// The shell uses it for flow control: a partition far ahead of the others can be paused so
-    /// the buffer fills with what the others are missing rather than overflowing.
     pub fn held_by_partition(&self) -> impl Iterator<Item = (i32, u64)> + '_ {
         self.partitions
             .iter()

@@ -630,15 +630,13 @@ proptest! {
         // Run 2 from the committed positions, to the end, then flush by timeout.
         let mut e2 = ConsumerEngine::new(cfg);
         let mut s2 = CollectSink::default();
-        let mut i = 0;
-        for &(p, o) in &order {
-            let rec = Record { partition: p as i32, offset: o as i64, payload: Some(&parts[p][o]), arrival_ns: T0 + i };
+        for (i, &(p, o)) in order.iter().enumerate() {
+            let rec = Record { partition: p as i32, offset: o as i64, payload: Some(&parts[p][o]), arrival_ns: T0 + i as i64 };
             if (o as i64) < commits.get(&(p as i32)).copied().unwrap_or(0) {
                 e2.replay(&rec, &mut s2);
             } else {
                 e2.on_record(&rec, &mut s2);
             }
-            i += 1;
         }
         let commits2: HashMap<i32, i64> = e2.commit_positions().into_iter().collect();
         for (p, c) in &commits {
