@@ -79,20 +79,25 @@ PY
 
 run() {
     install_deps
-    local dir; dir=$(mktemp -d "${TMPDIR:-/tmp}/kts-testenv.XXXXXX")
-    local tansu_pid="" chrony_pid=""
+    # Globals, not locals: cleanup runs from the EXIT trap, after run() has returned.
+    TESTENV_DIR=$(mktemp -d "${TMPDIR:-/tmp}/kts-testenv.XXXXXX")
+    TANSU_PID="" CHRONY_PID=""
+    local dir=$TESTENV_DIR
     cleanup() {
         local rc=$?
-        [ -n "$chrony_pid" ] && kill "$chrony_pid" 2>/dev/null || true
-        [ -n "$tansu_pid" ] && kill "$tansu_pid" 2>/dev/null || true
-        # SIGCONT in case a test froze the broker with SIGSTOP and died before resuming it.
-        [ -n "$tansu_pid" ] && kill -CONT "$tansu_pid" 2>/dev/null || true
-        wait 2>/dev/null || true
-        if [ "$rc" != 0 ] && [ -z "${KTS_KEEP_LOGS:-}" ]; then
-            log "exit $rc; last lines of the broker and NTP server logs:"
-            tail -n 20 "$dir/tansu.log" "$dir/chronyd.log" >&2 2>/dev/null || true
+        trap - EXIT
+        if [ -n "$TANSU_PID" ]; then
+            # SIGCONT first, in case a test froze the broker with SIGSTOP and died before resuming it.
+            kill -CONT "$TANSU_PID" 2>/dev/null || true
+            kill "$TANSU_PID" 2>/dev/null || true
         fi
-        rm -rf "$dir"
+        [ -n "$CHRONY_PID" ] && { kill "$CHRONY_PID" 2>/dev/null || true; }
+        wait 2>/dev/null || true
+        if [ "$rc" != 0 ]; then
+            log "exit $rc; last lines of the broker and NTP server logs:"
+            tail -n 20 "$TESTENV_DIR/tansu.log" "$TESTENV_DIR/chronyd.log" >&2 2>/dev/null || true
+        fi
+        rm -rf "$TESTENV_DIR"
         exit "$rc"
     }
     trap cleanup EXIT
@@ -104,7 +109,7 @@ run() {
         --listener-url "tcp://127.0.0.1:$kport" \
         --advertised-listener-url "tcp://127.0.0.1:$kport" \
         --storage-engine memory://tansu/ >"$dir/tansu.log" 2>&1 &
-    tansu_pid=$!
+    TANSU_PID=$!
     wait_tcp 127.0.0.1 "$kport" 60 || { cat "$dir/tansu.log" >&2; die "tansu did not listen on 127.0.0.1:$kport within 60 s"; }
 
     nport=$(free_udp_port)
@@ -117,14 +122,15 @@ cmdport 0
 pidfile $dir/chronyd.pid
 driftfile $dir/chrony.drift
 CONF
-    chronyd -x -d -f "$dir/chrony.conf" >"$dir/chronyd.log" 2>&1 &
-    chrony_pid=$!
+    # -u: stay the invoking user (as root, chronyd would otherwise drop to _chrony and lose the temp dir).
+    chronyd -x -d -u "$(id -un)" -f "$dir/chrony.conf" >"$dir/chronyd.log" 2>&1 &
+    CHRONY_PID=$!
     wait_ntp 127.0.0.1 "$nport" 30 || { cat "$dir/chronyd.log" >&2; die "chronyd did not serve time on 127.0.0.1:$nport within 30 s"; }
 
     export KTS_BOOTSTRAP="127.0.0.1:$kport"
     export KTS_NTP_SERVER="127.0.0.1:$nport"
-    export KTS_BROKER_PID="$tansu_pid"
-    export KTS_NTP_PID="$chrony_pid"
+    export KTS_BROKER_PID="$TANSU_PID"
+    export KTS_NTP_PID="$CHRONY_PID"
     log "broker (tansu) at $KTS_BOOTSTRAP, NTP server (chronyd) at $KTS_NTP_SERVER"
     "$@"
 }

@@ -1,1 +1,517 @@
-//! Total-order delivery buffer. Placeholder.
+//! Total-order delivery buffer: Lamport time, ties broken by node id.
+//!
+//! Messages are delivered in increasing `(lamport_time, node_id)` order (then `seq`, which only
+//! matters for malformed input). The smallest held message `m = (t, n)` is delivered once every
+//! member node has a received message ordered after it. For `n` itself its own message is
+//! enough: a node's Lamport clock only grows and its messages arrive in order (one Kafka
+//! partition per node), so nothing of `n` ordered before `m` can still come. Each member is
+//! represented by the largest time received from it; the buffer keeps those in an ordered set so
+//! the check is O(log members) and a delivery is O(log held).
+//!
+//! # Members
+//!
+//! * Configured (`Some(list)`, non-empty): exactly those nodes are waited for, from the start.
+//!   Every replica that reads the same partitions with the same list delivers the same sequence
+//!   (as long as nothing is released early). Messages from a non-member are ordered too, but
+//!   nobody waits for it.
+//! * Dynamic (`None` or an empty list): the nodes seen so far. A node is only waited for after
+//!   its first message arrived, so messages it sends later may already have been overtaken; they
+//!   are then delivered as [`Release::Late`]. Replicas that see nodes join at different points can
+//!   therefore disagree on the order; configure the member list when they must agree.
+//!
+//! # Early release
+//!
+//! A silent member blocks no longer than the maximum wait: when the oldest held message has
+//! waited that long it is released with [`Release::Timeout`], together with every held message
+//! ordered before it (in order), each naming the members it stopped waiting for in
+//! [`Delivered::silent`]. When the buffer is over capacity the smallest held message is released
+//! with [`Release::BufferFull`]. A message that arrives ordered before the last delivered one is
+//! delivered at once as [`Release::Late`]. Early releases are the one way two replicas can
+//! disagree: they depend on arrival timing.
+//!
+//! Duplicates are detected by (node, seq), in bounded memory (ranges of seen seqs per node).
+
+use super::arrivals::Arrivals;
+use super::ranges::RangeSet;
+use super::{Delivered, DeliveryConfig, Offer, Release};
+use crate::clock::VectorTimestamp;
+use crate::NodeId;
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
+
+/// How many disjoint ranges of seen seqs are remembered per node (per-node FIFO keeps this at
+/// one in normal operation); beyond that the lowest are forgotten.
+pub const MAX_SEEN_RANGES: usize = 1024;
+
+/// The order key of a message: (Lamport time, node, seq).
+type Key = (u64, NodeId, u64);
+
+struct NodeState {
+    /// Largest Lamport time received from this node (None: nothing yet).
+    max_time: Option<u64>,
+    member: bool,
+    /// Seqs received (held or delivered).
+    seen: RangeSet,
+}
+
+struct Held<T> {
+    node: NodeId,
+    seq: u64,
+    item: T,
+}
+
+/// A total-order delivery buffer; see the [module documentation](self).
+pub struct TotalOrderBuffer<T> {
+    cfg: DeliveryConfig,
+    /// The member list was configured (not learned from the stream).
+    fixed: bool,
+    nodes: HashMap<NodeId, NodeState>,
+    /// For each member: (largest time received, node). The first element bounds what may go.
+    frontier: BTreeSet<(Option<u64>, NodeId)>,
+    /// Held messages by order key, with their id in `waiting`.
+    heap: BinaryHeap<Reverse<(Key, usize)>>,
+    waiting: Arrivals<Held<T>>,
+    last: Option<Key>,
+    delivered_vt: VectorTimestamp,
+}
+
+impl<T> TotalOrderBuffer<T> {
+    /// An empty buffer. `members`: the nodes to wait for (`None` or empty: the nodes seen so far).
+    pub fn new(cfg: DeliveryConfig, members: Option<Vec<NodeId>>) -> Self {
+        let members = members.unwrap_or_default();
+        let mut b = Self {
+            cfg,
+            fixed: !members.is_empty(),
+            nodes: HashMap::new(),
+            frontier: BTreeSet::new(),
+            heap: BinaryHeap::new(),
+            waiting: Arrivals::new(),
+            last: None,
+            delivered_vt: VectorTimestamp::new(),
+        };
+        for m in members {
+            if !b.nodes.contains_key(&*m) {
+                b.frontier.insert((None, m.clone()));
+                b.nodes.insert(m, NodeState::new(true));
+            }
+        }
+        b
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> DeliveryConfig {
+        self.cfg
+    }
+
+    /// True when the member list was configured (not learned from the stream).
+    pub fn has_fixed_members(&self) -> bool {
+        self.fixed
+    }
+
+    /// Offers message `seq` of `node` with Lamport time `lamport_time`. Whatever became
+    /// deliverable (first any whose wait expired at `now_ns`) is appended to `out` in order.
+    pub fn offer(
+        &mut self,
+        node: NodeId,
+        seq: u64,
+        lamport_time: u64,
+        item: T,
+        now_ns: i64,
+        out: &mut Vec<Delivered<T>>,
+    ) -> Offer<T> {
+        self.expire(now_ns, out);
+        let fixed = self.fixed;
+        let st = self
+            .nodes
+            .entry(node.clone())
+            .or_insert_with(|| NodeState::new(!fixed));
+        if !st.seen.insert(seq) {
+            return Offer::Duplicate(item);
+        }
+        if st.member {
+            let old = st.max_time;
+            if old.map_or(true, |o| lamport_time > o) {
+                st.max_time = Some(lamport_time);
+                // Re-key this member's frontier entry.
+                self.frontier.remove(&(old, node.clone()));
+                self.frontier.insert((Some(lamport_time), node.clone()));
+            }
+        } else {
+            st.max_time = Some(st.max_time.map_or(lamport_time, |o| o.max(lamport_time)));
+        }
+        let key: Key = (lamport_time, node, seq);
+        if self.last.as_ref().is_some_and(|l| key <= *l) {
+            self.emit(key.1, seq, Release::Late, item, Vec::new(), out);
+            return Offer::Accepted;
+        }
+        let id = self.waiting.push(
+            Held {
+                node: key.1.clone(),
+                seq,
+                item,
+            },
+            self.cfg.deadline(now_ns),
+        );
+        self.heap.push(Reverse((key, id)));
+        self.deliver_ready(out);
+        while self.waiting.len() > self.cfg.capacity {
+            if !self.pop(Release::BufferFull, out) {
+                break;
+            }
+        }
+        Offer::Accepted
+    }
+
+    /// Releases, with [`Release::Timeout`], every held message that has waited `max_wait_ns` by
+    /// `now_ns`, together with the messages ordered before it.
+    pub fn expire(&mut self, now_ns: i64, out: &mut Vec<Delivered<T>>) {
+        while let Some((oldest, deadline)) = self.waiting.oldest() {
+            if deadline > now_ns {
+                break;
+            }
+            while self.waiting.get(oldest).is_some() {
+                if !self.pop(Release::Timeout, out) {
+                    break;
+                }
+            }
+            self.deliver_ready(out);
+        }
+    }
+
+    /// When the next timeout falls due, if anything is held.
+    pub fn next_deadline(&self) -> Option<i64> {
+        self.waiting.oldest().map(|(_, d)| d)
+    }
+
+    /// Releases everything held, in order, with reason `release`.
+    pub fn drain(&mut self, release: Release, out: &mut Vec<Delivered<T>>) {
+        while self.pop(release, out) {}
+    }
+
+    /// Number of held messages.
+    pub fn len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// True when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.waiting.len() == 0
+    }
+
+    /// Per node, the highest seq delivered.
+    pub fn delivered(&self) -> &VectorTimestamp {
+        &self.delivered_vt
+    }
+
+    /// The (Lamport time, node, seq) of the last message delivered in order (not counting
+    /// `Late` ones).
+    pub fn last_delivered(&self) -> Option<(u64, &NodeId, u64)> {
+        self.last.as_ref().map(|(t, n, s)| (*t, n, *s))
+    }
+
+    /// The members currently waited for, by name.
+    pub fn members(&self) -> impl Iterator<Item = &NodeId> + '_ {
+        let mut v: Vec<&NodeId> = self
+            .nodes
+            .iter()
+            .filter(|(_, s)| s.member)
+            .map(|(n, _)| n)
+            .collect();
+        v.sort();
+        v.into_iter()
+    }
+
+    /// The held payloads, oldest arrival first.
+    pub fn iter_waiting(&self) -> impl Iterator<Item = &T> + '_ {
+        self.waiting.iter().map(|h| &h.item)
+    }
+
+    /// True when every member has received something ordered after `key`.
+    fn is_ready(&self, key: &Key) -> bool {
+        match self.frontier.first() {
+            None => true,
+            Some((t, n)) => (*t, n) >= (Some(key.0), &key.1),
+        }
+    }
+
+    fn deliver_ready(&mut self, out: &mut Vec<Delivered<T>>) {
+        while let Some(Reverse((key, _))) = self.heap.peek() {
+            if !self.is_ready(key) {
+                break;
+            }
+            self.pop(Release::Ready, out);
+        }
+    }
+
+    /// Releases the smallest held message with `release` (naming the silent members unless it
+    /// is `Ready`); false when nothing is held.
+    fn pop(&mut self, release: Release, out: &mut Vec<Delivered<T>>) -> bool {
+        let Some(Reverse((key, id))) = self.heap.pop() else {
+            return false;
+        };
+        let silent = if release == Release::Ready {
+            Vec::new()
+        } else {
+            self.frontier
+                .iter()
+                .take_while(|(t, n)| (*t, n) < (Some(key.0), &key.1))
+                .map(|(_, n)| n.clone())
+                .collect()
+        };
+        let Some(held) = self.waiting.remove(id) else {
+            return true;
+        };
+        self.last = Some(key);
+        self.emit(held.node, held.seq, release, held.item, silent, out);
+        true
+    }
+
+    fn emit(
+        &mut self,
+        node: NodeId,
+        seq: u64,
+        release: Release,
+        item: T,
+        silent: Vec<NodeId>,
+        out: &mut Vec<Delivered<T>>,
+    ) {
+        if seq > self.delivered_vt.get(&node) {
+            self.delivered_vt.set(&node, seq);
+        }
+        out.push(Delivered {
+            node,
+            seq,
+            release,
+            item,
+            missing: Vec::new(),
+            silent,
+        });
+    }
+}
+
+impl NodeState {
+    fn new(member: bool) -> Self {
+        Self {
+            max_time: None,
+            member,
+            seen: RangeSet::new(MAX_SEEN_RANGES),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WAIT: i64 = 1_000;
+
+    type Buf = TotalOrderBuffer<&'static str>;
+
+    fn buf(capacity: usize, members: Option<&[&str]>) -> Buf {
+        let members = members.map(|m| m.iter().map(|n| NodeId::from(*n)).collect());
+        TotalOrderBuffer::new(DeliveryConfig::new(capacity, WAIT), members)
+    }
+
+    fn offer(
+        b: &mut Buf,
+        node: &str,
+        seq: u64,
+        time: u64,
+        item: &'static str,
+        now: i64,
+    ) -> (Offer<&'static str>, Vec<Delivered<&'static str>>) {
+        let mut out = Vec::new();
+        let r = b.offer(NodeId::from(node), seq, time, item, now, &mut out);
+        (r, out)
+    }
+
+    fn items(out: &[Delivered<&'static str>]) -> Vec<&'static str> {
+        out.iter().map(|d| d.item).collect()
+    }
+
+    #[test]
+    fn waits_until_every_member_has_sent_something_later() {
+        let mut b = buf(10, Some(&["A", "B", "C"]));
+        let (_, out) = offer(&mut b, "A", 1, 1, "a1", 0);
+        assert!(out.is_empty());
+        let (_, out) = offer(&mut b, "B", 1, 3, "b1", 0);
+        assert!(out.is_empty(), "C has not spoken yet");
+        let (_, out) = offer(&mut b, "C", 1, 2, "c1", 0);
+        // C's time 2 is after a1 (1) but before b1 (3): only a1 can go.
+        assert_eq!(items(&out), ["a1"]);
+        let (_, out) = offer(&mut b, "A", 2, 4, "a2", 0);
+        // Frontier now B:3, C:2, A:4 -> c1 (2, C) can go; b1 (3, B) waits for C.
+        assert_eq!(items(&out), ["c1"]);
+        let (_, out) = offer(&mut b, "C", 2, 5, "c2", 0);
+        assert_eq!(items(&out), ["b1"]);
+        assert!(out.iter().all(|d| d.release == Release::Ready));
+        assert_eq!(b.len(), 2);
+        assert_eq!(
+            b.last_delivered().map(|(t, n, s)| (t, &**n, s)),
+            Some((3, "B", 1))
+        );
+    }
+
+    #[test]
+    fn ties_on_time_are_broken_by_node_id() {
+        let mut b = buf(10, Some(&["A", "B"]));
+        let (_, out) = offer(&mut b, "B", 1, 5, "b", 0);
+        assert!(out.is_empty());
+        // (5, A) < (5, B): with B at (5, B), a may go; b waits for A to pass (5, B).
+        let (_, out) = offer(&mut b, "A", 1, 5, "a", 0);
+        assert_eq!(items(&out), ["a"]);
+        let (_, out) = offer(&mut b, "A", 2, 6, "a2", 0);
+        assert_eq!(items(&out), ["b"]);
+    }
+
+    #[test]
+    fn bank_account_replicas_agree() {
+        // The slides' two replicas: both must apply "+100" and "+1%" in the same order whatever
+        // the arrival order.
+        let run = |first: bool| {
+            let mut b = buf(10, Some(&["P1", "P2"]));
+            let mut out = Vec::new();
+            let msgs = [
+                ("P1", 1, 1, "+100"),
+                ("P2", 1, 1, "+1%"),
+                ("P1", 2, 3, "ack1"),
+                ("P2", 2, 3, "ack2"),
+            ];
+            let order: Vec<usize> = if first {
+                vec![0, 1, 2, 3]
+            } else {
+                vec![1, 0, 3, 2]
+            };
+            for i in order {
+                let (n, s, t, m) = msgs[i];
+                b.offer(NodeId::from(n), s, t, m, 0, &mut out);
+            }
+            b.drain(Release::Timeout, &mut out);
+            items(&out)
+        };
+        assert_eq!(run(true), run(false));
+        assert_eq!(run(true)[..2], ["+100", "+1%"]);
+    }
+
+    #[test]
+    fn silent_member_blocks_only_until_the_timeout_and_is_named() {
+        let mut b = buf(10, Some(&["A", "B", "C"]));
+        offer(&mut b, "A", 1, 1, "a1", 100);
+        offer(&mut b, "B", 1, 2, "b1", 200);
+        offer(&mut b, "A", 2, 3, "a2", 300);
+        assert_eq!(b.next_deadline(), Some(100 + WAIT));
+        let mut out = Vec::new();
+        b.expire(100 + WAIT - 1, &mut out);
+        assert!(out.is_empty());
+        b.expire(100 + WAIT, &mut out);
+        assert_eq!(items(&out), ["a1"]);
+        assert_eq!(out[0].release, Release::Timeout);
+        assert_eq!(out[0].silent, vec![NodeId::from("C")]);
+        // The next deadline is b1's.
+        assert_eq!(b.next_deadline(), Some(200 + WAIT));
+        let mut out = Vec::new();
+        b.expire(300 + WAIT, &mut out);
+        assert_eq!(items(&out), ["b1", "a2"]);
+        // a2 (3, A): C silent and B (2) behind too.
+        assert_eq!(out[1].silent, vec![NodeId::from("C"), NodeId::from("B")]);
+    }
+
+    #[test]
+    fn timeout_of_a_later_arrival_releases_what_is_ordered_before_it() {
+        let mut b = buf(10, Some(&["A", "B", "C"]));
+        offer(&mut b, "A", 1, 9, "a1", 0);
+        // b1 arrives later but is ordered first; both wait for C.
+        let (_, out) = offer(&mut b, "B", 1, 1, "b1", 10);
+        assert!(out.is_empty());
+        let mut out = Vec::new();
+        b.expire(WAIT, &mut out);
+        assert_eq!(items(&out), ["b1", "a1"]);
+        assert!(out.iter().all(|d| d.release == Release::Timeout));
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn late_arrivals_are_delivered_at_once_and_reported_as_late() {
+        let mut b = buf(10, Some(&["A", "B"]));
+        offer(&mut b, "A", 1, 5, "a1", 0);
+        let mut out = Vec::new();
+        b.expire(WAIT, &mut out);
+        assert_eq!(items(&out), ["a1"]);
+        let (r, out) = offer(&mut b, "B", 1, 2, "b1", WAIT);
+        assert_eq!(r, Offer::Accepted);
+        assert_eq!(items(&out), ["b1"]);
+        assert_eq!(out[0].release, Release::Late);
+    }
+
+    #[test]
+    fn duplicates_by_node_and_seq() {
+        let mut b = buf(10, Some(&["A", "B"]));
+        offer(&mut b, "A", 1, 1, "a1", 0);
+        let (r, _) = offer(&mut b, "A", 1, 1, "a1-held-copy", 0);
+        assert_eq!(r, Offer::Duplicate("a1-held-copy"));
+        offer(&mut b, "B", 1, 2, "b1", 0);
+        let (r, _) = offer(&mut b, "A", 1, 1, "a1-delivered-copy", 0);
+        assert!(r.is_duplicate());
+        assert_eq!(b.delivered().get("A"), 1);
+    }
+
+    #[test]
+    fn buffer_full_releases_the_smallest() {
+        let mut b = buf(2, Some(&["A", "B"]));
+        offer(&mut b, "A", 1, 3, "a1", 0);
+        offer(&mut b, "A", 2, 4, "a2", 0);
+        let (_, out) = offer(&mut b, "A", 3, 5, "a3", 0);
+        assert_eq!(items(&out), ["a1"]);
+        assert_eq!(out[0].release, Release::BufferFull);
+        assert_eq!(out[0].silent, vec![NodeId::from("B")]);
+        assert_eq!(b.len(), 2);
+        assert_eq!(b.iter_waiting().copied().collect::<Vec<_>>(), ["a2", "a3"]);
+    }
+
+    #[test]
+    fn dynamic_membership_waits_for_nodes_seen_so_far() {
+        let mut b = buf(10, None);
+        assert!(!b.has_fixed_members());
+        // Alone, A is its own frontier: delivered at once.
+        let (_, out) = offer(&mut b, "A", 1, 1, "a1", 0);
+        assert_eq!(items(&out), ["a1"]);
+        let (_, out) = offer(&mut b, "B", 1, 3, "b1", 0);
+        assert!(out.is_empty(), "b1 waits for A to pass time 3");
+        let (_, out) = offer(&mut b, "A", 2, 4, "a2", 0);
+        assert_eq!(items(&out), ["b1"]);
+        assert_eq!(b.members().map(|n| &**n).collect::<Vec<_>>(), ["A", "B"]);
+        // A node joining after its place passed: late.
+        let (_, out) = offer(&mut b, "C", 1, 2, "c1", 0);
+        assert_eq!(out[0].release, Release::Late);
+    }
+
+    #[test]
+    fn non_members_are_ordered_but_not_awaited() {
+        let mut b = buf(10, Some(&["A"]));
+        assert!(b.has_fixed_members());
+        let (_, out) = offer(&mut b, "X", 1, 1, "x1", 0);
+        assert!(out.is_empty(), "A has not spoken");
+        let (_, out) = offer(&mut b, "A", 1, 2, "a1", 0);
+        assert_eq!(items(&out), ["x1", "a1"]);
+    }
+
+    #[test]
+    fn extreme_values_do_not_panic() {
+        let mut b = buf(1, Some(&["A", "B"]));
+        let mut out = Vec::new();
+        let mut offer = |n: &str, seq, t, m, now| {
+            assert!(!b
+                .offer(NodeId::from(n), seq, t, m, now, &mut out)
+                .is_duplicate());
+        };
+        offer("A", 0, u64::MAX, "max", 0);
+        offer("B", u64::MAX, 0, "zero", i64::MAX);
+        offer("A", u64::MAX, u64::MAX, "max2", i64::MIN);
+        b.expire(i64::MAX, &mut out);
+        b.drain(Release::Timeout, &mut out);
+        let mut got = items(&out);
+        got.sort();
+        assert_eq!(got, ["max", "max2", "zero"]);
+        assert!(b.is_empty());
+    }
+}

@@ -1,1 +1,0 @@
-//! Ordering analysis. Placeholder.

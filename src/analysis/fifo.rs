@@ -1,0 +1,184 @@
+//! Per-node FIFO bookkeeping by sequence number.
+//!
+//! A node's messages carry `seq` = 1, 2, 3, … in send order. [`SeqTracker`] remembers the highest
+//! seq seen and the ranges of lower seqs that are still missing (*gaps*). With that it classifies
+//! every arrival as in order, a jump ahead (a new gap), the late fill of a gap (a reorder), or a
+//! duplicate, in `O(log g)` for `g` tracked gap ranges.
+//!
+//! Memory is bounded: at most `cap` gap ranges are kept (a range is two integers however many
+//! seqs it spans). When a new gap would exceed the cap, the lowest range is forgotten and the
+//! *floor* is raised to its end: seqs at or below the floor are no longer tracked exactly, and a
+//! later arrival there is reported as [`SeqVerdict::Untracked`] rather than guessed.
+
+use std::collections::BTreeMap;
+
+/// What one arriving seq means for its node's FIFO order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SeqVerdict {
+    /// The next seq, or a first message of seq 1.
+    InOrder,
+    /// Jumped ahead: seqs `from..=to` are missing and now tracked as a gap.
+    Gap { from: u64, to: u64 },
+    /// Fills a tracked gap; `highest` had already arrived.
+    LateFill { highest: u64 },
+    /// Already received.
+    Duplicate,
+    /// At or below the floor: a late arrival or a duplicate, no longer distinguishable.
+    Untracked { highest: u64 },
+}
+
+/// One node's FIFO state.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SeqTracker {
+    /// The highest seq received (0: none yet).
+    highest: u64,
+    /// Missing seq ranges, start → end (inclusive); disjoint, all within `(floor, highest)`.
+    gaps: BTreeMap<u64, u64>,
+    /// Seqs `<= floor` are not tracked exactly any more (0: everything is tracked).
+    floor: u64,
+}
+
+impl SeqTracker {
+    /// The highest seq received so far (0 when none).
+    pub(crate) fn highest(&self) -> u64 {
+        self.highest
+    }
+
+    /// Number of tracked gap ranges.
+    pub(crate) fn gap_ranges(&self) -> usize {
+        self.gaps.len()
+    }
+
+    /// Number of seqs currently known to be missing (saturating).
+    pub(crate) fn missing(&self) -> u64 {
+        self.gaps
+            .iter()
+            .fold(0u64, |acc, (s, e)| acc.saturating_add(e - s + 1))
+    }
+
+    /// True when `seq` is known to have arrived (seqs at or below the floor count as arrived:
+    /// their status is unknown and claiming them missing would repeat stale reports).
+    pub(crate) fn arrived(&self, seq: u64) -> bool {
+        if seq > self.highest {
+            return false;
+        }
+        if seq <= self.floor {
+            return true;
+        }
+        !self.in_gap(seq)
+    }
+
+    fn in_gap(&self, seq: u64) -> bool {
+        matches!(self.gaps.range(..=seq).next_back(), Some((_, &end)) if end >= seq)
+    }
+
+    /// Records the arrival of `seq` (≥ 1) and classifies it. `cap` bounds the gap ranges kept.
+    pub(crate) fn observe(&mut self, seq: u64, cap: usize) -> SeqVerdict {
+        if seq > self.highest {
+            let verdict = if seq > self.highest + 1 {
+                let (from, to) = (self.highest + 1, seq - 1);
+                self.gaps.insert(from, to);
+                while self.gaps.len() > cap.max(1) {
+                    if let Some((_, end)) = self.gaps.pop_first() {
+                        self.floor = end;
+                    }
+                }
+                SeqVerdict::Gap { from, to }
+            } else {
+                SeqVerdict::InOrder
+            };
+            self.highest = seq;
+            return verdict;
+        }
+        if seq <= self.floor {
+            return SeqVerdict::Untracked {
+                highest: self.highest,
+            };
+        }
+        let containing = self.gaps.range(..=seq).next_back().map(|(&s, &e)| (s, e));
+        match containing {
+            Some((start, end)) if end >= seq => {
+                self.gaps.remove(&start);
+                if start < seq {
+                    self.gaps.insert(start, seq - 1);
+                }
+                if seq < end {
+                    self.gaps.insert(seq + 1, end);
+                }
+                SeqVerdict::LateFill {
+                    highest: self.highest,
+                }
+            }
+            _ => SeqVerdict::Duplicate,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_order_stream_has_no_gaps() {
+        let mut t = SeqTracker::default();
+        for s in 1..=5 {
+            assert_eq!(t.observe(s, 8), SeqVerdict::InOrder);
+        }
+        assert_eq!(t.highest(), 5);
+        assert_eq!(t.missing(), 0);
+        assert!(t.arrived(3));
+        assert!(!t.arrived(6));
+    }
+
+    #[test]
+    fn jump_reports_the_missing_seqs_and_fills_are_reorders() {
+        let mut t = SeqTracker::default();
+        t.observe(1, 8);
+        assert_eq!(t.observe(5, 8), SeqVerdict::Gap { from: 2, to: 4 });
+        assert_eq!(t.missing(), 3);
+        assert!(!t.arrived(3));
+        assert_eq!(t.observe(3, 8), SeqVerdict::LateFill { highest: 5 });
+        assert!(t.arrived(3));
+        assert_eq!(t.missing(), 2);
+        assert_eq!(t.gap_ranges(), 2, "the range 2..=4 split around 3");
+        assert_eq!(t.observe(3, 8), SeqVerdict::Duplicate);
+        assert_eq!(t.observe(2, 8), SeqVerdict::LateFill { highest: 5 });
+        assert_eq!(t.observe(4, 8), SeqVerdict::LateFill { highest: 5 });
+        assert_eq!(t.missing(), 0);
+        assert_eq!(t.observe(5, 8), SeqVerdict::Duplicate);
+    }
+
+    #[test]
+    fn first_message_above_one_is_a_gap_from_one() {
+        let mut t = SeqTracker::default();
+        assert_eq!(t.observe(4, 8), SeqVerdict::Gap { from: 1, to: 3 });
+    }
+
+    #[test]
+    fn gap_ranges_are_capped_and_the_floor_rises() {
+        let mut t = SeqTracker::default();
+        // Every other seq: 2, 4, 6, … leaves single-seq gaps 1, 3, 5, …
+        for s in (2..=40).step_by(2) {
+            t.observe(s, 4);
+        }
+        assert_eq!(t.gap_ranges(), 4);
+        assert!(t.arrived(1), "below the floor counts as arrived");
+        assert_eq!(t.observe(1, 4), SeqVerdict::Untracked { highest: 40 });
+        assert_eq!(t.observe(39, 4), SeqVerdict::LateFill { highest: 40 });
+    }
+
+    #[test]
+    fn huge_jump_is_one_range() {
+        let mut t = SeqTracker::default();
+        t.observe(1, 2);
+        assert_eq!(
+            t.observe(u64::MAX, 2),
+            SeqVerdict::Gap {
+                from: 2,
+                to: u64::MAX - 1
+            }
+        );
+        assert_eq!(t.missing(), u64::MAX - 2);
+        assert_eq!(t.gap_ranges(), 1);
+    }
+}

@@ -1,0 +1,939 @@
+//! Ordering analysis over a stream of received messages, in arrival order.
+//!
+//! [`Analyzer::observe`] takes each message as the consumer receives it and reports what its
+//! arrival reveals; [`Analyzer::summary`] gives the totals. Everything is pure and deterministic:
+//! the caller passes the consumer's own clock reading at arrival.
+//!
+//! # Rules
+//!
+//! Write `(k, c)` for the `c`-th message sent by node `k` (its `seq`).
+//!
+//! * **FIFO per node** (by `seq`, from 1): [`FifoGap`](ViolationKind::FifoGap) when a seq jumps
+//!   ahead (the first message of a node counts from 1, so a consumer that starts in the middle of
+//!   a topic sees one initial gap per node); [`FifoReorder`](ViolationKind::FifoReorder) when a
+//!   missing seq arrives late; [`Duplicate`](ViolationKind::Duplicate) when `(node, seq)` was
+//!   already received (the message is then not analysed further), or when a new `(node, seq)`
+//!   reuses the id of a message still in the window.
+//! * The vector rules need a *send-stamp* vector (`vector_time[own node] == seq`, entries count
+//!   messages sent, as kafka-timesync stamps them). Then `x = (k, c) → m` iff
+//!   `m.vector_time[k] ≥ c`, and the **latest predecessor** of `m` from node `k` is
+//!   `(k, m.vector_time[k])`: one node's physical and Lamport clocks never run backwards, so it
+//!   carries the largest physical and Lamport times of all of `m`'s predecessors from `k`. Other
+//!   vectors are counted in [`AnalysisSummary::unusable_vectors`] and the message is analysed as
+//!   if it had none. Without a vector, the only known order is the sender's own seq order.
+//! * **Arrival before cause** ([`ArrivalBeforeCause`](ViolationKind::ArrivalBeforeCause)): `m`
+//!   from `i` arrives while, for some `k ≠ i`, its latest predecessor `(k, vt[k])` has not arrived
+//!   (above `k`'s highest seq, or in one of `k`'s tracked gaps). One violation per message, naming
+//!   every `(k, vt[k])` it needed. Missing *earlier* messages of `k` are `k`'s FIFO violations, and
+//!   the sender's own missing seqs are `fifo_gap`.
+//! * **Physical / Lamport contra causality** ([`PhysicalVsCausal`](ViolationKind::PhysicalVsCausal),
+//!   [`LamportVsCausal`](ViolationKind::LamportVsCausal)): for each message `m` and each of its latest
+//!   predecessors `x` (one per node in its vector, plus `(i, seq − 1)` from its own node), when
+//!   the two arrived fewer than `window` arrivals apart (duplicates not counted): `physical(m) < physical(x)`, resp. `logical(m) ≤ logical(x)`. The pair
+//!   is checked when the later of the two arrives (a predecessor arriving after its successor is
+//!   matched through a registration made when the successor arrived), so each pair is checked
+//!   once, in `O(entries)` per message. If any predecessor `x'` of `m` from `k` violates the
+//!   rule, the latest one does too, so every message with a contradicting predecessor in the
+//!   window is reported. The violation's `node` is the successor's node, `ids` are
+//!   `[predecessor, successor]`. Lamport violations are 0 for honest clocks; physical ones are the
+//!   footprint of skew.
+//! * **Concurrent pairs**: when `m` arrives, the analyzer counts the messages among the previous
+//!   `window − 1` distinct arrivals that carry a usable vector and are concurrent with `m` (neither
+//!   happened before the other); [`AnalysisSummary::concurrent_pairs`] is the running total, i.e.
+//!   the number of concurrent pairs among messages fewer than `window` arrivals apart. Messages of
+//!   one node are never concurrent. The count is `O(entries · log window)` per message: per node,
+//!   the window's seqs are kept sorted, so predecessors (`seq ≤ m.vt[k]`) are counted by binary
+//!   search, and messages that `m` precedes (which arrived before `m`) are exactly those registered
+//!   as waiting for one of `m`'s node's seqs ≥ `m.seq`, kept as a counter. The late fill of a
+//!   FIFO gap (never produced by Kafka for keyed messages: one partition per node) falls back to
+//!   an `O(window)` scan.
+//! * **Clock offset** per node and [`SkewThreshold`](ViolationKind::SkewThreshold): see
+//!   "Clock offset" below.
+//!
+//! # Clock offset
+//!
+//! The estimate is the median of `physical_time − timestamp` over the node's last
+//! `min(window, 64)` messages, with the hard bound "every one of them was stamped with a clock
+//! error within `offset_ms ± error_ms`", and the receive-time lower bound as a cross-check. The
+//! method, its error bound and the once-per-crossing warning rule are documented on
+//! [`OffsetEstimate`].
+//!
+//! # Memory
+//!
+//! Bounded by the configuration, whatever the stream length: between calls the window holds the
+//! latest `window − 1` messages (the next arrival is compared against them) (each with its vector and the registrations it made, at most one per entry); at most
+//! `max_nodes` nodes are tracked (least recently seen evicted; an evicted node that reappears
+//! starts afresh), each with at most [`MAX_GAP_RANGES_PER_NODE`] gap ranges and
+//! `min(window, MAX_OFFSET_SAMPLES)` offset samples. [`Analyzer::footprint`] reports the sizes.
+
+mod fifo;
+mod nodes;
+mod skew;
+
+pub use skew::OffsetEstimate;
+
+use crate::envelope::Envelope;
+use crate::NodeId;
+use fifo::{SeqTracker, SeqVerdict};
+use nodes::{Evicted, NodeKey, NodeTable};
+use serde::{Deserialize, Serialize};
+use skew::OffsetEstimator;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+/// Default analysis window (messages).
+pub const DEFAULT_WINDOW: usize = 1000;
+/// Default skew warning threshold (ms).
+pub const DEFAULT_MAX_SKEW_MS: f64 = 100.0;
+/// Default cap on tracked nodes.
+pub const DEFAULT_MAX_NODES: usize = 10_000;
+/// Gap ranges remembered per node; beyond it the oldest are forgotten.
+pub const MAX_GAP_RANGES_PER_NODE: usize = 64;
+/// Offset samples kept per node (fewer when the window is smaller).
+pub const MAX_OFFSET_SAMPLES: usize = 64;
+
+/// Analysis settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AnalysisConfig {
+    /// The analysis window in messages (`--buffer-size`); 0 is treated as 1.
+    pub window: usize,
+    /// Skew warning threshold in ms (`--max-skew-ms`). Negative values count by magnitude;
+    /// NaN means the default; infinity disables the warning.
+    pub max_skew_ms: f64,
+    /// Most nodes tracked at once; 0 is treated as 1.
+    pub max_nodes: usize,
+}
+
+impl Default for AnalysisConfig {
+    fn default() -> Self {
+        Self {
+            window: DEFAULT_WINDOW,
+            max_skew_ms: DEFAULT_MAX_SKEW_MS,
+            max_nodes: DEFAULT_MAX_NODES,
+        }
+    }
+}
+
+/// The kinds of ordering violation; serialized as the JSON names (`fifo_gap`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViolationKind {
+    /// A node's seq jumped ahead.
+    FifoGap,
+    /// A missing seq arrived after a higher one.
+    FifoReorder,
+    /// The same `(node, seq)` again, or a reused message id.
+    Duplicate,
+    /// A message arrived before one of its causal predecessors.
+    ArrivalBeforeCause,
+    /// `m1 → m2` but `physical(m2) < physical(m1)`.
+    PhysicalVsCausal,
+    /// `m1 → m2` but `logical(m2) ≤ logical(m1)`.
+    LamportVsCausal,
+    /// A node's clock-offset estimate crossed the threshold.
+    SkewThreshold,
+}
+
+impl ViolationKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ViolationKind; 7] = [
+        ViolationKind::FifoGap,
+        ViolationKind::FifoReorder,
+        ViolationKind::Duplicate,
+        ViolationKind::ArrivalBeforeCause,
+        ViolationKind::PhysicalVsCausal,
+        ViolationKind::LamportVsCausal,
+        ViolationKind::SkewThreshold,
+    ];
+
+    /// The JSON name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ViolationKind::FifoGap => "fifo_gap",
+            ViolationKind::FifoReorder => "fifo_reorder",
+            ViolationKind::Duplicate => "duplicate",
+            ViolationKind::ArrivalBeforeCause => "arrival_before_cause",
+            ViolationKind::PhysicalVsCausal => "physical_vs_causal",
+            ViolationKind::LamportVsCausal => "lamport_vs_causal",
+            ViolationKind::SkewThreshold => "skew_threshold",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl std::fmt::Display for ViolationKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// What was found.
+    pub kind: ViolationKind,
+    /// The node it concerns (for causal pairs: the successor's node).
+    pub node: NodeId,
+    /// Message ids involved (for causal pairs: `[predecessor, successor]`).
+    pub ids: Vec<String>,
+    /// A readable explanation with the seqs and times involved.
+    pub detail: String,
+}
+
+/// Per-node totals.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeSummary {
+    /// Distinct messages received from the node (duplicates excluded).
+    pub messages: u64,
+    /// Highest seq received.
+    pub highest_seq: u64,
+    /// Seqs below `highest_seq` still missing (within the tracked gap ranges).
+    pub missing: u64,
+    /// Clock-offset estimate (ms); `None` without usable samples.
+    pub offset_ms: Option<f64>,
+    /// The estimate's bound (ms): see [`OffsetEstimate::error_ms`].
+    pub offset_error_ms: Option<f64>,
+    /// Receive-time lower bound on (node clock − consumer clock) (ms).
+    pub receive_bound_ms: Option<f64>,
+    /// Samples behind the estimate.
+    pub offset_samples: usize,
+}
+
+/// Totals since the analyzer was created.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AnalysisSummary {
+    /// Distinct messages analysed (duplicates of `(node, seq)` excluded; seq 0 excluded).
+    pub messages: u64,
+    /// Violations by kind; every kind is present, zeros included.
+    pub violations: BTreeMap<ViolationKind, u64>,
+    /// Concurrent pairs among messages fewer than `window` arrivals apart (see the module docs).
+    pub concurrent_pairs: u64,
+    /// Per tracked node.
+    pub nodes: BTreeMap<NodeId, NodeSummary>,
+    /// Nodes evicted from tracking because more than `max_nodes` were active.
+    pub evicted_nodes: u64,
+    /// Messages whose vector was not a send stamp (`vector_time[own node] != seq`).
+    pub unusable_vectors: u64,
+    /// Messages with seq 0 (seqs count from 1), not analysed.
+    pub unsequenced: u64,
+}
+
+impl AnalysisSummary {
+    /// The count for one kind.
+    pub fn count(&self, kind: ViolationKind) -> u64 {
+        self.violations.get(&kind).copied().unwrap_or(0)
+    }
+}
+
+/// Current sizes of the analyzer's internal structures (for tests and benchmarks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Footprint {
+    /// Messages kept for comparison with the next arrival (at most `window − 1`).
+    pub window: usize,
+    /// `(node, seq)` index entries.
+    pub seq_index: usize,
+    /// Message-id index entries.
+    pub id_index: usize,
+    /// Tracked nodes.
+    pub nodes: usize,
+    /// Entries of the recency queue.
+    pub recency_queue: usize,
+    /// Gap ranges over all nodes.
+    pub gap_ranges: usize,
+    /// Offset samples over all nodes.
+    pub offset_samples: usize,
+    /// Window seqs indexed per node (vector-stamped messages).
+    pub window_seqs: usize,
+    /// Outstanding "waiting for a predecessor" registrations.
+    pub registrations: usize,
+    /// Vector entries stored with window messages.
+    pub vector_entries: usize,
+}
+
+/// Per-node analysis state.
+#[derive(Debug)]
+struct NodeState {
+    seqs: SeqTracker,
+    messages: u64,
+    /// `(seq, arrival index)` of this node's vector-stamped messages in the window, by seq.
+    window_seqs: VecDeque<(u64, u64)>,
+    /// `c` → arrival indexes of window messages (of other nodes) whose latest predecessor from
+    /// this node is `(this, c)` and had not arrived when they did.
+    pending: BTreeMap<u64, Vec<u64>>,
+    /// Registrations in `pending` with `c > seqs.highest()`.
+    ahead: usize,
+    offset: OffsetEstimator,
+}
+
+impl NodeState {
+    fn new(offset_samples: usize) -> Self {
+        Self {
+            seqs: SeqTracker::default(),
+            messages: 0,
+            window_seqs: VecDeque::new(),
+            pending: BTreeMap::new(),
+            ahead: 0,
+            offset: OffsetEstimator::new(offset_samples),
+        }
+    }
+}
+
+/// A message in the window.
+#[derive(Debug)]
+struct Record {
+    node: NodeKey,
+    node_id: NodeId,
+    seq: u64,
+    id: Arc<str>,
+    physical: f64,
+    logical: u64,
+    /// Other nodes' vector entries by key, sorted by key; `None` without a usable vector.
+    vt: Option<Box<[(NodeKey, u64)]>>,
+    /// Registrations `(node, c)` this message made in `pending`.
+    regs: Vec<(NodeKey, u64)>,
+}
+
+/// One end of a happened-before pair being checked.
+struct End<'a> {
+    node: &'a NodeId,
+    seq: u64,
+    id: &'a str,
+    physical: f64,
+    logical: u64,
+}
+
+/// The ordering analyzer. See the module docs for the rules.
+#[derive(Debug)]
+pub struct Analyzer {
+    window_cap: usize,
+    threshold_ms: f64,
+    offset_samples: usize,
+    nodes: NodeTable<NodeState>,
+    window: VecDeque<Record>,
+    /// Arrival index of `window[0]`.
+    front: u64,
+    by_seq: HashMap<(NodeKey, u64), u64>,
+    ids: HashMap<Arc<str>, u32>,
+    /// Window messages with a usable vector whose node is still tracked.
+    vt_in_window: usize,
+    counts: [u64; 7],
+    concurrent_pairs: u64,
+    messages: u64,
+    evicted_nodes: u64,
+    unusable_vectors: u64,
+    unsequenced: u64,
+    /// Node keys of the last vector's entries, by position: consecutive vectors usually list
+    /// the same nodes, so a string comparison replaces a hash lookup.
+    resolve_cache: Vec<(NodeId, NodeKey)>,
+}
+
+/// Vector positions remembered by the resolve cache.
+const RESOLVE_CACHE: usize = 256;
+
+impl Analyzer {
+    /// An analyzer with the given settings.
+    pub fn new(cfg: AnalysisConfig) -> Self {
+        let window_cap = cfg.window.max(1);
+        let threshold_ms = if cfg.max_skew_ms.is_nan() {
+            DEFAULT_MAX_SKEW_MS
+        } else {
+            cfg.max_skew_ms.abs()
+        };
+        Self {
+            window_cap,
+            threshold_ms,
+            offset_samples: window_cap.min(MAX_OFFSET_SAMPLES),
+            nodes: NodeTable::new(cfg.max_nodes),
+            window: VecDeque::with_capacity(window_cap.min(1 << 16)),
+            front: 0,
+            by_seq: HashMap::new(),
+            ids: HashMap::new(),
+            vt_in_window: 0,
+            counts: [0; 7],
+            concurrent_pairs: 0,
+            messages: 0,
+            evicted_nodes: 0,
+            unusable_vectors: 0,
+            unsequenced: 0,
+            resolve_cache: Vec::new(),
+        }
+    }
+
+    /// The key of a tracked node named at position `pos` of a vector.
+    fn resolve(&mut self, pos: usize, id: &NodeId) -> Option<NodeKey> {
+        if let Some((cid, ck)) = self.resolve_cache.get(pos) {
+            if (Arc::ptr_eq(cid, id) || **cid == **id) && self.nodes.get(*ck).is_some() {
+                return Some(*ck);
+            }
+        }
+        let k = self.nodes.find(id)?;
+        if pos < RESOLVE_CACHE {
+            if pos >= self.resolve_cache.len() {
+                // Positions skipped so far (the sender's own entry) get placeholders that simply miss.
+                self.resolve_cache.resize(pos + 1, (id.clone(), k));
+            } else {
+                self.resolve_cache[pos] = (id.clone(), k);
+            }
+        }
+        Some(k)
+    }
+
+    fn report(
+        &mut self,
+        out: &mut Vec<Violation>,
+        kind: ViolationKind,
+        node: &NodeId,
+        ids: Vec<String>,
+        detail: String,
+    ) {
+        self.counts[kind.index()] += 1;
+        out.push(Violation {
+            kind,
+            node: node.clone(),
+            ids,
+            detail,
+        });
+    }
+
+    fn forget_node(&mut self, ev: Evicted<NodeState>) {
+        self.evicted_nodes += 1;
+        self.vt_in_window = self.vt_in_window.saturating_sub(ev.value.window_seqs.len());
+        drop(ev.id);
+    }
+
+    /// One received message, in arrival order. `received_ns` is the consumer's own (possibly
+    /// NTP-corrected) physical time at arrival. Appends the violations this message reveals.
+    pub fn observe(&mut self, env: &Envelope, received_ns: i64, out: &mut Vec<Violation>) {
+        let ts = &env.timestamp;
+        let node_id = &ts.node_id;
+        let seq = env.seq;
+        self.nodes.begin_epoch();
+        let key = match self.nodes.find(node_id) {
+            Some(k) => {
+                self.nodes.touch(k);
+                k
+            }
+            None => match self
+                .nodes
+                .insert(node_id, NodeState::new(self.offset_samples))
+            {
+                Some((k, evicted)) => {
+                    if let Some(ev) = evicted {
+                        self.forget_node(ev);
+                    }
+                    k
+                }
+                // Unreachable: nothing is touched yet in this epoch, so a victim exists.
+                None => return,
+            },
+        };
+        if seq == 0 {
+            self.unsequenced += 1;
+            return;
+        }
+
+        // FIFO.
+        let (old_high, verdict) = match self.nodes.get_mut(key) {
+            Some(st) => (
+                st.seqs.highest(),
+                st.seqs.observe(seq, MAX_GAP_RANGES_PER_NODE),
+            ),
+            None => return,
+        };
+        let id = env.id.as_str();
+        match verdict {
+            SeqVerdict::InOrder => {}
+            SeqVerdict::Gap { from, to } => {
+                let n = to - from + 1;
+                let detail = if from == to {
+                    format!("{node_id}: seq {from} missing (received seq {seq})")
+                } else {
+                    format!(
+                        "{node_id}: seqs {from}..={to} missing ({n} messages; received seq {seq})"
+                    )
+                };
+                self.report(
+                    out,
+                    ViolationKind::FifoGap,
+                    node_id,
+                    vec![id.to_owned()],
+                    detail,
+                );
+            }
+            SeqVerdict::LateFill { highest } => {
+                let detail = format!("{node_id}: seq {seq} arrived after seq {highest}");
+                self.report(
+                    out,
+                    ViolationKind::FifoReorder,
+                    node_id,
+                    vec![id.to_owned()],
+                    detail,
+                );
+            }
+            SeqVerdict::Duplicate => {
+                self.report_duplicate(out, key, node_id, seq, id);
+                return;
+            }
+            SeqVerdict::Untracked { highest } => {
+                if self.by_seq.contains_key(&(key, seq)) {
+                    self.report_duplicate(out, key, node_id, seq, id);
+                    return;
+                }
+                let detail = format!(
+                    "{node_id}: seq {seq} arrived after seq {highest} (older than the tracked gaps: a late \
+                     arrival or a duplicate of a message outside the window)"
+                );
+                self.report(
+                    out,
+                    ViolationKind::FifoReorder,
+                    node_id,
+                    vec![id.to_owned()],
+                    detail,
+                );
+            }
+        }
+        if self.ids.contains_key(id) {
+            let detail =
+                format!("{node_id}:{seq} reuses message id {id} of another message in the window");
+            self.report(
+                out,
+                ViolationKind::Duplicate,
+                node_id,
+                vec![id.to_owned()],
+                detail,
+            );
+        }
+        if let Some(st) = self.nodes.get_mut(key) {
+            st.messages += 1;
+        }
+        self.messages += 1;
+
+        let idx = self.front + self.window.len() as u64;
+        let late = seq <= old_high;
+        let me = End {
+            node: node_id,
+            seq,
+            id,
+            physical: ts.physical_time,
+            logical: ts.logical_time,
+        };
+
+        // Own-node order: (i, seq - 1) → m, and m → (i, seq + 1) when m fills a gap.
+        if let Some(&p) = self.by_seq.get(&(key, seq - 1)) {
+            if let Some(r) = self.record(p) {
+                let cause = End {
+                    node: &r.node_id,
+                    seq: r.seq,
+                    id: &r.id,
+                    physical: r.physical,
+                    logical: r.logical,
+                };
+                let found = pair_violations(&cause, &me);
+                self.push_all(out, found);
+            }
+        }
+        if late {
+            if let Some(&s) = seq
+                .checked_add(1)
+                .and_then(|next| self.by_seq.get(&(key, next)))
+            {
+                if let Some(r) = self.record(s) {
+                    let eff = End {
+                        node: &r.node_id,
+                        seq: r.seq,
+                        id: &r.id,
+                        physical: r.physical,
+                        logical: r.logical,
+                    };
+                    let found = pair_violations(&me, &eff);
+                    self.push_all(out, found);
+                }
+            }
+        }
+
+        // Vector rules.
+        let usable = match &ts.vector_time {
+            Some(vt) if vt.get(node_id) == seq => Some(vt),
+            Some(_) => {
+                self.unusable_vectors += 1;
+                None
+            }
+            None => None,
+        };
+        let mut entries: Vec<(NodeKey, u64)> = Vec::new();
+        let mut regs: Vec<(NodeKey, u64)> = Vec::new();
+        // Window messages that happened before m (from other nodes): per node k, those with
+        // seq ≤ vt[k], counted by binary search in k's sorted window seqs.
+        let mut preds = 0usize;
+        if let Some(vt) = usable {
+            entries.reserve(vt.len().saturating_sub(1));
+            let mut needed = String::new();
+            for (pos, (k_id, c)) in vt.iter().enumerate() {
+                if **k_id == **node_id {
+                    continue;
+                }
+                let found = self.resolve(pos, k_id);
+                let (mut arrived, mut high, mut pred) = (false, 0, None);
+                if let Some(st) = found.and_then(|k| self.nodes.get(k)) {
+                    arrived = st.seqs.arrived(c);
+                    high = st.seqs.highest();
+                    let n = st.window_seqs.partition_point(|&(q, _)| q <= c);
+                    preds += n;
+                    pred = n
+                        .checked_sub(1)
+                        .and_then(|i| st.window_seqs.get(i))
+                        .filter(|e| e.0 == c)
+                        .map(|e| e.1);
+                }
+                if arrived {
+                    if let Some(kk) = found {
+                        self.nodes.touch(kk);
+                        entries.push((kk, c));
+                        // A predecessor without a vector is not in `window_seqs`.
+                        let pred = pred.or_else(|| self.by_seq.get(&(kk, c)).copied());
+                        if let Some(p) = pred {
+                            if let Some(r) = self.record(p) {
+                                let cause = End {
+                                    node: &r.node_id,
+                                    seq: r.seq,
+                                    id: &r.id,
+                                    physical: r.physical,
+                                    logical: r.logical,
+                                };
+                                let found = pair_violations(&cause, &me);
+                                self.push_all(out, found);
+                            }
+                        }
+                    }
+                    continue;
+                }
+                if !needed.is_empty() {
+                    needed.push_str(", ");
+                }
+                let _ = write!(needed, "{k_id}:{c} (received up to {k_id}:{high})");
+                // Register so the pair is checked when (k, c) arrives.
+                let kk = match found {
+                    Some(kk) => {
+                        self.nodes.touch(kk);
+                        Some(kk)
+                    }
+                    None => match self.nodes.insert(k_id, NodeState::new(self.offset_samples)) {
+                        Some((kk, evicted)) => {
+                            if let Some(ev) = evicted {
+                                self.forget_node(ev);
+                            }
+                            Some(kk)
+                        }
+                        None => None,
+                    },
+                };
+                if let Some(kk) = kk {
+                    if let Some(st) = self.nodes.get_mut(kk) {
+                        st.pending.entry(c).or_default().push(idx);
+                        if c > st.seqs.highest() {
+                            st.ahead += 1;
+                        }
+                        entries.push((kk, c));
+                        regs.push((kk, c));
+                    }
+                }
+            }
+            if !needed.is_empty() {
+                let detail = format!("{node_id}:{seq} arrived before its causes: needs {needed}");
+                self.report(
+                    out,
+                    ViolationKind::ArrivalBeforeCause,
+                    node_id,
+                    vec![id.to_owned()],
+                    detail,
+                );
+            }
+        }
+
+        // Messages that were waiting for m: resolve their registrations, and count how many
+        // messages in the window m happened before.
+        let mut m_before = 0usize;
+        let waiting = match self.nodes.get_mut(key) {
+            Some(st) => {
+                if !late {
+                    let moved: usize = st
+                        .pending
+                        .range(old_high.saturating_add(1)..seq)
+                        .map(|(_, v)| v.len())
+                        .sum();
+                    st.ahead = st.ahead.saturating_sub(moved);
+                    m_before = st.ahead;
+                }
+                let w = st.pending.remove(&seq).unwrap_or_default();
+                if !late {
+                    st.ahead = st.ahead.saturating_sub(w.len());
+                }
+                w
+            }
+            None => Vec::new(),
+        };
+        for x in waiting {
+            if let Some(r) = self.record(x) {
+                let eff = End {
+                    node: &r.node_id,
+                    seq: r.seq,
+                    id: &r.id,
+                    physical: r.physical,
+                    logical: r.logical,
+                };
+                let found = pair_violations(&me, &eff);
+                self.push_all(out, found);
+            }
+        }
+        if late && usable.is_some() {
+            m_before = self
+                .window
+                .iter()
+                .filter(|r| r.node != key)
+                .filter_map(|r| r.vt.as_deref())
+                .filter(
+                    |vt| matches!(vt.binary_search_by_key(&key, |e| e.0), Ok(p) if vt[p].1 >= seq),
+                )
+                .count();
+        }
+
+        // Concurrent pairs.
+        if usable.is_some() {
+            let mut ordered = m_before + preds;
+            if let Some(st) = self.nodes.get(key) {
+                ordered += st.window_seqs.len();
+            }
+            self.concurrent_pairs += self.vt_in_window.saturating_sub(ordered) as u64;
+        }
+
+        // Clock offset.
+        let stamp_ms = (ts.physical_time - ts.timestamp) * 1000.0;
+        let recv_ms = ts.physical_time * 1000.0 - received_ns as f64 / 1e6;
+        let threshold = self.threshold_ms;
+        let crossing = self
+            .nodes
+            .get_mut(key)
+            .and_then(|st| st.offset.push(stamp_ms, recv_ms, threshold));
+        if let Some(e) = crossing {
+            let detail = format!(
+                "{node_id}: clock offset {:+.3} ms (±{:.3} ms; median of physical_time − timestamp over its last {} \
+                 messages) exceeds the {} ms threshold",
+                e.offset_ms, e.error_ms, e.samples, threshold
+            );
+            self.report(
+                out,
+                ViolationKind::SkewThreshold,
+                node_id,
+                vec![id.to_owned()],
+                detail,
+            );
+        }
+
+        // Into the window.
+        let vt = usable.map(|_| {
+            entries.sort_unstable_by_key(|e| e.0);
+            entries.into_boxed_slice()
+        });
+        if vt.is_some() {
+            if let Some(st) = self.nodes.get_mut(key) {
+                let pos = st.window_seqs.partition_point(|&(q, _)| q < seq);
+                st.window_seqs.insert(pos, (seq, idx));
+                self.vt_in_window += 1;
+            }
+        }
+        let id: Arc<str> = Arc::from(id);
+        *self.ids.entry(id.clone()).or_insert(0) += 1;
+        self.by_seq.insert((key, seq), idx);
+        self.window.push_back(Record {
+            node: key,
+            node_id: node_id.clone(),
+            seq,
+            id,
+            physical: ts.physical_time,
+            logical: ts.logical_time,
+            vt,
+            regs,
+        });
+        // Keep the `window − 1` latest: the next arrival is compared against exactly those.
+        // Evicting here, not before the FIFO update above, keeps the bookkeeping of
+        // registrations (counted as "ahead" by comparing with the node's highest seq) exact.
+        while self.window.len() >= self.window_cap {
+            self.evict_oldest();
+        }
+    }
+
+    fn report_duplicate(
+        &mut self,
+        out: &mut Vec<Violation>,
+        key: NodeKey,
+        node_id: &NodeId,
+        seq: u64,
+        id: &str,
+    ) {
+        let mut ids = vec![id.to_owned()];
+        if let Some(r) = self.by_seq.get(&(key, seq)).and_then(|&i| self.record(i)) {
+            if &*r.id != id {
+                ids.push(r.id.to_string());
+            }
+        }
+        let detail = format!("{node_id}:{seq} already received");
+        self.report(out, ViolationKind::Duplicate, node_id, ids, detail);
+    }
+
+    fn push_all(&mut self, out: &mut Vec<Violation>, found: [Option<Violation>; 2]) {
+        for v in found.into_iter().flatten() {
+            self.counts[v.kind.index()] += 1;
+            out.push(v);
+        }
+    }
+
+    fn record(&self, idx: u64) -> Option<&Record> {
+        let off = idx.checked_sub(self.front)?;
+        self.window.get(usize::try_from(off).ok()?)
+    }
+
+    fn evict_oldest(&mut self) {
+        let Some(r) = self.window.pop_front() else {
+            return;
+        };
+        let idx = self.front;
+        self.front += 1;
+        if self.by_seq.get(&(r.node, r.seq)) == Some(&idx) {
+            self.by_seq.remove(&(r.node, r.seq));
+        }
+        if let Some(n) = self.ids.get_mut(&r.id) {
+            *n -= 1;
+            if *n == 0 {
+                self.ids.remove(&r.id);
+            }
+        }
+        if r.vt.is_some() {
+            if let Some(st) = self.nodes.get_mut(r.node) {
+                if let Ok(p) = st.window_seqs.binary_search_by_key(&r.seq, |e| e.0) {
+                    st.window_seqs.remove(p);
+                    self.vt_in_window = self.vt_in_window.saturating_sub(1);
+                }
+            }
+        }
+        for (k, c) in r.regs {
+            let Some(st) = self.nodes.get_mut(k) else {
+                continue;
+            };
+            let Some(list) = st.pending.get_mut(&c) else {
+                continue;
+            };
+            let Some(p) = list.iter().position(|&x| x == idx) else {
+                continue;
+            };
+            list.swap_remove(p);
+            if list.is_empty() {
+                st.pending.remove(&c);
+            }
+            if c > st.seqs.highest() {
+                st.ahead = st.ahead.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Totals: counts by kind, concurrent pairs, per-node messages and offset estimates.
+    pub fn summary(&self) -> AnalysisSummary {
+        let violations = ViolationKind::ALL
+            .iter()
+            .map(|&k| (k, self.counts[k.index()]))
+            .collect();
+        let nodes = self
+            .nodes
+            .iter()
+            .filter(|(_, st)| st.messages > 0)
+            .map(|(id, st)| {
+                let est = st.offset.estimate();
+                let s = NodeSummary {
+                    messages: st.messages,
+                    highest_seq: st.seqs.highest(),
+                    missing: st.seqs.missing(),
+                    offset_ms: est.map(|e| e.offset_ms),
+                    offset_error_ms: est.map(|e| e.error_ms),
+                    receive_bound_ms: est.map(|e| e.receive_bound_ms),
+                    offset_samples: est.map_or(0, |e| e.samples),
+                };
+                (id.clone(), s)
+            })
+            .collect();
+        AnalysisSummary {
+            messages: self.messages,
+            violations,
+            concurrent_pairs: self.concurrent_pairs,
+            nodes,
+            evicted_nodes: self.evicted_nodes,
+            unusable_vectors: self.unusable_vectors,
+            unsequenced: self.unsequenced,
+        }
+    }
+
+    /// The current offset estimate of one node.
+    pub fn offset_estimate(&self, node: &str) -> Option<OffsetEstimate> {
+        self.nodes
+            .find(node)
+            .and_then(|k| self.nodes.get(k))
+            .and_then(|st| st.offset.estimate())
+    }
+
+    /// Current sizes of the internal structures; all bounded by the configuration.
+    pub fn footprint(&self) -> Footprint {
+        let mut f = Footprint {
+            window: self.window.len(),
+            seq_index: self.by_seq.len(),
+            id_index: self.ids.len(),
+            nodes: self.nodes.len(),
+            recency_queue: self.nodes.lru_len(),
+            vector_entries: self
+                .window
+                .iter()
+                .map(|r| r.vt.as_ref().map_or(0, |v| v.len()))
+                .sum(),
+            ..Footprint::default()
+        };
+        for (_, st) in self.nodes.iter() {
+            f.gap_ranges += st.seqs.gap_ranges();
+            f.offset_samples += st.offset.len();
+            f.window_seqs += st.window_seqs.len();
+            f.registrations += st.pending.values().map(Vec::len).sum::<usize>();
+        }
+        f
+    }
+}
+
+/// The violations of one happened-before pair `cause → effect`.
+fn pair_violations(cause: &End, effect: &End) -> [Option<Violation>; 2] {
+    let ids = || vec![cause.id.to_owned(), effect.id.to_owned()];
+    let physical = (effect.physical < cause.physical).then(|| Violation {
+        kind: ViolationKind::PhysicalVsCausal,
+        node: effect.node.clone(),
+        ids: ids(),
+        detail: format!(
+            "{}:{} → {}:{} but its physical time is {:.3} ms earlier",
+            cause.node,
+            cause.seq,
+            effect.node,
+            effect.seq,
+            (cause.physical - effect.physical) * 1000.0
+        ),
+    });
+    let lamport = (effect.logical <= cause.logical).then(|| Violation {
+        kind: ViolationKind::LamportVsCausal,
+        node: effect.node.clone(),
+        ids: ids(),
+        detail: format!(
+            "{}:{} → {}:{} but Lamport time {} ≤ {}",
+            cause.node, cause.seq, effect.node, effect.seq, effect.logical, cause.logical
+        ),
+    });
+    [physical, lamport]
+}
+
+#[cfg(test)]
+mod tests;
