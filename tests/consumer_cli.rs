@@ -707,11 +707,12 @@ fn bad_command_lines_fail_fast_with_one_line_errors() {
         );
         assert!(started.elapsed() < Duration::from_secs(10));
         assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{args:?}: {}", out.stderr);
         assert!(
             out.stderr
                 .lines()
                 .next()
-                .is_some_and(|l| l.starts_with("error:")),
+                .is_some_and(|l| l.starts_with("kafka-consumer: error:")),
             "{args:?}: {}",
             out.stderr
         );
@@ -743,4 +744,80 @@ fn bad_command_lines_fail_fast_with_one_line_errors() {
     assert!(
         help.success() && help.stdout.contains("--delivery") && help.stdout.contains("Examples")
     );
+}
+
+#[test]
+fn round_trip_for_each_clock_type_shows_what_the_producer_sent() {
+    let topic = create_topic("consumer-roundtrip", 3);
+    let bs = bootstrap();
+    let producer = env!("CARGO_BIN_EXE_kafka-producer");
+    let mut sent: HashMap<String, String> = HashMap::new(); // id -> clock type
+    for clock in ["physical", "logical", "vector", "hybrid"] {
+        let node = format!("rt-{clock}");
+        let input = format!("first {clock}\nsecond {clock}\n");
+        let out = common::run(
+            producer,
+            &[
+                &topic,
+                "--bootstrap",
+                &bs,
+                "--node-id",
+                &node,
+                "--clock-type",
+                clock,
+                "--no-state",
+                "--format",
+                "json",
+            ],
+            Some(input.as_bytes()),
+            TIMEOUT,
+        );
+        out.assert_success();
+        let delivered = events(&out.json_lines(), "delivered").len();
+        assert_eq!(delivered, 2, "{}", out.stdout);
+        for ev in out.json_lines() {
+            if ev["event"] == "delivered" {
+                sent.insert(ev["id"].as_str().unwrap().to_string(), clock.to_string());
+            }
+        }
+    }
+    // The consumer's own clock disciplined by chronyd: arrival times only, nothing else changes.
+    let ntp = common::ntp_server();
+    let (lines, _) = run_consumer(&[
+        &topic,
+        "--bootstrap",
+        &bs,
+        "--group",
+        &group(),
+        "--from-beginning",
+        "--idle-timeout",
+        "3",
+        "--format",
+        "json",
+        "--enable-ntp",
+        "--ntp-server",
+        &ntp,
+        "--analyze-ordering",
+    ]);
+    let got = events(&lines, "deliver");
+    assert_eq!(got.len(), sent.len(), "{lines:?}");
+    for d in got {
+        let m = &d["message"];
+        let id = m["id"].as_str().unwrap();
+        let clock = &sent[id];
+        let ts = &m["timestamp"];
+        assert_eq!(ts["clock_type"], clock.as_str(), "{m}");
+        assert_eq!(ts["node_id"], format!("rt-{clock}"));
+        assert!(
+            m["content"].as_str().unwrap().ends_with(clock.as_str()),
+            "{m}"
+        );
+        assert!(m["seq"].as_u64().is_some_and(|s| s == 1 || s == 2), "{m}");
+        match clock.as_str() {
+            "vector" => assert!(ts["vector_time"].is_object(), "{m}"),
+            "hybrid" => assert!(ts["hybrid_time"]["wall_ms"].is_u64(), "{m}"),
+            _ => {}
+        }
+    }
+    assert_eq!(summary(&lines)["malformed"], 0);
 }

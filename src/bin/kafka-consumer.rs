@@ -1,8 +1,11 @@
 //! kafka-consumer: read a topic of kafka-timesync messages, analyse their ordering and deliver them
 //! in arrival, causal or total order. A thin shell around `kafka_timesync::consumer::ConsumerEngine`.
 
+mod common;
+
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, ValueEnum};
+use kafka_timesync::clock::PhysicalClock;
 use kafka_timesync::config::TimeSyncConfig;
 use kafka_timesync::consumer::{
     ConsumerEngine, DeliveryMode, EngineConfig, EventSink, JsonSink, Record, Summary, TextSink,
@@ -158,14 +161,33 @@ struct Cli {
     /// TOML configuration file (flags override it).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+
+    /// More diagnostics on stderr (-v info, -vv debug; RUST_LOG overrides).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    verbose: u8,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = match common::parse("kafka-consumer") {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    common::init_logging(cli.verbose);
     let stop = Arc::new(AtomicBool::new(false));
-    if let Err(e) = install_signal_handlers(stop.clone()) {
-        eprintln!("kafka-consumer: warning: cannot install signal handlers: {e}");
-    }
+    // A small runtime in the background: signals and the SNTP task. The read loop itself is
+    // synchronous (no per-message await).
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kafka-consumer: error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    install_signal_handlers(&runtime, stop.clone());
     let mut out: Box<dyn Output> = match cli.format {
         FormatArg::Json => Box::new(JsonSink::new(BufWriter::with_capacity(
             1 << 16,
@@ -177,7 +199,7 @@ fn main() -> ExitCode {
         )),
     };
     let mut summary: Option<Summary> = None;
-    let result = run(&cli, &stop, out.as_mut(), &mut summary);
+    let result = run(&cli, &runtime, &stop, out.as_mut(), &mut summary);
     // The summary is printed on every exit path, even when nothing could be read.
     let summary = summary.unwrap_or_else(|| ConsumerEngine::new(EngineConfig::default()).summary());
     out.summary(&summary);
@@ -191,14 +213,10 @@ fn main() -> ExitCode {
             _ => ExitCode::SUCCESS,
         },
         Err(e) => {
-            eprintln!("kafka-consumer: error: {}", one_line(&format!("{e:#}")));
+            common::report_error("kafka-consumer", &e);
             ExitCode::FAILURE
         }
     }
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// A sink the loop can flush and check.
@@ -218,30 +236,28 @@ impl<W: Write, E: Write> Output for TextSink<W, E> {
     }
 }
 
-/// SIGINT / SIGTERM set `stop`; the poll loop notices within its poll interval.
-fn install_signal_handlers(stop: Arc<AtomicBool>) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            rt.block_on(async move {
-                use tokio::signal::unix::{signal, SignalKind};
-                let (Ok(mut int), Ok(mut term)) = (
-                    signal(SignalKind::interrupt()),
-                    signal(SignalKind::terminate()),
-                ) else {
-                    return;
-                };
-                tokio::select! {
-                    _ = int.recv() => {}
-                    _ = term.recv() => {}
-                }
-                stop.store(true, Ordering::SeqCst);
-            })
-        })?;
-    Ok(())
+/// SIGINT / SIGTERM set `stop`; the read loop notices within its poll interval, commits and
+/// prints the summary. A second signal exits at once.
+fn install_signal_handlers(runtime: &tokio::runtime::Runtime, stop: Arc<AtomicBool>) {
+    runtime.spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            eprintln!("kafka-consumer: warning: cannot install signal handlers");
+            return;
+        };
+        for _ in 0..2 {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            if stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        }
+    });
 }
 
 /// Settings after overlaying the flags on the config file and the defaults.
@@ -265,11 +281,8 @@ fn settings(cli: &Cli) -> Result<Settings> {
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     for p in &cli.properties {
-        let (k, v) = p
-            .split_once('=')
-            .filter(|(k, _)| !k.trim().is_empty())
-            .ok_or_else(|| anyhow!("-X expects KEY=VALUE, got '{}'", redact_arg(p)))?;
-        properties.push((k.trim().to_string(), v.to_string()));
+        // The error never echoes the argument: it may be a secret.
+        properties.push(kafka_timesync::kafka::parse_property(p)?);
     }
     let mode = match cli.delivery {
         DeliveryArg::Arrival => DeliveryMode::Arrival,
@@ -333,28 +346,6 @@ fn settings(cli: &Cli) -> Result<Settings> {
     })
 }
 
-fn is_secret(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    [
-        "password",
-        "secret",
-        "keystore",
-        "keytab",
-        "token",
-        "sasl.oauthbearer",
-        "ssl.key",
-    ]
-    .iter()
-    .any(|s| k.contains(s))
-}
-
-fn redact_arg(p: &str) -> String {
-    match p.split_once('=') {
-        Some((k, _)) if is_secret(k) => format!("{k}=***"),
-        _ => p.to_string(),
-    }
-}
-
 fn client_config(s: &Settings, cli: &Cli, node: &str) -> ClientConfig {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", &s.bootstrap)
@@ -400,6 +391,7 @@ fn kafka_error(e: &KafkaError, bootstrap: &str) -> String {
 
 fn run(
     cli: &Cli,
+    runtime: &tokio::runtime::Runtime,
     stop: &AtomicBool,
     out: &mut dyn Output,
     summary: &mut Option<Summary>,
@@ -409,7 +401,22 @@ fn run(
         .node_id
         .clone()
         .unwrap_or_else(|| format!("consumer-{}", std::process::id()));
-    let clock: Arc<dyn TimeSource> = Arc::new(SystemTimeSource);
+    // Arrival times (skew analysis, timeouts) come from this node's physical clock, disciplined
+    // by SNTP with --enable-ntp.
+    let physical = Arc::new(PhysicalClock::new(Arc::new(SystemTimeSource)));
+    let _sync = if s.enable_ntp {
+        let mut cfg = s.file.clone();
+        cfg.ntp_servers = s.ntp_servers.clone();
+        let handle = {
+            let _guard = runtime.enter();
+            kafka_timesync::ntp::spawn(Arc::clone(&physical), cfg.sync_options())
+        };
+        wait_initial_sync(&handle, Duration::from_secs(5));
+        Some(handle)
+    } else {
+        None
+    };
+    let clock: Arc<dyn TimeSource> = physical;
     let consumer: Arc<BaseConsumer> = Arc::new(
         client_config(&s, cli, &node)
             .create()
@@ -552,6 +559,19 @@ fn commit(
     }
     consumer.store_offsets(&tpl)?;
     consumer.commit(&tpl, mode)
+}
+
+/// Waits (bounded) for the first good SNTP round, so arrival times are corrected from the start.
+fn wait_initial_sync(handle: &kafka_timesync::ntp::SyncHandle, bound: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < bound {
+        if handle.status().good_rounds > 0 {
+            tracing::info!("ntp: initial synchronisation done in {:?}", start.elapsed());
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    tracing::warn!("ntp: no initial synchronisation within {bound:?}; arrival times use the unsynchronised clock");
 }
 
 /// Per-run reading state shared by the main queue and the partition queues.
