@@ -157,6 +157,15 @@ impl Live {
         }
     }
 
+    /// SIGKILL: no chance to commit or report. Returns the lines printed before.
+    fn kill(mut self) -> Vec<Value> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(200));
+        let lines = self.lines.lock().unwrap().clone();
+        lines
+    }
+
     /// SIGTERM, then the exit status and every line.
     fn terminate(mut self) -> (std::process::ExitStatus, Vec<Value>, String) {
         let pid = self.child.id().to_string();
@@ -820,4 +829,118 @@ fn round_trip_for_each_clock_type_shows_what_the_producer_sent() {
         }
     }
     assert_eq!(summary(&lines)["malformed"], 0);
+}
+
+#[test]
+fn killed_with_sigkill_and_restarted_delivers_everything_at_least_once() {
+    let topic = create_topic("consumer-sigkill", 3);
+    let bs = bootstrap();
+    let g = group();
+    const N: u64 = 2000;
+    // As in the restart test: B's i-th message depends on A's i-th; B's partition written first.
+    let mut records = Vec::new();
+    let mut stamps = HashMap::new();
+    for i in 1..=N {
+        let vt = [("A", i), ("B", i)];
+        records.push((Some(1), "B", message("B", i, Some(&vt), 2 * i)));
+        stamps.insert(
+            format!("B-{i}"),
+            ("B".to_string(), i, VectorTimestamp::from_entries(vt)),
+        );
+    }
+    for i in 1..=N {
+        records.push((Some(0), "A", message("A", i, Some(&[("A", i)]), 2 * i - 1)));
+        stamps.insert(
+            format!("A-{i}"),
+            (
+                "A".to_string(),
+                i,
+                VectorTimestamp::from_entries([("A", i)]),
+            ),
+        );
+    }
+    let refs: Vec<(Option<i32>, &str, &[u8])> = records
+        .iter()
+        .map(|(p, k, m)| (*p, *k, m.as_slice()))
+        .collect();
+    let pos = produce_raw(&topic, &refs);
+    let positions: HashMap<String, (i32, i64)> = records
+        .iter()
+        .zip(pos)
+        .map(|((_, _, m), p)| {
+            (
+                serde_json::from_slice::<Value>(m).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                p,
+            )
+        })
+        .collect();
+
+    // Run 1 (no committed offsets yet: starts at the beginning), killed as soon as it has
+    // delivered something: whatever it had committed by then (possibly nothing) is where run 2
+    // resumes.
+    let mut run1 = Live::start(&[
+        &topic,
+        "--bootstrap",
+        &bs,
+        "--group",
+        &g,
+        "--delivery",
+        "causal",
+        "--format",
+        "json",
+    ]);
+    run1.wait_for("deliveries", |l| delivered_ids(l).len() >= 50);
+    let lines1 = run1.kill();
+    assert!(
+        lines1.iter().all(|l| l["event"] != "summary"),
+        "SIGKILL leaves no summary"
+    );
+    let ids1 = delivered_ids(&lines1);
+    assert_causal(&ids1, &stamps);
+    let commits = committed(&g, &topic, 3);
+
+    let (run2, _) = run_consumer(&[
+        &topic,
+        "--bootstrap",
+        &bs,
+        "--group",
+        &g,
+        "--delivery",
+        "causal",
+        "--idle-timeout",
+        "3",
+        "--format",
+        "json",
+    ]);
+    let ids2 = delivered_ids(&run2);
+    assert_causal(&ids2, &stamps);
+    let first: HashSet<&String> = ids1.iter().collect();
+    let all: HashSet<&String> = ids1.iter().chain(ids2.iter()).collect();
+    let lost: Vec<&String> = stamps.keys().filter(|k| !all.contains(k)).collect();
+    let duplicated = ids2.iter().filter(|id| first.contains(id)).count();
+    assert!(
+        lost.is_empty(),
+        "sent {}, delivered {} + {}, duplicated {duplicated}, lost {}: {lost:?}",
+        2 * N,
+        ids1.len(),
+        ids2.len(),
+        lost.len()
+    );
+    for id in &ids2 {
+        let (p, o) = positions[id];
+        assert!(
+            o >= commits.get(&p).copied().unwrap_or(0),
+            "{id} at {p}/{o} delivered again although below the last commit {commits:?}"
+        );
+    }
+    assert_eq!(summary(&run2)["violations"]["released_early"], 0);
+    eprintln!(
+        "SIGKILL: sent {}, run 1 delivered {} (commits {commits:?}), run 2 delivered {}, duplicated {duplicated}, lost 0",
+        2 * N,
+        ids1.len(),
+        ids2.len()
+    );
 }

@@ -96,7 +96,8 @@ struct Cli {
     #[arg(long, value_name = "GROUP", default_value = "kafka-timesync")]
     group: String,
 
-    /// Start at the beginning of every partition (ignoring committed offsets).
+    /// Start at the beginning of every partition, ignoring committed offsets. (Without it the
+    /// group's committed offsets are used; a group without any starts at the beginning too.)
     #[arg(long, conflicts_with = "history")]
     from_beginning: bool,
 
@@ -354,14 +355,9 @@ fn client_config(s: &Settings, cli: &Cli, node: &str) -> ClientConfig {
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
         .set("auto.commit.interval.ms", "1000")
-        .set(
-            "auto.offset.reset",
-            if cli.from_beginning {
-                "earliest"
-            } else {
-                "latest"
-            },
-        )
+        // A group's first run reads from the start: a crash before the first commit must not
+        // skip anything on restart (at-least-once).
+        .set("auto.offset.reset", "earliest")
         .set(
             "enable.partition.eof",
             if s.manual { "true" } else { "false" },
@@ -491,8 +487,8 @@ fn run(
                         floors.insert(p, c);
                         Offset::Beginning
                     }
-                    Some(Offset::Offset(0)) => Offset::Beginning,
-                    _ => Offset::End,
+                    // Nothing committed yet: from the start (see auto.offset.reset).
+                    _ => Offset::Beginning,
                 }
             };
             tpl.add_partition_offset(&cli.topic, p, offset)
