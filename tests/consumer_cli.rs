@@ -944,3 +944,104 @@ fn killed_with_sigkill_and_restarted_delivers_everything_at_least_once() {
         ids2.len()
     );
 }
+
+#[test]
+fn skewed_producer_is_flagged_and_an_ntp_corrected_one_is_not() {
+    let topic = create_topic("consumer-skew", 3);
+    let bs = bootstrap();
+    let ntp = common::ntp_server();
+    let producer = env!("CARGO_BIN_EXE_kafka-producer");
+    // Node state persists between the invocations of one node (seq and clocks continue).
+    let state = tempfile::tempdir().expect("state dir");
+    let state_dir = state.path().to_str().expect("utf-8 path").to_string();
+    let send = |node: &str, extra: &[&str], text: &str| {
+        let mut args = vec![
+            topic.as_str(),
+            "--bootstrap",
+            &bs,
+            "--node-id",
+            node,
+            "--clock-type",
+            "vector",
+            "--state-dir",
+            &state_dir,
+            "--observe",
+        ];
+        args.extend_from_slice(extra);
+        args.push(text);
+        common::run(producer, &args, None, TIMEOUT).assert_success();
+    };
+    // A causal chain: fast (30 s ahead, so its successors are stamped "earlier" whatever the
+    // scheduling) -> honest -> fast -> honest; then a node 250 ms ahead but disciplined by chronyd.
+    send("fast", &["--simulate-skew", "30000"], "f1");
+    send("honest", &[], "h1");
+    send("fast", &["--simulate-skew", "30000"], "f2");
+    send("honest", &[], "h2");
+    send(
+        "synced",
+        &[
+            "--simulate-skew",
+            "250",
+            "--enable-ntp",
+            "--ntp-server",
+            &ntp,
+        ],
+        "s1",
+    );
+    send(
+        "synced",
+        &[
+            "--simulate-skew",
+            "250",
+            "--enable-ntp",
+            "--ntp-server",
+            &ntp,
+        ],
+        "s2",
+    );
+
+    let (lines, _) = run_consumer(&[
+        &topic,
+        "--bootstrap",
+        &bs,
+        "--group",
+        &group(),
+        "--from-beginning",
+        "--idle-timeout",
+        "3",
+        "--analyze-ordering",
+        "--delivery",
+        "causal",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(delivered_ids(&lines).len(), 6, "{lines:?}");
+    let kinds = |kind: &str| -> Vec<String> {
+        events(&lines, "violation")
+            .iter()
+            .filter(|v| v["kind"] == kind)
+            .map(|v| v["node"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // Every successor of the fast node's messages looks "earlier" than its cause; the fast node
+    // itself never does.
+    let pvc = kinds("physical_vs_causal");
+    assert!(
+        pvc.contains(&"honest".to_string()) && !pvc.contains(&"fast".to_string()),
+        "{pvc:?}"
+    );
+    assert_eq!(kinds("skew_threshold"), ["fast"], "{lines:?}");
+    let nodes = &summary(&lines)["nodes"];
+    assert!(
+        nodes["fast"]["offset_ms"]
+            .as_f64()
+            .is_some_and(|o| o > 20_000.0),
+        "{nodes}"
+    );
+    assert!(
+        nodes["synced"]["offset_ms"]
+            .as_f64()
+            .is_some_and(|o| o.abs() < 100.0),
+        "{nodes}"
+    );
+}
