@@ -10,14 +10,16 @@ use kafka_timesync::config::TimeSyncConfig;
 use kafka_timesync::consumer::{
     ConsumerEngine, DeliveryMode, EngineConfig, EventSink, JsonSink, Record, Summary, TextSink,
 };
+use kafka_timesync::metrics::{Metrics, ViolationLabel};
 use kafka_timesync::time::{SystemTimeSource, TimeSource};
 use kafka_timesync::NodeId;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientContext;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
@@ -86,7 +88,8 @@ enum FormatArg {
 #[command(name = "kafka-consumer", version, after_help = EXAMPLES)]
 struct Cli {
     /// The topic to read.
-    topic: String,
+    #[arg(required_unless_present_any = ["completions", "man"])]
+    topic: Option<String>,
 
     /// Kafka bootstrap servers (host:port[,host:port...]).
     #[arg(long, env = "KAFKA_BOOTSTRAP", value_name = "HOSTS")]
@@ -163,6 +166,19 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics while running (records consumed,
+    /// delivered, malformed, violations by kind, buffer depth, SNTP figures with --enable-ntp).
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_addr: Option<std::net::SocketAddr>,
+
+    /// Print shell completions for SHELL and exit.
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    completions: Option<clap_complete::Shell>,
+
+    /// Print the man page (roff) and exit.
+    #[arg(long, exclusive = true)]
+    man: bool,
+
     /// More diagnostics on stderr (-v info, -vv debug; RUST_LOG overrides).
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     verbose: u8,
@@ -174,6 +190,18 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     common::init_logging(cli.verbose);
+    match common::generate(
+        <Cli as clap::CommandFactory>::command(),
+        cli.completions,
+        cli.man,
+    ) {
+        Ok(true) => return ExitCode::SUCCESS,
+        Ok(false) => {}
+        Err(e) => {
+            common::report_error("kafka-consumer", &e);
+            return ExitCode::FAILURE;
+        }
+    }
     let stop = Arc::new(AtomicBool::new(false));
     // A small runtime in the background: signals and the SNTP task. The read loop itself is
     // synchronous (no per-message await).
@@ -263,6 +291,7 @@ fn install_signal_handlers(runtime: &tokio::runtime::Runtime, stop: Arc<AtomicBo
 
 /// Settings after overlaying the flags on the config file and the defaults.
 struct Settings {
+    topic: String,
     bootstrap: String,
     properties: Vec<(String, String)>,
     engine: EngineConfig,
@@ -333,6 +362,7 @@ fn settings(cli: &Cli) -> Result<Settings> {
         cli.ntp_server.clone()
     };
     Ok(Settings {
+        topic: cli.topic.clone().unwrap_or_default(),
         bootstrap: cli
             .bootstrap
             .clone()
@@ -368,6 +398,13 @@ fn client_config(s: &Settings, cli: &Cli, node: &str) -> ClientConfig {
         // partition (the default, 64 MiB each, is far more than the round-robin reader needs).
         cfg.set("queued.max.messages.kbytes", "16384");
     }
+    // librdkafka's own log lines (connection failures are retried and logged per attempt) would
+    // drown the one-line errors this binary reports itself: only with -v / -vv.
+    cfg.set_log_level(match cli.verbose {
+        0 => RDKafkaLogLevel::Critical,
+        1 => RDKafkaLogLevel::Warning,
+        _ => RDKafkaLogLevel::Debug,
+    });
     for (k, v) in &s.properties {
         cfg.set(k, v);
     }
@@ -400,6 +437,10 @@ fn run(
     // Arrival times (skew analysis, timeouts) come from this node's physical clock, disciplined
     // by SNTP with --enable-ntp.
     let physical = Arc::new(PhysicalClock::new(Arc::new(SystemTimeSource)));
+    let metrics = match cli.metrics_addr {
+        Some(addr) => Some(common::serve_metrics(runtime, addr)?),
+        None => None,
+    };
     let _sync = if s.enable_ntp {
         let mut cfg = s.file.clone();
         cfg.ntp_servers = s.ntp_servers.clone();
@@ -407,37 +448,41 @@ fn run(
             let _guard = runtime.enter();
             kafka_timesync::ntp::spawn(Arc::clone(&physical), cfg.sync_options())
         };
+        let handle = Arc::new(handle);
+        if let Some(m) = &metrics {
+            common::follow_sync(runtime, Arc::clone(m), Arc::clone(&handle));
+        }
         wait_initial_sync(&handle, Duration::from_secs(5));
         Some(handle)
     } else {
         None
     };
     let clock: Arc<dyn TimeSource> = physical;
-    let consumer: Arc<BaseConsumer> = Arc::new(
+    let consumer: Arc<BaseConsumer<Quiet>> = Arc::new(
         client_config(&s, cli, &node)
-            .create()
+            .create_with_context(Quiet)
             .map_err(|e| anyhow!("invalid Kafka client configuration: {e}"))?,
     );
 
     let metadata = consumer
-        .fetch_metadata(Some(&cli.topic), Duration::from_secs(10))
+        .fetch_metadata(Some(&s.topic), Duration::from_secs(10))
         .map_err(|e| anyhow!("{}", kafka_error(&e, &s.bootstrap)))?;
     let topic_md = metadata
         .topics()
         .iter()
-        .find(|t| t.name() == cli.topic)
-        .ok_or_else(|| anyhow!("topic '{}' not found on {}", cli.topic, s.bootstrap))?;
+        .find(|t| t.name() == s.topic)
+        .ok_or_else(|| anyhow!("topic '{}' not found on {}", s.topic, s.bootstrap))?;
     if let Some(err) = topic_md.error() {
         bail!(
             "topic '{}' is not readable on {}: {:?}",
-            cli.topic,
+            s.topic,
             s.bootstrap,
             err
         );
     }
     let partitions: Vec<i32> = topic_md.partitions().iter().map(|p| p.id()).collect();
     if partitions.is_empty() {
-        bail!("topic '{}' does not exist on {}", cli.topic, s.bootstrap);
+        bail!("topic '{}' does not exist on {}", s.topic, s.bootstrap);
     }
 
     let mut floors: BTreeMap<i32, i64> = BTreeMap::new();
@@ -449,7 +494,7 @@ fn run(
         } else {
             let mut tpl = TopicPartitionList::new();
             for &p in &partitions {
-                tpl.add_partition(&cli.topic, p);
+                tpl.add_partition(&s.topic, p);
             }
             Some(
                 consumer
@@ -469,13 +514,13 @@ fn run(
                 Offset::Beginning
             } else if let Some(n) = cli.history {
                 let (lo, hi) = consumer
-                    .fetch_watermarks(&cli.topic, p, Duration::from_secs(10))
+                    .fetch_watermarks(&s.topic, p, Duration::from_secs(10))
                     .map_err(|e| anyhow!("{}", kafka_error(&e, &s.bootstrap)))?;
                 Offset::Offset(lo.max(hi.saturating_sub(i64::try_from(n).unwrap_or(i64::MAX))))
             } else {
                 match stored
                     .as_ref()
-                    .and_then(|c| c.find_partition(&cli.topic, p))
+                    .and_then(|c| c.find_partition(&s.topic, p))
                     .map(|e| e.offset())
                 {
                     // Resume: read from the partition's start; what lies below the commit is
@@ -491,7 +536,7 @@ fn run(
                     _ => Offset::Beginning,
                 }
             };
-            tpl.add_partition_offset(&cli.topic, p, offset)
+            tpl.add_partition_offset(&s.topic, p, offset)
                 .map_err(|e| anyhow!("assigning partition {p}: {e}"))?;
         }
         consumer
@@ -499,11 +544,15 @@ fn run(
             .map_err(|e| anyhow!("assigning partitions: {e}"))?;
     } else {
         consumer
-            .subscribe(&[&cli.topic])
-            .map_err(|e| anyhow!("subscribing to '{}': {e}", cli.topic))?;
+            .subscribe(&[&s.topic])
+            .map_err(|e| anyhow!("subscribing to '{}': {e}", s.topic))?;
     }
 
     let mut engine = ConsumerEngine::new(s.engine.clone());
+    let mut gauges = Gauges {
+        metrics,
+        last: None,
+    };
     let result = consume(
         cli,
         &s,
@@ -514,9 +563,11 @@ fn run(
         clock.as_ref(),
         out,
         floors,
+        &mut gauges,
     );
     // Stop, commit what was delivered, report — whatever ended the loop.
-    let committed = commit(&consumer, &cli.topic, &engine, CommitMode::Sync);
+    let committed = commit(&consumer, &s.topic, &engine, CommitMode::Sync);
+    gauges.update(&engine);
     *summary = Some(engine.summary());
     result?;
     committed.map_err(|e| anyhow!("committing offsets: {}", kafka_error(&e, &s.bootstrap)))
@@ -536,7 +587,7 @@ fn positions_tpl(
     tpl
 }
 
-fn assigned(consumer: &BaseConsumer) -> BTreeSet<i32> {
+fn assigned(consumer: &BaseConsumer<Quiet>) -> BTreeSet<i32> {
     consumer
         .assignment()
         .map(|tpl| tpl.elements().iter().map(|e| e.partition()).collect())
@@ -544,7 +595,7 @@ fn assigned(consumer: &BaseConsumer) -> BTreeSet<i32> {
 }
 
 fn commit(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<Quiet>,
     topic: &str,
     engine: &ConsumerEngine,
     mode: CommitMode,
@@ -648,12 +699,13 @@ fn consume(
     cli: &Cli,
     s: &Settings,
     stop: &AtomicBool,
-    consumer: &Arc<BaseConsumer>,
+    consumer: &Arc<BaseConsumer<Quiet>>,
     partitions: &[i32],
     engine: &mut ConsumerEngine,
     clock: &dyn TimeSource,
     out: &mut dyn Output,
     floors: BTreeMap<i32, i64>,
+    gauges: &mut Gauges,
 ) -> Result<()> {
     const POLL: Duration = Duration::from_millis(100);
     const HOUSEKEEPING: Duration = Duration::from_millis(200);
@@ -662,7 +714,7 @@ fn consume(
     if s.manual {
         let me = std::thread::current();
         for &p in partitions {
-            if let Some(mut q) = consumer.split_partition_queue(&cli.topic, p) {
+            if let Some(mut q) = consumer.split_partition_queue(&s.topic, p) {
                 let me = me.clone();
                 q.set_nonempty_callback(move || me.unpark());
                 queues.push((p, q));
@@ -772,7 +824,8 @@ fn consume(
         }
         if last_housekeeping.elapsed() >= HOUSEKEEPING {
             last_housekeeping = Instant::now();
-            let tpl = positions_tpl(&cli.topic, r.engine, &assigned(consumer));
+            gauges.update(r.engine);
+            let tpl = positions_tpl(&s.topic, r.engine, &assigned(consumer));
             if tpl.count() > 0 {
                 // Auto-commit (every second) commits what is stored; store only delivered
                 // positions.
@@ -801,3 +854,44 @@ fn hold_back(engine: &ConsumerEngine, partitions: usize, cap: u64) -> BTreeSet<i
         set
     }
 }
+
+/// Prometheus metrics fed from the engine's counters (at housekeeping, not per record).
+struct Gauges {
+    metrics: Option<Arc<Metrics>>,
+    last: Option<Summary>,
+}
+
+impl Gauges {
+    fn update(&mut self, engine: &ConsumerEngine) {
+        let Some(m) = &self.metrics else { return };
+        let now = engine.summary();
+        let zero = ConsumerEngine::new(EngineConfig::default()).summary();
+        let last = self.last.as_ref().unwrap_or(&zero);
+        m.add_consumed(now.received.saturating_sub(last.received));
+        m.add_delivered(now.delivered.saturating_sub(last.delivered));
+        m.add_malformed(now.malformed.saturating_sub(last.malformed));
+        for (kind, n) in &now.violations {
+            let before = last.violations.get(kind).copied().unwrap_or(0);
+            if let Ok(label) = kind.parse::<ViolationLabel>() {
+                for _ in before..*n {
+                    m.inc_violation(label);
+                }
+            }
+        }
+        m.set_causal_buffer_depth(usize::try_from(now.buffered).unwrap_or(usize::MAX));
+        self.last = Some(now);
+    }
+}
+
+/// The librdkafka client context: librdkafka's own error callbacks (connection failures are
+/// retried and reported per attempt) go to `tracing` at debug level, secrets scrubbed, so the
+/// one-line errors this binary reports itself are not drowned. `-vv` shows them.
+struct Quiet;
+
+impl ClientContext for Quiet {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(target: "librdkafka", "{}", common::scrub(&format!("{error}: {reason}")));
+    }
+}
+
+impl ConsumerContext for Quiet {}
