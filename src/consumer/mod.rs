@@ -43,7 +43,7 @@ mod render;
 pub use event::{
     CollectSink, Delivery, Event, EventSink, NodeSummary, Summary, ViolationReport, VIOLATION_KINDS,
 };
-pub use render::{JsonSink, OutputFormat, TextSink};
+pub use render::{JsonSink, TextSink};
 
 use crate::analysis::{AnalysisConfig, Analyzer, Violation, ViolationKind};
 use crate::clock::VectorTimestamp;
@@ -499,18 +499,6 @@ impl ConsumerEngine {
             Orderer::Total(buf) => buf.iter_waiting().for_each(&mut lower),
         }
         pos.into_iter().collect()
-    }
-
-    /// Forgets a partition (revoked in a group rebalance): its position is no longer reported.
-    /// Only meaningful in arrival mode, where nothing is held.
-    pub fn forget_partition(&mut self, partition: i32) {
-        if self
-            .partitions
-            .get(&partition)
-            .is_some_and(|s| s.held == 0 && s.withheld_min.is_none())
-        {
-            self.partitions.remove(&partition);
-        }
     }
 
     /// The report so far (the shell prints it on every exit path).

@@ -2,45 +2,7 @@
 
 use super::event::{Delivery, EventSink, Summary, ViolationReport, VIOLATION_KINDS};
 use crate::delivery::Release;
-use std::fmt;
 use std::io::{self, Write};
-
-/// `--format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OutputFormat {
-    /// A line per message and a readable report; diagnostics on stderr.
-    #[default]
-    Text,
-    /// JSON lines on stdout, one event each.
-    Json,
-}
-
-impl OutputFormat {
-    /// The command-line name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutputFormat::Text => "text",
-            OutputFormat::Json => "json",
-        }
-    }
-}
-
-impl fmt::Display for OutputFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for OutputFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "text" => Ok(OutputFormat::Text),
-            "json" => Ok(OutputFormat::Json),
-            other => Err(format!("unknown format '{other}' (expected text or json)")),
-        }
-    }
-}
 
 /// Writes every event as one JSON object per line:
 ///
