@@ -329,7 +329,7 @@ impl Watched {
     }
 
     /// Sends SIGTERM and waits for it to exit (SIGKILL after `limit`).
-    pub fn terminate(mut self, limit: Duration) -> Finished {
+    pub fn terminate(self, limit: Duration) -> Finished {
         signal(self.pid(), "TERM");
         self.wait(limit)
     }
@@ -983,7 +983,7 @@ pub fn produce_at(
             .block_on(producer.send(rec, Duration::from_secs(60)))
             .map_err(|(e, m)| format!("{e} ({} bytes)", m.payload().map_or(0, <[u8]>::len)))
             .unwrap_or_else(|e| panic!("raw record {i} not delivered: {e}"));
-        out.push(r);
+        out.push((r.partition, r.offset));
     }
     let _ = producer.flush(Duration::from_secs(30));
     out
