@@ -115,8 +115,16 @@ fn broker_frozen_for_10s_while_20000_messages_are_sent_loses_and_duplicates_noth
         "the freeze did not happen mid-stream: {figures}"
     );
     assert_eq!(sent.len(), TOTAL, "producer delivery reports: {figures}");
-    assert_eq!(sent_set.len(), TOTAL, "producer ids not distinct: {figures}");
-    assert!(missing.is_empty(), "lost {:?}…: {figures}", &missing[..missing.len().min(5)]);
+    assert_eq!(
+        sent_set.len(),
+        TOTAL,
+        "producer ids not distinct: {figures}"
+    );
+    assert!(
+        missing.is_empty(),
+        "lost {:?}…: {figures}",
+        &missing[..missing.len().min(5)]
+    );
     assert_eq!((dup_ids, foreign), (0, 0), "not exactly once: {figures}");
     assert_eq!(d.events, TOTAL, "{figures}");
 

@@ -42,7 +42,10 @@ fn delivered(events: &[serde_json::Value]) -> Vec<Got> {
         .map(|e| {
             let m = &e["message"];
             Got {
-                node: m["timestamp"]["node_id"].as_str().unwrap_or_default().to_string(),
+                node: m["timestamp"]["node_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
                 seq: m["seq"].as_u64().unwrap_or(0),
                 partition: e["partition"].as_i64().unwrap_or(-1) as i32,
                 offset: e["offset"].as_i64().unwrap_or(-1),
@@ -94,22 +97,24 @@ fn consumer_killed_three_times_mid_causal_backlog_loses_nothing() {
             CONSUMER,
             &[
                 start,
-                &[topic.as_str(),
-                "--bootstrap",
-                &bootstrap,
-                "--group",
-                &group,
-                "--delivery",
-                "causal",
-                "--format",
-                "json",
-                "--buffer-size",
-                "100000",
-                "--causal-timeout",
-                "600000",
-                "--idle-timeout",
-                "600",
-            ]]
+                &[
+                    topic.as_str(),
+                    "--bootstrap",
+                    &bootstrap,
+                    "--group",
+                    &group,
+                    "--delivery",
+                    "causal",
+                    "--format",
+                    "json",
+                    "--buffer-size",
+                    "100000",
+                    "--causal-timeout",
+                    "600000",
+                    "--idle-timeout",
+                    "600",
+                ],
+            ]
             .concat(),
         );
         // A's next third (the last run gets nothing new: it must finish what is left).
@@ -152,7 +157,11 @@ fn consumer_killed_three_times_mid_causal_backlog_loses_nothing() {
                 },
             );
         }
-        let f = if run <= 3 { c.kill9() } else { c.terminate(Duration::from_secs(60)) };
+        let f = if run <= 3 {
+            c.kill9()
+        } else {
+            c.terminate(Duration::from_secs(60))
+        };
         let got = delivered(&f.events());
 
         // Causal order within the run: every entry of a message's vector names a message
@@ -160,7 +169,11 @@ fn consumer_killed_three_times_mid_causal_backlog_loses_nothing() {
         let mut known = seen.clone();
         for g in &got {
             for (n, v) in &g.vector {
-                let need = if *n == g.node { v.saturating_sub(1) } else { *v };
+                let need = if *n == g.node {
+                    v.saturating_sub(1)
+                } else {
+                    *v
+                };
                 assert!(
                     need == 0 || known.contains(&(n.clone(), need)),
                     "run {run}: {}{} delivered before its cause {n}{need}",
@@ -199,7 +212,11 @@ fn consumer_killed_three_times_mid_causal_backlog_loses_nothing() {
             got.len(),
             dups.len(),
             commits,
-            if run <= 3 { "then SIGKILL" } else { "then SIGTERM" }
+            if run <= 3 {
+                "then SIGKILL"
+            } else {
+                "then SIGTERM"
+            }
         ));
         seen.extend(got.iter().map(|g| (g.node.clone(), g.seq)));
         if run <= 3 {
@@ -223,7 +240,10 @@ fn consumer_killed_three_times_mid_causal_backlog_loses_nothing() {
                 .into_iter()
                 .find(|e| e["event"] == "summary")
                 .expect("summary after SIGTERM");
-            assert_eq!(summary["buffered"], 0, "final run left messages buffered: {summary}");
+            assert_eq!(
+                summary["buffered"], 0,
+                "final run left messages buffered: {summary}"
+            );
         }
     }
     let missing: Vec<String> = NODES
@@ -241,6 +261,10 @@ fn consumer_killed_three_times_mid_causal_backlog_loses_nothing() {
         missing.len(),
         runs.join("; ")
     );
-    assert!(missing.is_empty(), "missing {:?}: {figures}", &missing[..missing.len().min(10)]);
+    assert!(
+        missing.is_empty(),
+        "missing {:?}: {figures}",
+        &missing[..missing.len().min(10)]
+    );
     eprintln!("consumer kill: {figures}");
 }

@@ -21,7 +21,8 @@ fn error_ms(records: &[common::Record], content: &str) -> f64 {
         .find(|m| m["content"] == content)
         .unwrap_or_else(|| panic!("message {content:?} not in the topic"));
     let ts = &m["timestamp"];
-    (ts["physical_time"].as_f64().expect("physical_time") - ts["timestamp"].as_f64().expect("timestamp"))
+    (ts["physical_time"].as_f64().expect("physical_time")
+        - ts["timestamp"].as_f64().expect("timestamp"))
         * 1000.0
 }
 
@@ -91,9 +92,11 @@ fn ntp_server_lost_mid_run_keeps_last_correction_warns_once_and_recovers() {
         std::thread::sleep(Duration::from_millis(250));
     }
     // At least one failed round must have happened for the test to mean anything.
-    wait_for("a warning about the lost NTP server", Duration::from_secs(60), || {
-        (!ntp_warnings(&producer.stderr()[lost_at_line..]).is_empty()).then_some(())
-    });
+    wait_for(
+        "a warning about the lost NTP server",
+        Duration::from_secs(60),
+        || (!ntp_warnings(&producer.stderr()[lost_at_line..]).is_empty()).then_some(()),
+    );
     let outage_stderr: Vec<String> = producer.stderr()[lost_at_line..].to_vec();
 
     // Phase 3: the server answers again on the same port.
@@ -124,8 +127,19 @@ fn ntp_server_lost_mid_run_keeps_last_correction_warns_once_and_recovers() {
     let control = format!("control-{node}");
     common::run(
         PRODUCER,
-        &[&topic, "--bootstrap", &bootstrap, "--node-id", &format!("{node}-control"), "--clock-type",
-          "hybrid", "--no-state", "--simulate-skew", &skew, &control],
+        &[
+            &topic,
+            "--bootstrap",
+            &bootstrap,
+            "--node-id",
+            &format!("{node}-control"),
+            "--clock-type",
+            "hybrid",
+            "--no-state",
+            "--simulate-skew",
+            &skew,
+            &control,
+        ],
         None,
         Duration::from_secs(60),
     )
@@ -163,12 +177,18 @@ fn ntp_server_lost_mid_run_keeps_last_correction_warns_once_and_recovers() {
         recovered_after.as_secs_f64(),
         records.len()
     );
-    assert!(synced_err.abs() < TOLERANCE_MS, "not corrected when synced: {figures}");
+    assert!(
+        synced_err.abs() < TOLERANCE_MS,
+        "not corrected when synced: {figures}"
+    );
     assert!(
         worst_lost < TOLERANCE_MS,
         "the last correction was not kept while the server was gone: {figures}"
     );
-    assert!(after_err.abs() < TOLERANCE_MS, "not corrected after recovery: {figures}");
+    assert!(
+        after_err.abs() < TOLERANCE_MS,
+        "not corrected after recovery: {figures}"
+    );
     assert_eq!(
         warnings.len(),
         1,

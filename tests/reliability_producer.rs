@@ -16,7 +16,11 @@ use std::time::Duration;
 const PER_RUN: usize = 300;
 
 /// Feeds numbered lines to a producer's stdin every 2 ms until stopped or the pipe breaks.
-fn pace(mut stdin: std::process::ChildStdin, prefix: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<usize> {
+fn pace(
+    mut stdin: std::process::ChildStdin,
+    prefix: String,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<usize> {
     std::thread::spawn(move || {
         let mut n = 0;
         while !stop.load(Ordering::SeqCst) {
@@ -92,7 +96,11 @@ fn kill_and_restart(clock_type: &str) {
         .map(common::Record::json)
         .collect();
     let partitions: std::collections::BTreeSet<i32> = records.iter().map(|r| r.partition).collect();
-    assert_eq!(partitions.len(), 1, "one node's messages must stay in one partition: {partitions:?}");
+    assert_eq!(
+        partitions.len(),
+        1,
+        "one node's messages must stay in one partition: {partitions:?}"
+    );
     let in_topic: std::collections::HashSet<&str> =
         mine.iter().filter_map(|m| m["id"].as_str()).collect();
     let per_run: Vec<usize> = reported.iter().map(Vec::len).collect();
@@ -106,13 +114,19 @@ fn kill_and_restart(clock_type: &str) {
     let mut backwards = Vec::new();
     for w in mine.windows(2) {
         let (a, b) = (&w[0], &w[1]);
-        let (sa, sb) = (a["seq"].as_u64().unwrap_or(0), b["seq"].as_u64().unwrap_or(0));
+        let (sa, sb) = (
+            a["seq"].as_u64().unwrap_or(0),
+            b["seq"].as_u64().unwrap_or(0),
+        );
         if sb <= sa {
             backwards.push(format!("seq {sa} -> {sb}"));
         } else if sb != sa + 1 {
             gaps.push((sa, sb));
         }
-        let (la, lb) = (&a["timestamp"]["logical_time"], &b["timestamp"]["logical_time"]);
+        let (la, lb) = (
+            &a["timestamp"]["logical_time"],
+            &b["timestamp"]["logical_time"],
+        );
         if lb.as_u64() <= la.as_u64() {
             backwards.push(format!("logical_time {la} -> {lb} at seq {sb}"));
         }
@@ -128,21 +142,44 @@ fn kill_and_restart(clock_type: &str) {
             h["wall_ms"].as_u64().zip(h["logical"].as_u64())
         };
         if hlc(a).is_some() && hlc(b) <= hlc(a) {
-            backwards.push(format!("hybrid_time {:?} -> {:?} at seq {sb}", hlc(a), hlc(b)));
+            backwards.push(format!(
+                "hybrid_time {:?} -> {:?} at seq {sb}",
+                hlc(a),
+                hlc(b)
+            ));
         }
     }
     if clock_type == "vector" {
-        assert!(mine.iter().all(|m| m["timestamp"]["vector_time"][&node].is_u64()), "vector_time missing");
+        assert!(
+            mine.iter()
+                .all(|m| m["timestamp"]["vector_time"][&node].is_u64()),
+            "vector_time missing"
+        );
     }
     if clock_type == "hybrid" {
-        assert!(mine.iter().all(|m| m["timestamp"]["hybrid_time"].is_object()), "hybrid_time missing");
+        assert!(
+            mine.iter()
+                .all(|m| m["timestamp"]["hybrid_time"].is_object()),
+            "hybrid_time missing"
+        );
     }
 
     // The consumer's view of the same stream.
     let c = common::run(
         CONSUMER,
-        &[&topic, "--bootstrap", &bootstrap, "--group", &unique_node("pkill-check"), "--from-beginning",
-          "--analyze-ordering", "--format", "json", "--idle-timeout", "8"],
+        &[
+            &topic,
+            "--bootstrap",
+            &bootstrap,
+            "--group",
+            &unique_node("pkill-check"),
+            "--from-beginning",
+            "--analyze-ordering",
+            "--format",
+            "json",
+            "--idle-timeout",
+            "8",
+        ],
         None,
         Duration::from_secs(180),
     );
@@ -159,15 +196,25 @@ fn kill_and_restart(clock_type: &str) {
         d.violations_of("fifo_reorder"),
         d.violations_of("duplicate"),
     );
-    assert!(lost.is_empty(), "delivered messages missing from the topic: {figures}");
+    assert!(
+        lost.is_empty(),
+        "delivered messages missing from the topic: {figures}"
+    );
     assert!(backwards.is_empty(), "a clock went backwards: {figures}");
     assert!(gaps.len() <= 2, "more gaps than crashes: {figures}");
     assert_eq!(d.events, mine.len(), "consumer deliveries: {figures}");
     assert_eq!(d.violations_of("fifo_reorder"), 0, "{figures}");
     assert_eq!(d.violations_of("duplicate"), 0, "{figures}");
-    assert_eq!(reported_gaps, gaps.len(), "every fifo_gap is a gap of never-sent seqs: {figures}");
+    assert_eq!(
+        reported_gaps,
+        gaps.len(),
+        "every fifo_gap is a gap of never-sent seqs: {figures}"
+    );
     let other: Vec<&String> = d.violations.keys().filter(|k| *k != "fifo_gap").collect();
-    assert!(other.is_empty(), "unexpected violations {other:?}: {figures}");
+    assert!(
+        other.is_empty(),
+        "unexpected violations {other:?}: {figures}"
+    );
     eprintln!("producer kill: {figures}");
 }
 

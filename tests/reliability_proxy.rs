@@ -29,8 +29,18 @@ fn producer(bootstrap: &str, topic: &str, node: &str) -> Watched {
     Watched::spawn_with(
         "kafka-producer",
         PRODUCER,
-        &[topic, "--bootstrap", bootstrap, "--node-id", node, "--clock-type", "vector",
-          "--no-state", "--format", "json"],
+        &[
+            topic,
+            "--bootstrap",
+            bootstrap,
+            "--node-id",
+            node,
+            "--clock-type",
+            "vector",
+            "--no-state",
+            "--format",
+            "json",
+        ],
         true,
         &[],
     )
@@ -40,8 +50,18 @@ fn consumer(bootstrap: &str, topic: &str, idle: &str) -> Watched {
     Watched::spawn(
         "kafka-consumer",
         CONSUMER,
-        &[topic, "--bootstrap", bootstrap, "--group", &unique_node("proxy-group"),
-          "--from-beginning", "--format", "json", "--idle-timeout", idle],
+        &[
+            topic,
+            "--bootstrap",
+            bootstrap,
+            "--group",
+            &unique_node("proxy-group"),
+            "--from-beginning",
+            "--format",
+            "json",
+            "--idle-timeout",
+            idle,
+        ],
     )
 }
 
@@ -98,7 +118,10 @@ fn connection_cut_during_produce_loses_and_duplicates_nothing() {
     // Read it all back after the fault.
     let c = consumer(&bootstrap, &topic, "8").wait(Duration::from_secs(180));
     assert!(before < LINES, "the cut was not mid-stream");
-    assert!(reconnections > 0, "the producer never reconnected through the proxy");
+    assert!(
+        reconnections > 0,
+        "the producer never reconnected through the proxy"
+    );
     assert_exactly_once(
         "cut during produce",
         LINES,

@@ -131,7 +131,12 @@ impl Finished {
 
     /// Asserts a clean exit, showing the output otherwise.
     pub fn assert_success(&self) -> &Self {
-        assert!(self.success(), "{} did not exit 0\n{}", self.name, self.describe());
+        assert!(
+            self.success(),
+            "{} did not exit 0\n{}",
+            self.name,
+            self.describe()
+        );
         self
     }
 }
@@ -891,7 +896,10 @@ impl Drop for OwnChrony {
 
 /// A unique, not yet used node id.
 pub fn unique_node(prefix: &str) -> String {
-    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -902,9 +910,9 @@ pub fn unique_node(prefix: &str) -> String {
 pub fn envelope_bytes(node: &str, seq: u64, vector: &[(&str, u64)], content: &str) -> Vec<u8> {
     use kafka_timesync::clock::{ClockType, VectorTimestamp};
     use kafka_timesync::envelope::{Envelope, MessageTimestamp};
-    let now = kafka_timesync::time::nanos_to_secs(
-        kafka_timesync::time::TimeSource::now_ns(&kafka_timesync::time::SystemTimeSource),
-    );
+    let now = kafka_timesync::time::nanos_to_secs(kafka_timesync::time::TimeSource::now_ns(
+        &kafka_timesync::time::SystemTimeSource,
+    ));
     Envelope {
         id: uuid::Uuid::new_v4().to_string(),
         content: content.to_string(),
@@ -964,10 +972,8 @@ pub fn produce_at(
     for (k, v) in props {
         settings.set(*k, *v);
     }
-    let producer: rdkafka::producer::FutureProducer = settings
-        .producer_config()
-        .create()
-        .expect("raw producer");
+    let producer: rdkafka::producer::FutureProducer =
+        settings.producer_config().create().expect("raw producer");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
