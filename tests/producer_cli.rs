@@ -470,6 +470,26 @@ fn missing_topic_is_a_clear_one_line_error() {
 }
 
 #[test]
+fn create_topic_creates_a_missing_topic_with_the_partitions_asked_for() {
+    let topic = common::unique_topic("created");
+    let out = producer(&["--no-state", "--create-topic", "3", &topic, "first"]);
+    assert!(out.success(), "{}", out.stderr);
+    let admin = kafka_timesync::kafka::Admin::new(&common::settings()).expect("admin");
+    assert_eq!(admin.partitions(&topic).expect("partitions").len(), 3);
+    // A second run on the now existing topic is fine and appends.
+    let out = producer(&["--no-state", "--create-topic", "3", &topic, "second"]);
+    assert!(out.success(), "{}", out.stderr);
+    let contents: Vec<String> = read_all(&topic)
+        .iter()
+        .map(|r| {
+            serde_json::from_slice::<Value>(r.payload.as_deref().unwrap()).unwrap()["content"]
+                .to_string()
+        })
+        .collect();
+    assert_eq!(contents.len(), 2, "{contents:?}");
+}
+
+#[test]
 fn unreachable_bootstrap_fails_in_bounded_time_with_a_clear_error() {
     let started = Instant::now();
     let out = run(

@@ -32,6 +32,8 @@ Examples:
   kafka-producer --enable-ntp --ntp-server 127.0.0.1:12300 --clock-type hybrid time-sync 'synced'
   # load: 100000 messages of 300 bytes, vector clock, no persisted state
   kafka-producer --count 100000 --size 300 --clock-type vector --no-state time-sync
+  # on a broker that does not auto-create topics: create it with 3 partitions first
+  kafka-producer --create-topic 3 time-sync 'first message'
   # SASL over TLS (secret values are never printed)
   kafka-producer -X security.protocol=SASL_SSL -X sasl.mechanism=PLAIN \\
       -X sasl.username=me -X sasl.password=... time-sync 'hi'
@@ -51,7 +53,7 @@ enum Format {
 #[derive(Debug, Parser)]
 #[command(name = "kafka-producer", version, after_help = EXAMPLES)]
 struct Cli {
-    /// Topic to send to (must exist; topics are not auto-created).
+    /// Topic to send to (must exist unless --create-topic is given).
     topic: String,
     /// Send this one message. Without it, every line of standard input is a message.
     #[arg(conflicts_with = "count")]
@@ -116,6 +118,13 @@ struct Cli {
     /// Content bytes of each synthetic message.
     #[arg(long, value_name = "BYTES", requires = "count", default_value_t = 100)]
     size: usize,
+    /// Create the topic with this many partitions if it does not exist yet (brokers such as
+    /// Tansu, or clusters with auto-creation off, do not create topics on first use).
+    #[arg(long, value_name = "PARTITIONS", value_parser = clap::value_parser!(i32).range(1..))]
+    create_topic: Option<i32>,
+    /// Replication factor of a topic created by --create-topic.
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "create_topic", value_parser = clap::value_parser!(i32).range(1..))]
+    replication_factor: i32,
     /// Refuse observed hybrid timestamps further ahead than this [default: 500].
     #[arg(long, value_name = "MS")]
     max_hlc_offset_ms: Option<u64>,
@@ -300,13 +309,18 @@ fn run(cli: Cli) -> Result<()> {
         });
     }
 
+    if let Some(partitions) = cli.create_topic {
+        let admin = kafka_timesync::kafka::Admin::new(&settings)?;
+        let created =
+            runtime.block_on(admin.create_topic(&cli.topic, partitions, cli.replication_factor))?;
+        admin.wait_for_topic(&cli.topic, 1, Duration::from_secs(30))?;
+        if created {
+            tracing::info!("created topic '{}' with {partitions} partitions", cli.topic);
+        }
+    }
+
     let _sync = if cfg.enable_ntp {
-        let opts = kafka_timesync::ntp::SyncOptions {
-            servers: cfg.ntp_servers.clone(),
-            interval: cfg.sync_interval_duration(),
-            drift_correction: cfg.drift_correction,
-            ..Default::default()
-        };
+        let opts = cfg.sync_options();
         let handle = {
             let _guard = runtime.enter();
             kafka_timesync::ntp::spawn(Arc::clone(&physical), opts)
