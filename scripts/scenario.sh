@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The main job, end to end on this machine: build the tools, start a throw-away Kafka-API broker and
 # NTP server (scripts/testenv.sh), then
-#   1. three producers with the prototype's clock profiles (A: exact; B: +100 ms, +0.1 ms/s, ±5 ms;
-#      C: -50 ms, -0.05 ms/s, ±3 ms) take turns on topic `time-sync`, each reading what the others
-#      wrote before replying (--observe), so their vector-stamped messages form real happened-before
-#      chains across partitions;
-#   2. a causal consumer (--delivery causal --analyze-ordering) delivers every message in causal order
-#      and prints its ordering report: physical time contradicting causality, per-node clock offset
-#      estimates, the skew warning for B only.
+#   1. three producers take turns on a fresh topic, each reading what the others wrote before
+#      replying (--observe), so their vector-stamped messages form real happened-before chains
+#      across partitions. A's clock is exact; B has the prototype's profile (+100 ms, +0.1 ms/s,
+#      ±5 ms); C's runs 2 s slow (−2000 ms, −0.05 ms/s, ±3 ms), so its answers carry physical
+#      timestamps *before* the messages they answer;
+#   2. a causal consumer (--delivery causal --analyze-ordering) reads all partitions (arriving out
+#      of causal order), delivers every message in causal order, and prints its ordering report:
+#      arrivals before their causes, physical time contradicting causality (C), the per-node clock
+#      offset estimates and the skew warnings (B and C, threshold 75 ms).
 # With KAFKA_BOOTSTRAP set (e.g. the docker-compose cluster), it uses that cluster instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +38,7 @@ echo "== $ROUNDS rounds of A → B → C on topic $TOPIC (broker $BOOTSTRAP)"
 for r in $(seq 1 "$ROUNDS"); do
     produce A "round $r: A asks"
     produce B "round $r: B answers A" --simulate-skew 100 --simulate-drift 0.1 --random-variation 5 --simulation-seed "$r"
-    produce C "round $r: C answers B" --simulate-skew -50 --simulate-drift -0.05 --random-variation 3 --simulation-seed "$r"
+    produce C "round $r: C answers B" --simulate-skew -2000 --simulate-drift -0.05 --random-variation 3 --simulation-seed "$r"
 done
 
 echo

@@ -88,3 +88,74 @@ fn producer_serves_produced_count_and_sync_figures() {
     let status = child.wait().expect("producer exits");
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn consumer_serves_delivered_malformed_and_violation_counts() {
+    const CONSUMER: &str = env!("CARGO_BIN_EXE_kafka-consumer");
+    let topic = create_topic("metrics-consumer", 3);
+    let out = common::run(
+        PRODUCER,
+        &[
+            "--bootstrap",
+            &common::bootstrap(),
+            "--no-state",
+            "--node-id",
+            "P",
+            "--clock-type",
+            "vector",
+            "--count",
+            "5",
+            &topic,
+        ],
+        None,
+        TIMEOUT,
+    );
+    assert!(out.success(), "{}", out.stderr);
+    common::produce_raw(&topic, &[(Some(0), "junk", b"not json at all")]);
+
+    let port = free_port();
+    let mut child = Command::new(CONSUMER)
+        .args([
+            "--bootstrap",
+            &common::bootstrap(),
+            "--group",
+            "metrics-test",
+        ])
+        .args([
+            "--from-beginning",
+            "--delivery",
+            "causal",
+            "--analyze-ordering",
+        ])
+        .args(["--idle-timeout", "60", "--format", "json"])
+        .args(["--metrics-addr", &format!("127.0.0.1:{port}"), &topic])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn kafka-consumer");
+    let mut text = String::new();
+    let mut seen = || {
+        text = scrape(port).unwrap_or_default();
+        value(&text, "kafka_timesync_messages_delivered_total") == Some(5.0)
+            && value(&text, "kafka_timesync_messages_malformed_total") == Some(1.0)
+    };
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while !seen() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("metrics never showed 5 delivered and 1 malformed:\n{text}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        value(&text, "kafka_timesync_causal_buffer_depth"),
+        Some(0.0),
+        "{text}"
+    );
+    assert!(
+        text.contains("kafka_timesync_violations_total{kind=\"physical_vs_causal\"} 0"),
+        "every violation kind is exported, zero included:\n{text}"
+    );
+}

@@ -91,6 +91,11 @@ impl ClientContext for LogContext {
     }
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        // End of partition is information (we ask for it with enable.partition.eof), not a fault.
+        if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF) {
+            tracing::debug!(target: "librdkafka", "{reason}");
+            return;
+        }
         let kind = describe(&error);
         self.report_error(&kind, &format!("{kind}: {reason}"));
     }
