@@ -7,8 +7,14 @@
 //! producer's default node ids. The `shared-ids` variants give both sides the same `Arc`s (ids
 //! interned by the caller), which shows what id comparison itself costs.
 //!
+//! Times are the benchmark thread's CPU time per operation (see `support/cpu_time.rs`).
+//!
 //! Target: vector merge at 16 nodes ≤ 100 ns.
 
+#[path = "support/cpu_time.rs"]
+mod cpu_time;
+
+use cpu_time::ThreadCpuTime;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use kafka_timesync::clock::{
     CausalOrder, HybridClock, HybridTimestamp, LamportClock, VectorClock, VectorTimestamp,
@@ -28,10 +34,14 @@ fn names(n: usize) -> Vec<NodeId> {
 
 /// A timestamp over `ids` with counter `base + i` for the i-th id.
 fn stamp(ids: &[NodeId], base: u64) -> VectorTimestamp {
-    VectorTimestamp::from_entries(ids.iter().enumerate().map(|(i, k)| (k.clone(), base + i as u64)))
+    VectorTimestamp::from_entries(
+        ids.iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), base + i as u64)),
+    )
 }
 
-fn lamport(c: &mut Criterion) {
+fn lamport(c: &mut Criterion<ThreadCpuTime>) {
     let mut g = c.benchmark_group("lamport");
     let clock = LamportClock::new();
     g.bench_function("tick", |b| b.iter(|| black_box(clock.tick())));
@@ -47,7 +57,7 @@ fn lamport(c: &mut Criterion) {
     g.finish();
 }
 
-fn vector(c: &mut Criterion) {
+fn vector(c: &mut Criterion<ThreadCpuTime>) {
     let mut g = c.benchmark_group("vector");
     for &n in &SIZES {
         let local_ids = names(n);
@@ -131,7 +141,7 @@ fn vector(c: &mut Criterion) {
     g.finish();
 }
 
-fn hybrid(c: &mut Criterion) {
+fn hybrid(c: &mut Criterion<ThreadCpuTime>) {
     let mut g = c.benchmark_group("hybrid");
     // With the real system clock (includes reading it): what a producer pays per message.
     let sys: Arc<dyn TimeSource> = Arc::new(SystemTimeSource);
@@ -154,5 +164,9 @@ fn hybrid(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, lamport, vector, hybrid);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = lamport, vector, hybrid
+}
 criterion_main!(benches);

@@ -1,8 +1,12 @@
 //! Envelope encode/decode cost and size (issue 6) for representative messages: a 300-byte content
 //! (the end-to-end benchmark's size) stamped with each clock type, vector clocks of 3, 16 and 128
 //! nodes. The encoded size of each is printed before the measurements (and criterion reports
-//! bytes/s).
+//! bytes/s). Times are the benchmark thread's CPU time (see `support/cpu_time.rs`).
 
+#[path = "support/cpu_time.rs"]
+mod cpu_time;
+
+use cpu_time::ThreadCpuTime;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kafka_timesync::clock::{ClockType, HybridTimestamp, VectorTimestamp};
 use kafka_timesync::envelope::{Envelope, MessageTimestamp};
@@ -49,12 +53,16 @@ fn cases() -> Vec<(&'static str, Envelope)> {
     ]
 }
 
-fn bench(c: &mut Criterion) {
+fn bench(c: &mut Criterion<ThreadCpuTime>) {
     let cases = cases();
     eprintln!("encoded envelope sizes (content {CONTENT} bytes):");
     for (name, env) in &cases {
         let bytes = env.encode();
-        assert_eq!(Envelope::decode(&bytes).as_ref(), Ok(env), "{name} round trip");
+        assert_eq!(
+            Envelope::decode(&bytes).as_ref(),
+            Ok(env),
+            "{name} round trip"
+        );
         eprintln!(
             "  {name:<11} {:>6} bytes ({} bytes of envelope overhead)",
             bytes.len(),
@@ -84,5 +92,9 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = bench
+}
 criterion_main!(benches);
