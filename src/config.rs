@@ -38,6 +38,15 @@ pub struct TimeSyncConfig {
     pub vector_clock_enabled: bool,
     /// Synchronize the clock with SNTP (`--enable-ntp`). Default false.
     pub enable_ntp: bool,
+    /// Measured offsets with |θ| below this many milliseconds are slewed (spread over time, the
+    /// clock never steps). Default 125 (the course notes' NTP rule).
+    pub slew_threshold_ms: f64,
+    /// Offsets with |θ| from `slew_threshold_ms` up to this many seconds are stepped; larger
+    /// ones are ignored with a warning. Default 1000.
+    pub step_threshold_s: f64,
+    /// Fastest slew, in ppm of elapsed time (< 500 000, so a slewing clock never stops or runs
+    /// backwards). Default 50 000 (a 50 ms correction takes one second).
+    pub max_slew_ppm: f64,
     /// Kafka bootstrap servers, `host:port[,host:port…]` (`--bootstrap`, env
     /// `KAFKA_BOOTSTRAP`). Default `localhost:9092`.
     pub bootstrap: String,
@@ -124,6 +133,9 @@ impl Default for TimeSyncConfig {
             logical_clock_enabled: true,
             vector_clock_enabled: false,
             enable_ntp: false,
+            slew_threshold_ms: 125.0,
+            step_threshold_s: 1000.0,
+            max_slew_ppm: crate::clock::physical::DEFAULT_MAX_SLEW_PPM,
             bootstrap: "localhost:9092".into(),
             node_id: None,
             clock_type: ClockType::Physical,
@@ -287,6 +299,39 @@ impl TimeSyncConfig {
                 ),
             );
         }
+        if !(self.slew_threshold_ms.is_finite() && self.slew_threshold_ms >= 0.0) {
+            return bad(
+                "slew_threshold_ms",
+                format!(
+                    "must be a non-negative number of milliseconds, got {}",
+                    self.slew_threshold_ms
+                ),
+            );
+        }
+        if !(self.step_threshold_s.is_finite()
+            && self.step_threshold_s * 1000.0 >= self.slew_threshold_ms)
+        {
+            return bad(
+                "step_threshold_s",
+                format!(
+                    "must be a number of seconds no smaller than slew_threshold_ms, got {}",
+                    self.step_threshold_s
+                ),
+            );
+        }
+        let max_rate = crate::clock::physical::MAX_RATE_PPM;
+        if !(self.max_slew_ppm.is_finite()
+            && self.max_slew_ppm > 0.0
+            && self.max_slew_ppm < max_rate)
+        {
+            return bad(
+                "max_slew_ppm",
+                format!(
+                    "must be above 0 and below {max_rate}, got {}",
+                    self.max_slew_ppm
+                ),
+            );
+        }
         if let Some(i) = self.ntp_servers.iter().position(|s| s.trim().is_empty()) {
             return bad("ntp_servers", format!("entry {} is empty", i + 1));
         }
@@ -351,6 +396,24 @@ impl TimeSyncConfig {
         Duration::try_from_secs_f64(self.sync_interval).unwrap_or(Duration::from_secs(60))
     }
 
+    /// The SNTP sync task's options for this configuration: servers, interval, drift correction,
+    /// slew/step thresholds and slew rate; everything else at [`SyncOptions`]' defaults.
+    ///
+    /// [`SyncOptions`]: crate::ntp::SyncOptions
+    pub fn sync_options(&self) -> crate::ntp::SyncOptions {
+        crate::ntp::SyncOptions {
+            servers: self.ntp_servers.clone(),
+            interval: self.sync_interval_duration(),
+            drift_correction: self.drift_correction,
+            thresholds: crate::ntp::discipline::Thresholds {
+                slew_below_ns: (self.slew_threshold_ms * 1e6) as i64,
+                step_below_ns: (self.step_threshold_s * 1e9) as i64,
+            },
+            max_slew_ppm: self.max_slew_ppm,
+            ..Default::default()
+        }
+    }
+
     /// `causal_timeout_ms` as a [`Duration`].
     pub fn causal_timeout(&self) -> Duration {
         Duration::from_millis(self.causal_timeout_ms)
@@ -366,23 +429,6 @@ impl TimeSyncConfig {
     }
 }
 
-/// True for librdkafka property names whose values are secrets (shown as `***`).
-fn is_secret_property(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    [
-        "password",
-        "secret",
-        "token",
-        "sasl.oauthbearer.config",
-        "key.pem",
-        "keystore",
-        "keytab",
-        "private",
-    ]
-    .iter()
-    .any(|s| n.contains(s))
-}
-
 impl fmt::Debug for TimeSyncConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         struct Redacted<'a>(&'a BTreeMap<String, String>);
@@ -392,7 +438,7 @@ impl fmt::Debug for TimeSyncConfig {
                     .entries(self.0.iter().map(|(k, v)| {
                         (
                             k,
-                            if is_secret_property(k) {
+                            if crate::kafka::redact::is_sensitive(k) {
                                 "***"
                             } else {
                                 v.as_str()
@@ -520,6 +566,35 @@ mod tests {
         assert_eq!(c.bootstrap, "localhost:9092");
         assert!(c.validate().is_ok());
         assert_eq!(TimeSyncConfig::from_toml_str("").unwrap(), c);
+    }
+
+    #[test]
+    fn discipline_thresholds_reach_the_sync_task() {
+        let c = TimeSyncConfig::default();
+        let o = c.sync_options();
+        assert_eq!(o.thresholds.slew_below_ns, 125_000_000);
+        assert_eq!(o.thresholds.step_below_ns, 1_000_000_000_000);
+        let c = TimeSyncConfig::from_toml_str(
+            "slew_threshold_ms = 20.5\nstep_threshold_s = 2.0\nmax_slew_ppm = 1000.0\nsync_interval = 5.0\nntp_servers = [\"127.0.0.1:1234\"]",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let o = c.sync_options();
+        assert_eq!(o.thresholds.slew_below_ns, 20_500_000);
+        assert_eq!(o.thresholds.step_below_ns, 2_000_000_000);
+        assert_eq!(o.max_slew_ppm, 1000.0);
+        assert_eq!(o.interval, Duration::from_secs(5));
+        assert_eq!(o.servers, ["127.0.0.1:1234"]);
+        for bad in [
+            "slew_threshold_ms = -1.0",
+            "step_threshold_s = 0.01",
+            "max_slew_ppm = 0.0",
+            "max_slew_ppm = 600000.0",
+        ] {
+            let err = TimeSyncConfig::from_toml_str(bad).unwrap_err();
+            let key = bad.split(' ').next().unwrap();
+            assert!(err.to_string().contains(key), "{bad}: {err}");
+        }
     }
 
     #[test]

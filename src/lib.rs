@@ -19,8 +19,11 @@ pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod envelope;
+pub mod kafka;
 pub mod metrics;
 pub mod ntp;
+pub mod producer;
+pub mod state;
 pub mod time;
 
 /// A node's identifier (the Kafka message key). Cheap to clone.

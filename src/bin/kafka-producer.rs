@@ -1,1 +1,418 @@
-fn main() {}
+//! kafka-producer: stamps messages with physical, Lamport, vector or hybrid logical clock
+//! timestamps and sends them to a Kafka topic. See `kafka-producer --help`.
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Parser, ValueEnum};
+use kafka_timesync::clock::physical::Simulation;
+use kafka_timesync::clock::{ClockType, PhysicalClock};
+use kafka_timesync::config::TimeSyncConfig;
+use kafka_timesync::kafka::{parse_property, redact, ClientSettings};
+use kafka_timesync::producer::pipeline::{self, Input, OutputFormat, PipelineOptions};
+use kafka_timesync::producer::{Stamper, StamperConfig};
+use kafka_timesync::state::{default_state_dir, NodeState, StateStore};
+use kafka_timesync::time::{SystemTimeSource, TimeSource};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const EXAMPLES: &str = "\
+Examples:
+  # one message, physical clock, broker from $KAFKA_BOOTSTRAP or localhost:9092
+  kafka-producer time-sync 'Hello World!'
+  # every stdin line is a message (like kcat -P), Lamport clock, JSON delivery reports
+  printf 'a\\nb\\n' | kafka-producer --node-id producer-1 --clock-type logical --format json time-sync
+  # read the topic first and merge what others wrote (happened-before across nodes)
+  kafka-producer --observe --node-id B --clock-type vector time-sync 'reply'
+  # a node whose clock is 100 ms fast, drifts 0.1 ms/s and jitters ±5 ms
+  kafka-producer --simulate-skew 100 --simulate-drift 0.1 --random-variation 5 time-sync 'skewed'
+  # discipline the clock with SNTP before the first message
+  kafka-producer --enable-ntp --ntp-server 127.0.0.1:12300 --clock-type hybrid time-sync 'synced'
+  # load: 100000 messages of 300 bytes, vector clock, no persisted state
+  kafka-producer --count 100000 --size 300 --clock-type vector --no-state time-sync
+  # on a broker that does not auto-create topics: create it with 3 partitions first
+  kafka-producer --create-topic 3 time-sync 'first message'
+  # SASL over TLS (secret values are never printed)
+  kafka-producer -X security.protocol=SASL_SSL -X sasl.mechanism=PLAIN \\
+      -X sasl.username=me -X sasl.password=... time-sync 'hi'
+
+Node state (seq, Lamport, vector, hybrid) persists per node id in --state-dir (default
+$XDG_STATE_HOME/kafka-timesync or ~/.local/state/kafka-timesync), so separate invocations
+continue their clocks; a second running process with the same node id is refused.
+Exit status: 0 when every message was delivered, 1 otherwise (with the reason), 2 for usage errors.";
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+/// Stamp Kafka messages with physical, Lamport, vector or hybrid logical clock timestamps.
+#[derive(Debug, Parser)]
+#[command(name = "kafka-producer", version, after_help = EXAMPLES)]
+struct Cli {
+    /// Topic to send to (must exist unless --create-topic is given).
+    topic: String,
+    /// Send this one message. Without it, every line of standard input is a message.
+    #[arg(conflicts_with = "count")]
+    message: Option<String>,
+    /// Kafka bootstrap servers, host:port[,host:port…] [default: localhost:9092].
+    #[arg(long, env = "KAFKA_BOOTSTRAP", value_name = "HOST:PORT")]
+    bootstrap: Option<String>,
+    /// This node's id: the message key and the vector-clock entry [default: producer-<hostname>].
+    #[arg(long, value_name = "ID")]
+    node_id: Option<String>,
+    /// The clock that orders the messages.
+    #[arg(long, value_name = "TYPE", value_parser = parse_clock_type)]
+    clock_type: Option<ClockType>,
+    /// Discipline the clock with SNTP; the first message waits (a few seconds at most) for the
+    /// initial synchronisation.
+    #[arg(long)]
+    enable_ntp: bool,
+    /// NTP server host[:port] (repeatable) [default: pool.ntp.org, time.google.com, time.cloudflare.com].
+    #[arg(long, value_name = "HOST[:PORT]")]
+    ntp_server: Vec<String>,
+    /// Seconds between SNTP polls.
+    #[arg(long, value_name = "SECS")]
+    sync_interval: Option<f64>,
+    /// Simulated constant clock offset, milliseconds (positive = ahead).
+    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
+    simulate_skew: Option<f64>,
+    /// Simulated drift, milliseconds gained per second since start.
+    #[arg(long, value_name = "MS_PER_S", allow_negative_numbers = true)]
+    simulate_drift: Option<f64>,
+    /// Simulated random variation, uniform ±MS per reading.
+    #[arg(long, value_name = "MS")]
+    random_variation: Option<f64>,
+    /// Seed of the random variation (reproducible runs).
+    #[arg(long, value_name = "N")]
+    simulation_seed: Option<u64>,
+    /// Message key [default: the node id, so one node's messages stay in one partition].
+    #[arg(long)]
+    key: Option<String>,
+    /// Any librdkafka property, KEY=VALUE (repeatable), e.g. -X acks=1 -X security.protocol=SSL.
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    property: Vec<String>,
+    /// TOML config file (see kafka-timesync.example.toml: bootstrap, node_id, clock_type,
+    /// ntp_servers, sync_interval, [simulation], [kafka] librdkafka properties, …); flags win.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Also read the topic (all partitions) and merge every timestamp into this node's clocks;
+    /// catches up to the topic's end before the first send.
+    #[arg(long)]
+    observe: bool,
+    /// Directory of the persisted node state.
+    #[arg(long, value_name = "DIR", conflicts_with = "no_state")]
+    state_dir: Option<PathBuf>,
+    /// Do not read or write node state (clocks start from zero).
+    #[arg(long)]
+    no_state: bool,
+    /// Output: a readable line per delivered message, or JSON lines.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Send N synthetic messages (load and benchmarks).
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// Content bytes of each synthetic message.
+    #[arg(long, value_name = "BYTES", requires = "count", default_value_t = 100)]
+    size: usize,
+    /// Create the topic with this many partitions if it does not exist yet (brokers such as
+    /// Tansu, or clusters with auto-creation off, do not create topics on first use).
+    #[arg(long, value_name = "PARTITIONS", value_parser = clap::value_parser!(i32).range(1..))]
+    create_topic: Option<i32>,
+    /// Replication factor of a topic created by --create-topic.
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "create_topic", value_parser = clap::value_parser!(i32).range(1..))]
+    replication_factor: i32,
+    /// Refuse observed hybrid timestamps further ahead than this [default: 500].
+    #[arg(long, value_name = "MS")]
+    max_hlc_offset_ms: Option<u64>,
+    /// More diagnostics on stderr (-v: info, -vv: debug).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+fn parse_clock_type(s: &str) -> Result<ClockType, String> {
+    s.parse()
+        .map_err(|e: kafka_timesync::clock::UnknownClockType| e.to_string())
+}
+
+fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "1".into());
+    format!("producer-{host}")
+}
+
+/// Every secret value given on the command line (`-X secret.key=value`, also mistyped forms).
+fn argv_secrets() -> Vec<String> {
+    std::env::args()
+        .filter_map(|a| {
+            let (k, v) = a.split_once('=')?;
+            let k = k.trim_start_matches('-');
+            redact::is_sensitive(k).then(|| v.to_string())
+        })
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            // clap's message spans several lines (message, tip, usage): keep the message part.
+            let text = e.to_string();
+            let msg: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+                .collect();
+            let msg = msg.join(" ");
+            let secrets = argv_secrets();
+            let line = redact::scrub(
+                msg.trim_start_matches("error: "),
+                secrets.iter().map(String::as_str),
+            );
+            eprintln!("kafka-producer: error: {line} (see --help)");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
+        .init();
+    let secrets = argv_secrets();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let msg = redact::scrub(&format!("{e:#}"), secrets.iter().map(String::as_str));
+            eprintln!(
+                "kafka-producer: error: {}",
+                msg.split_whitespace().collect::<Vec<_>>().join(" ")
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    // The config file first, then the flags on top of it.
+    let mut file = TimeSyncConfig::load(cli.config.as_deref())?;
+    if let Some(b) = &cli.bootstrap {
+        file.bootstrap = b.clone();
+    }
+    if let Some(n) = &cli.node_id {
+        file.node_id = Some(n.clone());
+    }
+    if let Some(c) = cli.clock_type {
+        file.clock_type = c;
+    }
+    file.enable_ntp |= cli.enable_ntp;
+    if !cli.ntp_server.is_empty() {
+        file.ntp_servers = cli.ntp_server.clone();
+    }
+    if let Some(s) = cli.sync_interval {
+        file.sync_interval = s;
+    }
+    if let Some(v) = cli.simulate_skew {
+        file.simulation.skew_ms = v;
+    }
+    if let Some(v) = cli.simulate_drift {
+        file.simulation.drift_ms_per_s = v;
+    }
+    if let Some(v) = cli.random_variation {
+        file.simulation.random_variation_ms = v;
+    }
+    if cli.simulation_seed.is_some() {
+        file.simulation.seed = cli.simulation_seed;
+    }
+    if let Some(m) = cli.max_hlc_offset_ms {
+        file.max_hlc_offset_ms = m;
+    }
+    if let Some(d) = &cli.state_dir {
+        file.state_dir = Some(d.clone());
+    }
+    file.validate()?;
+    let cfg = file;
+
+    let mut settings = ClientSettings::new(cfg.bootstrap.clone());
+    settings.extend(cfg.kafka.iter().map(|(k, v)| (k.clone(), v.clone())));
+    for p in &cli.property {
+        let (k, v) = parse_property(p)?;
+        settings.set(k, v);
+    }
+    tracing::info!("kafka settings: {settings:?}");
+
+    let node_id = cfg.node_id.clone().unwrap_or_else(default_node_id);
+    if node_id.is_empty() {
+        bail!("--node-id must not be empty");
+    }
+    let clock_type = cfg.clock_type;
+
+    // The state lock is taken before anything touches the network, so a second process with the
+    // same node id is refused at once.
+    let (state, resume) = if cli.no_state {
+        (None, NodeState::new(&node_id))
+    } else {
+        let dir = cfg
+            .state_dir
+            .clone()
+            .or_else(default_state_dir)
+            .ok_or(kafka_timesync::state::StateError::NoStateDir)?;
+        let (store, resume) = StateStore::open(&dir, &node_id)?;
+        (Some(store), resume)
+    };
+
+    let sim = Simulation {
+        skew_ms: cfg.simulation.skew_ms,
+        drift_ms_per_s: cfg.simulation.drift_ms_per_s,
+        jitter_ms: cfg.simulation.random_variation_ms,
+        seed: cfg.simulation.seed,
+    };
+    let source: Arc<dyn TimeSource> = Arc::new(SystemTimeSource);
+    let physical = Arc::new(PhysicalClock::with_simulation(source, sim));
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        runtime.spawn(async move {
+            wait_for_signal().await;
+            tracing::warn!("interrupted: finishing deliveries (interrupt again to abort)");
+            stop.store(true, Ordering::Relaxed);
+            wait_for_signal().await;
+            std::process::exit(130);
+        });
+    }
+
+    if let Some(partitions) = cli.create_topic {
+        let admin = kafka_timesync::kafka::Admin::new(&settings)?;
+        let created =
+            runtime.block_on(admin.create_topic(&cli.topic, partitions, cli.replication_factor))?;
+        admin.wait_for_topic(&cli.topic, 1, Duration::from_secs(30))?;
+        if created {
+            tracing::info!("created topic '{}' with {partitions} partitions", cli.topic);
+        }
+    }
+
+    let _sync = if cfg.enable_ntp {
+        let opts = cfg.sync_options();
+        let handle = {
+            let _guard = runtime.enter();
+            kafka_timesync::ntp::spawn(Arc::clone(&physical), opts)
+        };
+        wait_initial_sync(&handle, Duration::from_secs(5));
+        Some(handle)
+    } else {
+        None
+    };
+
+    let stamper_cfg = StamperConfig {
+        max_hlc_offset_ms: cfg.max_hlc_offset_ms,
+        send_vector: cfg.vector_clock_enabled,
+        ..StamperConfig::new(node_id.as_str(), clock_type)
+    };
+    let stamper = Stamper::new(&stamper_cfg, physical, &resume);
+
+    let input = match (&cli.message, cli.count) {
+        (Some(m), _) => Input::Message(m.clone()),
+        (None, Some(count)) => Input::Synthetic {
+            count,
+            size: cli.size,
+        },
+        (None, None) => {
+            if std::io::stdin().is_terminal() {
+                eprintln!("kafka-producer: reading messages from standard input, one per line (Ctrl-D to end)");
+            }
+            Input::Lines(Box::new(std::io::stdin()))
+        }
+    };
+    let synthetic = matches!(input, Input::Synthetic { .. });
+    let opts = PipelineOptions {
+        key: cli.key.clone(),
+        format: match cli.format {
+            Format::Text => OutputFormat::Text,
+            Format::Json => OutputFormat::Json,
+        },
+        observe: cli.observe,
+        ..PipelineOptions::new(cli.topic.clone())
+    };
+    let out: Box<dyn std::io::Write + Send> = Box::new(std::io::BufWriter::with_capacity(
+        64 * 1024,
+        std::io::stdout(),
+    ));
+    let summary = pipeline::run(&settings, stamper, state, &opts, input, out, stop)?;
+    if synthetic || cli.verbose > 0 {
+        eprintln!(
+            "kafka-producer: {} messages delivered in {:.3} s ({:.0} msgs/s), seq {}",
+            summary.delivered,
+            summary.elapsed.as_secs_f64(),
+            summary.rate(),
+            summary
+                .seq_range
+                .map_or("-".to_string(), |(a, b)| format!("{a}..{b}")),
+        );
+    }
+    Ok(())
+}
+
+/// Waits (bounded) until the sync task has completed a good round; warns when it has not.
+fn wait_initial_sync(handle: &kafka_timesync::ntp::SyncHandle, bound: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < bound {
+        if handle.status().good_rounds > 0 {
+            tracing::info!("ntp: initial synchronisation done in {:?}", start.elapsed());
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    tracing::warn!(
+        "ntp: no initial synchronisation within {bound:?}; stamping with the unsynchronised clock"
+    );
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,99 @@
+//! The thin Kafka shell shared by `kafka-producer` and `kafka-consumer` (rdkafka/librdkafka).
+//!
+//! * [`config`] — [`ClientSettings`]: bootstrap, `-X key=value`, the config file's `[kafka]`
+//!   table, per-role defaults (idempotent `acks=all` producers, manual-commit consumers).
+//! * [`redact`] — secret property values are shown as `***` everywhere.
+//! * [`admin`] — create / wait for / delete / list topics, partitions, watermarks.
+//! * [`consumer`] — manual assignment of all partitions of a topic.
+//! * [`error`] — rdkafka errors mapped to clear one-line messages.
+//!
+//! [`LogContext`] routes librdkafka's log and error callbacks to `tracing`, scrubbed of secrets
+//! and with repeated errors of one kind logged once at `warn` (then at `debug`).
+
+pub mod admin;
+pub mod config;
+pub mod consumer;
+pub mod error;
+pub mod redact;
+
+pub use admin::{topic_partitions, topic_watermarks, Admin, Watermarks};
+pub use config::{parse_property, properties_from_toml, ClientSettings, DEFAULT_BOOTSTRAP};
+pub use consumer::{assign_all_partitions, StartAt};
+pub use error::{describe, KafkaError};
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::ConsumerContext;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+/// Distinct error lines remembered for de-duplication (bounded memory).
+const MAX_REMEMBERED_ERRORS: usize = 256;
+
+/// A client context that forwards librdkafka logs and errors to `tracing`, secrets scrubbed.
+#[derive(Clone, Default)]
+pub struct LogContext {
+    secrets: Arc<Vec<String>>,
+    seen: Arc<Mutex<HashSet<String>>>,
+}
+
+impl std::fmt::Debug for LogContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogContext").finish_non_exhaustive()
+    }
+}
+
+impl LogContext {
+    /// A context scrubbing the secret values of `settings`.
+    pub fn new(settings: &ClientSettings) -> Self {
+        Self {
+            secrets: Arc::new(settings.secrets().map(str::to_string).collect()),
+            seen: Arc::default(),
+        }
+    }
+
+    /// `text` with every secret value replaced by `***`.
+    pub fn scrub(&self, text: &str) -> String {
+        redact::scrub(text, self.secrets.iter().map(String::as_str))
+    }
+
+    /// Logs an error line: the first line of each `kind` at `warn`, repeats at `debug`.
+    pub fn report_error(&self, kind: &str, line: &str) {
+        let line = error::one_line(&self.scrub(line));
+        let first = match self.seen.lock() {
+            Ok(mut seen) if seen.len() < MAX_REMEMBERED_ERRORS => seen.insert(kind.to_string()),
+            Ok(seen) => !seen.contains(kind),
+            Err(_) => true,
+        };
+        if first {
+            tracing::warn!(target: "librdkafka", "{line}");
+        } else {
+            tracing::debug!(target: "librdkafka", "{line}");
+        }
+    }
+}
+
+impl ClientContext for LogContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        let msg = self.scrub(log_message);
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical => {
+                tracing::error!(target: "librdkafka", "{fac}: {msg}")
+            }
+            // Errors also reach `error()` below, which de-duplicates them.
+            RDKafkaLogLevel::Error => tracing::debug!(target: "librdkafka", "{fac}: {msg}"),
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", "{fac}: {msg}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", "{fac}: {msg}")
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", "{fac}: {msg}"),
+        }
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        let kind = describe(&error);
+        self.report_error(&kind, &format!("{kind}: {reason}"));
+    }
+}
+
+impl ConsumerContext for LogContext {}

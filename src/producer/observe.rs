@@ -1,0 +1,166 @@
+//! `--observe`: a consumer on all partitions of the topic that merges every timestamp it reads
+//! into the node's clocks ([`Stamper::observe`]), on its own thread.
+//!
+//! It starts at the beginning of every partition; [`Observer::wait_caught_up`] returns once every
+//! partition has reported end-of-partition (librdkafka's partition EOF: the fetch reached the
+//! high watermark of its fetch response), so the first message stamped afterwards has seen
+//! everything written before the observer started. It keeps merging until stopped.
+//!
+//! EOF rather than ListOffsets watermarks: Tansu 0.6 answers ListOffsets(latest) with the last
+//! batch's base offset + 1, which would stop the catch-up short; fetch responses are right.
+
+use super::{Observed, Stamper};
+use crate::envelope::Envelope;
+use crate::kafka::{
+    assign_all_partitions, describe, ClientSettings, KafkaError, LogContext, StartAt,
+};
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::error::KafkaError as RdError;
+use rdkafka::Message;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Counters of an observer.
+#[derive(Debug, Default)]
+pub struct ObserveStats {
+    /// Records read.
+    pub records: AtomicU64,
+    /// Records that were not valid envelopes (skipped).
+    pub malformed: AtomicU64,
+    /// Hybrid timestamps refused as too far ahead.
+    pub hybrid_refused: AtomicU64,
+}
+
+/// A running observer thread.
+#[derive(Debug)]
+pub struct Observer {
+    handle: Option<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    caught_up: Receiver<()>,
+    stats: Arc<ObserveStats>,
+    topic: String,
+}
+
+impl Observer {
+    /// Creates the consumer, assigns every partition of `topic` from the beginning and starts
+    /// merging into `stamper`. Errors (no such topic, unreachable broker) are returned here.
+    pub fn start(
+        settings: &ClientSettings,
+        topic: &str,
+        stamper: Arc<Mutex<Stamper>>,
+        timeout: Duration,
+    ) -> Result<Self, KafkaError> {
+        let mut cfg = settings.consumer_config(None);
+        cfg.set("enable.partition.eof", "true");
+        let consumer: BaseConsumer<LogContext> = cfg
+            .create_with_context(LogContext::new(settings))
+            .map_err(|e| settings.client_error("consumer", &e))?;
+        let mut pending: HashSet<i32> =
+            assign_all_partitions(&consumer, topic, StartAt::Beginning, timeout)?
+                .into_iter()
+                .collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(ObserveStats::default());
+        let (tx, rx) = mpsc::channel();
+        if pending.is_empty() {
+            let _ = tx.send(());
+        }
+        let (stop2, stats2) = (Arc::clone(&stop), Arc::clone(&stats));
+        let handle = std::thread::Builder::new()
+            .name("observe".into())
+            .spawn(move || {
+                let mut signalled = pending.is_empty();
+                while !stop2.load(Ordering::Relaxed) {
+                    match consumer.poll(Duration::from_millis(100)) {
+                        Some(Ok(m)) => {
+                            stats2.records.fetch_add(1, Ordering::Relaxed);
+                            match Envelope::decode(m.payload().unwrap_or_default()) {
+                                Ok(env) => {
+                                    let outcome = match stamper.lock() {
+                                        Ok(mut s) => s.observe(&env.timestamp),
+                                        Err(p) => p.into_inner().observe(&env.timestamp),
+                                    };
+                                    if let Observed::HybridRefused(e) = outcome {
+                                        if stats2.hybrid_refused.fetch_add(1, Ordering::Relaxed)
+                                            == 0
+                                        {
+                                            tracing::warn!(
+                                                "observe: {e} (further refusals counted)"
+                                            );
+                                        }
+                                    }
+                                }
+                                Err(e) => {
+                                    stats2.malformed.fetch_add(1, Ordering::Relaxed);
+                                    tracing::debug!(
+                                        "observe: skipping malformed record {}/{}: {e}",
+                                        m.partition(),
+                                        m.offset()
+                                    );
+                                }
+                            }
+                        }
+                        Some(Err(RdError::PartitionEOF(p))) => {
+                            pending.remove(&p);
+                        }
+                        Some(Err(e)) => tracing::warn!("observe: {}", describe(&e)),
+                        None => {}
+                    }
+                    if !signalled && pending.is_empty() {
+                        signalled = true;
+                        let _ = tx.send(());
+                    }
+                }
+            })
+            .map_err(|e| KafkaError::Operation {
+                operation: "start the observer thread".into(),
+                message: e.to_string(),
+            })?;
+        Ok(Self {
+            handle: Some(handle),
+            stop,
+            caught_up: rx,
+            stats,
+            topic: topic.to_string(),
+        })
+    }
+
+    /// Blocks until everything written before [`Observer::start`] has been merged.
+    pub fn wait_caught_up(&self, timeout: Duration) -> Result<(), KafkaError> {
+        match self.caught_up.recv_timeout(timeout) {
+            Ok(()) => Ok(()),
+            Err(RecvTimeoutError::Timeout) => Err(KafkaError::Timeout(format!(
+                "--observe: could not read topic '{}' up to its end within {timeout:?}",
+                self.topic
+            ))),
+            Err(RecvTimeoutError::Disconnected) => Err(KafkaError::Timeout(format!(
+                "--observe: the observer of topic '{}' stopped before catching up",
+                self.topic
+            ))),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &ObserveStats {
+        &self.stats
+    }
+
+    /// Stops the thread and waits for it.
+    pub fn stop(mut self) -> Arc<ObserveStats> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        Arc::clone(&self.stats)
+    }
+}
+
+impl Drop for Observer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,480 @@
+//! The Kafka side of the producer: stamp, persist (write-ahead, see [`crate::state`]), send with
+//! every delivery report checked, print one line per delivered message.
+//!
+//! Throughput: a `ThreadedProducer` whose delivery callback counts and prints; the send loop
+//! never waits for a delivery (librdkafka batches), reuses one encode buffer (librdkafka copies
+//! the payload) and, when the local queue is full, polls and retries — nothing is dropped.
+//! The first failed delivery stops sending; the run then flushes and reports the reason.
+
+use super::observe::Observer;
+use super::Stamper;
+use crate::kafka::error::describe_code;
+use crate::kafka::{describe, topic_partitions, ClientSettings, KafkaError, LogContext};
+use crate::state::{StateError, StateStore};
+use rdkafka::client::ClientContext;
+use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::Message;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Output format of the per-message lines on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputFormat {
+    /// `delivered seq=N partition=P offset=O id=…`
+    #[default]
+    Text,
+    /// `{"event":"delivered","id":"…","partition":P,"offset":O}`
+    Json,
+}
+
+/// What to send.
+pub enum Input {
+    /// One message.
+    Message(String),
+    /// Every line of a reader is a message (streamed; `\n` or `\r\n` stripped; invalid UTF-8
+    /// replaced by U+FFFD).
+    Lines(Box<dyn Read + Send>),
+    /// `count` synthetic messages of `size` content bytes.
+    Synthetic {
+        /// Number of messages.
+        count: u64,
+        /// Content bytes per message.
+        size: usize,
+    },
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Input::Message(m) => f.debug_tuple("Message").field(&m.len()).finish(),
+            Input::Lines(_) => f.write_str("Lines"),
+            Input::Synthetic { count, size } => write!(f, "Synthetic({count}x{size})"),
+        }
+    }
+}
+
+/// Options of one producer run.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// Target topic (must exist).
+    pub topic: String,
+    /// Message key; `None` = the node id (one node's messages stay in one partition).
+    pub key: Option<String>,
+    /// Per-message output format.
+    pub format: OutputFormat,
+    /// Run an [`Observer`] and catch up before the first send.
+    pub observe: bool,
+    /// Bound of metadata round trips (topic check, observer set-up).
+    pub metadata_timeout: Duration,
+    /// Bound of the `--observe` catch-up.
+    pub catch_up_timeout: Duration,
+}
+
+impl PipelineOptions {
+    /// Defaults for `topic`.
+    pub fn new(topic: impl Into<String>) -> Self {
+        Self {
+            topic: topic.into(),
+            key: None,
+            format: OutputFormat::Text,
+            observe: false,
+            metadata_timeout: Duration::from_secs(10),
+            catch_up_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    /// Messages stamped and handed to librdkafka.
+    pub sent: u64,
+    /// Delivery reports with success.
+    pub delivered: u64,
+    /// Delivery reports with failure, plus messages with no report after the final flush.
+    pub failed: u64,
+    /// The first failure's reason.
+    pub first_error: Option<String>,
+    /// From the first send to the end of the final flush.
+    pub elapsed: Duration,
+    /// Timestamps of other nodes merged by `--observe`.
+    pub observed: u64,
+    /// First and last seq stamped in this run.
+    pub seq_range: Option<(u64, u64)>,
+    /// True when stopped by the stop flag (signal) before the input ended.
+    pub interrupted: bool,
+}
+
+impl Summary {
+    /// Delivered messages per second.
+    pub fn rate(&self) -> f64 {
+        let s = self.elapsed.as_secs_f64();
+        if s > 0.0 {
+            self.delivered as f64 / s
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Errors of a producer run.
+#[derive(Debug, thiserror::Error)]
+pub enum ProducerError {
+    /// Kafka set-up or metadata failure.
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    /// State file failure.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Some messages were not delivered.
+    #[error("{failed} of {sent} messages not delivered: {reason}")]
+    NotDelivered {
+        /// Messages not delivered.
+        failed: u64,
+        /// Messages handed to librdkafka.
+        sent: u64,
+        /// The first failure's reason.
+        reason: String,
+    },
+}
+
+struct Shared {
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+    stop_sending: AtomicBool,
+    out: Mutex<Box<dyn Write + Send>>,
+    format: OutputFormat,
+    flush_each: bool,
+}
+
+struct DeliveryContext {
+    log: LogContext,
+    shared: Arc<Shared>,
+}
+
+impl ClientContext for DeliveryContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, msg: &str) {
+        self.log.log(level, fac, msg);
+    }
+    fn error(&self, error: RdError, reason: &str) {
+        self.log.error(error, reason);
+    }
+}
+
+/// The envelope id inside our own payload (`{"id":"…",…`), without parsing the whole JSON.
+/// `"id":"` cannot occur inside a JSON string value (its quotes would be escaped).
+fn payload_id(payload: &[u8]) -> &str {
+    const MARK: &[u8] = b"\"id\":\"";
+    payload
+        .windows(MARK.len())
+        .position(|w| w == MARK)
+        .and_then(|i| {
+            let rest = &payload[i + MARK.len()..];
+            let end = rest.iter().position(|&b| b == b'"')?;
+            std::str::from_utf8(&rest[..end]).ok()
+        })
+        .unwrap_or("")
+}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
+        let sh = &self.shared;
+        let mut out = match sh.out.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        // Output errors (e.g. a closed pipe) must not stop deliveries from being counted.
+        let _ = match result {
+            Ok(m) => {
+                sh.delivered.fetch_add(1, Ordering::Relaxed);
+                let id = payload_id(m.payload().unwrap_or_default());
+                match sh.format {
+                    OutputFormat::Json => writeln!(
+                        out,
+                        "{{\"event\":\"delivered\",\"id\":\"{id}\",\"partition\":{},\"offset\":{}}}",
+                        m.partition(),
+                        m.offset()
+                    ),
+                    OutputFormat::Text => writeln!(
+                        out,
+                        "delivered seq={seq} partition={} offset={} id={id}",
+                        m.partition(),
+                        m.offset()
+                    ),
+                }
+            }
+            Err((e, m)) => {
+                sh.failed.fetch_add(1, Ordering::Relaxed);
+                sh.stop_sending.store(true, Ordering::Relaxed);
+                let reason = self.log.scrub(&describe(e));
+                if let Ok(mut first) = sh.first_error.lock() {
+                    if first.is_none() {
+                        tracing::error!("message seq={seq} not delivered: {reason}");
+                        *first = Some(reason.clone());
+                    }
+                }
+                let id = payload_id(m.payload().unwrap_or_default());
+                match sh.format {
+                    OutputFormat::Json => writeln!(
+                        out,
+                        "{}",
+                        serde_json::json!({"event": "failed", "id": id, "seq": seq, "error": reason})
+                    ),
+                    OutputFormat::Text => writeln!(out, "FAILED seq={seq} id={id}: {reason}"),
+                }
+            }
+        };
+        if sh.flush_each {
+            let _ = out.flush();
+        }
+    }
+}
+
+/// Stamps and sends `input` to `opts.topic`; see the module docs. `stop` ends the run early
+/// (what has been sent is still flushed and checked). On return the state (if any) holds the
+/// clocks after the last stamp.
+pub fn run(
+    settings: &ClientSettings,
+    stamper: Stamper,
+    mut state: Option<StateStore>,
+    opts: &PipelineOptions,
+    input: Input,
+    out: Box<dyn Write + Send>,
+    stop: Arc<AtomicBool>,
+) -> Result<Summary, ProducerError> {
+    let flush_each = !matches!(input, Input::Synthetic { .. });
+    let shared = Arc::new(Shared {
+        delivered: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        first_error: Mutex::new(None),
+        stop_sending: AtomicBool::new(false),
+        out: Mutex::new(out),
+        format: opts.format,
+        flush_each,
+    });
+    let cfg = settings.producer_config();
+    let message_timeout_ms: u64 = cfg
+        .get("message.timeout.ms")
+        .or_else(|| cfg.get("delivery.timeout.ms"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300_000);
+    let producer: ThreadedProducer<DeliveryContext> = cfg
+        .create_with_context(DeliveryContext {
+            log: LogContext::new(settings),
+            shared: Arc::clone(&shared),
+        })
+        .map_err(|e| settings.client_error("producer", &e))?;
+    // Fails fast and clearly on a missing topic or an unreachable broker.
+    topic_partitions(producer.client(), &opts.topic, opts.metadata_timeout)?;
+
+    let key: String = opts
+        .key
+        .clone()
+        .unwrap_or_else(|| stamper.node().to_string());
+    let stamper = Arc::new(Mutex::new(stamper));
+    let observer = if opts.observe {
+        let o = Observer::start(
+            settings,
+            &opts.topic,
+            Arc::clone(&stamper),
+            opts.metadata_timeout,
+        )?;
+        o.wait_caught_up(opts.catch_up_timeout)?;
+        Some(o)
+    } else {
+        None
+    };
+
+    let mut summary = Summary::default();
+    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    let started = Instant::now();
+    let mut send_one = |content: &str, summary: &mut Summary| -> Result<bool, ProducerError> {
+        if stop.load(Ordering::Relaxed) {
+            summary.interrupted = true;
+            return Ok(false);
+        }
+        if shared.stop_sending.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let seq = {
+            let mut s = match stamper.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            let env = s.stamp(content);
+            buf.clear();
+            env.encode_into(&mut buf);
+            let seq = env.seq;
+            if let Some(st) = state.as_mut() {
+                st.cover(&s.values())?;
+            }
+            seq
+        };
+        summary.seq_range = Some((summary.seq_range.map_or(seq, |r| r.0), seq));
+        let mut record = BaseRecord::with_opaque_to(&opts.topic, seq as usize)
+            .key(key.as_str())
+            .payload(&buf);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((RdError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    producer.poll(Duration::from_millis(5));
+                }
+                Err((e, _)) => {
+                    // Not handed over: the seq is burnt (a gap the consumer reports).
+                    let reason = settings.scrub(&describe(&e));
+                    shared.failed.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut first) = shared.first_error.lock() {
+                        first.get_or_insert(reason);
+                    }
+                    summary.sent += 1;
+                    return Ok(false);
+                }
+            }
+        }
+        summary.sent += 1;
+        Ok(true)
+    };
+
+    let result: Result<(), ProducerError> = (|| {
+        match input {
+            Input::Message(m) => {
+                send_one(&m, &mut summary)?;
+            }
+            Input::Synthetic { count, size } => {
+                let content: String = (0..size).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+                for _ in 0..count {
+                    if !send_one(&content, &mut summary)? {
+                        break;
+                    }
+                }
+            }
+            Input::Lines(reader) => {
+                // A reader thread keeps the loop responsive to `stop` while stdin blocks; the
+                // bounded channel is the backpressure.
+                let (tx, rx) = sync_channel::<String>(1024);
+                std::thread::Builder::new()
+                    .name("stdin".into())
+                    .spawn(move || {
+                        let mut r = BufReader::new(reader);
+                        let mut line = Vec::new();
+                        loop {
+                            line.clear();
+                            match r.read_until(b'\n', &mut line) {
+                                Ok(0) => break,
+                                Ok(_) => {
+                                    if line.last() == Some(&b'\n') {
+                                        line.pop();
+                                        if line.last() == Some(&b'\r') {
+                                            line.pop();
+                                        }
+                                    }
+                                    let s = String::from_utf8_lossy(&line).into_owned();
+                                    if tx.send(s).is_err() {
+                                        break;
+                                    }
+                                }
+                                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                                Err(e) => {
+                                    tracing::error!("reading standard input: {e}");
+                                    break;
+                                }
+                            }
+                        }
+                    })
+                    .map_err(|e| KafkaError::Operation {
+                        operation: "start the stdin reader".into(),
+                        message: e.to_string(),
+                    })?;
+                loop {
+                    match rx.recv_timeout(Duration::from_millis(100)) {
+                        Ok(line) => {
+                            if !send_one(&line, &mut summary)? {
+                                break;
+                            }
+                        }
+                        Err(RecvTimeoutError::Timeout) => {
+                            if stop.load(Ordering::Relaxed) {
+                                summary.interrupted = true;
+                                break;
+                            }
+                        }
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+            }
+        }
+        Ok(())
+    })();
+
+    // Every message handed over gets its report: wait at most the delivery timeout (+ margin).
+    let flush_bound = Duration::from_millis(message_timeout_ms.saturating_add(5_000));
+    let flushed = producer.flush(flush_bound);
+    summary.elapsed = started.elapsed();
+    if let Some(o) = observer {
+        let stats = o.stop();
+        let malformed = stats.malformed.load(Ordering::Relaxed);
+        if malformed > 0 {
+            tracing::warn!("--observe skipped {malformed} malformed records");
+        }
+    }
+    {
+        let s = match stamper.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        summary.observed = s.observed_count();
+        if let Some(st) = state.as_mut() {
+            st.save(&s.snapshot())?;
+        }
+    }
+    if let Ok(mut o) = shared.out.lock() {
+        let _ = o.flush();
+    }
+    result?;
+    summary.delivered = shared.delivered.load(Ordering::Relaxed);
+    let reported = summary.delivered + shared.failed.load(Ordering::Relaxed);
+    summary.failed = summary.sent.saturating_sub(summary.delivered);
+    summary.first_error = shared.first_error.lock().ok().and_then(|g| g.clone());
+    if summary.failed > 0 {
+        let reason = summary
+            .first_error
+            .clone()
+            .unwrap_or_else(|| match &flushed {
+                Err(e) => format!("no delivery report within {flush_bound:?}: {}", describe(e)),
+                Ok(()) if reported < summary.sent => {
+                    format!(
+                        "no delivery report for {} messages",
+                        summary.sent - reported
+                    )
+                }
+                Ok(()) => describe_code(RDKafkaErrorCode::Fail),
+            });
+        return Err(ProducerError::NotDelivered {
+            failed: summary.failed,
+            sent: summary.sent,
+            reason,
+        });
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::payload_id;
+
+    #[test]
+    fn payload_id_finds_the_top_level_id() {
+        let p = br#"{"id":"6f1c-1","content":"say \"id\":\"x\"","seq":1}"#;
+        assert_eq!(payload_id(p), "6f1c-1");
+        assert_eq!(payload_id(b"garbage"), "");
+    }
+}

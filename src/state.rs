@@ -1,0 +1,519 @@
+//! Per-node clock state persisted across invocations, crash-safe without a per-message fsync.
+//!
+//! # Files
+//! In the state directory (default [`default_state_dir`]), node `N` owns `<enc(N)>.state.json`
+//! (the state) and `<enc(N)>.lock` (an OS advisory lock, `flock`, held while a process uses the
+//! node id; the OS releases it when the process dies, even by SIGKILL). `enc` keeps
+//! `[A-Za-z0-9_-]` and percent-encodes every other byte, so any node id maps to one safe file
+//! name.
+//!
+//! # Write-ahead reservation
+//! Invariant: **every clock value a message may carry is ≤ the value on disk** (the *floor*).
+//! Before a message whose seq, Lamport time, own vector entry or HLC exceeds the floor is handed to
+//! Kafka, [`StateStore::cover`] writes new floors `value + reservation` (seq/Lamport/own vector
+//! entry: [`DEFAULT_RESERVATION`]; HLC: `wall_ms +` [`HLC_RESERVATION_MS`]) and fsyncs them — one
+//! fsync per `reservation` messages, not per message. On restart, clocks resume from the floors, so
+//! they never go backwards; the seqs between the last one sent and the floor are never used (a gap
+//! the consumer reports as messages never sent). A clean exit ([`StateStore::save`]) writes the
+//! exact values instead, so consecutive clean runs have no gap.
+//!
+//! Other nodes' vector entries learned by `--observe` cannot be reserved ahead; when a message
+//! is about to carry knowledge newer than the file, the file is rewritten (temp file + rename, no
+//! fsync). That is durable against a process crash (the kernel keeps the data); after an OS crash
+//! these entries may lag to the last fsync and are re-learned by the `--observe` catch-up.
+//!
+//! Every write is: write a temp file in the same directory, (fsync it,) rename over the state file
+//! (atomic: a reader sees the old or the new state, never a torn one), (fsync the directory).
+
+use crate::clock::{HybridTimestamp, VectorTimestamp};
+use fs4::fs_std::FileExt;
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Messages reserved ahead per fsync, for seq, Lamport time and the own vector entry.
+pub const DEFAULT_RESERVATION: u64 = 4096;
+
+/// Milliseconds reserved ahead for the HLC wall component. Small, because a restarted node's HLC
+/// may run up to this far ahead of its physical clock (receivers bound how far ahead they accept).
+pub const HLC_RESERVATION_MS: u64 = 100;
+
+const FORMAT_VERSION: u32 = 1;
+
+/// Errors of the state store. Every `Display` names the file involved.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Another live process holds the node's lock.
+    #[error("node id '{node}' is already in use by another running process (lock file {path}); use another --node-id, wait for it to exit, or pass --no-state")]
+    Locked {
+        /// The node id.
+        node: String,
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// An I/O error on a state file.
+    #[error("state file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The state file exists but cannot be understood.
+    #[error("state file {path} is corrupt ({reason}); move it away to start node '{node}' afresh")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The node id.
+        node: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No state directory could be determined.
+    #[error("no state directory: set XDG_STATE_HOME or HOME, pass --state-dir DIR, or --no-state")]
+    NoStateDir,
+}
+
+/// The persisted clocks of one node. After a crash these are floors (≥ every value used).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct NodeState {
+    /// File format version.
+    #[serde(default)]
+    pub version: u32,
+    /// The node these clocks belong to.
+    pub node_id: String,
+    /// Last seq used (next message gets `seq + 1`).
+    pub seq: u64,
+    /// Lamport clock value.
+    pub lamport: u64,
+    /// Vector clock (own entry and what was learned of others).
+    #[serde(default)]
+    pub vector: VectorTimestamp,
+    /// Hybrid logical clock, once one was used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hybrid: Option<HybridTimestamp>,
+}
+
+impl NodeState {
+    /// The zero state of `node`.
+    pub fn new(node: &str) -> Self {
+        Self {
+            version: FORMAT_VERSION,
+            node_id: node.to_string(),
+            ..Self::default()
+        }
+    }
+}
+
+/// The clock values one message is about to carry (borrowed: no allocation per message).
+#[derive(Debug, Clone, Copy)]
+pub struct ClockValues<'a> {
+    /// The message's seq.
+    pub seq: u64,
+    /// The Lamport clock after stamping.
+    pub lamport: u64,
+    /// The vector clock after stamping, if the node keeps one.
+    pub vector: Option<&'a VectorTimestamp>,
+    /// The HLC after stamping, if the node keeps one.
+    pub hybrid: Option<HybridTimestamp>,
+}
+
+/// The default state directory: `$XDG_STATE_HOME/kafka-timesync`, else
+/// `$HOME/.local/state/kafka-timesync`; `None` if neither variable is set.
+pub fn default_state_dir() -> Option<PathBuf> {
+    let nonempty = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    nonempty("XDG_STATE_HOME")
+        .or_else(|| nonempty("HOME").map(|h| h.join(".local").join("state")))
+        .map(|d| d.join("kafka-timesync"))
+}
+
+/// File-name-safe encoding of a node id (see the module docs).
+pub fn encode_node_id(node: &str) -> String {
+    let mut out = String::with_capacity(node.len());
+    for b in node.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if out.is_empty() {
+        out.push_str("%00");
+    }
+    out
+}
+
+/// An open, locked state file of one node.
+#[derive(Debug)]
+pub struct StateStore {
+    path: PathBuf,
+    dir: PathBuf,
+    node: String,
+    /// Holds the OS lock for the lifetime of the store.
+    _lock: File,
+    /// What the file currently says.
+    on_disk: NodeState,
+    reservation: u64,
+    writes: u64,
+    fsyncs: u64,
+}
+
+impl StateStore {
+    /// Opens (creating the directory if needed) and locks `node`'s state in `dir`, returning the
+    /// store and the state to resume from (zero for a new node).
+    pub fn open(dir: &Path, node: &str) -> Result<(Self, NodeState), StateError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StateError::Io { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let base = encode_node_id(node);
+        let lock_path = dir.join(format!("{base}.lock"));
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        match lock.try_lock_exclusive() {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(StateError::Locked {
+                    node: node.to_string(),
+                    path: lock_path,
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                return Err(StateError::Locked {
+                    node: node.to_string(),
+                    path: lock_path,
+                })
+            }
+            Err(e) => {
+                return Err(StateError::Io {
+                    path: lock_path,
+                    source: e,
+                })
+            }
+        }
+        let path = dir.join(format!("{base}.state.json"));
+        let state = match std::fs::read(&path) {
+            Ok(bytes) => {
+                let corrupt = |reason: String| StateError::Corrupt {
+                    path: path.clone(),
+                    node: node.to_string(),
+                    reason,
+                };
+                let s: NodeState =
+                    serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+                if s.node_id != node {
+                    return Err(corrupt(format!("it belongs to node '{}'", s.node_id)));
+                }
+                if s.version > FORMAT_VERSION {
+                    return Err(corrupt(format!(
+                        "written by a newer version (format {})",
+                        s.version
+                    )));
+                }
+                s
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => NodeState::new(node),
+            Err(e) => return Err(StateError::Io { path, source: e }),
+        };
+        let store = Self {
+            path,
+            dir: dir.to_path_buf(),
+            node: node.to_string(),
+            _lock: lock,
+            on_disk: state.clone(),
+            reservation: DEFAULT_RESERVATION,
+            writes: 0,
+            fsyncs: 0,
+        };
+        Ok((store, state))
+    }
+
+    /// Sets how many seq/Lamport values are reserved per fsync (at least 1).
+    pub fn with_reservation(mut self, n: u64) -> Self {
+        self.reservation = n.max(1);
+        self
+    }
+
+    /// The state file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What the state file currently holds.
+    pub fn on_disk(&self) -> &NodeState {
+        &self.on_disk
+    }
+
+    /// (writes, fsyncs) performed so far.
+    pub fn write_counts(&self) -> (u64, u64) {
+        (self.writes, self.fsyncs)
+    }
+
+    /// Makes sure the file covers `v` before a message carrying `v` is sent: when seq, Lamport,
+    /// the own vector entry or the HLC exceed the floors, new floors (value + reservation) are
+    /// written and fsynced; when only other nodes' vector entries are newer, the file is
+    /// rewritten without fsync. Otherwise nothing is done (the common case: no I/O at all).
+    pub fn cover(&mut self, v: &ClockValues<'_>) -> Result<(), StateError> {
+        let d = &self.on_disk;
+        let own = v.vector.map_or(0, |vt| vt.get(&self.node));
+        let own_exceeded = v.seq > d.seq
+            || v.lamport > d.lamport
+            || own > d.vector.get(&self.node)
+            || matches!((v.hybrid, d.hybrid), (Some(h), Some(f)) if h > f)
+            || (v.hybrid.is_some() && d.hybrid.is_none());
+        let others_newer = v.vector.is_some_and(|vt| {
+            vt.iter()
+                .any(|(k, c)| **k != *self.node && c > d.vector.get(k))
+        });
+        if !own_exceeded && !others_newer {
+            return Ok(());
+        }
+        let r = self.reservation;
+        let mut next = d.clone();
+        if own_exceeded {
+            next.seq = next.seq.max(v.seq.saturating_add(r));
+            next.lamport = next.lamport.max(v.lamport.saturating_add(r));
+            if let Some(h) = v.hybrid {
+                let floor = HybridTimestamp {
+                    wall_ms: h.wall_ms.saturating_add(HLC_RESERVATION_MS),
+                    logical: 0,
+                };
+                next.hybrid = Some(next.hybrid.map_or(floor, |f| f.max(floor)));
+            }
+        }
+        if let Some(vt) = v.vector {
+            next.vector.merge(vt);
+            if own_exceeded {
+                let floor = own.saturating_add(r).max(d.vector.get(&self.node));
+                let node: crate::NodeId = self.node.as_str().into();
+                next.vector.set(&node, floor);
+            }
+        }
+        self.write(&next, own_exceeded)
+    }
+
+    /// Writes the exact current values (clean shutdown), fsynced. Values never go below what a
+    /// message carried, because `current` is the clocks' state after the last stamp.
+    pub fn save(&mut self, current: &NodeState) -> Result<(), StateError> {
+        let mut s = current.clone();
+        s.version = FORMAT_VERSION;
+        s.node_id = self.node.clone();
+        self.write(&s, true)
+    }
+
+    fn write(&mut self, state: &NodeState, durable: bool) -> Result<(), StateError> {
+        let tmp = self
+            .dir
+            .join(format!(".{}.state.json.tmp", encode_node_id(&self.node)));
+        let io = |p: &Path| {
+            let p = p.to_path_buf();
+            move |source| StateError::Io { path: p, source }
+        };
+        let bytes = serde_json::to_vec_pretty(state).map_err(|e| StateError::Io {
+            path: self.path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        {
+            let mut f = File::create(&tmp).map_err(io(&tmp))?;
+            f.write_all(&bytes).map_err(io(&tmp))?;
+            if durable {
+                f.sync_all().map_err(io(&tmp))?;
+            }
+        }
+        std::fs::rename(&tmp, &self.path).map_err(io(&self.path))?;
+        if durable {
+            // The rename itself is durable only once the directory is synced.
+            if let Ok(d) = File::open(&self.dir) {
+                let _ = d.sync_all();
+            }
+            self.fsyncs += 1;
+        }
+        self.writes += 1;
+        self.on_disk = state.clone();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vt(pairs: &[(&str, u64)]) -> VectorTimestamp {
+        VectorTimestamp::from_entries(pairs.iter().map(|(k, v)| (*k, *v)))
+    }
+
+    /// Simulates a node stamping `n` messages (seq, Lamport and own vector entry tick together,
+    /// HLC advances 1 ms each) from `start`, covering each before "sending" it. Returns the last
+    /// values sent.
+    fn stamp(store: &mut StateStore, start: &NodeState, n: u64) -> NodeState {
+        let mut s = start.clone();
+        let node: crate::NodeId = s.node_id.as_str().into();
+        for _ in 0..n {
+            s.seq += 1;
+            s.lamport += 1;
+            s.vector.increment(&node);
+            let h = s.hybrid.unwrap_or_default();
+            s.hybrid = Some(HybridTimestamp {
+                wall_ms: h.wall_ms + 1,
+                logical: 0,
+            });
+            store
+                .cover(&ClockValues {
+                    seq: s.seq,
+                    lamport: s.lamport,
+                    vector: Some(&s.vector),
+                    hybrid: s.hybrid,
+                })
+                .unwrap();
+        }
+        s
+    }
+
+    #[test]
+    fn new_node_starts_at_zero_and_clean_save_continues_without_gap() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, s0) = StateStore::open(dir.path(), "A").unwrap();
+        assert_eq!(
+            (s0.seq, s0.lamport, s0.vector.len(), s0.hybrid),
+            (0, 0, 0, None)
+        );
+        let last = stamp(&mut store, &s0, 5);
+        store.save(&last).unwrap();
+        drop(store);
+        let (_, s1) = StateStore::open(dir.path(), "A").unwrap();
+        assert_eq!(
+            s1,
+            NodeState {
+                version: FORMAT_VERSION,
+                ..last
+            }
+        );
+    }
+
+    #[test]
+    fn crash_without_save_resumes_at_or_above_everything_sent_with_few_fsyncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, s0) = StateStore::open(dir.path(), "node/1").unwrap();
+        let mut store = store.with_reservation(100);
+        let sent = stamp(&mut store, &s0, 1_000);
+        let (_, fsyncs) = store.write_counts();
+        assert!(
+            fsyncs <= 10 + 1,
+            "{fsyncs} fsyncs for 1000 messages, reservation 100"
+        );
+        drop(store); // crash: no save
+        let (mut store, r) = StateStore::open(dir.path(), "node/1").unwrap();
+        assert!(r.seq >= sent.seq && r.lamport >= sent.lamport);
+        assert!(r.vector.get("node/1") >= sent.vector.get("node/1"));
+        assert!(r.hybrid.unwrap() > sent.hybrid.unwrap());
+        // And again after more messages: still never backwards.
+        let sent2 = stamp(&mut store, &r, 37);
+        drop(store);
+        let (_, r2) = StateStore::open(dir.path(), "node/1").unwrap();
+        assert!(r2.seq >= sent2.seq && r2.seq > sent.seq);
+        assert!(r2.lamport >= sent2.lamport);
+    }
+
+    #[test]
+    fn others_entries_learned_are_persisted_before_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, s0) = StateStore::open(dir.path(), "B").unwrap();
+        let mut s = stamp(&mut store, &s0, 1);
+        s.vector.merge(&vt(&[("A", 3)]));
+        s.seq += 1;
+        s.lamport += 1;
+        store
+            .cover(&ClockValues {
+                seq: s.seq,
+                lamport: s.lamport,
+                vector: Some(&s.vector),
+                hybrid: None,
+            })
+            .unwrap();
+        drop(store);
+        let (_, r) = StateStore::open(dir.path(), "B").unwrap();
+        assert_eq!(r.vector.get("A"), 3);
+    }
+
+    #[test]
+    fn covered_values_cause_no_io() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, s0) = StateStore::open(dir.path(), "C").unwrap();
+        stamp(&mut store, &s0, 10);
+        assert_eq!(store.write_counts(), (1, 1));
+    }
+
+    #[test]
+    fn a_second_holder_of_the_node_id_is_refused_until_the_first_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, _) = StateStore::open(dir.path(), "A").unwrap();
+        let err = StateStore::open(dir.path(), "A").unwrap_err();
+        assert!(matches!(err, StateError::Locked { .. }), "{err}");
+        assert!(err.to_string().contains("already in use"));
+        assert!(
+            StateStore::open(dir.path(), "B").is_ok(),
+            "other node ids are independent"
+        );
+        drop(first);
+        assert!(StateStore::open(dir.path(), "A").is_ok());
+    }
+
+    #[test]
+    fn corrupt_or_foreign_state_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("A.state.json"), b"{not json").unwrap();
+        let err = StateStore::open(dir.path(), "A").unwrap_err();
+        assert!(err.to_string().contains("corrupt"), "{err}");
+        let other = serde_json::to_vec(&NodeState::new("Z")).unwrap();
+        std::fs::write(dir.path().join("B.state.json"), other).unwrap();
+        let err = StateStore::open(dir.path(), "B").unwrap_err();
+        assert!(err.to_string().contains("belongs to node 'Z'"), "{err}");
+    }
+
+    #[test]
+    fn node_ids_map_to_distinct_safe_file_names() {
+        assert_eq!(encode_node_id("producer-1"), "producer-1");
+        assert_eq!(encode_node_id("a/b"), "a%2Fb");
+        assert_eq!(encode_node_id(".."), "%2E%2E");
+        assert_ne!(encode_node_id("a.b"), encode_node_id("a%2Eb"));
+        assert_eq!(encode_node_id(""), "%00");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(100))]
+        /// Any sequence of runs, each stamping some messages and then crashing or exiting
+        /// cleanly: seq, Lamport and own vector entry never go backwards across runs.
+        #[test]
+        fn clocks_never_go_backwards_across_crashes(
+            runs in proptest::collection::vec((0u64..200, proptest::bool::ANY), 1..6),
+            reservation in 8u64..64,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut max_sent = (0u64, 0u64, 0u64);
+            for (n, clean) in runs {
+                let (store, start) = StateStore::open(dir.path(), "P").unwrap();
+                proptest::prop_assert!(start.seq >= max_sent.0);
+                proptest::prop_assert!(start.lamport >= max_sent.1);
+                proptest::prop_assert!(start.vector.get("P") >= max_sent.2);
+                let mut store = store.with_reservation(reservation);
+                let last = stamp(&mut store, &start, n);
+                if n > 0 {
+                    max_sent = (last.seq, last.lamport, last.vector.get("P"));
+                }
+                if clean {
+                    store.save(&last).unwrap();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! Shared helpers for integration tests against the real broker and NTP server of the test
+//! environment (`scripts/testenv.sh run -- cargo test ...`).
+//!
+//! Missing `KTS_BOOTSTRAP` / `KTS_NTP_SERVER` make the test FAIL with a clear message: never skip.
+#![allow(dead_code)]
+
+use kafka_timesync::kafka::{Admin, ClientSettings};
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::producer::{DeliveryResult, ProducerContext};
+use rdkafka::{ClientContext, Message};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Generous bound for broker round trips and waits in tests.
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The broker address (`KTS_BOOTSTRAP`), or a panic telling how to run the tests.
+pub fn bootstrap() -> String {
+    std::env::var("KTS_BOOTSTRAP")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .expect("KTS_BOOTSTRAP not set: run tests through scripts/testenv.sh")
+}
+
+/// The NTP server address (`KTS_NTP_SERVER`), or a panic telling how to run the tests.
+pub fn ntp_server() -> String {
+    std::env::var("KTS_NTP_SERVER")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .expect("KTS_NTP_SERVER not set: run tests through scripts/testenv.sh")
+}
+
+/// Client settings for the test broker.
+pub fn settings() -> ClientSettings {
+    ClientSettings::new(bootstrap())
+}
+
+/// A fresh topic name `<prefix>-<uuid>` (not created).
+pub fn unique_topic(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(f)
+}
+
+/// Creates a unique topic with `partitions` partitions (replication 1) and waits until the broker
+/// shows it with a leader for every partition. Returns its name.
+pub fn create_topic(prefix: &str, partitions: i32) -> String {
+    let topic = unique_topic(prefix);
+    let admin = Admin::new(&settings()).expect("admin client");
+    let created = block_on(admin.create_topic(&topic, partitions, 1))
+        .unwrap_or_else(|e| panic!("creating topic {topic}: {e}"));
+    assert!(created, "topic {topic} already existed");
+    admin
+        .wait_for_topic(&topic, partitions as usize, TIMEOUT)
+        .unwrap_or_else(|e| panic!("waiting for topic {topic}: {e}"));
+    topic
+}
+
+/// One record read back from a topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+}
+
+impl Record {
+    /// The key as UTF-8 (lossy), "" when absent.
+    pub fn key_str(&self) -> String {
+        String::from_utf8_lossy(self.key.as_deref().unwrap_or_default()).into_owned()
+    }
+
+    /// The payload parsed as JSON (panics with the payload when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        let bytes = self.payload.as_deref().unwrap_or_default();
+        serde_json::from_slice(bytes).unwrap_or_else(|e| {
+            panic!(
+                "record {}/{} is not JSON ({e}): {}",
+                self.partition,
+                self.offset,
+                String::from_utf8_lossy(bytes)
+            )
+        })
+    }
+}
+
+/// Every record currently in `topic`, sorted by (partition, offset): reads every partition from
+/// the beginning until librdkafka reports end-of-partition for all of them. Panics if that does
+/// not happen within [`TIMEOUT`].
+///
+/// (End-of-partition, not ListOffsets watermarks: Tansu 0.6 answers ListOffsets(latest) with the
+/// last batch's base offset + 1; its fetch responses carry the right high watermark.)
+pub fn read_all(topic: &str) -> Vec<Record> {
+    let mut cfg = settings().consumer_config(None);
+    cfg.set("enable.partition.eof", "true");
+    let consumer: BaseConsumer = cfg.create().expect("consumer");
+    let mut pending: std::collections::HashSet<i32> = kafka_timesync::kafka::assign_all_partitions(
+        &consumer,
+        topic,
+        kafka_timesync::kafka::StartAt::Beginning,
+        TIMEOUT,
+    )
+    .expect("assign partitions")
+    .into_iter()
+    .collect();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + TIMEOUT;
+    while !pending.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "read {} records of {topic} but partitions {pending:?} did not reach their end within {TIMEOUT:?}",
+            out.len()
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => out.push(Record {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                payload: m.payload().map(<[u8]>::to_vec),
+            }),
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                pending.remove(&p);
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => {}
+        }
+    }
+    out.sort_by_key(|r| (r.partition, r.offset));
+    out
+}
+
+type Deliveries = Arc<Mutex<Vec<Result<(i32, i64), String>>>>;
+struct DeliveryLog(Deliveries);
+impl ClientContext for DeliveryLog {}
+impl ProducerContext for DeliveryLog {
+    type DeliveryOpaque = ();
+    fn delivery(&self, r: &DeliveryResult<'_>, _: ()) {
+        let entry = match r {
+            Ok(m) => Ok((m.partition(), m.offset())),
+            Err((e, _)) => Err(e.to_string()),
+        };
+        self.0.lock().expect("delivery log").push(entry);
+    }
+}
+
+/// Writes raw records straight to `topic` (each `(partition or None, key, payload)`), waits for
+/// every delivery report and returns each record's (partition, offset), in order of delivery.
+pub fn produce_raw(topic: &str, records: &[(Option<i32>, &str, &[u8])]) -> Vec<(i32, i64)> {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let producer: ThreadedProducer<DeliveryLog> = settings()
+        .producer_config()
+        .create_with_context(DeliveryLog(Arc::clone(&log)))
+        .expect("producer");
+    for (partition, key, payload) in records {
+        let mut rec = BaseRecord::to(topic).key(*key).payload(*payload);
+        if let Some(p) = partition {
+            rec = rec.partition(*p);
+        }
+        producer
+            .send(rec)
+            .map_err(|(e, _)| e)
+            .expect("enqueue record");
+    }
+    producer.flush(TIMEOUT).expect("flush");
+    let log = log.lock().expect("delivery log");
+    assert_eq!(log.len(), records.len(), "missing delivery reports");
+    log.iter()
+        .map(|r| {
+            r.clone()
+                .unwrap_or_else(|e| panic!("raw record not delivered: {e}"))
+        })
+        .collect()
+}
+
+/// The result of running a binary.
+#[derive(Debug)]
+pub struct RunOutput {
+    /// None when killed on timeout.
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+    pub timed_out: bool,
+}
+
+impl RunOutput {
+    /// True when it exited by itself with status 0.
+    pub fn success(&self) -> bool {
+        self.status.is_some_and(|s| s.success())
+    }
+
+    /// Non-empty stdout lines parsed as JSON (panics naming the bad line).
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}"))
+            })
+            .collect()
+    }
+
+    /// Panics with both streams unless the run succeeded.
+    pub fn assert_success(&self) -> &Self {
+        assert!(
+            self.success(),
+            "command failed: {:?}\nstdout:\n{}\nstderr:\n{}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+/// Runs `bin args…` with optional stdin, killing it after `timeout`.
+pub fn run(
+    bin: impl AsRef<Path>,
+    args: &[&str],
+    stdin: Option<&[u8]>,
+    timeout: Duration,
+) -> RunOutput {
+    run_with_env(bin, args, &[], stdin, timeout)
+}
+
+/// Like [`run`] with extra environment variables.
+pub fn run_with_env(
+    bin: impl AsRef<Path>,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: Option<&[u8]>,
+    timeout: Duration,
+) -> RunOutput {
+    let mut cmd = Command::new(bin.as_ref());
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.as_ref().display()));
+    let writer = stdin.map(|data| {
+        let mut pipe = child.stdin.take().expect("stdin pipe");
+        let data = data.to_vec();
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&data);
+        })
+    });
+    let out = collect(child, timeout);
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
+    out
+}
+
+/// Waits for a spawned child (stdout/stderr piped) up to `timeout`, killing it then.
+pub fn collect(mut child: Child, timeout: Duration) -> RunOutput {
+    let mut so = child.stdout.take();
+    let mut se = child.stderr.take();
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(p) = so.as_mut() {
+            let _ = p.read_to_string(&mut s);
+        }
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(p) = se.as_mut() {
+            let _ = p.read_to_string(&mut s);
+        }
+        s
+    });
+    let deadline = Instant::now() + timeout;
+    let (status, timed_out) = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break (Some(st), false),
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break (None, true);
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("waiting for child: {e}"),
+        }
+    };
+    RunOutput {
+        status,
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: t_err.join().unwrap_or_default(),
+        timed_out,
+    }
+}
+
+/// Polls `cond` every 50 ms until it holds, panicking with `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
