@@ -11,6 +11,7 @@
 #   --no-flat     skip the memory-flatness check (a topic of 10 x N messages)
 #   --only WHAT   producer | consumer | flat (repeatable; default all three)
 #   --out DIR     raw results (default $CARGO_TARGET_DIR/bench-e2e/<date>)
+#   env BENCH_PRODUCER / BENCH_CONSUMER: binaries to measure instead of target/release's
 #
 # Pairs (same content size, acks=all, idempotence, topics of 3 partitions, one key/node id per
 # producer so both tools write one partition each, librdkafka defaults where rdkafka_performance
@@ -69,9 +70,9 @@ if [ "$BUILD" = 1 ]; then
     log "cargo build --release --bins"
     (cd "$here" && cargo build --release --bins --quiet)
 fi
-for b in kafka-producer kafka-consumer; do
-    cp "$CARGO_TARGET_DIR/release/$b" "$OUT/bin/$b"
-done
+# BENCH_PRODUCER / BENCH_CONSUMER: measure these binaries instead (e.g. a branch not merged yet).
+cp "${BENCH_PRODUCER:-$CARGO_TARGET_DIR/release/kafka-producer}" "$OUT/bin/kafka-producer"
+cp "${BENCH_CONSUMER:-$CARGO_TARGET_DIR/release/kafka-consumer}" "$OUT/bin/kafka-consumer"
 PRODUCER=$OUT/bin/kafka-producer CONSUMER=$OUT/bin/kafka-consumer
 "$PRODUCER" --help 2>/dev/null | grep -q -- '--clock-type' \
     || die "$PRODUCER is not kafka-timesync's producer (no --clock-type in --help)"
