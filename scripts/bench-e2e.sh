@@ -265,8 +265,8 @@ def table(pair, ref):
     base = statistics.median(float(r["msgs_per_s"]) for r in g.get(ref, [])) if ref in g else None
     print(f"\n### {pair}\n")
     print("| tool | runs | msgs/s (median) | msgs/s (all runs) | ratio to rdkafka_performance "
-          "| peak RSS MiB (max) | CPU s (median) | broker CPU s (median) |")
-    print("|---|---:|---:|---|---:|---:|---:|---:|")
+          "| peak RSS MiB (max) | CPU s (median) | CPU µs/msg | broker CPU s (median) |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
     for tool, rs in g.items():
         rates = [float(r["msgs_per_s"]) for r in rs]
         med = statistics.median(rates)
@@ -274,6 +274,7 @@ def table(pair, ref):
         print(f"| {tool} | {len(rs)} | {med:,.0f} | {', '.join(f'{x:,.0f}' for x in rates)} | {ratio} "
               f"| {max(int(r['peak_rss_kb']) for r in rs) / 1024:.1f} "
               f"| {statistics.median(float(r['cpu_s']) for r in rs):.2f} "
+              f"| {statistics.median(float(r['cpu_s']) / int(r['msgs']) for r in rs) * 1e6:.2f} "
               f"| {statistics.median(float(r['broker_cpu_s']) for r in rs):.2f} |")
 table("producer", "rdkafka_performance")
 table("consumer", "rdkafka_performance")
