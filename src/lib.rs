@@ -17,6 +17,7 @@
 pub mod analysis;
 pub mod clock;
 pub mod config;
+pub mod consumer;
 pub mod delivery;
 pub mod envelope;
 pub mod kafka;

@@ -190,6 +190,16 @@ impl Metrics {
         }
     }
 
+    /// Messages produced (delivered to the broker) so far.
+    pub fn produced(&self) -> u64 {
+        self.produced.load(Ordering::Relaxed)
+    }
+
+    /// Messages delivered to the consumer's output so far.
+    pub fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed)
+    }
+
     /// Records a successful clock sync: the measured offset (reference minus local) and
     /// round-trip delay, in nanoseconds. Marks now as the time of the last good sync.
     pub fn record_sync(&self, offset_ns: i64, delay_ns: i64) {

@@ -6,17 +6,20 @@ use clap::{Parser, ValueEnum};
 use kafka_timesync::clock::physical::Simulation;
 use kafka_timesync::clock::{ClockType, PhysicalClock};
 use kafka_timesync::config::TimeSyncConfig;
-use kafka_timesync::kafka::{parse_property, redact, ClientSettings};
+use kafka_timesync::kafka::{parse_property, ClientSettings};
 use kafka_timesync::producer::pipeline::{self, Input, OutputFormat, PipelineOptions};
 use kafka_timesync::producer::{Stamper, StamperConfig};
 use kafka_timesync::state::{default_state_dir, NodeState, StateStore};
 use kafka_timesync::time::{SystemTimeSource, TimeSource};
 use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod common;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -54,7 +57,8 @@ enum Format {
 #[command(name = "kafka-producer", version, after_help = EXAMPLES)]
 struct Cli {
     /// Topic to send to (must exist unless --create-topic is given).
-    topic: String,
+    #[arg(required_unless_present_any = ["completions", "man"])]
+    topic: Option<String>,
     /// Send this one message. Without it, every line of standard input is a message.
     #[arg(conflicts_with = "count")]
     message: Option<String>,
@@ -128,6 +132,16 @@ struct Cli {
     /// Refuse observed hybrid timestamps further ahead than this [default: 500].
     #[arg(long, value_name = "MS")]
     max_hlc_offset_ms: Option<u64>,
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics while running (messages produced,
+    /// clock offset / delay / drift of the last SNTP sync, seconds since it).
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_addr: Option<SocketAddr>,
+    /// Print shell completions for SHELL and exit.
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    completions: Option<clap_complete::Shell>,
+    /// Print the man page (roff) and exit.
+    #[arg(long, exclusive = true)]
+    man: bool,
     /// More diagnostics on stderr (-v: info, -vv: debug).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -148,74 +162,30 @@ fn default_node_id() -> String {
     format!("producer-{host}")
 }
 
-/// Every secret value given on the command line (`-X secret.key=value`, also mistyped forms).
-fn argv_secrets() -> Vec<String> {
-    std::env::args()
-        .filter_map(|a| {
-            let (k, v) = a.split_once('=')?;
-            let k = k.trim_start_matches('-');
-            redact::is_sensitive(k).then(|| v.to_string())
-        })
-        .filter(|v| !v.is_empty())
-        .collect()
-}
-
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match common::parse("kafka-producer") {
         Ok(c) => c,
-        Err(e) => {
-            use clap::error::ErrorKind;
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-                let _ = e.print();
-                return ExitCode::SUCCESS;
-            }
-            // clap's message spans several lines (message, tip, usage): keep the message part.
-            let text = e.to_string();
-            let msg: Vec<&str> = text
-                .lines()
-                .map(str::trim)
-                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
-                .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
-                .collect();
-            let msg = msg.join(" ");
-            let secrets = argv_secrets();
-            let line = redact::scrub(
-                msg.trim_start_matches("error: "),
-                secrets.iter().map(String::as_str),
-            );
-            eprintln!("kafka-producer: error: {line} (see --help)");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    let filter = match cli.verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
-        )
-        .init();
-    let secrets = argv_secrets();
+    common::init_logging(cli.verbose);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let msg = redact::scrub(&format!("{e:#}"), secrets.iter().map(String::as_str));
-            eprintln!(
-                "kafka-producer: error: {}",
-                msg.split_whitespace().collect::<Vec<_>>().join(" ")
-            );
+            common::report_error("kafka-producer", &e);
             ExitCode::FAILURE
         }
     }
 }
 
 fn run(cli: Cli) -> Result<()> {
+    if common::generate(
+        <Cli as clap::CommandFactory>::command(),
+        cli.completions,
+        cli.man,
+    )? {
+        return Ok(());
+    }
+    let topic = cli.topic.clone().unwrap_or_default();
     // The config file first, then the flags on top of it.
     let mut file = TimeSyncConfig::load(cli.config.as_deref())?;
     if let Some(b) = &cli.bootstrap {
@@ -312,19 +282,27 @@ fn run(cli: Cli) -> Result<()> {
     if let Some(partitions) = cli.create_topic {
         let admin = kafka_timesync::kafka::Admin::new(&settings)?;
         let created =
-            runtime.block_on(admin.create_topic(&cli.topic, partitions, cli.replication_factor))?;
-        admin.wait_for_topic(&cli.topic, 1, Duration::from_secs(30))?;
+            runtime.block_on(admin.create_topic(&topic, partitions, cli.replication_factor))?;
+        admin.wait_for_topic(&topic, 1, Duration::from_secs(30))?;
         if created {
-            tracing::info!("created topic '{}' with {partitions} partitions", cli.topic);
+            tracing::info!("created topic '{}' with {partitions} partitions", topic);
         }
     }
 
+    let metrics = match cli.metrics_addr {
+        Some(addr) => Some(common::serve_metrics(&runtime, addr)?),
+        // Counting costs one relaxed atomic add per delivery: always on, for the progress bar.
+        None => Some(Arc::new(kafka_timesync::metrics::Metrics::new())),
+    };
     let _sync = if cfg.enable_ntp {
         let opts = cfg.sync_options();
-        let handle = {
+        let handle = Arc::new({
             let _guard = runtime.enter();
             kafka_timesync::ntp::spawn(Arc::clone(&physical), opts)
-        };
+        });
+        if let Some(m) = &metrics {
+            common::follow_sync(&runtime, Arc::clone(m), Arc::clone(&handle));
+        }
         wait_initial_sync(&handle, Duration::from_secs(5));
         Some(handle)
     } else {
@@ -359,13 +337,23 @@ fn run(cli: Cli) -> Result<()> {
             Format::Json => OutputFormat::Json,
         },
         observe: cli.observe,
-        ..PipelineOptions::new(cli.topic.clone())
+        metrics: metrics.clone(),
+        ..PipelineOptions::new(topic.clone())
     };
     let out: Box<dyn std::io::Write + Send> = Box::new(std::io::BufWriter::with_capacity(
         64 * 1024,
         std::io::stdout(),
     ));
-    let summary = pipeline::run(&settings, stamper, state, &opts, input, out, stop)?;
+    let progress = match (&metrics, cli.count) {
+        (Some(m), Some(n)) if cli.message.is_none() => {
+            let m = Arc::clone(m);
+            common::Progress::start(Some(n), "messages", move || m.produced())
+        }
+        _ => None,
+    };
+    let summary = pipeline::run(&settings, stamper, state, &opts, input, out, stop);
+    drop(progress);
+    let summary = summary?;
     if synthetic || cli.verbose > 0 {
         eprintln!(
             "kafka-producer: {} messages delivered in {:.3} s ({:.0} msgs/s), seq {}",

@@ -9,7 +9,7 @@ pub mod vector;
 
 pub use hybrid::{HybridClock, HybridTimestamp};
 pub use lamport::LamportClock;
-pub use physical::PhysicalClock;
+pub use physical::{PhysicalClock, PhysicalReading, Simulation};
 pub use vector::{CausalOrder, VectorClock, VectorTimestamp};
 
 use serde::{Deserialize, Serialize};

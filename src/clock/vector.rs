@@ -375,8 +375,8 @@ impl VectorClock {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VectorTimestamp> {
-        // A panic while holding the lock cannot leave the timestamp half-updated in a way that
-        // breaks its invariants (every mutation is a single assignment), so poisoning is ignored.
+        // Nothing done under the lock can panic (merge and increment only compare, assign and
+        // saturate), so a poisoned lock still guards a valid timestamp: poisoning is ignored.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

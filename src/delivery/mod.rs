@@ -30,7 +30,8 @@ pub enum Release {
     Ready,
     /// Released early: it waited the configured maximum for something that did not come.
     Timeout,
-    /// Released early: the buffer was full and it was the oldest waiting message.
+    /// Released early: the buffer was full (the causal buffer releases the oldest waiting
+    /// message, the total-order buffer the smallest one in the order).
     BufferFull,
     /// It arrived after its place in the order had been given up or passed; delivered at once.
     Late,
@@ -118,8 +119,9 @@ impl<T> Offer<T> {
 /// Bounds shared by both buffers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeliveryConfig {
-    /// The most messages held at once. Offering one more releases the oldest waiting message
-    /// early with [`Release::BufferFull`]. With 0, nothing waits.
+    /// The most messages held at once. Offering one more releases one early with
+    /// [`Release::BufferFull`] (the causal buffer's oldest waiting message, the total-order
+    /// buffer's smallest in the order). With 0, nothing waits.
     pub capacity: usize,
     /// The longest a message waits, in nanoseconds from when it was offered, before it is
     /// released early with [`Release::Timeout`] (negative counts as 0).

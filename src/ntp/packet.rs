@@ -1,8 +1,9 @@
 //! NTP wire format (RFC 5905 §7.3) for a server reply, and its validation. I/O-free.
 //!
 //! Validation order (the first failing rule names the rejection): length, mode = server (4),
-//! stratum 0 = Kiss-o'-Death, leap indicator 3, stratum 1–15, origin = our transmit timestamp,
-//! non-zero transmit and receive timestamps.
+//! stratum 0 = Kiss-o'-Death, leap indicator 3, stratum 1–15, version (1 up to the one we sent),
+//! origin = our transmit timestamp, non-zero transmit and receive timestamps, root distance
+//! (root delay / 2 + root dispersion) below 16 s.
 
 use serde::{Deserialize, Serialize};
 

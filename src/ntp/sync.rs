@@ -252,6 +252,8 @@ struct Server {
     last_delay_ns: Option<i64>,
     truechimer: Option<bool>,
     fresh: bool,
+    /// This server's current failure streak has been warned about (cleared by a good sample).
+    outage_warned: bool,
 }
 
 /// The pure synchronisation state machine. Feed it exchanges with
@@ -296,6 +298,7 @@ impl SyncEngine {
                 last_delay_ns: None,
                 truechimer: None,
                 fresh: false,
+                outage_warned: false,
             })
             .collect();
         let drift = DriftEstimator::new(
@@ -426,6 +429,7 @@ impl SyncEngine {
                 server.rate_kisses = 0;
                 server.last_reject = None;
                 server.fresh = true;
+                server.outage_warned = false;
                 server.last_offset_ns = Some(sample.offset_ns);
                 server.last_delay_ns = Some(sample.delay_ns);
                 self.status.samples_accepted += 1;
@@ -453,13 +457,33 @@ impl SyncEngine {
                         server.failures = server.failures.saturating_add(1);
                         let skip = 2u32.saturating_pow((server.failures - 1).min(31)) - 1;
                         server.skip_rounds = server.skip_rounds.max(skip.min(max_skip));
-                        warn!(server = %server.name, reason = %reason, label = %label, "ntp exchange rejected");
+                        // Counted in the status; the round's outcome decides what is worth a
+                        // warning (see `finish_round`), so an outage warns once, not per exchange.
+                        debug!(server = %server.name, reason = %reason, label = %label, failures = server.failures, "ntp exchange rejected");
                     }
                 }
             }
         }
         self.push_history(SyncEvent::Exchange(record.clone()));
         record
+    }
+
+    /// "server: last rejection" for every enabled server, for the one warning of an outage.
+    fn failure_summary(&self) -> String {
+        let parts: Vec<String> = self
+            .servers
+            .iter()
+            .filter(|s| !s.disabled)
+            .map(|s| match &s.last_reject {
+                Some(r) => format!("{}: {r}", s.name),
+                None => format!("{}: no reply", s.name),
+            })
+            .collect();
+        if parts.is_empty() {
+            "every server is disabled".into()
+        } else {
+            parts.join(", ")
+        }
     }
 
     /// Records that server `idx` could not be resolved (counted like a failed exchange).
@@ -517,12 +541,37 @@ impl SyncEngine {
         if !self.servers.iter().any(|s| s.fresh) {
             self.status.consecutive_failed_rounds =
                 self.status.consecutive_failed_rounds.saturating_add(1);
-            warn!(
-                failed_rounds = self.status.consecutive_failed_rounds,
-                "ntp: no server answered; keeping the last correction"
-            );
+            // Once per outage: every further failed round is in the status, not the log.
+            if self.status.consecutive_failed_rounds == 1 {
+                let why = self.failure_summary();
+                warn!(
+                    "ntp: no server answered ({why}); keeping the last correction until one does"
+                );
+                for s in self.servers.iter_mut() {
+                    s.outage_warned = true;
+                }
+            } else {
+                debug!(
+                    failed_rounds = self.status.consecutive_failed_rounds,
+                    "ntp: no server answered; keeping the last correction"
+                );
+            }
             record.note = Some("no server answered; keeping the last correction".into());
             return self.close(record);
+        }
+        for s in self.servers.iter_mut() {
+            if !s.disabled && !s.fresh && s.failures > 0 && !s.outage_warned {
+                s.outage_warned = true;
+                if let Some(reason) = &s.last_reject {
+                    warn!(server = %s.name, reason = %reason, "ntp: server not answering; using the others");
+                }
+            }
+        }
+        if self.status.consecutive_failed_rounds > 0 {
+            info!(
+                failed_rounds = self.status.consecutive_failed_rounds,
+                "ntp: a server answers again; synchronising"
+            );
         }
         self.status.consecutive_failed_rounds = 0;
 

@@ -72,6 +72,8 @@ pub struct PipelineOptions {
     pub metadata_timeout: Duration,
     /// Bound of the `--observe` catch-up.
     pub catch_up_timeout: Duration,
+    /// Counts delivered messages (`kafka_timesync_messages_produced_total`) when set.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl PipelineOptions {
@@ -84,6 +86,7 @@ impl PipelineOptions {
             observe: false,
             metadata_timeout: Duration::from_secs(10),
             catch_up_timeout: Duration::from_secs(60),
+            metrics: None,
         }
     }
 }
@@ -150,6 +153,7 @@ struct Shared {
     out: Mutex<Box<dyn Write + Send>>,
     format: OutputFormat,
     flush_each: bool,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 struct DeliveryContext {
@@ -194,6 +198,9 @@ impl ProducerContext for DeliveryContext {
         let _ = match result {
             Ok(m) => {
                 sh.delivered.fetch_add(1, Ordering::Relaxed);
+                if let Some(m) = &sh.metrics {
+                    m.add_produced(1);
+                }
                 let id = payload_id(m.payload().unwrap_or_default());
                 match sh.format {
                     OutputFormat::Json => writeln!(
@@ -258,6 +265,7 @@ pub fn run(
         out: Mutex::new(out),
         format: opts.format,
         flush_each,
+        metrics: opts.metrics.clone(),
     });
     let cfg = settings.producer_config();
     let message_timeout_ms: u64 = cfg

@@ -1,0 +1,230 @@
+//! What the consumer engine reports, and the sink it reports to.
+//!
+//! The engine never formats anything itself: it calls an [`EventSink`] synchronously with borrowed
+//! views ([`Delivery`], [`ViolationReport`]) so that a message in arrival mode goes from the Kafka
+//! buffer to stdout without being copied. [`Event`] is the owned form, collected by
+//! [`CollectSink`] (tests, tools).
+
+use crate::delivery::Release;
+use crate::envelope::Envelope;
+use crate::NodeId;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Violation kinds the consumer can report, in the order the summary lists them. The first seven
+/// come from the ordering analysis; `released_early` from the delivery buffers.
+pub const VIOLATION_KINDS: [&str; 8] = [
+    "fifo_gap",
+    "fifo_reorder",
+    "duplicate",
+    "arrival_before_cause",
+    "physical_vs_causal",
+    "lamport_vs_causal",
+    "skew_threshold",
+    "released_early",
+];
+
+/// One message handed to the application.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    /// Kafka partition the record came from.
+    pub partition: i32,
+    /// Its offset in that partition.
+    pub offset: i64,
+    /// Why it was released now.
+    pub release: Release,
+    /// The record's value exactly as received (valid JSON with no raw line breaks).
+    pub raw: &'a [u8],
+    /// The decoded envelope.
+    pub envelope: &'a Envelope,
+}
+
+/// One ordering violation (analysis) or forced release (delivery).
+#[derive(Debug, Clone, Copy)]
+pub struct ViolationReport<'a> {
+    /// One of [`VIOLATION_KINDS`].
+    pub kind: &'static str,
+    /// The node whose message revealed it.
+    pub node: &'a str,
+    /// The message ids involved.
+    pub ids: &'a [String],
+    /// A sentence for people.
+    pub detail: &'a str,
+}
+
+/// Receives the engine's events as they happen.
+///
+/// Methods are infallible: writers remember their first I/O error for the caller to check, so the
+/// engine's bookkeeping is never left half-done by a broken pipe.
+pub trait EventSink {
+    /// A message is delivered.
+    fn deliver(&mut self, d: &Delivery<'_>);
+    /// An ordering violation or a forced release.
+    fn violation(&mut self, v: &ViolationReport<'_>);
+    /// A record that is not a valid envelope; it is skipped.
+    fn malformed(&mut self, partition: i32, offset: i64, error: &str);
+    /// The final report (printed on every exit path).
+    fn summary(&mut self, s: &Summary);
+}
+
+/// Per-node figures in the summary.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeSummary {
+    /// Valid messages received from the node.
+    pub messages: u64,
+    /// Estimated clock offset of the node in milliseconds (ordering analysis only; `null` when
+    /// `--analyze-ordering` is off or there is not enough data).
+    pub offset_ms: Option<f64>,
+}
+
+/// The final report.
+///
+/// Accounting: every record read is counted in `received`; it then ends up in exactly one of
+/// `malformed`, `delivered`, `buffered` (still held at exit: not committed, read again by the next
+/// run) or — in causal and total modes — `duplicates` (refused by the buffer, not delivered again).
+/// In arrival mode duplicates are delivered as they come and `duplicates` counts what the ordering
+/// analysis recognised as such (0 without `--analyze-ordering`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// Records read from Kafka (valid or not).
+    pub received: u64,
+    /// Messages delivered.
+    pub delivered: u64,
+    /// Records that were not valid envelopes.
+    pub malformed: u64,
+    /// Messages still held (waiting for predecessors, or past `--max-messages`) at exit.
+    pub buffered: u64,
+    /// Duplicate messages (see the type's documentation).
+    pub duplicates: u64,
+    /// Reported violations by kind; every kind of [`VIOLATION_KINDS`] is present.
+    pub violations: BTreeMap<&'static str, u64>,
+    /// Concurrent pairs counted by the ordering analysis (0 without it).
+    pub concurrent_pairs: u64,
+    /// Per-node figures, by node id.
+    pub nodes: BTreeMap<String, NodeSummary>,
+}
+
+/// Owned form of everything an [`EventSink`] receives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// See [`Delivery`].
+    Deliver {
+        /// Partition.
+        partition: i32,
+        /// Offset.
+        offset: i64,
+        /// Release reason.
+        release: Release,
+        /// Sending node.
+        node: NodeId,
+        /// The sender's seq.
+        seq: u64,
+        /// The message id.
+        id: String,
+        /// The raw record value.
+        raw: Vec<u8>,
+    },
+    /// See [`ViolationReport`].
+    Violation {
+        /// Kind.
+        kind: &'static str,
+        /// Node.
+        node: String,
+        /// Ids.
+        ids: Vec<String>,
+        /// Detail.
+        detail: String,
+    },
+    /// A malformed record.
+    Malformed {
+        /// Partition.
+        partition: i32,
+        /// Offset.
+        offset: i64,
+        /// Error.
+        error: String,
+    },
+    /// The summary.
+    Summary(Summary),
+}
+
+/// A sink that keeps every event (tests and tools).
+#[derive(Debug, Default, Clone)]
+pub struct CollectSink {
+    /// Events in the order they were reported.
+    pub events: Vec<Event>,
+}
+
+impl CollectSink {
+    /// Delivered messages as (node, seq, release), in delivery order.
+    pub fn delivered(&self) -> Vec<(String, u64, Release)> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Deliver {
+                    node, seq, release, ..
+                } => Some((node.to_string(), *seq, *release)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Reported violations as (kind, node).
+    pub fn violations(&self) -> Vec<(&'static str, String)> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Violation { kind, node, .. } => Some((*kind, node.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Malformed records as (partition, offset).
+    pub fn malformed(&self) -> Vec<(i32, i64)> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Malformed {
+                    partition, offset, ..
+                } => Some((*partition, *offset)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl EventSink for CollectSink {
+    fn deliver(&mut self, d: &Delivery<'_>) {
+        self.events.push(Event::Deliver {
+            partition: d.partition,
+            offset: d.offset,
+            release: d.release,
+            node: d.envelope.timestamp.node_id.clone(),
+            seq: d.envelope.seq,
+            id: d.envelope.id.clone(),
+            raw: d.raw.to_vec(),
+        });
+    }
+
+    fn violation(&mut self, v: &ViolationReport<'_>) {
+        self.events.push(Event::Violation {
+            kind: v.kind,
+            node: v.node.to_string(),
+            ids: v.ids.to_vec(),
+            detail: v.detail.to_string(),
+        });
+    }
+
+    fn malformed(&mut self, partition: i32, offset: i64, error: &str) {
+        self.events.push(Event::Malformed {
+            partition,
+            offset,
+            error: error.to_string(),
+        });
+    }
+
+    fn summary(&mut self, s: &Summary) {
+        self.events.push(Event::Summary(s.clone()));
+    }
+}

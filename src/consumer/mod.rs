@@ -1,0 +1,678 @@
+//! The consumer engine: records in, events and commit positions out. Pure and sans-IO.
+//!
+//! The Kafka shell (`kafka-consumer`) feeds every record it reads to
+//! [`ConsumerEngine::on_record`] together with the arrival time read from the consumer's own
+//! physical clock, calls [`ConsumerEngine::tick`] when [`ConsumerEngine::next_deadline`] passes,
+//! and commits [`ConsumerEngine::commit_positions`]. The engine decodes and validates each record,
+//! runs the ordering analysis on arrival order (when enabled), orders messages for delivery
+//! (arrival, causal or total) and reports everything to an [`EventSink`].
+//!
+//! # Delivery modes
+//! * **arrival** — every valid message is delivered as soon as it is read.
+//! * **causal** — a [`CausalBuffer`] holds a message until everything that happened before it has
+//!   been delivered. Messages without `vector_time` (physical, logical and hybrid producers that
+//!   keep no vector clock) are given the FIFO-only stamp `{node: seq}`: they wait for their own
+//!   node's earlier messages and for nothing else, because they carry no information about other
+//!   nodes.
+//! * **total** — a [`TotalOrderBuffer`] delivers by Lamport `(logical_time, node id)`, the same
+//!   sequence in every replica.
+//!
+//! In causal and total modes a message whose predecessor does not come is released after the
+//! causal timeout (`"release":"timeout"`) or when the buffer is full (`"buffer-full"`), and a
+//! `released_early` violation says what was missing; a skipped predecessor that turns up later is
+//! delivered at once with `"release":"late"`. Nothing is dropped silently.
+//!
+//! # Commit positions
+//! For each partition the position to commit is the lowest offset still held by the engine (in the
+//! ordering buffer, or withheld after `--max-messages`), or else one past the last record read.
+//! Everything below it was delivered, reported malformed or refused as a duplicate, so a crash
+//! after a commit never loses a message: whatever was held is read again by the next run (and
+//! whatever was delivered after the last commit is delivered again — at-least-once).
+//!
+//! # Invariants
+//! * Every record read is accounted for exactly once: delivered, malformed, duplicate or held (see
+//!   [`Summary`]).
+//! * Bad input never panics and never stalls a partition: a record that fails to decode is
+//!   reported and its offset becomes committable at once.
+//! * Memory is bounded by the buffer size (ordering buffer and analysis window) plus per-node
+//!   bookkeeping capped at [`MAX_TRACKED_NODES`] nodes.
+
+mod event;
+mod render;
+
+pub use event::{
+    CollectSink, Delivery, Event, EventSink, NodeSummary, Summary, ViolationReport, VIOLATION_KINDS,
+};
+pub use render::{JsonSink, TextSink};
+
+use crate::analysis::{AnalysisConfig, Analyzer, Violation, ViolationKind};
+use crate::clock::VectorTimestamp;
+use crate::delivery::{CausalBuffer, Delivered, DeliveryConfig, Offer, Release, TotalOrderBuffer};
+use crate::envelope::{self, DecodeLimits, Envelope};
+use crate::NodeId;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+/// Per-node message counts are kept for at most this many nodes (hostile input may carry a new
+/// node id in every record); further nodes are still processed but not listed in the summary.
+pub const MAX_TRACKED_NODES: usize = 10_000;
+
+/// How messages are ordered for delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeliveryMode {
+    /// In the order they are read.
+    #[default]
+    Arrival,
+    /// Respecting happened-before (vector clocks).
+    Causal,
+    /// One total order (Lamport time, node id), identical in every replica.
+    Total,
+}
+
+impl DeliveryMode {
+    /// The command-line name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryMode::Arrival => "arrival",
+            DeliveryMode::Causal => "causal",
+            DeliveryMode::Total => "total",
+        }
+    }
+}
+
+impl fmt::Display for DeliveryMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A delivery mode name that is none of arrival, causal, total.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown delivery mode '{0}' (expected arrival, causal or total)")]
+pub struct UnknownDeliveryMode(pub String);
+
+impl std::str::FromStr for DeliveryMode {
+    type Err = UnknownDeliveryMode;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "arrival" => Ok(DeliveryMode::Arrival),
+            "causal" => Ok(DeliveryMode::Causal),
+            "total" => Ok(DeliveryMode::Total),
+            other => Err(UnknownDeliveryMode(other.to_string())),
+        }
+    }
+}
+
+/// The engine's settings (the consumer's command line maps onto these).
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Delivery order.
+    pub mode: DeliveryMode,
+    /// Capacity of the causal/total buffer and size of the analysis window (`--buffer-size`).
+    pub buffer_size: usize,
+    /// Longest a message waits for a missing predecessor, ms (`--causal-timeout`).
+    pub causal_timeout_ms: u64,
+    /// Total-order membership (`--nodes`); `None` = the nodes seen so far.
+    pub nodes: Option<Vec<NodeId>>,
+    /// Run the ordering analysis (`--analyze-ordering`).
+    pub analyze: bool,
+    /// Skew warning threshold, ms (`--max-skew-ms`).
+    pub max_skew_ms: f64,
+    /// Deliver at most this many messages (`--max-messages`); later ones are held, not committed.
+    pub max_messages: Option<u64>,
+    /// Limits of the envelope decoder.
+    pub limits: DecodeLimits,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            mode: DeliveryMode::Arrival,
+            buffer_size: 1_000,
+            causal_timeout_ms: 5_000,
+            nodes: None,
+            analyze: false,
+            max_skew_ms: 100.0,
+            max_messages: None,
+            limits: DecodeLimits::default(),
+        }
+    }
+}
+
+/// One record read from Kafka.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    /// Partition.
+    pub partition: i32,
+    /// Offset in the partition.
+    pub offset: i64,
+    /// The record value (`None` for a null value).
+    pub payload: Option<&'a [u8]>,
+    /// When it was read, from the consumer's physical clock (ns since the epoch).
+    pub arrival_ns: i64,
+}
+
+/// A message held by an ordering buffer.
+#[derive(Debug)]
+struct Held {
+    partition: i32,
+    offset: i64,
+    raw: Box<[u8]>,
+    env: Envelope,
+    /// Processed by an earlier run (below the committed position): restores ordering state only.
+    replay: bool,
+}
+
+enum Orderer {
+    Arrival,
+    Causal(CausalBuffer<Held>),
+    Total(TotalOrderBuffer<Held>),
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct PartitionState {
+    /// One past the highest offset read.
+    next: i64,
+    /// Messages of this partition held by the ordering buffer.
+    held: u64,
+    /// Lowest offset withheld after `max_messages` was reached.
+    withheld_min: Option<i64>,
+}
+
+/// The consumer engine. See the module documentation.
+pub struct ConsumerEngine {
+    cfg: EngineConfig,
+    orderer: Orderer,
+    analyzer: Option<Analyzer>,
+    released: Vec<Delivered<Held>>,
+    found: Vec<Violation>,
+    partitions: BTreeMap<i32, PartitionState>,
+    node_messages: HashMap<NodeId, u64>,
+    violations: [u64; VIOLATION_KINDS.len()],
+    received: u64,
+    delivered: u64,
+    malformed: u64,
+    duplicates: u64,
+    withheld: u64,
+    /// Replayed messages currently in the ordering buffer.
+    replays_held: u64,
+}
+
+impl fmt::Debug for ConsumerEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsumerEngine")
+            .field("mode", &self.cfg.mode)
+            .field("received", &self.received)
+            .field("delivered", &self.delivered)
+            .field("buffered", &self.buffered())
+            .finish_non_exhaustive()
+    }
+}
+
+fn kind_index(kind: &str) -> usize {
+    VIOLATION_KINDS.iter().position(|k| *k == kind).unwrap_or(0)
+}
+
+/// The record value with raw line breaks removed, so it can be embedded in one JSON line. A valid
+/// JSON text can only contain CR/LF as whitespace between tokens (inside strings they must be
+/// escaped), so removing them never changes its meaning.
+fn one_line(payload: &[u8]) -> Cow<'_, [u8]> {
+    if payload.iter().any(|&b| b == b'\n' || b == b'\r') {
+        Cow::Owned(
+            payload
+                .iter()
+                .copied()
+                .filter(|&b| b != b'\n' && b != b'\r')
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(payload)
+    }
+}
+
+impl ConsumerEngine {
+    /// A new engine.
+    pub fn new(cfg: EngineConfig) -> Self {
+        let capacity = cfg.buffer_size.max(1);
+        let dcfg = DeliveryConfig {
+            capacity,
+            max_wait_ns: i64::try_from(cfg.causal_timeout_ms)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(1_000_000),
+        };
+        let orderer = match cfg.mode {
+            DeliveryMode::Arrival => Orderer::Arrival,
+            DeliveryMode::Causal => Orderer::Causal(CausalBuffer::new(dcfg)),
+            DeliveryMode::Total => Orderer::Total(TotalOrderBuffer::new(dcfg, cfg.nodes.clone())),
+        };
+        let analyzer = cfg.analyze.then(|| {
+            Analyzer::new(AnalysisConfig {
+                window: capacity,
+                max_skew_ms: cfg.max_skew_ms,
+                max_nodes: MAX_TRACKED_NODES,
+            })
+        });
+        Self {
+            cfg,
+            orderer,
+            analyzer,
+            released: Vec::new(),
+            found: Vec::new(),
+            partitions: BTreeMap::new(),
+            node_messages: HashMap::new(),
+            violations: [0; VIOLATION_KINDS.len()],
+            received: 0,
+            delivered: 0,
+            malformed: 0,
+            duplicates: 0,
+            withheld: 0,
+            replays_held: 0,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Processes one record read from Kafka. Time moves to `rec.arrival_ns` first (timeouts due
+    /// by then fire before the record is considered).
+    pub fn on_record<S: EventSink + ?Sized>(&mut self, rec: &Record<'_>, sink: &mut S) {
+        self.received += 1;
+        let st = self.partitions.entry(rec.partition).or_default();
+        st.next = st.next.max(rec.offset.saturating_add(1));
+        self.tick(rec.arrival_ns, sink);
+
+        if self.is_done() {
+            self.withhold(rec.partition, rec.offset);
+            return;
+        }
+        let Some(payload) = rec.payload else {
+            self.report_malformed(rec.partition, rec.offset, "empty record (null value)", sink);
+            return;
+        };
+        let env = match envelope::decode(payload, &self.cfg.limits) {
+            Ok(env) => env,
+            Err(e) => {
+                self.report_malformed(rec.partition, rec.offset, &e.to_string(), sink);
+                return;
+            }
+        };
+        self.count_node(&env.timestamp.node_id);
+
+        if let Some(an) = self.analyzer.as_mut() {
+            an.observe(&env, rec.arrival_ns, &mut self.found);
+        }
+
+        match &mut self.orderer {
+            Orderer::Arrival => {
+                self.emit_found(false, sink);
+                let raw = one_line(payload);
+                self.delivered += 1;
+                sink.deliver(&Delivery {
+                    partition: rec.partition,
+                    offset: rec.offset,
+                    release: Release::Ready,
+                    raw: &raw,
+                    envelope: &env,
+                });
+            }
+            Orderer::Causal(_) | Orderer::Total(_) => {
+                self.offer(rec, payload, env, sink);
+            }
+        }
+    }
+
+    fn offer<S: EventSink + ?Sized>(
+        &mut self,
+        rec: &Record<'_>,
+        payload: &[u8],
+        env: Envelope,
+        sink: &mut S,
+    ) {
+        let node = env.timestamp.node_id.clone();
+        let seq = env.seq;
+        let held = Held {
+            partition: rec.partition,
+            offset: rec.offset,
+            raw: one_line(payload).into_owned().into_boxed_slice(),
+            env,
+            replay: false,
+        };
+        let offered = self.offer_to_buffer(held, rec.arrival_ns);
+        match offered {
+            Offer::Accepted => {
+                self.emit_found(false, sink);
+                if let Some(st) = self.partitions.get_mut(&rec.partition) {
+                    st.held += 1;
+                }
+            }
+            Offer::Duplicate(dup) => {
+                // The buffer's verdict is exact; the analysis' own duplicate report for the same
+                // record would say the same thing twice.
+                self.emit_found(true, sink);
+                self.duplicates += 1;
+                let detail = format!(
+                    "node {} seq {} was already delivered or is waiting (partition {} offset {}); not delivered again",
+                    node, seq, dup.partition, dup.offset
+                );
+                self.report(
+                    &ViolationReport {
+                        kind: "duplicate",
+                        node: &node,
+                        ids: std::slice::from_ref(&dup.env.id),
+                        detail: &detail,
+                    },
+                    sink,
+                );
+            }
+        }
+        self.emit_released(sink);
+    }
+
+    /// Replays a record that an earlier run already processed (it lies below the committed
+    /// position the shell resumed from). In causal and total modes it goes through the ordering
+    /// buffer so that the buffer knows what was delivered before — the first new message of a
+    /// node then does not wait for predecessors that will never be read again — but it is never
+    /// delivered, reported, counted or committed. Malformed records and arrival mode: no effect.
+    pub fn replay<S: EventSink + ?Sized>(&mut self, rec: &Record<'_>, sink: &mut S) {
+        let st = self.partitions.entry(rec.partition).or_default();
+        st.next = st.next.max(rec.offset.saturating_add(1));
+        if matches!(self.orderer, Orderer::Arrival) {
+            return;
+        }
+        let Some(payload) = rec.payload else { return };
+        let Ok(env) = envelope::decode(payload, &self.cfg.limits) else {
+            return;
+        };
+        let held = Held {
+            partition: rec.partition,
+            offset: rec.offset,
+            raw: Box::default(),
+            env,
+            replay: true,
+        };
+        if let Offer::Accepted = self.offer_to_buffer(held, rec.arrival_ns) {
+            self.replays_held += 1;
+        }
+        self.emit_released(sink);
+    }
+
+    fn offer_to_buffer(&mut self, held: Held, now_ns: i64) -> Offer<Held> {
+        let node = held.env.timestamp.node_id.clone();
+        let seq = held.env.seq;
+        match &mut self.orderer {
+            Orderer::Causal(buf) => {
+                // The buffer takes the stamp by reference and the message by value, so the stamp
+                // is cloned (the envelope keeps its own for rendering).
+                let vt = match &held.env.timestamp.vector_time {
+                    Some(vt) => vt.clone(),
+                    None => VectorTimestamp::from_entries([(node.clone(), seq)]),
+                };
+                buf.offer(node, &vt, held, now_ns, &mut self.released)
+            }
+            Orderer::Total(buf) => {
+                let lamport = held.env.timestamp.logical_time;
+                buf.offer(node, seq, lamport, held, now_ns, &mut self.released)
+            }
+            Orderer::Arrival => Offer::Accepted,
+        }
+    }
+
+    /// Advances time: releases messages whose wait expired.
+    pub fn tick<S: EventSink + ?Sized>(&mut self, now_ns: i64, sink: &mut S) {
+        match &mut self.orderer {
+            Orderer::Arrival => return,
+            Orderer::Causal(buf) => {
+                if buf.next_deadline().is_some_and(|d| d <= now_ns) {
+                    buf.expire(now_ns, &mut self.released);
+                }
+            }
+            Orderer::Total(buf) => {
+                if buf.next_deadline().is_some_and(|d| d <= now_ns) {
+                    buf.expire(now_ns, &mut self.released);
+                }
+            }
+        }
+        self.emit_released(sink);
+    }
+
+    /// When [`tick`](Self::tick) must be called next (ns since the epoch), if anything waits.
+    pub fn next_deadline(&self) -> Option<i64> {
+        match &self.orderer {
+            Orderer::Arrival => None,
+            Orderer::Causal(buf) => buf.next_deadline(),
+            Orderer::Total(buf) => buf.next_deadline(),
+        }
+    }
+
+    /// True once `max_messages` messages were delivered: the caller should stop reading.
+    pub fn is_done(&self) -> bool {
+        self.cfg.max_messages.is_some_and(|m| self.delivered >= m)
+    }
+
+    /// Messages delivered so far.
+    pub fn delivered_count(&self) -> u64 {
+        self.delivered
+    }
+
+    /// Messages currently held (ordering buffer + withheld after `max_messages`).
+    pub fn buffered(&self) -> u64 {
+        let in_buffer = match &self.orderer {
+            Orderer::Arrival => 0,
+            Orderer::Causal(buf) => buf.len(),
+            Orderer::Total(buf) => buf.len(),
+        };
+        (in_buffer as u64).saturating_sub(self.replays_held) + self.withheld
+    }
+
+    /// Messages held in the ordering buffer per partition (partitions holding none are omitted).
+    pub fn held_by_partition(&self) -> impl Iterator<Item = (i32, u64)> + '_ {
+        self.partitions
+            .iter()
+            .filter(|(_, s)| s.held > 0)
+            .map(|(p, s)| (*p, s.held))
+    }
+
+    /// Per partition, the offset to commit: the lowest offset still held, else one past the last
+    /// record read. Only partitions from which something was read are listed.
+    ///
+    /// Costs O(buffered messages); call it at commit time, not per record.
+    pub fn commit_positions(&self) -> Vec<(i32, i64)> {
+        let mut pos: BTreeMap<i32, i64> = self
+            .partitions
+            .iter()
+            .map(|(p, s)| (*p, s.withheld_min.map_or(s.next, |w| w.min(s.next))))
+            .collect();
+        let mut lower = |h: &Held| {
+            if h.replay {
+                return;
+            }
+            if let Some(p) = pos.get_mut(&h.partition) {
+                *p = (*p).min(h.offset);
+            }
+        };
+        match &self.orderer {
+            Orderer::Arrival => {}
+            Orderer::Causal(buf) => buf.iter_waiting().for_each(&mut lower),
+            Orderer::Total(buf) => buf.iter_waiting().for_each(&mut lower),
+        }
+        pos.into_iter().collect()
+    }
+
+    /// The report so far (the shell prints it on every exit path).
+    pub fn summary(&self) -> Summary {
+        let violations = VIOLATION_KINDS
+            .iter()
+            .zip(self.violations.iter())
+            .map(|(k, n)| (*k, *n))
+            .collect();
+        let mut nodes: BTreeMap<String, NodeSummary> = self
+            .node_messages
+            .iter()
+            .map(|(n, m)| {
+                (
+                    n.to_string(),
+                    NodeSummary {
+                        messages: *m,
+                        offset_ms: None,
+                    },
+                )
+            })
+            .collect();
+        let mut concurrent_pairs = 0;
+        if let Some(an) = &self.analyzer {
+            let s = an.summary();
+            concurrent_pairs = s.concurrent_pairs;
+            for (node, st) in s.nodes.iter() {
+                if let Some(ns) = nodes.get_mut(&**node) {
+                    ns.offset_ms = st.offset_ms.filter(|x| x.is_finite());
+                }
+            }
+        }
+        Summary {
+            received: self.received,
+            delivered: self.delivered,
+            malformed: self.malformed,
+            buffered: self.buffered(),
+            duplicates: self.duplicates,
+            violations,
+            concurrent_pairs,
+            nodes,
+        }
+    }
+
+    fn count_node(&mut self, node: &NodeId) {
+        if let Some(n) = self.node_messages.get_mut(node) {
+            *n += 1;
+        } else if self.node_messages.len() < MAX_TRACKED_NODES {
+            self.node_messages.insert(node.clone(), 1);
+        }
+    }
+
+    fn withhold(&mut self, partition: i32, offset: i64) {
+        self.withheld += 1;
+        let st = self.partitions.entry(partition).or_default();
+        st.withheld_min = Some(st.withheld_min.map_or(offset, |w| w.min(offset)));
+    }
+
+    fn report_malformed<S: EventSink + ?Sized>(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        error: &str,
+        sink: &mut S,
+    ) {
+        self.malformed += 1;
+        sink.malformed(partition, offset, error);
+    }
+
+    fn report<S: EventSink + ?Sized>(&mut self, v: &ViolationReport<'_>, sink: &mut S) {
+        self.violations[kind_index(v.kind)] += 1;
+        sink.violation(v);
+    }
+
+    /// Reports the analysis findings of the current record. `buffer_saw_duplicate`: the delivery
+    /// buffer already reports this record as a duplicate.
+    fn emit_found<S: EventSink + ?Sized>(&mut self, buffer_saw_duplicate: bool, sink: &mut S) {
+        let mut found = std::mem::take(&mut self.found);
+        for v in found.drain(..) {
+            if v.kind == ViolationKind::Duplicate {
+                if buffer_saw_duplicate {
+                    continue;
+                }
+                if matches!(self.orderer, Orderer::Arrival) {
+                    self.duplicates += 1;
+                }
+            }
+            self.report(
+                &ViolationReport {
+                    kind: v.kind.as_str(),
+                    node: &v.node,
+                    ids: &v.ids,
+                    detail: &v.detail,
+                },
+                sink,
+            );
+        }
+        self.found = found;
+    }
+
+    fn emit_released<S: EventSink + ?Sized>(&mut self, sink: &mut S) {
+        if self.released.is_empty() {
+            return;
+        }
+        let mut released = std::mem::take(&mut self.released);
+        for d in released.drain(..) {
+            if d.item.replay {
+                self.replays_held = self.replays_held.saturating_sub(1);
+                continue;
+            }
+            if let Some(st) = self.partitions.get_mut(&d.item.partition) {
+                st.held = st.held.saturating_sub(1);
+            }
+            if matches!(d.release, Release::Timeout | Release::BufferFull) {
+                let detail = describe_early_release(&d, self.cfg.causal_timeout_ms);
+                let h = &d.item;
+                self.report(
+                    &ViolationReport {
+                        kind: "released_early",
+                        node: &d.node,
+                        ids: std::slice::from_ref(&h.env.id),
+                        detail: &detail,
+                    },
+                    sink,
+                );
+            }
+            let h = d.item;
+            if self.is_done() {
+                self.withhold(h.partition, h.offset);
+                continue;
+            }
+            self.delivered += 1;
+            sink.deliver(&Delivery {
+                partition: h.partition,
+                offset: h.offset,
+                release: d.release,
+                raw: &h.raw,
+                envelope: &h.env,
+            });
+        }
+        self.released = released;
+    }
+}
+
+/// "node B seq 4 released after waiting 5000 ms; missing: A 3..5; silent members: C".
+fn describe_early_release<T>(d: &Delivered<T>, timeout_ms: u64) -> String {
+    use std::fmt::Write;
+    let (node, seq) = (&d.node, d.seq);
+    let mut s = match d.release {
+        Release::Timeout => format!("node {node} seq {seq} released after waiting {timeout_ms} ms"),
+        _ => format!("node {node} seq {seq} released because the buffer is full"),
+    };
+    if !d.missing.is_empty() {
+        s.push_str("; missing:");
+        for (i, g) in d.missing.iter().enumerate() {
+            let sep = if i == 0 { " " } else { ", " };
+            if g.first == g.last {
+                let _ = write!(s, "{sep}{} {}", g.node, g.first);
+            } else {
+                let _ = write!(s, "{sep}{} {}..{}", g.node, g.first, g.last);
+            }
+        }
+    }
+    if !d.silent.is_empty() {
+        s.push_str("; silent members:");
+        for (i, n) in d.silent.iter().enumerate() {
+            let _ = write!(s, "{}{n}", if i == 0 { " " } else { ", " });
+        }
+    }
+    if d.missing.is_empty() && d.silent.is_empty() {
+        s.push_str(" before everything it depends on arrived");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests;

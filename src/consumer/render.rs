@@ -1,0 +1,272 @@
+//! Rendering of consumer events: JSON lines for programs, text for people.
+
+use super::event::{Delivery, EventSink, Summary, ViolationReport, VIOLATION_KINDS};
+use crate::delivery::Release;
+use std::io::{self, Write};
+
+/// Writes every event as one JSON object per line:
+///
+/// ```text
+/// {"event":"deliver","partition":P,"offset":O,"release":"ready","message":{…the record as received…}}
+/// {"event":"violation","kind":"fifo_gap","node":"…","ids":["…"],"detail":"…"}
+/// {"event":"malformed","partition":P,"offset":O,"error":"…"}
+/// {"event":"summary","received":N,"delivered":N,"malformed":N,"buffered":N,"duplicates":N,
+///  "violations":{"fifo_gap":N,…},"concurrent_pairs":N,"nodes":{"<id>":{"messages":N,"offset_ms":X}}}
+/// ```
+///
+/// `release` is `ready`, `timeout`, `buffer-full` or `late` (a predecessor that was given up on
+/// and turned up afterwards). The message is embedded byte for byte (line breaks removed).
+#[derive(Debug)]
+pub struct JsonSink<W: Write> {
+    out: W,
+    error: Option<io::Error>,
+}
+
+impl<W: Write> JsonSink<W> {
+    /// A sink writing to `out` (wrap stdout in a `BufWriter`).
+    pub fn new(out: W) -> Self {
+        Self { out, error: None }
+    }
+
+    /// The first write error, if any (e.g. a closed pipe); later writes are skipped.
+    pub fn take_error(&mut self) -> Option<io::Error> {
+        self.error.take()
+    }
+
+    /// Flushes the writer.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.out.flush()
+    }
+
+    /// The underlying writer.
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
+    fn put(&mut self, f: impl FnOnce(&mut W) -> io::Result<()>) {
+        if self.error.is_none() {
+            if let Err(e) = f(&mut self.out) {
+                self.error = Some(e);
+            }
+        }
+    }
+}
+
+fn json_str<W: Write>(w: &mut W, s: &str) -> io::Result<()> {
+    serde_json::to_writer(&mut *w, s).map_err(io::Error::from)
+}
+
+impl<W: Write> EventSink for JsonSink<W> {
+    fn deliver(&mut self, d: &Delivery<'_>) {
+        self.put(|w| {
+            write!(
+                w,
+                "{{\"event\":\"deliver\",\"partition\":{},\"offset\":{},\"release\":\"{}\",\"message\":",
+                d.partition,
+                d.offset,
+                d.release.as_str()
+            )?;
+            w.write_all(d.raw)?;
+            w.write_all(b"}\n")
+        });
+    }
+
+    fn violation(&mut self, v: &ViolationReport<'_>) {
+        self.put(|w| {
+            write!(
+                w,
+                "{{\"event\":\"violation\",\"kind\":\"{}\",\"node\":",
+                v.kind
+            )?;
+            json_str(w, v.node)?;
+            w.write_all(b",\"ids\":")?;
+            serde_json::to_writer(&mut *w, v.ids).map_err(io::Error::from)?;
+            w.write_all(b",\"detail\":")?;
+            json_str(w, v.detail)?;
+            w.write_all(b"}\n")
+        });
+    }
+
+    fn malformed(&mut self, partition: i32, offset: i64, error: &str) {
+        self.put(|w| {
+            write!(w, "{{\"event\":\"malformed\",\"partition\":{partition},\"offset\":{offset},\"error\":")?;
+            json_str(w, error)?;
+            w.write_all(b"}\n")
+        });
+    }
+
+    fn summary(&mut self, s: &Summary) {
+        #[derive(serde::Serialize)]
+        struct Tagged<'a> {
+            event: &'static str,
+            #[serde(flatten)]
+            summary: &'a Summary,
+        }
+        self.put(|w| {
+            serde_json::to_writer(
+                &mut *w,
+                &Tagged {
+                    event: "summary",
+                    summary: s,
+                },
+            )
+            .map_err(io::Error::from)?;
+            w.write_all(b"\n")
+        });
+    }
+}
+
+/// Writes events for people: one line per delivered message and violation on `out`, malformed
+/// records as warnings on `diag` (stderr), and a readable report at the end.
+#[derive(Debug)]
+pub struct TextSink<W: Write, E: Write> {
+    out: W,
+    diag: E,
+    error: Option<io::Error>,
+}
+
+impl<W: Write, E: Write> TextSink<W, E> {
+    /// A sink writing messages to `out` and diagnostics to `diag`.
+    pub fn new(out: W, diag: E) -> Self {
+        Self {
+            out,
+            diag,
+            error: None,
+        }
+    }
+
+    /// The first write error on `out`, if any.
+    pub fn take_error(&mut self) -> Option<io::Error> {
+        self.error.take()
+    }
+
+    /// Flushes both writers.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        let _ = self.diag.flush();
+        self.out.flush()
+    }
+
+    /// The underlying writers.
+    pub fn into_inner(self) -> (W, E) {
+        (self.out, self.diag)
+    }
+
+    fn put(&mut self, f: impl FnOnce(&mut W) -> io::Result<()>) {
+        if self.error.is_none() {
+            if let Err(e) = f(&mut self.out) {
+                self.error = Some(e);
+            }
+        }
+    }
+}
+
+/// `HH:MM:SS.mmm` (UTC) of a time in seconds since the epoch; `?` for non-finite input.
+pub(crate) fn clock_time(secs: f64) -> String {
+    if !secs.is_finite() {
+        return "?".to_string();
+    }
+    let ms = (secs * 1000.0).round() as i64;
+    let day_ms = ms.rem_euclid(86_400_000);
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        day_ms / 3_600_000,
+        day_ms / 60_000 % 60,
+        day_ms / 1000 % 60,
+        day_ms % 1000
+    )
+}
+
+impl<W: Write, E: Write> EventSink for TextSink<W, E> {
+    fn deliver(&mut self, d: &Delivery<'_>) {
+        let env = d.envelope;
+        let ts = &env.timestamp;
+        self.put(|w| {
+            write!(w, "p{}@{:<6} ", d.partition, d.offset)?;
+            if d.release != Release::Ready {
+                write!(w, "[{}] ", d.release.as_str())?;
+            }
+            write!(
+                w,
+                "{}#{} {} {} L{}",
+                ts.node_id,
+                env.seq,
+                ts.clock_type,
+                clock_time(ts.physical_time),
+                ts.logical_time
+            )?;
+            if let Some(vt) = &ts.vector_time {
+                w.write_all(b" {")?;
+                for (i, (k, v)) in vt.iter().enumerate() {
+                    write!(w, "{}{k}:{v}", if i == 0 { "" } else { "," })?;
+                }
+                w.write_all(b"}")?;
+            }
+            if let Some(h) = &ts.hybrid_time {
+                write!(w, " hlc {}.{}", h.wall_ms, h.logical)?;
+            }
+            writeln!(w, "  {}", env.content.escape_debug())
+        });
+    }
+
+    fn violation(&mut self, v: &ViolationReport<'_>) {
+        self.put(|w| writeln!(w, "!! {} ({}): {}", v.kind, v.node, v.detail));
+    }
+
+    fn malformed(&mut self, partition: i32, offset: i64, error: &str) {
+        let _ = writeln!(
+            self.diag,
+            "warning: partition {partition} offset {offset}: malformed record skipped: {error}"
+        );
+    }
+
+    fn summary(&mut self, s: &Summary) {
+        self.put(|w| {
+            writeln!(w, "── summary ──")?;
+            writeln!(w, "received    {:>8}", s.received)?;
+            writeln!(w, "delivered   {:>8}", s.delivered)?;
+            writeln!(w, "malformed   {:>8}", s.malformed)?;
+            write!(w, "buffered    {:>8}", s.buffered)?;
+            if s.buffered > 0 {
+                write!(
+                    w,
+                    "  (held at exit: not committed, read again by the next run)"
+                )?;
+            }
+            writeln!(w)?;
+            writeln!(w, "duplicates  {:>8}", s.duplicates)?;
+            let total: u64 = s.violations.values().sum();
+            writeln!(w, "violations  {total:>8}")?;
+            for kind in VIOLATION_KINDS {
+                let n = s.violations.get(kind).copied().unwrap_or(0);
+                if n > 0 {
+                    writeln!(w, "  {kind:<22}{n:>8}")?;
+                }
+            }
+            writeln!(w, "concurrent pairs {:>3}", s.concurrent_pairs)?;
+            if !s.nodes.is_empty() {
+                writeln!(w, "nodes:")?;
+                let width = s
+                    .nodes
+                    .keys()
+                    .map(|k| k.chars().count())
+                    .max()
+                    .unwrap_or(0)
+                    .min(40);
+                for (id, n) in &s.nodes {
+                    write!(w, "  {id:<width$}  {:>8} messages", n.messages)?;
+                    if let Some(off) = n.offset_ms {
+                        write!(w, "  clock offset {off:+.1} ms")?;
+                    }
+                    writeln!(w)?;
+                }
+            }
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,1047 @@
+//! kafka-consumer against the real broker of the test environment (`KTS_BOOTSTRAP`):
+//! causal and total delivery through Kafka, timeouts, restart from committed offsets, malformed
+//! records, text output, bad command lines and secrets.
+//!
+//! Run: `scripts/testenv.sh run -- cargo test --test consumer_cli`.
+
+mod common;
+
+use common::{bootstrap, create_topic, produce_raw, TIMEOUT};
+use kafka_timesync::clock::{ClockType, VectorTimestamp};
+use kafka_timesync::envelope::{Envelope, MessageTimestamp};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_kafka-consumer");
+
+fn group() -> String {
+    format!("kts-test-{}", uuid::Uuid::new_v4())
+}
+
+/// An envelope as a producer would stamp it; vector stamps when `vt` is given.
+fn message(node: &str, seq: u64, vt: Option<&[(&str, u64)]>, lamport: u64) -> Vec<u8> {
+    let now = 1_790_000_000.0 + seq as f64 / 1000.0;
+    Envelope {
+        id: format!("{node}-{seq}"),
+        content: format!("{node} says {seq}"),
+        seq,
+        timestamp: MessageTimestamp {
+            node_id: node.into(),
+            timestamp: now,
+            clock_type: if vt.is_some() {
+                ClockType::Vector
+            } else {
+                ClockType::Logical
+            },
+            physical_time: now,
+            logical_time: lamport,
+            vector_time: vt.map(|e| VectorTimestamp::from_entries(e.iter().map(|(k, v)| (*k, *v)))),
+            hybrid_time: None,
+        },
+        simulated_skew_ms: None,
+    }
+    .encode()
+}
+
+fn events<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    lines.iter().filter(|l| l["event"] == kind).collect()
+}
+
+fn delivered_ids(lines: &[Value]) -> Vec<String> {
+    events(lines, "deliver")
+        .iter()
+        .map(|d| d["message"]["id"].as_str().expect("message id").to_string())
+        .collect()
+}
+
+fn summary(lines: &[Value]) -> &Value {
+    let last = lines.last().expect("no output at all");
+    assert_eq!(
+        last["event"], "summary",
+        "the last line must be the summary: {last}"
+    );
+    last
+}
+
+/// Checks that `ids` (delivered in this order) is a linear extension of happened-before for the
+/// given vector stamps: every causal predecessor present in the output comes earlier.
+fn assert_causal(ids: &[String], stamps: &HashMap<String, (String, u64, VectorTimestamp)>) {
+    let pos: HashMap<&str, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        let (_, _, vt) = &stamps[id];
+        for (other, (node, seq, _)) in stamps {
+            let before = vt.get(node) >= *seq && other != id;
+            if before {
+                if let Some(j) = pos.get(other.as_str()) {
+                    assert!(
+                        *j < i,
+                        "{other} happened before {id} but was delivered after it: {ids:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A consumer running in the background whose JSON lines are collected as they come.
+struct Live {
+    child: Child,
+    lines: Arc<Mutex<Vec<Value>>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Live {
+    fn start(args: &[&str]) -> Live {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn kafka-consumer");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let l = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let v: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+                l.lock().unwrap().push(v);
+            }
+        });
+        let e = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let mut s = e.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        Live {
+            child,
+            lines,
+            stderr,
+        }
+    }
+
+    fn wait_for(&mut self, what: &str, cond: impl Fn(&[Value]) -> bool) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if cond(&self.lines.lock().unwrap()) {
+                return;
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                panic!(
+                    "consumer exited ({st}) while waiting for {what}; stderr:\n{}",
+                    self.stderr.lock().unwrap()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; output so far: {:?}\nstderr:\n{}",
+                self.lines.lock().unwrap(),
+                self.stderr.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: no chance to commit or report. Returns the lines printed before.
+    fn kill(mut self) -> Vec<Value> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(200));
+        let lines = self.lines.lock().unwrap().clone();
+        lines
+    }
+
+    /// SIGTERM, then the exit status and every line.
+    fn terminate(mut self) -> (std::process::ExitStatus, Vec<Value>, String) {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        let deadline = Instant::now() + TIMEOUT;
+        let status = loop {
+            if let Some(st) = self.child.try_wait().expect("wait") {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("consumer did not stop on SIGTERM within {TIMEOUT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // Let the reader threads see EOF.
+        std::thread::sleep(Duration::from_millis(200));
+        let lines = self.lines.lock().unwrap().clone();
+        let stderr = self.stderr.lock().unwrap().clone();
+        (status, lines, stderr)
+    }
+}
+
+fn run_consumer(args: &[&str]) -> (Vec<Value>, String) {
+    let out = common::run(BIN, args, None, TIMEOUT);
+    out.assert_success();
+    (out.json_lines(), out.stderr)
+}
+
+fn committed(group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    let consumer: BaseConsumer = common::settings()
+        .consumer_config(Some(group))
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let got = consumer
+        .committed_offsets(tpl, TIMEOUT)
+        .expect("committed offsets");
+    got.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn causal_delivery_respects_happened_before_that_arrival_order_breaks() {
+    let topic = create_topic("consumer-causal", 3);
+    let bs = bootstrap();
+    let common_args = [
+        "--bootstrap",
+        &bs,
+        "--from-beginning",
+        "--analyze-ordering",
+        "--format",
+        "json",
+    ];
+    let (g1, g2) = (group(), group());
+    let mut causal = Live::start(
+        &[
+            &[topic.as_str(), "--delivery", "causal", "--group", &g1][..],
+            &common_args[..],
+        ]
+        .concat(),
+    );
+    let mut arrival = Live::start(
+        &[
+            &[topic.as_str(), "--delivery", "arrival", "--group", &g2][..],
+            &common_args[..],
+        ]
+        .concat(),
+    );
+
+    // A sends twice; B sends after seeing A's both; C after seeing B's. Each node has its own
+    // partition, and every successor is written (and read) before its causes.
+    let stamps: HashMap<String, (String, u64, VectorTimestamp)> = [
+        ("A", 1, vec![("A", 1)]),
+        ("A", 2, vec![("A", 2)]),
+        ("B", 1, vec![("A", 2), ("B", 1)]),
+        ("C", 1, vec![("A", 2), ("B", 1), ("C", 1)]),
+    ]
+    .into_iter()
+    .map(|(n, s, vt)| {
+        (
+            format!("{n}-{s}"),
+            (n.to_string(), s, VectorTimestamp::from_entries(vt)),
+        )
+    })
+    .collect();
+    let c1 = message("C", 1, Some(&[("A", 2), ("B", 1), ("C", 1)]), 4);
+    let b1 = message("B", 1, Some(&[("A", 2), ("B", 1)]), 3);
+    let a1 = message("A", 1, Some(&[("A", 1)]), 1);
+    let a2 = message("A", 2, Some(&[("A", 2)]), 2);
+
+    produce_raw(&topic, &[(Some(2), "C", &c1)]);
+    arrival.wait_for("C-1 delivered in arrival mode", |l| {
+        delivered_ids(l).len() == 1
+    });
+    causal.wait_for("C-1 seen by the causal consumer", |l| {
+        events(l, "violation")
+            .iter()
+            .any(|v| v["kind"] == "arrival_before_cause" && v["node"] == "C")
+    });
+    assert!(
+        delivered_ids(&causal.lines.lock().unwrap()).is_empty(),
+        "C-1 must wait for its causes"
+    );
+
+    produce_raw(&topic, &[(Some(1), "B", &b1)]);
+    arrival.wait_for("B-1 delivered in arrival mode", |l| {
+        delivered_ids(l).len() == 2
+    });
+    causal.wait_for("B-1 seen by the causal consumer", |l| {
+        events(l, "violation")
+            .iter()
+            .any(|v| v["kind"] == "arrival_before_cause" && v["node"] == "B")
+    });
+    assert!(delivered_ids(&causal.lines.lock().unwrap()).is_empty());
+
+    produce_raw(&topic, &[(Some(0), "A", &a1), (Some(0), "A", &a2)]);
+    causal.wait_for("all four delivered causally", |l| {
+        delivered_ids(l).len() == 4
+    });
+    arrival.wait_for("all four delivered on arrival", |l| {
+        delivered_ids(l).len() == 4
+    });
+
+    let (st, causal_lines, err) = causal.terminate();
+    assert!(st.success(), "causal consumer exit {st}: {err}");
+    let (st, arrival_lines, err) = arrival.terminate();
+    assert!(st.success(), "arrival consumer exit {st}: {err}");
+
+    let causal_ids = delivered_ids(&causal_lines);
+    assert_eq!(causal_ids, ["A-1", "A-2", "B-1", "C-1"]);
+    assert_causal(&causal_ids, &stamps);
+    assert!(events(&causal_lines, "deliver")
+        .iter()
+        .all(|d| d["release"] == "ready"));
+    let s = summary(&causal_lines);
+    assert_eq!(
+        (
+            s["received"].as_u64(),
+            s["delivered"].as_u64(),
+            s["buffered"].as_u64()
+        ),
+        (Some(4), Some(4), Some(0))
+    );
+
+    let arrival_ids = delivered_ids(&arrival_lines);
+    assert_eq!(arrival_ids, ["C-1", "B-1", "A-1", "A-2"]);
+    let abc: HashSet<String> = events(&arrival_lines, "violation")
+        .iter()
+        .filter(|v| v["kind"] == "arrival_before_cause")
+        .map(|v| v["node"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(abc, HashSet::from(["B".to_string(), "C".to_string()]));
+    assert!(summary(&arrival_lines)["violations"]["arrival_before_cause"].as_u64() >= Some(2));
+
+    // SIGTERM committed everything delivered: one past the last record of each partition.
+    assert_eq!(
+        committed(&g1, &topic, 3),
+        BTreeMap::from([(0, 2), (1, 1), (2, 1)])
+    );
+}
+
+#[test]
+fn total_order_is_the_same_sequence_in_two_consumer_groups() {
+    let topic = create_topic("consumer-total", 3);
+    let bs = bootstrap();
+    // Three nodes with interleaved and tied Lamport times, each in its own partition.
+    let plan: [(&str, i32, &[u64]); 3] = [
+        ("A", 0, &[1, 3, 5, 8, 9]),
+        ("B", 1, &[2, 3, 4, 8, 12]),
+        ("C", 2, &[1, 2, 6, 7, 10]),
+    ];
+    let mut records = Vec::new();
+    let mut expected = Vec::new();
+    for (node, p, times) in plan {
+        for (i, t) in times.iter().enumerate() {
+            let seq = i as u64 + 1;
+            records.push((Some(p), node, message(node, seq, None, *t)));
+            expected.push((*t, node.to_string(), format!("{node}-{seq}")));
+        }
+    }
+    let refs: Vec<(Option<i32>, &str, &[u8])> = records
+        .iter()
+        .map(|(p, k, m)| (*p, *k, m.as_slice()))
+        .collect();
+    produce_raw(&topic, &refs);
+    expected.sort();
+    let expected: Vec<String> = expected.into_iter().map(|(_, _, id)| id).collect();
+
+    let run = || {
+        let g = group();
+        let (lines, _) = run_consumer(&[
+            &topic,
+            "--bootstrap",
+            &bs,
+            "--group",
+            &g,
+            "--from-beginning",
+            "--delivery",
+            "total",
+            "--nodes",
+            "A,B,C",
+            "--causal-timeout",
+            "1000",
+            "--idle-timeout",
+            "4",
+            "--format",
+            "json",
+        ]);
+        lines
+    };
+    let first = run();
+    let second = run();
+    assert_eq!(
+        delivered_ids(&first),
+        delivered_ids(&second),
+        "replicas disagree"
+    );
+    assert_eq!(
+        delivered_ids(&first),
+        expected,
+        "not in (Lamport time, node id) order"
+    );
+    assert_eq!(summary(&first)["delivered"], 15);
+}
+
+#[test]
+fn a_missing_predecessor_is_released_after_the_causal_timeout_and_reported() {
+    let topic = create_topic("consumer-timeout", 3);
+    let bs = bootstrap();
+    let g = group();
+    // C saw A's fifth message, which was never written; D depends on nothing.
+    let c1 = message("C", 1, Some(&[("A", 5), ("C", 1)]), 6);
+    let d1 = message("D", 1, Some(&[("D", 1)]), 1);
+    produce_raw(&topic, &[(Some(2), "C", &c1), (Some(0), "D", &d1)]);
+    let (lines, _) = run_consumer(&[
+        &topic,
+        "--bootstrap",
+        &bs,
+        "--group",
+        &g,
+        "--from-beginning",
+        "--delivery",
+        "causal",
+        "--causal-timeout",
+        "500",
+        "--idle-timeout",
+        "3",
+        "--format",
+        "json",
+    ]);
+    let delivered: HashMap<String, String> = events(&lines, "deliver")
+        .iter()
+        .map(|d| {
+            (
+                d["message"]["id"].as_str().unwrap().to_string(),
+                d["release"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(delivered.get("D-1").map(String::as_str), Some("ready"));
+    assert_eq!(delivered.get("C-1").map(String::as_str), Some("timeout"));
+    let early = events(&lines, "violation");
+    assert_eq!(early.len(), 1, "{early:?}");
+    assert_eq!(early[0]["kind"], "released_early");
+    assert_eq!(early[0]["ids"], serde_json::json!(["C-1"]));
+    assert!(
+        early[0]["detail"].as_str().unwrap().contains("A 1..5"),
+        "{}",
+        early[0]["detail"]
+    );
+    let s = summary(&lines);
+    assert_eq!(
+        (s["delivered"].as_u64(), s["buffered"].as_u64()),
+        (Some(2), Some(0)),
+        "nothing dropped"
+    );
+    assert_eq!(s["violations"]["released_early"], 1);
+}
+
+#[test]
+fn stopped_mid_backlog_and_restarted_loses_nothing_and_redelivers_only_after_the_commit() {
+    let topic = create_topic("consumer-restart", 3);
+    let bs = bootstrap();
+    let g = group();
+    const N: u64 = 40;
+    // B's i-th message was sent after B saw A's i-th. B's partition is written first, so the
+    // consumer meets B's messages before their causes.
+    let mut records = Vec::new();
+    let mut stamps = HashMap::new();
+    for i in 1..=N {
+        let vt = [("A", i), ("B", i)];
+        records.push((Some(1), "B", message("B", i, Some(&vt), 2 * i)));
+        stamps.insert(
+            format!("B-{i}"),
+            ("B".to_string(), i, VectorTimestamp::from_entries(vt)),
+        );
+    }
+    for i in 1..=N {
+        records.push((Some(0), "A", message("A", i, Some(&[("A", i)]), 2 * i - 1)));
+        stamps.insert(
+            format!("A-{i}"),
+            (
+                "A".to_string(),
+                i,
+                VectorTimestamp::from_entries([("A", i)]),
+            ),
+        );
+    }
+    let refs: Vec<(Option<i32>, &str, &[u8])> = records
+        .iter()
+        .map(|(p, k, m)| (*p, *k, m.as_slice()))
+        .collect();
+    let positions: HashMap<String, (i32, i64)> = {
+        let pos = produce_raw(&topic, &refs);
+        records
+            .iter()
+            .zip(pos)
+            .map(|((_, _, m), p)| {
+                (
+                    serde_json::from_slice::<Value>(m).unwrap()["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                    p,
+                )
+            })
+            .collect()
+    };
+
+    // Run 1 stops after 30 deliveries, in the middle of the backlog.
+    let (run1, _) = run_consumer(&[
+        &topic,
+        "--bootstrap",
+        &bs,
+        "--group",
+        &g,
+        "--from-beginning",
+        "--delivery",
+        "causal",
+        "--max-messages",
+        "30",
+        "--format",
+        "json",
+    ]);
+    let ids1 = delivered_ids(&run1);
+    assert_eq!(ids1.len(), 30);
+    assert_causal(&ids1, &stamps);
+    let commits = committed(&g, &topic, 3);
+    // Every record below a commit position was delivered in run 1.
+    let delivered1: HashSet<&String> = ids1.iter().collect();
+    for (id, (p, o)) in &positions {
+        if *o < commits.get(p).copied().unwrap_or(0) {
+            assert!(
+                delivered1.contains(id),
+                "{id} at {p}/{o} is below the commit {commits:?} but was never delivered"
+            );
+        }
+    }
+
+    // Run 2 resumes from the committed offsets.
+    let (run2, _) = run_consumer(&[
+        &topic,
+        "--bootstrap",
+        &bs,
+        "--group",
+        &g,
+        "--delivery",
+        "causal",
+        "--causal-timeout",
+        "1000",
+        "--idle-timeout",
+        "4",
+        "--format",
+        "json",
+    ]);
+    let ids2 = delivered_ids(&run2);
+    let all: HashSet<&String> = ids1.iter().chain(ids2.iter()).collect();
+    assert_eq!(
+        all.len(),
+        2 * N as usize,
+        "lost: {:?}",
+        stamps
+            .keys()
+            .filter(|k| !all.contains(k))
+            .collect::<Vec<_>>()
+    );
+    let mut redelivered = 0;
+    for id in &ids2 {
+        let (p, o) = positions[id];
+        assert!(
+            o >= commits.get(&p).copied().unwrap_or(0),
+            "{id} at {p}/{o} redelivered although below the commit {commits:?}"
+        );
+        if delivered1.contains(id) {
+            redelivered += 1;
+        }
+    }
+    eprintln!("restart: 80 messages, run 1 delivered 30, run 2 delivered {}, redelivered {redelivered}, lost 0", ids2.len());
+    let s2 = summary(&run2);
+    assert_eq!(s2["buffered"], 0);
+    // Run 2 replayed what lay below the commit into its causal state: no message waited for a
+    // predecessor that run 1 had delivered.
+    assert_eq!(s2["violations"]["released_early"], 0, "{s2}");
+    assert_causal(&ids2, &stamps);
+}
+
+#[test]
+fn garbage_records_are_reported_and_valid_ones_still_flow() {
+    let topic = create_topic("consumer-garbage", 3);
+    let bs = bootstrap();
+    let deep = "[".repeat(10_000);
+    let valid: Vec<Vec<u8>> = (1..=5)
+        .map(|i| message("A", i, Some(&[("A", i)]), i))
+        .collect();
+    let garbage: [&[u8]; 5] = [
+        b"\x00\x01\x02 binary \xff",
+        b"not json at all",
+        br#"{"id":"x","content":"no timestamp","seq":1}"#,
+        deep.as_bytes(),
+        br#"{"id":"y","content":"","seq":-3,"timestamp":{"node_id":"A","timestamp":1.0,"clock_type":"vector","physical_time":1.0,"logical_time":1}}"#,
+    ];
+    let mut recs: Vec<(Option<i32>, &str, &[u8])> = Vec::new();
+    for i in 0..5 {
+        recs.push((Some(0), "A", &valid[i]));
+        recs.push((Some(0), "junk", garbage[i]));
+    }
+    let pos = produce_raw(&topic, &recs);
+    let bad_positions: HashSet<(i64, i64)> = pos
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .map(|(p, o)| (i64::from(*p), *o))
+        .collect();
+
+    for mode in ["causal", "arrival"] {
+        let g = group();
+        let (lines, _) = run_consumer(&[
+            &topic,
+            "--bootstrap",
+            &bs,
+            "--group",
+            &g,
+            "--from-beginning",
+            "--delivery",
+            mode,
+            "--idle-timeout",
+            "3",
+            "--format",
+            "json",
+        ]);
+        assert_eq!(
+            delivered_ids(&lines),
+            ["A-1", "A-2", "A-3", "A-4", "A-5"],
+            "{mode}"
+        );
+        let malformed: HashSet<(i64, i64)> = events(&lines, "malformed")
+            .iter()
+            .map(|m| {
+                (
+                    m["partition"].as_i64().unwrap(),
+                    m["offset"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(malformed, bad_positions, "{mode}");
+        assert!(events(&lines, "malformed")
+            .iter()
+            .all(|m| !m["error"].as_str().unwrap().is_empty()));
+        let s = summary(&lines);
+        assert_eq!(
+            (s["received"].as_u64(), s["malformed"].as_u64()),
+            (Some(10), Some(5)),
+            "{mode}"
+        );
+    }
+}
+
+#[test]
+fn text_format_prints_a_line_per_message_a_report_and_warnings_on_stderr() {
+    let topic = create_topic("consumer-text", 3);
+    let bs = bootstrap();
+    let m1 = message("producer-1", 1, Some(&[("producer-1", 1)]), 1);
+    produce_raw(
+        &topic,
+        &[(Some(0), "producer-1", &m1), (Some(0), "x", b"garbage")],
+    );
+    let out = common::run(
+        BIN,
+        &[
+            &topic,
+            "--bootstrap",
+            &bs,
+            "--group",
+            &group(),
+            "--from-beginning",
+            "--idle-timeout",
+            "3",
+        ],
+        None,
+        TIMEOUT,
+    );
+    out.assert_success();
+    let first = out.stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("producer-1#1") && first.contains("producer-1 says 1"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("summary") && out.stdout.contains("malformed"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("partition 0 offset 1"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stdout.contains("garbage"));
+}
+
+#[test]
+fn bad_command_lines_fail_fast_with_one_line_errors() {
+    let cases: [&[&str]; 4] = [
+        &["t", "--no-such-flag"],
+        &["t", "--delivery", "sideways"],
+        &["t", "--buffer-size", "-5"],
+        &["t", "--buffer-size", "0"],
+    ];
+    for args in cases {
+        let started = Instant::now();
+        let out = common::run(BIN, args, None, Duration::from_secs(30));
+        assert!(
+            !out.timed_out && !out.success(),
+            "{args:?} should fail: {out:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .lines()
+                .next()
+                .is_some_and(|l| l.starts_with("kafka-consumer: error:")),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    // Unreachable broker: bounded, one clear line, the summary still printed.
+    let started = Instant::now();
+    let out = common::run(
+        BIN,
+        &[
+            "t",
+            "--bootstrap",
+            "127.0.0.1:1",
+            "--format",
+            "json",
+            "-X",
+            "sasl.password=hunter2-secret",
+        ],
+        None,
+        Duration::from_secs(60),
+    );
+    assert!(!out.timed_out && !out.success(), "{out:?}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let errors: Vec<&str> = out.stderr.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "{}", out.stderr);
+    assert!(errors[0].contains("127.0.0.1:1"), "{}", errors[0]);
+    assert_eq!(out.json_lines().last().unwrap()["event"], "summary");
+    assert!(!out.stderr.contains("hunter2") && !out.stdout.contains("hunter2"));
+    let help = common::run(BIN, &["--help"], None, Duration::from_secs(30));
+    assert!(
+        help.success() && help.stdout.contains("--delivery") && help.stdout.contains("Examples")
+    );
+}
+
+#[test]
+fn round_trip_for_each_clock_type_shows_what_the_producer_sent() {
+    let topic = create_topic("consumer-roundtrip", 3);
+    let bs = bootstrap();
+    let producer = env!("CARGO_BIN_EXE_kafka-producer");
+    let mut sent: HashMap<String, String> = HashMap::new(); // id -> clock type
+    for clock in ["physical", "logical", "vector", "hybrid"] {
+        let node = format!("rt-{clock}");
+        let input = format!("first {clock}\nsecond {clock}\n");
+        let out = common::run(
+            producer,
+            &[
+                &topic,
+                "--bootstrap",
+                &bs,
+                "--node-id",
+                &node,
+                "--clock-type",
+                clock,
+                "--no-state",
+                "--format",
+                "json",
+            ],
+            Some(input.as_bytes()),
+            TIMEOUT,
+        );
+        out.assert_success();
+        let delivered = events(&out.json_lines(), "delivered").len();
+        assert_eq!(delivered, 2, "{}", out.stdout);
+        for ev in out.json_lines() {
+            if ev["event"] == "delivered" {
+                sent.insert(ev["id"].as_str().unwrap().to_string(), clock.to_string());
+            }
+        }
+    }
+    // The consumer's own clock disciplined by chronyd: arrival times only, nothing else changes.
+    let ntp = common::ntp_server();
+    let (lines, _) = run_consumer(&[
+        &topic,
+        "--bootstrap",
+        &bs,
+        "--group",
+        &group(),
+        "--from-beginning",
+        "--idle-timeout",
+        "3",
+        "--format",
+        "json",
+        "--enable-ntp",
+        "--ntp-server",
+        &ntp,
+        "--analyze-ordering",
+    ]);
+    let got = events(&lines, "deliver");
+    assert_eq!(got.len(), sent.len(), "{lines:?}");
+    for d in got {
+        let m = &d["message"];
+        let id = m["id"].as_str().unwrap();
+        let clock = &sent[id];
+        let ts = &m["timestamp"];
+        assert_eq!(ts["clock_type"], clock.as_str(), "{m}");
+        assert_eq!(ts["node_id"], format!("rt-{clock}"));
+        assert!(
+            m["content"].as_str().unwrap().ends_with(clock.as_str()),
+            "{m}"
+        );
+        assert!(m["seq"].as_u64().is_some_and(|s| s == 1 || s == 2), "{m}");
+        match clock.as_str() {
+            "vector" => assert!(ts["vector_time"].is_object(), "{m}"),
+            "hybrid" => assert!(ts["hybrid_time"]["wall_ms"].is_u64(), "{m}"),
+            _ => {}
+        }
+    }
+    assert_eq!(summary(&lines)["malformed"], 0);
+}
+
+#[test]
+fn killed_with_sigkill_and_restarted_delivers_everything_at_least_once() {
+    let topic = create_topic("consumer-sigkill", 3);
+    let bs = bootstrap();
+    let g = group();
+    const N: u64 = 2000;
+    // As in the restart test: B's i-th message depends on A's i-th; B's partition written first.
+    let mut records = Vec::new();
+    let mut stamps = HashMap::new();
+    for i in 1..=N {
+        let vt = [("A", i), ("B", i)];
+        records.push((Some(1), "B", message("B", i, Some(&vt), 2 * i)));
+        stamps.insert(
+            format!("B-{i}"),
+            ("B".to_string(), i, VectorTimestamp::from_entries(vt)),
+        );
+    }
+    for i in 1..=N {
+        records.push((Some(0), "A", message("A", i, Some(&[("A", i)]), 2 * i - 1)));
+        stamps.insert(
+            format!("A-{i}"),
+            (
+                "A".to_string(),
+                i,
+                VectorTimestamp::from_entries([("A", i)]),
+            ),
+        );
+    }
+    let refs: Vec<(Option<i32>, &str, &[u8])> = records
+        .iter()
+        .map(|(p, k, m)| (*p, *k, m.as_slice()))
+        .collect();
+    let pos = produce_raw(&topic, &refs);
+    let positions: HashMap<String, (i32, i64)> = records
+        .iter()
+        .zip(pos)
+        .map(|((_, _, m), p)| {
+            (
+                serde_json::from_slice::<Value>(m).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                p,
+            )
+        })
+        .collect();
+
+    // Run 1 (no committed offsets yet: starts at the beginning), killed as soon as it has
+    // delivered something: whatever it had committed by then (possibly nothing) is where run 2
+    // resumes.
+    let mut run1 = Live::start(&[
+        &topic,
+        "--bootstrap",
+        &bs,
+        "--group",
+        &g,
+        "--delivery",
+        "causal",
+        "--format",
+        "json",
+    ]);
+    run1.wait_for("deliveries", |l| delivered_ids(l).len() >= 50);
+    let lines1 = run1.kill();
+    assert!(
+        lines1.iter().all(|l| l["event"] != "summary"),
+        "SIGKILL leaves no summary"
+    );
+    let ids1 = delivered_ids(&lines1);
+    assert_causal(&ids1, &stamps);
+    let commits = committed(&g, &topic, 3);
+
+    let (run2, _) = run_consumer(&[
+        &topic,
+        "--bootstrap",
+        &bs,
+        "--group",
+        &g,
+        "--delivery",
+        "causal",
+        "--idle-timeout",
+        "3",
+        "--format",
+        "json",
+    ]);
+    let ids2 = delivered_ids(&run2);
+    assert_causal(&ids2, &stamps);
+    let first: HashSet<&String> = ids1.iter().collect();
+    let all: HashSet<&String> = ids1.iter().chain(ids2.iter()).collect();
+    let lost: Vec<&String> = stamps.keys().filter(|k| !all.contains(k)).collect();
+    let duplicated = ids2.iter().filter(|id| first.contains(id)).count();
+    assert!(
+        lost.is_empty(),
+        "sent {}, delivered {} + {}, duplicated {duplicated}, lost {}: {lost:?}",
+        2 * N,
+        ids1.len(),
+        ids2.len(),
+        lost.len()
+    );
+    for id in &ids2 {
+        let (p, o) = positions[id];
+        assert!(
+            o >= commits.get(&p).copied().unwrap_or(0),
+            "{id} at {p}/{o} delivered again although below the last commit {commits:?}"
+        );
+    }
+    assert_eq!(summary(&run2)["violations"]["released_early"], 0);
+    eprintln!(
+        "SIGKILL: sent {}, run 1 delivered {} (commits {commits:?}), run 2 delivered {}, duplicated {duplicated}, lost 0",
+        2 * N,
+        ids1.len(),
+        ids2.len()
+    );
+}
+
+#[test]
+fn skewed_producer_is_flagged_and_an_ntp_corrected_one_is_not() {
+    let topic = create_topic("consumer-skew", 3);
+    let bs = bootstrap();
+    let ntp = common::ntp_server();
+    let producer = env!("CARGO_BIN_EXE_kafka-producer");
+    // Node state persists between the invocations of one node (seq and clocks continue).
+    let state = tempfile::tempdir().expect("state dir");
+    let state_dir = state.path().to_str().expect("utf-8 path").to_string();
+    let send = |node: &str, extra: &[&str], text: &str| {
+        let mut args = vec![
+            topic.as_str(),
+            "--bootstrap",
+            &bs,
+            "--node-id",
+            node,
+            "--clock-type",
+            "vector",
+            "--state-dir",
+            &state_dir,
+            "--observe",
+        ];
+        args.extend_from_slice(extra);
+        args.push(text);
+        common::run(producer, &args, None, TIMEOUT).assert_success();
+    };
+    // A causal chain: fast (30 s ahead, so its successors are stamped "earlier" whatever the
+    // scheduling) -> honest -> fast -> honest; then a node 250 ms ahead but disciplined by chronyd.
+    send("fast", &["--simulate-skew", "30000"], "f1");
+    send("honest", &[], "h1");
+    send("fast", &["--simulate-skew", "30000"], "f2");
+    send("honest", &[], "h2");
+    send(
+        "synced",
+        &[
+            "--simulate-skew",
+            "250",
+            "--enable-ntp",
+            "--ntp-server",
+            &ntp,
+        ],
+        "s1",
+    );
+    send(
+        "synced",
+        &[
+            "--simulate-skew",
+            "250",
+            "--enable-ntp",
+            "--ntp-server",
+            &ntp,
+        ],
+        "s2",
+    );
+
+    let (lines, _) = run_consumer(&[
+        &topic,
+        "--bootstrap",
+        &bs,
+        "--group",
+        &group(),
+        "--from-beginning",
+        "--idle-timeout",
+        "3",
+        "--analyze-ordering",
+        "--delivery",
+        "causal",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(delivered_ids(&lines).len(), 6, "{lines:?}");
+    let kinds = |kind: &str| -> Vec<String> {
+        events(&lines, "violation")
+            .iter()
+            .filter(|v| v["kind"] == kind)
+            .map(|v| v["node"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // Every successor of the fast node's messages looks "earlier" than its cause; the fast node
+    // itself never does.
+    let pvc = kinds("physical_vs_causal");
+    assert!(
+        pvc.contains(&"honest".to_string()) && !pvc.contains(&"fast".to_string()),
+        "{pvc:?}"
+    );
+    assert_eq!(kinds("skew_threshold"), ["fast"], "{lines:?}");
+    let nodes = &summary(&lines)["nodes"];
+    assert!(
+        nodes["fast"]["offset_ms"]
+            .as_f64()
+            .is_some_and(|o| o > 20_000.0),
+        "{nodes}"
+    );
+    assert!(
+        nodes["synced"]["offset_ms"]
+            .as_f64()
+            .is_some_and(|o| o.abs() < 100.0),
+        "{nodes}"
+    );
+}

@@ -1,0 +1,188 @@
+//! Issue 7, "connection cut and restored": clients talk to a private Tansu broker through a TCP
+//! proxy (the broker advertises the proxy's address, so reconnections go through it too). The
+//! proxy cuts every connection and refuses new ones for a few seconds, then forwards again —
+//! once while only a producer is sending, once while a consumer is reading a live stream. Every
+//! message is delivered exactly once (counted by id) and the producer exits 0.
+
+mod common;
+mod reliability_support;
+
+use reliability_support::*;
+use std::collections::HashSet;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const CUT: Duration = Duration::from_secs(4);
+
+/// A private broker behind a proxy: (broker, proxy, bootstrap address = the proxy's).
+fn broker_behind_proxy() -> (OwnTansu, TcpProxy, String) {
+    let listener = TcpProxy::bind();
+    let proxy_addr = listener.local_addr().expect("proxy addr");
+    let tansu = OwnTansu::start(proxy_addr);
+    let proxy = TcpProxy::serve(listener, tansu.listen);
+    (tansu, proxy, proxy_addr.to_string())
+}
+
+fn producer(bootstrap: &str, topic: &str, node: &str) -> Watched {
+    Watched::spawn_with(
+        "kafka-producer",
+        PRODUCER,
+        &[
+            topic,
+            "--bootstrap",
+            bootstrap,
+            "--node-id",
+            node,
+            "--clock-type",
+            "vector",
+            "--no-state",
+            "--format",
+            "json",
+        ],
+        true,
+        &[],
+    )
+}
+
+fn consumer(bootstrap: &str, topic: &str, idle: &str) -> Watched {
+    Watched::spawn(
+        "kafka-consumer",
+        CONSUMER,
+        &[
+            topic,
+            "--bootstrap",
+            bootstrap,
+            "--group",
+            &unique_node("proxy-group"),
+            "--from-beginning",
+            "--format",
+            "json",
+            "--idle-timeout",
+            idle,
+        ],
+    )
+}
+
+/// Checks exactly-once delivery of the producer's reported ids by the consumer.
+fn assert_exactly_once(what: &str, lines: usize, p: &Finished, c: &Finished, extra: &str) {
+    p.assert_success();
+    c.assert_success();
+    let sent = delivered_ids(&p.stdout);
+    let sent_set: HashSet<&String> = sent.iter().collect();
+    let d = Deliveries::from_events(&c.events());
+    let missing = d.missing(sent.iter());
+    let (dup_ids, dup_extra) = d.duplicates();
+    let foreign = d.by_id.keys().filter(|id| !sent_set.contains(id)).count();
+    let figures = format!(
+        "{what}: {lines} lines sent, producer reported {} delivered, consumer delivered {} \
+         ({} distinct), duplicated {dup_ids} ({dup_extra} extra), lost {}, unknown {foreign}; {extra}",
+        sent.len(),
+        d.events,
+        d.by_id.len(),
+        missing.len()
+    );
+    assert_eq!(sent.len(), lines, "{figures}");
+    assert_eq!(sent_set.len(), lines, "{figures}");
+    assert!(missing.is_empty(), "{figures}");
+    assert_eq!((dup_ids, foreign, d.events), (0, 0, lines), "{figures}");
+    eprintln!("{figures}");
+}
+
+#[test]
+fn connection_cut_during_produce_loses_and_duplicates_nothing() {
+    const LINES: usize = 5_000;
+    let (_tansu, proxy, bootstrap) = broker_behind_proxy();
+    let topic = common::unique_topic("rel-proxy-produce");
+    create_topic_at(&bootstrap, &topic, 3);
+    let mut p = producer(&bootstrap, &topic, &unique_node("proxy-p"));
+    for i in 0..LINES / 2 {
+        p.write_line(&format!("cut-produce-{i}"));
+    }
+    p.wait_stdout("\"delivered\"", 500, Duration::from_secs(120));
+    let before = p.count_stdout("\"delivered\"");
+    let cut_at = Instant::now();
+    proxy.cut();
+    for i in LINES / 2..LINES {
+        p.write_line(&format!("cut-produce-{i}"));
+    }
+    while cut_at.elapsed() < CUT {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let during = p.count_stdout("\"delivered\"") - before;
+    let connections_before = proxy.connections();
+    proxy.restore();
+    let p = p.wait(Duration::from_secs(120));
+    let reconnections = proxy.connections() - connections_before;
+    // Read it all back after the fault.
+    let c = consumer(&bootstrap, &topic, "8").wait(Duration::from_secs(180));
+    assert!(before < LINES, "the cut was not mid-stream");
+    assert!(
+        reconnections > 0,
+        "the producer never reconnected through the proxy"
+    );
+    assert_exactly_once(
+        "cut during produce",
+        LINES,
+        &p,
+        &c,
+        &format!(
+            "{before} delivered before the {CUT:?} cut, {during} during it, {reconnections} \
+             reconnections after it"
+        ),
+    );
+}
+
+#[test]
+fn connection_cut_during_consume_loses_and_duplicates_nothing() {
+    const LINES: usize = 6_000;
+    let (_tansu, proxy, bootstrap) = broker_behind_proxy();
+    let topic = common::unique_topic("rel-proxy-consume");
+    create_topic_at(&bootstrap, &topic, 3);
+    let mut c = consumer(&bootstrap, &topic, "30");
+    let mut p = producer(&bootstrap, &topic, &unique_node("proxy-c"));
+    // A live stream: lines at a steady pace, so the consumer is mid-stream when the cut comes.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut stdin = p.take_stdin();
+    let writer = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            for i in 0..LINES {
+                if stop.load(Ordering::SeqCst) || writeln!(stdin, "cut-consume-{i}").is_err() {
+                    return i;
+                }
+                if i % 10 == 9 {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            LINES
+        })
+    };
+    c.wait_stdout("\"deliver\"", 1_000, Duration::from_secs(120));
+    let consumed_before = c.count_stdout("\"deliver\"");
+    let cut_at = Instant::now();
+    proxy.cut();
+    while cut_at.elapsed() < CUT {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let consumed_during = c.count_stdout("\"deliver\"") - consumed_before;
+    proxy.restore();
+    let written = writer.join().expect("writer");
+    stop.store(true, Ordering::SeqCst);
+    let p = p.wait(Duration::from_secs(120));
+    // The consumer exits 30 s after the last message.
+    let c = c.wait(Duration::from_secs(240));
+    assert_eq!(written, LINES, "the writer stopped early");
+    assert!(consumed_before < LINES, "the cut was not mid-stream");
+    assert_exactly_once(
+        "cut during consume",
+        LINES,
+        &p,
+        &c,
+        &format!(
+            "consumer had delivered {consumed_before} before the {CUT:?} cut, {consumed_during} \
+             during it"
+        ),
+    );
+}

@@ -1,0 +1,1025 @@
+//! Shared harness of the `reliability_*` tests (issue 7): processes watched line by line, guards
+//! that always undo a fault (SIGCONT a frozen broker, kill a child), a TCP proxy that can cut and
+//! restore connections, a private Tansu broker and a private chronyd, peak-memory probes, and
+//! counting of what a consumer delivered.
+//!
+//! Generic broker helpers (topic creation, reading a topic back, writing raw records, running a
+//! binary with a timeout) are in `tests/common/mod.rs`; each test file declares both modules.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The producer binary of this build.
+pub const PRODUCER: &str = env!("CARGO_BIN_EXE_kafka-producer");
+/// The consumer binary of this build.
+pub const CONSUMER: &str = env!("CARGO_BIN_EXE_kafka-consumer");
+
+/// Polls `cond` every 50 ms until it returns `Some`, panicking with `what` after `limit`.
+pub fn wait_for<T>(what: &str, limit: Duration, mut cond: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = cond() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released: good enough for a child to take it).
+pub fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free TCP port")
+        .port()
+}
+
+/// A free UDP port on 127.0.0.1.
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("free UDP port")
+        .port()
+}
+
+/// Sends `signal` (e.g. "STOP", "CONT", "KILL") to `pid` with kill(1). Returns whether it worked.
+pub fn signal(pid: u32, signal: &str) -> bool {
+    Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Peak resident set size (`VmHWM`) of a live process, in KiB.
+pub fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes watched while they run.
+
+/// What a watched process has printed so far.
+#[derive(Default)]
+struct Captured {
+    stdout: Vec<String>,
+    stderr: Vec<String>,
+}
+
+/// A child process whose stdout and stderr are collected line by line while it runs, so a test
+/// can wait for "N messages delivered" before injecting a fault. Killed (SIGKILL) on drop.
+pub struct Watched {
+    name: String,
+    child: Child,
+    captured: Arc<Mutex<Captured>>,
+    readers: Vec<JoinHandle<()>>,
+    stdin: Option<std::process::ChildStdin>,
+    status: Option<ExitStatus>,
+    peak_kib: u64,
+}
+
+/// The end of a watched process.
+#[derive(Debug)]
+pub struct Finished {
+    pub name: String,
+    /// `None` when it had to be killed at the deadline.
+    pub status: Option<ExitStatus>,
+    pub stdout: Vec<String>,
+    pub stderr: Vec<String>,
+    /// Highest `VmHWM` seen while waiting, KiB (0 if never sampled).
+    pub peak_kib: u64,
+}
+
+impl Finished {
+    /// Exited by itself with status 0.
+    pub fn success(&self) -> bool {
+        self.status.is_some_and(|s| s.success())
+    }
+
+    /// Killed by a signal or by the deadline.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}: status {:?}\n--- stderr (last 40 lines) ---\n{}\n--- stdout (last 10 lines) ---\n{}",
+            self.name,
+            self.status,
+            tail(&self.stderr, 40),
+            tail(&self.stdout, 10)
+        )
+    }
+
+    /// Stdout lines that are JSON objects (other lines are ignored).
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        json_events(&self.stdout)
+    }
+
+    /// Asserts a clean exit, showing the output otherwise.
+    pub fn assert_success(&self) -> &Self {
+        assert!(
+            self.success(),
+            "{} did not exit 0\n{}",
+            self.name,
+            self.describe()
+        );
+        self
+    }
+}
+
+fn tail(lines: &[String], n: usize) -> String {
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Stdout lines that parse as JSON objects.
+pub fn json_events(lines: &[String]) -> Vec<serde_json::Value> {
+    lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v.is_object())
+        .collect()
+}
+
+impl Watched {
+    /// Starts `bin args…` with stdin closed.
+    pub fn spawn(name: &str, bin: &str, args: &[&str]) -> Self {
+        Self::spawn_with(name, bin, args, false, &[])
+    }
+
+    /// Starts `bin args…`; with `stdin`, the test writes to it via [`Watched::write_line`].
+    pub fn spawn_with(
+        name: &str,
+        bin: &str,
+        args: &[&str],
+        stdin: bool,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let mut cmd = Command::new(bin);
+        cmd.args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(if stdin { Stdio::piped() } else { Stdio::null() });
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name}: cannot start {bin}: {e}"));
+        let captured = Arc::new(Mutex::new(Captured::default()));
+        let mut readers = Vec::new();
+        if let Some(out) = child.stdout.take() {
+            readers.push(reader(out, Arc::clone(&captured), false));
+        }
+        if let Some(err) = child.stderr.take() {
+            readers.push(reader(err, Arc::clone(&captured), true));
+        }
+        let stdin = child.stdin.take();
+        Self {
+            name: name.to_string(),
+            child,
+            captured,
+            readers,
+            stdin,
+            status: None,
+            peak_kib: 0,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Writes one line to the child's stdin (panics if stdin was not piped or is closed).
+    pub fn write_line(&mut self, line: &str) {
+        let name = &self.name;
+        let pipe = self
+            .stdin
+            .as_mut()
+            .unwrap_or_else(|| panic!("{name}: stdin not piped"));
+        writeln!(pipe, "{line}").unwrap_or_else(|e| panic!("{name}: writing stdin: {e}"));
+    }
+
+    /// Hands the child's stdin to the caller (e.g. to write from another thread).
+    pub fn take_stdin(&mut self) -> std::process::ChildStdin {
+        let name = &self.name;
+        self.stdin
+            .take()
+            .unwrap_or_else(|| panic!("{name}: stdin not piped"))
+    }
+
+    /// Flushes and closes stdin (end of input).
+    pub fn close_stdin(&mut self) {
+        if let Some(mut p) = self.stdin.take() {
+            let _ = p.flush();
+        }
+    }
+
+    /// Snapshot of stdout lines so far.
+    pub fn stdout(&self) -> Vec<String> {
+        self.captured.lock().expect("captured").stdout.clone()
+    }
+
+    /// Snapshot of stderr lines so far.
+    pub fn stderr(&self) -> Vec<String> {
+        self.captured.lock().expect("captured").stderr.clone()
+    }
+
+    /// Number of stdout lines so far that contain `needle`.
+    pub fn count_stdout(&self, needle: &str) -> usize {
+        let c = self.captured.lock().expect("captured");
+        c.stdout.iter().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Number of stderr lines so far that contain `needle`.
+    pub fn count_stderr(&self, needle: &str) -> usize {
+        let c = self.captured.lock().expect("captured");
+        c.stderr.iter().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Still running?
+    pub fn running(&mut self) -> bool {
+        if self.status.is_some() {
+            return false;
+        }
+        match self.child.try_wait() {
+            Ok(Some(s)) => {
+                self.status = Some(s);
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// Samples the peak RSS (while the process lives).
+    pub fn sample_memory(&mut self) -> u64 {
+        if let Some(k) = vm_hwm_kib(self.pid()) {
+            self.peak_kib = self.peak_kib.max(k);
+        }
+        self.peak_kib
+    }
+
+    /// Waits until stdout has at least `n` lines containing `needle`, panicking (with the
+    /// process's output) after `limit` or if the process exits first.
+    pub fn wait_stdout(&mut self, needle: &str, n: usize, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let seen = self.count_stdout(needle);
+            if seen >= n {
+                return;
+            }
+            if !self.running() {
+                // Give the readers a moment to drain what it printed last.
+                std::thread::sleep(Duration::from_millis(200));
+                if self.count_stdout(needle) >= n {
+                    return;
+                }
+                panic!(
+                    "{} exited after {seen} of {n} '{needle}' lines\n{}",
+                    self.name,
+                    self.snapshot()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: only {seen} of {n} '{needle}' lines after {limit:?}\n{}",
+                self.name,
+                self.snapshot()
+            );
+            self.sample_memory();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until stderr has a line containing `needle` (panics after `limit`).
+    pub fn wait_stderr(&mut self, needle: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.count_stderr(needle) == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "{}: no stderr line with '{needle}' after {limit:?}\n{}",
+                self.name,
+                self.snapshot()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn snapshot(&self) -> String {
+        let c = self.captured.lock().expect("captured");
+        format!(
+            "--- stderr (last 40 lines) ---\n{}\n--- stdout (last 10 lines) ---\n{}",
+            tail(&c.stderr, 40),
+            tail(&c.stdout, 10)
+        )
+    }
+
+    /// SIGKILLs the process and collects what it printed.
+    pub fn kill9(mut self) -> Finished {
+        let _ = self.child.kill();
+        self.finish_after_exit(None)
+    }
+
+    /// Sends SIGTERM and waits for it to exit (SIGKILL after `limit`).
+    pub fn terminate(self, limit: Duration) -> Finished {
+        signal(self.pid(), "TERM");
+        self.wait(limit)
+    }
+
+    /// Waits for the process to exit by itself, killing it after `limit`.
+    pub fn wait(mut self, limit: Duration) -> Finished {
+        self.close_stdin();
+        let deadline = Instant::now() + limit;
+        loop {
+            if !self.running() {
+                let status = self.status;
+                return self.finish_after_exit(status);
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                return self.finish_after_exit(None);
+            }
+            self.sample_memory();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn finish_after_exit(&mut self, status: Option<ExitStatus>) -> Finished {
+        self.close_stdin();
+        let waited = self.child.wait().ok();
+        let status = status.or(waited.filter(|s| s.code().is_some() || status.is_some()));
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        let c = std::mem::take(&mut *self.captured.lock().expect("captured"));
+        Finished {
+            name: self.name.clone(),
+            status,
+            stdout: c.stdout,
+            stderr: c.stderr,
+            peak_kib: self.peak_kib,
+        }
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn reader(
+    pipe: impl Read + Send + 'static,
+    captured: Arc<Mutex<Captured>>,
+    is_err: bool,
+) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut r = BufReader::with_capacity(1 << 16, pipe);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match r.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buf).trim_end().to_string();
+                    let mut c = captured.lock().expect("captured");
+                    if is_err {
+                        c.stderr.push(line);
+                    } else {
+                        c.stdout.push(line);
+                    }
+                }
+            }
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Counting what was delivered.
+
+/// What a consumer's JSON output says about delivery, by message id.
+#[derive(Debug, Default, Clone)]
+pub struct Deliveries {
+    /// id → times delivered.
+    pub by_id: HashMap<String, usize>,
+    /// (node, seq) of every delivered message, in output order.
+    pub order: Vec<(String, u64, String)>,
+    /// Total `deliver` events.
+    pub events: usize,
+    /// `malformed` events.
+    pub malformed: Vec<serde_json::Value>,
+    /// `violation` events by kind.
+    pub violations: BTreeMap<String, Vec<serde_json::Value>>,
+    /// The `summary` event, if printed.
+    pub summary: Option<serde_json::Value>,
+}
+
+impl Deliveries {
+    /// Reads a consumer's `--format json` stdout.
+    pub fn from_events(events: &[serde_json::Value]) -> Self {
+        let mut d = Deliveries::default();
+        for e in events {
+            match e["event"].as_str() {
+                Some("deliver") => {
+                    d.events += 1;
+                    let m = &e["message"];
+                    let id = m["id"].as_str().unwrap_or_default().to_string();
+                    let node = m["timestamp"]["node_id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                    let seq = m["seq"].as_u64().unwrap_or(0);
+                    *d.by_id.entry(id.clone()).or_default() += 1;
+                    d.order.push((node, seq, id));
+                }
+                Some("malformed") => d.malformed.push(e.clone()),
+                Some("violation") => d
+                    .violations
+                    .entry(e["kind"].as_str().unwrap_or("?").to_string())
+                    .or_default()
+                    .push(e.clone()),
+                Some("summary") => d.summary = Some(e.clone()),
+                _ => {}
+            }
+        }
+        d
+    }
+
+    /// Messages delivered more than once: (distinct ids, extra deliveries).
+    pub fn duplicates(&self) -> (usize, usize) {
+        self.by_id
+            .values()
+            .filter(|&&n| n > 1)
+            .fold((0, 0), |(ids, extra), &n| (ids + 1, extra + n - 1))
+    }
+
+    /// Ids of `expected` never delivered.
+    pub fn missing<'a>(&self, expected: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+        expected
+            .into_iter()
+            .filter(|id| !self.by_id.contains_key(*id))
+            .cloned()
+            .collect()
+    }
+
+    /// Number of violations of `kind`.
+    pub fn violations_of(&self, kind: &str) -> usize {
+        self.violations.get(kind).map_or(0, Vec::len)
+    }
+}
+
+/// The ids a producer reported delivered (`{"event":"delivered","id":…}` lines), in order.
+pub fn delivered_ids(producer_stdout: &[String]) -> Vec<String> {
+    json_events(producer_stdout)
+        .iter()
+        .filter(|e| e["event"] == "delivered")
+        .filter_map(|e| e["id"].as_str().map(str::to_string))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults that must always be undone.
+
+/// The shared broker of the test environment, frozen with SIGSTOP; SIGCONT on drop, so a failing
+/// test never leaves it frozen for the other tests.
+pub struct FrozenBroker {
+    pid: u32,
+    thawed: bool,
+}
+
+/// The broker's pid from `KTS_BROKER_PID`, or a panic telling how to run the tests.
+pub fn broker_pid() -> u32 {
+    std::env::var("KTS_BROKER_PID")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .expect("KTS_BROKER_PID not set: run tests through scripts/testenv.sh")
+}
+
+impl FrozenBroker {
+    /// Sends SIGSTOP to the broker.
+    pub fn freeze(pid: u32) -> Self {
+        assert!(signal(pid, "STOP"), "cannot SIGSTOP the broker (pid {pid})");
+        Self { pid, thawed: false }
+    }
+
+    /// Sends SIGCONT now.
+    pub fn thaw(mut self) {
+        self.thaw_inner();
+    }
+
+    fn thaw_inner(&mut self) {
+        if !self.thawed {
+            self.thawed = true;
+            assert!(
+                signal(self.pid, "CONT"),
+                "cannot SIGCONT the broker (pid {})",
+                self.pid
+            );
+        }
+    }
+}
+
+impl Drop for FrozenBroker {
+    fn drop(&mut self) {
+        if !self.thawed {
+            self.thawed = true;
+            signal(self.pid, "CONT");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A TCP proxy that can cut and restore every connection.
+
+/// Forwards 127.0.0.1:<port> to an upstream address. While cut, every live connection is shut
+/// down and new ones are accepted and closed at once (the client sees a reset / EOF).
+pub struct TcpProxy {
+    addr: SocketAddr,
+    open: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    live: Arc<Mutex<Vec<TcpStream>>>,
+    accepted: Arc<Mutex<u64>>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl TcpProxy {
+    /// Listens on 127.0.0.1:0; `upstream` may be set later (see [`TcpProxy::bind`]).
+    pub fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("proxy: bind");
+        Self::serve(listener, upstream)
+    }
+
+    /// A listener bound now (so its address can be given to the upstream broker as its advertised
+    /// address) and served later with [`TcpProxy::serve`].
+    pub fn bind() -> TcpListener {
+        TcpListener::bind("127.0.0.1:0").expect("proxy: bind")
+    }
+
+    /// Serves `listener`, forwarding to `upstream`.
+    pub fn serve(listener: TcpListener, upstream: SocketAddr) -> Self {
+        let addr = listener.local_addr().expect("proxy: local addr");
+        listener
+            .set_nonblocking(true)
+            .expect("proxy: nonblocking listener");
+        let open = Arc::new(AtomicBool::new(true));
+        let stop = Arc::new(AtomicBool::new(false));
+        let live: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
+        let accepted = Arc::new(Mutex::new(0u64));
+        let acceptor = {
+            let (open, stop, live, accepted) = (
+                Arc::clone(&open),
+                Arc::clone(&stop),
+                Arc::clone(&live),
+                Arc::clone(&accepted),
+            );
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((client, _)) => {
+                            let _ = client.set_nonblocking(false);
+                            if !open.load(Ordering::SeqCst) {
+                                let _ = client.shutdown(Shutdown::Both);
+                                continue;
+                            }
+                            let Ok(server) =
+                                TcpStream::connect_timeout(&upstream, Duration::from_secs(5))
+                            else {
+                                let _ = client.shutdown(Shutdown::Both);
+                                continue;
+                            };
+                            *accepted.lock().expect("accepted") += 1;
+                            let _ = client.set_nodelay(true);
+                            let _ = server.set_nodelay(true);
+                            {
+                                let mut l = live.lock().expect("live");
+                                l.retain(|s| s.peer_addr().is_ok());
+                                if let (Ok(a), Ok(b)) = (client.try_clone(), server.try_clone()) {
+                                    l.push(a);
+                                    l.push(b);
+                                }
+                            }
+                            pipe(&client, &server);
+                            pipe(&server, &client);
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+            })
+        };
+        Self {
+            addr,
+            open,
+            stop,
+            live,
+            accepted,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    /// The address clients connect to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Connections forwarded so far.
+    pub fn connections(&self) -> u64 {
+        *self.accepted.lock().expect("accepted")
+    }
+
+    /// Cuts every live connection and refuses new ones until [`TcpProxy::restore`].
+    pub fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        for s in self.live.lock().expect("live").drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Forwards new connections again.
+    pub fn restore(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.cut();
+        if let Some(a) = self.acceptor.take() {
+            let _ = a.join();
+        }
+    }
+}
+
+/// Copies `from` → `to` on a thread until either side closes, then shuts both down.
+fn pipe(from: &TcpStream, to: &TcpStream) {
+    let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = from.shutdown(Shutdown::Both);
+        let _ = to.shutdown(Shutdown::Both);
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Private servers a test may kill and restart without hurting the other tests.
+
+/// Waits until something accepts TCP connections at `addr`.
+pub fn wait_tcp(addr: SocketAddr, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// The `tansu` executable: on PATH (scripts/testenv.sh installs it) or in ~/.cargo/bin.
+pub fn tansu_bin() -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(Path::new(&home).join(".cargo/bin"));
+    }
+    dirs.into_iter()
+        .map(|d| d.join("tansu"))
+        .find(|p| p.is_file())
+        .expect("tansu not found on PATH: run `scripts/testenv.sh install` and the tests through scripts/testenv.sh")
+}
+
+/// A private Tansu broker (in-memory storage) killed on drop.
+pub struct OwnTansu {
+    child: Child,
+    /// Where it listens.
+    pub listen: SocketAddr,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl OwnTansu {
+    /// Starts `tansu broker` listening on a free port and advertising `advertised` (the address
+    /// clients are told to reconnect to), and waits until it accepts connections.
+    pub fn start(advertised: SocketAddr) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_tcp_port();
+        let listen: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let log = dir.path().join("tansu.log");
+        let logf = std::fs::File::create(&log).expect("tansu log");
+        let child = Command::new(tansu_bin())
+            .args([
+                "broker",
+                "--listener-url",
+                &format!("tcp://{listen}"),
+                "--advertised-listener-url",
+                &format!("tcp://{advertised}"),
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdin(Stdio::null())
+            .stdout(logf.try_clone().expect("log fd"))
+            .stderr(logf)
+            .spawn()
+            .expect("start tansu");
+        let t = Self {
+            child,
+            listen,
+            log,
+            _dir: dir,
+        };
+        assert!(
+            wait_tcp(listen, Duration::from_secs(60)),
+            "private tansu did not listen on {listen} within 60 s; log:\n{}",
+            t.log_text()
+        );
+        t
+    }
+
+    /// The broker's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for OwnTansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A private chronyd serving this host's clock on 127.0.0.1:<port> (never touches the system
+/// clock); it can be stopped and started again on the same port. Killed on drop.
+pub struct OwnChrony {
+    child: Option<Child>,
+    /// The UDP port it serves on.
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl OwnChrony {
+    /// Starts chronyd on a free UDP port and waits until it serves time.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = Self {
+            child: None,
+            port: free_udp_port(),
+            dir,
+        };
+        c.resume();
+        c
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn chronyd() -> PathBuf {
+        ["/usr/sbin/chronyd", "/sbin/chronyd", "/usr/bin/chronyd"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+            .expect("chronyd not found: run `scripts/testenv.sh install`")
+    }
+
+    /// (Re)starts chronyd on the same port and waits until it answers.
+    pub fn resume(&mut self) {
+        assert!(self.child.is_none(), "chronyd already running");
+        let d = self.dir.path();
+        let conf = d.join("chrony.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {}\nbindaddress 127.0.0.1\nallow 127.0.0.1\nlocal stratum 8\ncmdport 0\npidfile {}\ndriftfile {}\n",
+                self.port,
+                d.join("chronyd.pid").display(),
+                d.join("drift").display()
+            ),
+        )
+        .expect("chrony.conf");
+        let user = Command::new("id")
+            .arg("-un")
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "root".into());
+        let log = std::fs::File::create(d.join("chronyd.log")).expect("chronyd log");
+        let child = Command::new(Self::chronyd())
+            .args(["-x", "-d", "-u", &user, "-f"])
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log)
+            .spawn()
+            .expect("start chronyd");
+        self.child = Some(child);
+        let answered = self.wait_answers(Duration::from_secs(30));
+        assert!(
+            answered,
+            "private chronyd did not serve time on {} within 30 s; log:\n{}",
+            self.addr(),
+            std::fs::read_to_string(d.join("chronyd.log")).unwrap_or_default()
+        );
+    }
+
+    /// Kills chronyd (the port stays ours to restart on).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_file(self.dir.path().join("chronyd.pid"));
+    }
+
+    /// Sends one client-mode NTP packet until a synchronised reply comes back.
+    fn wait_answers(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(s) = std::net::UdpSocket::bind("127.0.0.1:0") {
+                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+                let mut pkt = [0u8; 48];
+                pkt[0] = (4 << 3) | 3;
+                if s.send_to(&pkt, ("127.0.0.1", self.port)).is_ok() {
+                    let mut buf = [0u8; 512];
+                    if let Ok((n, _)) = s.recv_from(&mut buf) {
+                        if n >= 48 && buf[0] >> 6 != 3 && (1..=15).contains(&buf[1]) {
+                            return true;
+                        }
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        false
+    }
+}
+
+impl Drop for OwnChrony {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A unique, not yet used node id.
+pub fn unique_node(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Envelopes and raw records.
+
+/// A valid envelope of `node` with the given seq and vector (Lamport time = sum of the vector),
+/// as the JSON bytes a producer would write.
+pub fn envelope_bytes(node: &str, seq: u64, vector: &[(&str, u64)], content: &str) -> Vec<u8> {
+    use kafka_timesync::clock::{ClockType, VectorTimestamp};
+    use kafka_timesync::envelope::{Envelope, MessageTimestamp};
+    let now = kafka_timesync::time::nanos_to_secs(kafka_timesync::time::TimeSource::now_ns(
+        &kafka_timesync::time::SystemTimeSource,
+    ));
+    Envelope {
+        id: uuid::Uuid::new_v4().to_string(),
+        content: content.to_string(),
+        seq,
+        timestamp: MessageTimestamp {
+            node_id: node.into(),
+            timestamp: now,
+            clock_type: ClockType::Vector,
+            physical_time: now,
+            logical_time: vector.iter().map(|(_, c)| c).sum(),
+            vector_time: Some(VectorTimestamp::from_entries(vector.iter().copied())),
+            hybrid_time: None,
+        },
+        simulated_skew_ms: None,
+    }
+    .encode()
+}
+
+/// The `id` of an envelope's JSON bytes.
+pub fn id_of(bytes: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(bytes).expect("envelope JSON")["id"]
+        .as_str()
+        .expect("id")
+        .to_string()
+}
+
+/// Creates `topic` with `partitions` partitions on the broker at `bootstrap` and waits until it
+/// is usable (for private brokers; the shared one goes through `common::create_topic`).
+pub fn create_topic_at(bootstrap: &str, topic: &str, partitions: i32) {
+    use kafka_timesync::kafka::{Admin, ClientSettings};
+    let admin = Admin::new(&ClientSettings::new(bootstrap)).expect("admin client");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let created = rt
+        .block_on(admin.create_topic(topic, partitions, 1))
+        .unwrap_or_else(|e| panic!("creating topic {topic} at {bootstrap}: {e}"));
+    assert!(created, "topic {topic} already existed");
+    admin
+        .wait_for_topic(topic, partitions as usize, Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("waiting for topic {topic}: {e}"));
+}
+
+/// Writes `(partition, key, payload)` records to `topic` at `bootstrap` with extra librdkafka
+/// `props`, in order, waiting for every delivery; returns each record's (partition, offset) in
+/// input order.
+pub fn produce_at(
+    bootstrap: &str,
+    props: &[(&str, &str)],
+    topic: &str,
+    records: &[(i32, &str, Vec<u8>)],
+) -> Vec<(i32, i64)> {
+    use rdkafka::producer::Producer;
+    use rdkafka::Message;
+    let mut settings = kafka_timesync::kafka::ClientSettings::new(bootstrap);
+    for (k, v) in props {
+        settings.set(*k, *v);
+    }
+    let producer: rdkafka::producer::FutureProducer =
+        settings.producer_config().create().expect("raw producer");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut out = Vec::with_capacity(records.len());
+    // One at a time: the offsets must follow the input order exactly.
+    for (i, (partition, key, payload)) in records.iter().enumerate() {
+        let rec = rdkafka::producer::FutureRecord::to(topic)
+            .partition(*partition)
+            .key(*key)
+            .payload(payload.as_slice());
+        let r = rt
+            .block_on(producer.send(rec, Duration::from_secs(60)))
+            .map_err(|(e, m)| format!("{e} ({} bytes)", m.payload().map_or(0, <[u8]>::len)))
+            .unwrap_or_else(|e| panic!("raw record {i} not delivered: {e}"));
+        out.push((r.partition, r.offset));
+    }
+    let _ = producer.flush(Duration::from_secs(30));
+    out
+}
+
+/// The offsets committed by consumer group `group` on `topic`'s partitions (`-1` = none).
+pub fn committed_offsets(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = kafka_timesync::kafka::ClientSettings::new(bootstrap)
+        .consumer_config(Some(group))
+        .create()
+        .expect("offsets reader");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let got = consumer
+        .committed_offsets(tpl, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("reading committed offsets of group {group}: {e}"));
+    (0..partitions)
+        .map(|p| {
+            match got
+                .find_partition(topic, p)
+                .map(|e| e.offset())
+                .unwrap_or(Offset::Invalid)
+            {
+                Offset::Offset(o) => o,
+                _ => -1,
+            }
+        })
+        .collect()
+}
