@@ -19,7 +19,63 @@ use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::cmp::Ordering;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+/// Byte-wise lexicographic order of node ids — exactly `str`'s `Ord` — compared eight bytes at a
+/// time as big-endian words, inline. Node ids are short (`producer-12`), where this beats a
+/// `memcmp` call per comparison; merge and compare do one comparison per entry.
+#[inline]
+fn cmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
+    let n = a.len().min(b.len());
+    let (mut ac, mut bc) = (a[..n].chunks_exact(8), b[..n].chunks_exact(8));
+    for (x, y) in (&mut ac).zip(&mut bc) {
+        let (mut xw, mut yw) = ([0u8; 8], [0u8; 8]);
+        xw.copy_from_slice(x);
+        yw.copy_from_slice(y);
+        let (x, y) = (u64::from_be_bytes(xw), u64::from_be_bytes(yw));
+        if x != y {
+            return x.cmp(&y);
+        }
+    }
+    for (x, y) in ac.remainder().iter().zip(bc.remainder()) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+/// Equality of short byte strings without a `memcmp` call: ids of 8 to 16 bytes are two
+/// (overlapping) word compares.
+#[inline]
+fn eq_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if (8..=16).contains(&n) {
+        let word = |s: &[u8], at: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&s[at..at + 8]);
+            u64::from_ne_bytes(w)
+        };
+        (word(a, 0) == word(b, 0)) & (word(a, n - 8) == word(b, n - 8))
+    } else {
+        a == b
+    }
+}
+
+/// Id order ([`cmp_bytes`]) with fast paths for the common case of equal ids: pointer equality
+/// (ids shared, e.g. the local node's own id) and a word-wise equality test (ids decoded from
+/// different messages). Merge and compare mostly meet equal ids, one per entry.
+#[inline]
+fn cmp_ids(a: &NodeId, b: &NodeId) -> Ordering {
+    if Arc::ptr_eq(a, b) || eq_bytes(a.as_bytes(), b.as_bytes()) {
+        Ordering::Equal
+    } else {
+        cmp_bytes(a.as_bytes(), b.as_bytes())
+    }
+}
 
 /// How two vector timestamps relate under happened-before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -71,14 +127,17 @@ impl VectorTimestamp {
             .map(|(k, c)| (k.into(), c))
             .filter(|(_, c)| *c > 0)
             .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-        v.dedup_by(|later, earlier| later.0 == earlier.0);
+        v.sort_by(|a, b| cmp_ids(&a.0, &b.0).then(b.1.cmp(&a.1)));
+        v.dedup_by(|later, earlier| cmp_ids(&later.0, &earlier.0) == Ordering::Equal);
         Self { entries: v }
     }
 
     /// The counter for `node` (0 if absent).
     pub fn get(&self, node: &str) -> u64 {
-        match self.entries.binary_search_by(|(k, _)| (**k).cmp(node)) {
+        match self
+            .entries
+            .binary_search_by(|(k, _)| cmp_bytes(k.as_bytes(), node.as_bytes()))
+        {
             Ok(i) => self.entries[i].1,
             Err(_) => 0,
         }
@@ -86,7 +145,7 @@ impl VectorTimestamp {
 
     /// Sets the counter for `node` (0 removes the entry).
     pub fn set(&mut self, node: &NodeId, value: u64) {
-        match self.entries.binary_search_by(|(k, _)| (**k).cmp(&**node)) {
+        match self.entries.binary_search_by(|(k, _)| cmp_ids(k, node)) {
             Ok(i) if value == 0 => {
                 self.entries.remove(i);
             }
@@ -98,7 +157,7 @@ impl VectorTimestamp {
 
     /// Increments `node`'s counter (saturating) and returns the new value.
     pub fn increment(&mut self, node: &NodeId) -> u64 {
-        match self.entries.binary_search_by(|(k, _)| (**k).cmp(&**node)) {
+        match self.entries.binary_search_by(|(k, _)| cmp_ids(k, node)) {
             Ok(i) => {
                 let e = &mut self.entries[i].1;
                 *e = e.saturating_add(1);
@@ -114,42 +173,58 @@ impl VectorTimestamp {
     /// Element-wise maximum with `other`, in place.
     pub fn merge(&mut self, other: &VectorTimestamp) {
         // Fast path: every node of `other` is already present — update in place, no allocation.
+        // One id comparison per entry of `self` up to the last node of `other`.
+        let entries = &mut self.entries[..];
         let mut i = 0;
         let mut all_present = true;
-        for (k, v) in &other.entries {
-            while i < self.entries.len() && self.entries[i].0 < *k {
+        'outer: for (k, v) in &other.entries {
+            while let Some(e) = entries.get_mut(i) {
                 i += 1;
-            }
-            if i < self.entries.len() && self.entries[i].0 == *k {
-                if *v > self.entries[i].1 {
-                    self.entries[i].1 = *v;
+                match cmp_ids(&e.0, k) {
+                    Ordering::Less => continue,
+                    Ordering::Equal => {
+                        e.1 = e.1.max(*v);
+                        continue 'outer;
+                    }
+                    Ordering::Greater => break,
                 }
-                i += 1;
-            } else {
-                all_present = false;
-                break;
             }
+            all_present = false;
+            break;
         }
         if all_present {
             return;
         }
         let mut out = Vec::with_capacity(self.entries.len() + other.entries.len());
-        let (mut a, mut b) = (
-            self.entries.iter().peekable(),
-            other.entries.iter().peekable(),
-        );
+        let (mut a, mut b) = (self.entries.iter(), other.entries.iter());
+        let (mut x, mut y) = (a.next(), b.next());
         loop {
-            match (a.peek(), b.peek()) {
-                (Some(x), Some(y)) => match x.0.cmp(&y.0) {
-                    Ordering::Less => out.push(a.next().unwrap().clone()),
-                    Ordering::Greater => out.push(b.next().unwrap().clone()),
+            match (x, y) {
+                (Some(p), Some(q)) => match cmp_ids(&p.0, &q.0) {
+                    Ordering::Less => {
+                        out.push(p.clone());
+                        x = a.next();
+                    }
+                    Ordering::Greater => {
+                        out.push(q.clone());
+                        y = b.next();
+                    }
                     Ordering::Equal => {
-                        let (x, y) = (a.next().unwrap(), b.next().unwrap());
-                        out.push((x.0.clone(), x.1.max(y.1)));
+                        out.push((p.0.clone(), p.1.max(q.1)));
+                        x = a.next();
+                        y = b.next();
                     }
                 },
-                (Some(_), None) => out.push(a.next().unwrap().clone()),
-                (None, Some(_)) => out.push(b.next().unwrap().clone()),
+                (Some(p), None) => {
+                    out.push(p.clone());
+                    out.extend(a.by_ref().cloned());
+                    break;
+                }
+                (None, Some(q)) => {
+                    out.push(q.clone());
+                    out.extend(b.by_ref().cloned());
+                    break;
+                }
                 (None, None) => break,
             }
         }
@@ -159,15 +234,10 @@ impl VectorTimestamp {
     /// How `self` relates to `other` under happened-before (missing entries count as 0).
     pub fn compare(&self, other: &VectorTimestamp) -> CausalOrder {
         let (mut less, mut greater) = (false, false);
+        let (a, b) = (&self.entries[..], &other.entries[..]);
         let (mut i, mut j) = (0, 0);
-        let (a, b) = (&self.entries, &other.entries);
-        while i < a.len() || j < b.len() {
-            let ord = match (a.get(i), b.get(j)) {
-                (Some(x), Some(y)) => x.0.cmp(&y.0),
-                (Some(_), None) => Ordering::Less,
-                (None, _) => Ordering::Greater,
-            };
-            match ord {
+        while let (Some(x), Some(y)) = (a.get(i), b.get(j)) {
+            match cmp_ids(&x.0, &y.0) {
                 // Present only on the left (right has 0): left is greater there.
                 Ordering::Less => {
                     greater = true;
@@ -178,11 +248,8 @@ impl VectorTimestamp {
                     j += 1;
                 }
                 Ordering::Equal => {
-                    match a[i].1.cmp(&b[j].1) {
-                        Ordering::Less => less = true,
-                        Ordering::Greater => greater = true,
-                        Ordering::Equal => {}
-                    }
+                    less |= x.1 < y.1;
+                    greater |= x.1 > y.1;
                     i += 1;
                     j += 1;
                 }
@@ -191,6 +258,9 @@ impl VectorTimestamp {
                 return CausalOrder::Concurrent;
             }
         }
+        // Entries left on one side only are non-zero, so that side is greater there.
+        greater |= i < a.len();
+        less |= j < b.len();
         match (less, greater) {
             (false, false) => CausalOrder::Equal,
             (true, false) => CausalOrder::Before,
@@ -398,6 +468,33 @@ mod tests {
             .unwrap_or(0)
     }
 
+    /// Ids with long shared prefixes (so the eight-byte word compare and the byte tail both
+    /// decide), differing lengths, and non-ASCII bytes.
+    fn arb_id() -> impl Strategy<Value = String> {
+        (
+            prop::sample::select(vec!["", "p", "producer-", "producer-node-", "nœud-"]),
+            "[0-9a-zé]{0,12}",
+        )
+            .prop_map(|(p, s)| format!("{p}{s}"))
+    }
+
+    fn arb_long_vt() -> impl Strategy<Value = VectorTimestamp> {
+        proptest::collection::vec((arb_id(), 0u64..4), 0..10)
+            .prop_map(VectorTimestamp::from_entries)
+    }
+
+    fn naive_max(
+        a: &VectorTimestamp,
+        b: &VectorTimestamp,
+    ) -> std::collections::BTreeMap<String, u64> {
+        let mut m = std::collections::BTreeMap::new();
+        for (k, v) in a.iter().chain(b.iter()) {
+            let e = m.entry(k.to_string()).or_insert(0);
+            *e = (*e).max(v);
+        }
+        m
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(1000))]
 
@@ -412,6 +509,57 @@ mod tests {
             // The merge dominates both inputs.
             prop_assert!(matches!(a.compare(&m), CausalOrder::Before | CausalOrder::Equal));
             prop_assert!(matches!(b.compare(&m), CausalOrder::Before | CausalOrder::Equal));
+        }
+
+        #[test]
+        fn id_order_is_str_order(a in arb_id(), b in arb_id()) {
+            prop_assert_eq!(cmp_bytes(a.as_bytes(), b.as_bytes()), a.cmp(&b));
+            let (x, y) = (NodeId::from(a.as_str()), NodeId::from(b.as_str()));
+            prop_assert_eq!(cmp_ids(&x, &y), a.cmp(&b));
+            prop_assert_eq!(cmp_ids(&x, &x.clone()), Ordering::Equal);
+        }
+
+        #[test]
+        fn long_ids_merge_and_compare_match_the_definition(
+            a in arb_long_vt(),
+            b in arb_long_vt(),
+        ) {
+            // Entries stay sorted by str order and unique.
+            for t in [&a, &b] {
+                let ids: Vec<&str> = t.iter().map(|(k, _)| &**k).collect();
+                prop_assert!(ids.windows(2).all(|w| w[0] < w[1]));
+            }
+            let mut m = a.clone();
+            m.merge(&b);
+            let expected = naive_max(&a, &b);
+            let got: std::collections::BTreeMap<String, u64> =
+                m.iter().map(|(k, v)| (k.to_string(), v)).collect();
+            prop_assert_eq!(&got, &expected);
+            // Sharing the same Arcs (the pointer fast path) gives the same result.
+            let mut shared = a.clone();
+            let b_shared = VectorTimestamp::from_entries(b.iter().map(|(k, v)| {
+                let same = a.iter().find(|(ak, _)| ak == &k).map(|(ak, _)| ak.clone());
+                (same.unwrap_or_else(|| k.clone()), v)
+            }));
+            shared.merge(&b_shared);
+            prop_assert_eq!(&shared, &m);
+            prop_assert_eq!(a.compare(&b_shared), a.compare(&b));
+            let (mut le, mut ge) = (true, true);
+            for k in expected.keys() {
+                let (x, y) = (a.get(k), b.get(k));
+                le &= x <= y;
+                ge &= x >= y;
+            }
+            let order = match (le, ge) {
+                (true, true) => CausalOrder::Equal,
+                (true, false) => CausalOrder::Before,
+                (false, true) => CausalOrder::After,
+                (false, false) => CausalOrder::Concurrent,
+            };
+            prop_assert_eq!(a.compare(&b), order);
+            for k in expected.keys() {
+                prop_assert_eq!(a.get(k), naive_max(&a, &a).get(k).copied().unwrap_or(0));
+            }
         }
 
         #[test]

@@ -1,0 +1,294 @@
+#!/usr/bin/env bash
+# End-to-end throughput and memory of kafka-producer / kafka-consumer side by side with librdkafka's
+# own rdkafka_performance, against the test environment's broker (issue 6).
+#
+#   scripts/testenv.sh run -- scripts/bench-e2e.sh [options]
+#
+#   -n N          messages per run (default 200000)
+#   -r RUNS       runs per tool and pair, median reported (default 3)
+#   -s BYTES      content size (default 300)
+#   --no-build    use the release binaries as they are (default: cargo build --release --bins)
+#   --no-flat     skip the memory-flatness check (a topic of 10 x N messages)
+#   --only WHAT   producer | consumer | flat (repeatable; default all three)
+#   --out DIR     raw results (default $CARGO_TARGET_DIR/bench-e2e/<date>)
+#   env BENCH_PRODUCER / BENCH_CONSUMER: binaries to measure instead of target/release's
+#
+# Pairs (same content size, acks=all, idempotence, topics of 3 partitions, one key/node id per
+# producer so both tools write one partition each, librdkafka defaults where rdkafka_performance
+# would change them: linger.ms, retries, queued.min.messages, session.timeout.ms):
+#   producer:  rdkafka_performance -P -s SIZE -c N   vs   kafka-producer --count N --size SIZE
+#              --clock-type vector --no-state --format json >/dev/null
+#   consumer:  rdkafka_performance -G (balanced consumer, fresh group) -c N   vs
+#              kafka-consumer --delivery causal|arrival --format json --from-beginning
+#              --idle-timeout 2 --max-messages N >/dev/null, on one topic of N envelopes written
+#              by three producer nodes with --observe (real cross-partition happened-before).
+# Runs are interleaved (the order rotates every run) so the shared machine's noise hits every
+# tool alike. msgs/s = N / the process's wall time (start-up, metadata, group join and final
+# flush included for every tool); peak RSS and CPU time come from GNU time, the broker's CPU
+# time from /proc/$KTS_BROKER_PID. Tansu keeps everything in memory and may well be the
+# bottleneck for both tools: compare ratios, not absolute rates.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-shared}
+N=200000 RUNS=3 SIZE=300 BUILD=1 OUT="" ONLY=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -n) N=$2; shift 2 ;;
+        -r) RUNS=$2; shift 2 ;;
+        -s) SIZE=$2; shift 2 ;;
+        --no-build) BUILD=0; shift ;;
+        --no-flat) ONLY=${ONLY:-"producer consumer"}; ONLY=${ONLY//flat/}; shift ;;
+        --only) ONLY="$ONLY $2"; shift 2 ;;
+        --out) OUT=$2; shift 2 ;;
+        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+        *) echo "bench-e2e: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+ONLY=${ONLY:-"producer consumer flat"}
+wants() { [[ " $ONLY " == *" $1 "* ]]; }
+
+log() { printf 'bench-e2e: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+[ -n "${KTS_BOOTSTRAP:-}" ] || die "KTS_BOOTSTRAP not set: run through scripts/testenv.sh run -- $0"
+[ -x /usr/bin/time ] && /usr/bin/time -v true >/dev/null 2>&1 \
+    || die "GNU time missing (Debian: apt-get install time)"
+command -v python3 >/dev/null || die "python3 missing"
+B=$KTS_BOOTSTRAP
+
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+OUT=${OUT:-$CARGO_TARGET_DIR/bench-e2e/$stamp}
+mkdir -p "$OUT/bin"
+RESULTS=$OUT/results.tsv
+printf 'pair\ttool\trun\tmsgs\twall_s\tmsgs_per_s\tpeak_rss_kb\tcpu_s\tbroker_cpu_s\n' >"$RESULTS"
+
+# --- binaries -------------------------------------------------------------------------------
+# target/release is shared by name with other worktrees: build, then copy ours aside at once and
+# check they are the binaries with the flags this script uses.
+if [ "$BUILD" = 1 ]; then
+    log "cargo build --release --bins"
+    (cd "$here" && cargo build --release --bins --quiet)
+fi
+# BENCH_PRODUCER / BENCH_CONSUMER: measure these binaries instead (e.g. a branch not merged yet).
+cp "${BENCH_PRODUCER:-$CARGO_TARGET_DIR/release/kafka-producer}" "$OUT/bin/kafka-producer"
+cp "${BENCH_CONSUMER:-$CARGO_TARGET_DIR/release/kafka-consumer}" "$OUT/bin/kafka-consumer"
+PRODUCER=$OUT/bin/kafka-producer CONSUMER=$OUT/bin/kafka-consumer
+"$PRODUCER" --help 2>/dev/null | grep -q -- '--clock-type' \
+    || die "$PRODUCER is not kafka-timesync's producer (no --clock-type in --help)"
+if wants consumer || wants flat; then
+    "$CONSUMER" --help 2>/dev/null | grep -q -- '--delivery' \
+        || die "$CONSUMER has no --delivery flag (not built yet on this branch?)"
+fi
+RDPERF=$("$here/scripts/build-rdkafka-perf.sh")
+log "binaries: $PRODUCER ($("$PRODUCER" --version)), $RDPERF"
+
+# --- helpers --------------------------------------------------------------------------------
+ticks=$(getconf CLK_TCK)
+broker_cpu() { # broker user+system seconds so far (0 when the broker's pid is unknown)
+    if [ -n "${KTS_BROKER_PID:-}" ] && [ -r "/proc/$KTS_BROKER_PID/stat" ]; then
+        awk -v t="$ticks" '{ sub(/^.*\) /, ""); print ($12 + $13) / t }' "/proc/$KTS_BROKER_PID/stat"
+    else
+        echo 0
+    fi
+}
+
+mktopic() { # name: a topic of 3 partitions
+    "$PRODUCER" --bootstrap "$B" --create-topic 3 --no-state --count 0 "$1" >/dev/null 2>"$OUT/mktopic.err" \
+        || { cat "$OUT/mktopic.err" >&2; die "could not create topic $1"; }
+}
+
+# measure PAIR TOOL RUN MSGS CMD... : runs CMD with stdout to $STDOUT (default $OUT/last.out),
+# records wall time, peak RSS, CPU and broker CPU. Fails the script if CMD fails.
+STDOUT=""
+measure() {
+    local pair=$1 tool=$2 run=$3 msgs=$4
+    shift 4
+    local tf=$OUT/time.$$ b0 b1
+    b0=$(broker_cpu)
+    if ! /usr/bin/time -f '%e %M %U %S' -o "$tf" "$@" >"${STDOUT:-$OUT/last.out}" 2>"$OUT/last.err"; then
+        tail -n 20 "$OUT/last.err" >&2
+        die "$pair/$tool run $run failed: $*"
+    fi
+    b1=$(broker_cpu)
+    read -r wall rss usr sys <"$tf"
+    python3 - "$pair" "$tool" "$run" "$msgs" "$wall" "$rss" "$usr" "$sys" "$b0" "$b1" >>"$RESULTS" <<'PY'
+import sys
+pair, tool, run, msgs, wall, rss, usr, sys_, b0, b1 = sys.argv[1:]
+msgs, wall = int(msgs), max(float(wall), 1e-3)
+print(f"{pair}\t{tool}\t{run}\t{msgs}\t{wall:.2f}\t{msgs / wall:.0f}\t{rss}\t{float(usr) + float(sys_):.2f}\t{float(b1) - float(b0):.2f}")
+PY
+    log "$(tail -n 1 "$RESULTS" | cut -f1-3,5-9)"
+}
+
+# rotate K: prints 0..K-1 rotated by the run number, so every tool goes first in turn.
+rotate() { local k=$1 r=$2 i; for ((i = 0; i < k; i++)); do echo $(((i + r) % k)); done; }
+
+# Producer settings shared by both tools (our producer's defaults; librdkafka's where
+# rdkafka_performance would override them).
+RD_PRODUCER_X=(-a -1 -X enable.idempotence=true -X linger.ms=5 -X message.timeout.ms=20000
+    -X queue.buffering.max.messages=200000 -X message.send.max.retries=2147483647
+    -X retry.backoff.ms=100)
+RD_CONSUMER_X=(-X queued.min.messages=100000 -X session.timeout.ms=45000)
+
+check_rd_produced() { # expected count: the last summary line says all delivered, none failed
+    grep -E "^% [0-9]+ messages produced" "$OUT/last.out" | tail -n 1 \
+        | grep -qE " $1 delivered \(offset [0-9-]+, 0 failed\)" \
+        || { tail -n 3 "$OUT/last.out" >&2; die "rdkafka_performance did not deliver $1 messages"; }
+}
+check_rd_consumed() {
+    grep -qE "^% $1 messages \([0-9]+ bytes\) consumed" "$OUT/last.out" \
+        || { tail -n 3 "$OUT/last.out" >&2; die "rdkafka_performance did not consume $1 messages"; }
+}
+
+# fill TOPIC COUNT: COUNT envelopes from three producer nodes that observe each other.
+fill() {
+    local topic=$1 count=$2 each pids=() i
+    each=$(((count + 2) / 3))
+    log "filling $topic with 3 x $each vector-stamped envelopes (--observe)"
+    for i in 0 1 2; do
+        local c=$each
+        [ $i = 2 ] && c=$((count - 2 * each))
+        "$PRODUCER" --bootstrap "$B" --node-id "node-$i" --observe --count "$c" --size "$SIZE" \
+            --clock-type vector --no-state "$topic" >/dev/null 2>"$OUT/fill.$i.err" &
+        pids+=($!)
+    done
+    for i in 0 1 2; do
+        wait "${pids[$i]}" || { cat "$OUT/fill.$i.err" >&2; die "filling $topic failed"; }
+    done
+}
+
+# consume_verify TOPIC DELIVERY COUNT: an untimed run whose summary must show COUNT delivered.
+consume_verify() {
+    local summary
+    summary=$("$CONSUMER" --bootstrap "$B" --group "verify-$2-$RANDOM$RANDOM" --delivery "$2" \
+        --format json --from-beginning --idle-timeout 2 --max-messages "$3" "$1" 2>/dev/null | tail -n 1)
+    python3 - "$summary" "$3" "$2" <<'PY' || die "verification of kafka-consumer --delivery $2 failed"
+import json, sys
+s, n, mode = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+ok = s.get("event") == "summary" and s.get("delivered") == n and s.get("malformed") == 0
+print(f"bench-e2e: verify --delivery {mode}: received {s.get('received')}, delivered "
+      f"{s.get('delivered')}, buffered {s.get('buffered')}, violations {s.get('violations')}",
+      file=sys.stderr)
+sys.exit(0 if ok else 1)
+PY
+}
+
+run_consumer() { # PAIR TOOL RUN TOPIC COUNT
+    local pair=$1 tool=$2 run=$3 topic=$4 count=$5 g="$1-$2-$3-$RANDOM$RANDOM"
+    case $tool in
+        rdkafka_performance)
+            measure "$pair" "$tool" "$run" "$count" \
+                "$RDPERF" -G "$g" -t "$topic" -b "$B" -c "$count" "${RD_CONSUMER_X[@]}"
+            check_rd_consumed "$count" ;;
+        kafka-consumer-causal|kafka-consumer-arrival)
+            STDOUT=/dev/null measure "$pair" "$tool" "$run" "$count" \
+                "$CONSUMER" --bootstrap "$B" --group "$g" --delivery "${tool#kafka-consumer-}" \
+                --format json --from-beginning --idle-timeout 2 --max-messages "$count" "$topic" ;;
+    esac
+}
+
+log "N=$N runs=$RUNS size=$SIZE broker=$B (pid ${KTS_BROKER_PID:-?}) results in $OUT"
+{
+    echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB RAM"
+    echo "kernel: $(uname -r)"
+    echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "librdkafka: $("$RDPERF" -h 2>&1 | grep -m1 'librdkafka version' | sed 's/^ *//')"
+    echo "N=$N runs=$RUNS content=$SIZE bytes"
+} >"$OUT/machine.txt"
+
+# --- 1. producer ----------------------------------------------------------------------------
+if wants producer; then
+    for ((r = 1; r <= RUNS; r++)); do
+        for k in $(rotate 2 "$r"); do
+            if [ "$k" = 0 ]; then
+                t=prod-ref-$stamp-$r; mktopic "$t"
+                measure producer rdkafka_performance "$r" "$N" \
+                    "$RDPERF" -P -t "$t" -b "$B" -s "$SIZE" -c "$N" -k bench-node "${RD_PRODUCER_X[@]}"
+                check_rd_produced "$N"
+            else
+                t=prod-kts-$stamp-$r; mktopic "$t"
+                STDOUT=/dev/null measure producer kafka-producer-vector "$r" "$N" \
+                    "$PRODUCER" --bootstrap "$B" --node-id bench-node --count "$N" --size "$SIZE" \
+                    --clock-type vector --no-state --format json "$t"
+            fi
+        done
+    done
+fi
+
+# --- 2. consumer ----------------------------------------------------------------------------
+if wants consumer; then
+    src=cons-src-$stamp
+    mktopic "$src"
+    fill "$src" "$N"
+    consume_verify "$src" causal "$N"
+    consume_verify "$src" arrival "$N"
+    tools=(rdkafka_performance kafka-consumer-causal kafka-consumer-arrival)
+    for ((r = 1; r <= RUNS; r++)); do
+        for k in $(rotate 3 "$r"); do
+            run_consumer consumer "${tools[$k]}" "$r" "$src" "$N"
+        done
+    done
+fi
+
+# --- 3. memory flatness: the same consumers on N and on 10 x N messages ------------------------
+if wants flat; then
+    big=flat-src-$stamp
+    mktopic "$big"
+    fill "$big" $((10 * N))
+    consume_verify "$big" causal $((10 * N))
+    for count in "$N" $((10 * N)); do
+        for tool in kafka-consumer-causal kafka-consumer-arrival rdkafka_performance; do
+            run_consumer "flat-$count" "$tool" 1 "$big" "$count"
+        done
+    done
+fi
+
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
+
+# --- report ---------------------------------------------------------------------------------
+cat "$OUT/machine.txt"
+python3 - "$RESULTS" <<'PY' | tee "$OUT/report.md"
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+def group(pair):
+    out = {}
+    for r in rows:
+        if r["pair"] == pair:
+            out.setdefault(r["tool"], []).append(r)
+    return out
+def table(pair, ref):
+    g = group(pair)
+    if not g:
+        return
+    base = statistics.median(float(r["msgs_per_s"]) for r in g.get(ref, [])) if ref in g else None
+    print(f"\n### {pair}\n")
+    print("| tool | runs | msgs/s (median) | msgs/s (all runs) | ratio to rdkafka_performance "
+          "| peak RSS MiB (max) | CPU s (median) | CPU µs/msg | broker CPU s (median) |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
+    for tool, rs in g.items():
+        rates = [float(r["msgs_per_s"]) for r in rs]
+        med = statistics.median(rates)
+        ratio = f"{med / base:.2f}" if base else "-"
+        print(f"| {tool} | {len(rs)} | {med:,.0f} | {', '.join(f'{x:,.0f}' for x in rates)} | {ratio} "
+              f"| {max(int(r['peak_rss_kb']) for r in rs) / 1024:.1f} "
+              f"| {statistics.median(float(r['cpu_s']) for r in rs):.2f} "
+              f"| {statistics.median(float(r['cpu_s']) / int(r['msgs']) for r in rs) * 1e6:.2f} "
+              f"| {statistics.median(float(r['broker_cpu_s']) for r in rs):.2f} |")
+table("producer", "rdkafka_performance")
+table("consumer", "rdkafka_performance")
+flat = sorted({r["pair"] for r in rows if r["pair"].startswith("flat-")}, key=lambda p: int(p[5:]))
+if len(flat) == 2:
+    small, big = (group(p) for p in flat)
+    print(f"\n### memory flatness: peak RSS reading {flat[0][5:]} vs {flat[1][5:]} messages\n")
+    print("| tool | peak RSS MiB (N) | peak RSS MiB (10 N) | ratio | msgs/s (N) | msgs/s (10 N) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for tool in small:
+        if tool in big:
+            a, b = small[tool][0], big[tool][0]
+            ra, rb = int(a["peak_rss_kb"]) / 1024, int(b["peak_rss_kb"]) / 1024
+            print(f"| {tool} | {ra:.1f} | {rb:.1f} | {rb / ra:.2f} | {float(a['msgs_per_s']):,.0f} "
+                  f"| {float(b['msgs_per_s']):,.0f} |")
+PY
+log "raw results: $RESULTS"
