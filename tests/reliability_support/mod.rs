@@ -333,8 +333,14 @@ impl Watched {
         self.finish_after_exit(None)
     }
 
-    /// Sends SIGTERM and waits for it to exit (SIGKILL after `limit`).
-    pub fn terminate(self, limit: Duration) -> Finished {
+    /// Sends SIGTERM and waits for it to exit (SIGKILL after `limit`). The signal is sent only
+    /// once the process catches SIGTERM (its handler is installed: bit 15 of `SigCgt` in
+    /// /proc/PID/status), so a fresh process is not killed by the default action mid-startup.
+    pub fn terminate(mut self, limit: Duration) -> Finished {
+        let deadline = Instant::now() + limit;
+        while self.running() && !catches_sigterm(self.pid()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         signal(self.pid(), "TERM");
         self.wait(limit)
     }
@@ -1022,4 +1028,19 @@ pub fn committed_offsets(bootstrap: &str, group: &str, topic: &str, partitions: 
             }
         })
         .collect()
+}
+
+/// True when process `pid` has a handler installed for SIGTERM (`SigCgt` bit 15).
+fn catches_sigterm(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            let hex = s
+                .lines()
+                .find_map(|l| l.strip_prefix("SigCgt:"))?
+                .trim()
+                .to_string();
+            u64::from_str_radix(&hex, 16).ok()
+        })
+        .is_some_and(|mask| mask & (1 << (15 - 1)) != 0)
 }
