@@ -7,13 +7,14 @@
 use crate::plot::{self, Series};
 use crate::report::{ms, ms_signed, Report, Table};
 use crate::sim_net::{Event, NetConfig, SimNet, Wire, MS};
-use crate::skew::{Clocks, Profile};
+use crate::skew::{Clocks, Profile, PROFILES};
 use anyhow::Result;
 use kafka_timesync::ntp::{Action, Thresholds};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::Path;
 
+/// The master, the prototype's three profiles, and an outlier 4 s ahead.
 const NODES: [Profile; 5] = [
     Profile {
         name: "M",
@@ -21,24 +22,9 @@ const NODES: [Profile; 5] = [
         drift_ms_per_s: 0.02,
         jitter_ms: 1.0,
     },
-    Profile {
-        name: "A",
-        skew_ms: 0.0,
-        drift_ms_per_s: 0.0,
-        jitter_ms: 0.0,
-    },
-    Profile {
-        name: "B",
-        skew_ms: 100.0,
-        drift_ms_per_s: 0.1,
-        jitter_ms: 5.0,
-    },
-    Profile {
-        name: "C",
-        skew_ms: -50.0,
-        drift_ms_per_s: -0.05,
-        jitter_ms: 3.0,
-    },
+    PROFILES[0],
+    PROFILES[1],
+    PROFILES[2],
     Profile {
         name: "D",
         skew_ms: 4000.0,

@@ -452,7 +452,7 @@ fn run(
         if let Some(m) = &metrics {
             common::follow_sync(runtime, Arc::clone(m), Arc::clone(&handle));
         }
-        wait_initial_sync(&handle, Duration::from_secs(5));
+        common::wait_initial_sync(&handle, Duration::from_secs(5), "arrival times use");
         Some(handle)
     } else {
         None
@@ -606,19 +606,6 @@ fn commit(
     }
     consumer.store_offsets(&tpl)?;
     consumer.commit(&tpl, mode)
-}
-
-/// Waits (bounded) for the first good SNTP round, so arrival times are corrected from the start.
-fn wait_initial_sync(handle: &kafka_timesync::ntp::SyncHandle, bound: Duration) {
-    let start = Instant::now();
-    while start.elapsed() < bound {
-        if handle.status().good_rounds > 0 {
-            tracing::info!("ntp: initial synchronisation done in {:?}", start.elapsed());
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    tracing::warn!("ntp: no initial synchronisation within {bound:?}; arrival times use the unsynchronised clock");
 }
 
 /// Per-run reading state shared by the main queue and the partition queues.

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
 
@@ -303,7 +303,7 @@ fn run(cli: Cli) -> Result<()> {
         if let Some(m) = &metrics {
             common::follow_sync(&runtime, Arc::clone(m), Arc::clone(&handle));
         }
-        wait_initial_sync(&handle, Duration::from_secs(5));
+        common::wait_initial_sync(&handle, Duration::from_secs(5), "stamping with");
         Some(handle)
     } else {
         None
@@ -366,21 +366,6 @@ fn run(cli: Cli) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Waits (bounded) until the sync task has completed a good round; warns when it has not.
-fn wait_initial_sync(handle: &kafka_timesync::ntp::SyncHandle, bound: Duration) {
-    let start = Instant::now();
-    while start.elapsed() < bound {
-        if handle.status().good_rounds > 0 {
-            tracing::info!("ntp: initial synchronisation done in {:?}", start.elapsed());
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    tracing::warn!(
-        "ntp: no initial synchronisation within {bound:?}; stamping with the unsynchronised clock"
-    );
 }
 
 async fn wait_for_signal() {

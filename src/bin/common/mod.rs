@@ -213,3 +213,20 @@ pub fn generate(
         _ => Ok(true),
     }
 }
+
+/// Waits (bounded) until the sync task has completed a good round, so the first stamp or arrival
+/// time is already corrected; warns "no initial synchronisation …; `what` the unsynchronised
+/// clock" when it has not.
+pub fn wait_initial_sync(handle: &SyncHandle, bound: std::time::Duration, what: &str) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < bound {
+        if handle.status().good_rounds > 0 {
+            tracing::info!("ntp: initial synchronisation done in {:?}", start.elapsed());
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    tracing::warn!(
+        "ntp: no initial synchronisation within {bound:?}; {what} the unsynchronised clock"
+    );
+}
