@@ -9,8 +9,16 @@
 //! seqs it spans). When a new gap would exceed the cap, the lowest range is forgotten and the
 //! *floor* is raised to its end: seqs at or below the floor are no longer tracked exactly, and a
 //! later arrival there is reported as [`SeqVerdict::Untracked`] rather than guessed.
+//!
+//! A jump of more than [`MAX_PLAUSIBLE_JUMP`] seqs ahead (e.g. a hostile or corrupt `seq` near
+//! 2^64) is [`SeqVerdict::Implausible`] and leaves the state untouched, so one bad record does not
+//! make every later honest message of the node look out of order.
 
 use std::collections::BTreeMap;
+
+/// The largest forward jump adopted as a gap: 2^32 messages never sent is not a crash, it is a
+/// corrupt or hostile seq.
+pub(crate) const MAX_PLAUSIBLE_JUMP: u64 = 1 << 32;
 
 /// What one arriving seq means for its node's FIFO order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +33,8 @@ pub(crate) enum SeqVerdict {
     Duplicate,
     /// At or below the floor: a late arrival or a duplicate, no longer distinguishable.
     Untracked { highest: u64 },
+    /// More than [`MAX_PLAUSIBLE_JUMP`] ahead of `highest`: reported, not adopted.
+    Implausible { highest: u64 },
 }
 
 /// One node's FIFO state.
@@ -74,6 +84,11 @@ impl SeqTracker {
 
     /// Records the arrival of `seq` (≥ 1) and classifies it. `cap` bounds the gap ranges kept.
     pub(crate) fn observe(&mut self, seq: u64, cap: usize) -> SeqVerdict {
+        if seq - self.highest.min(seq) > MAX_PLAUSIBLE_JUMP {
+            return SeqVerdict::Implausible {
+                highest: self.highest,
+            };
+        }
         if seq > self.highest {
             let verdict = if seq > self.highest + 1 {
                 let (from, to) = (self.highest + 1, seq - 1);
@@ -168,17 +183,33 @@ mod tests {
     }
 
     #[test]
+    fn implausible_jump_is_reported_and_not_adopted() {
+        let mut t = SeqTracker::default();
+        assert_eq!(t.observe(1, 8), SeqVerdict::InOrder);
+        assert_eq!(
+            t.observe(u64::MAX, 8),
+            SeqVerdict::Implausible { highest: 1 }
+        );
+        assert_eq!(t.highest(), 1);
+        assert_eq!(t.observe(2, 8), SeqVerdict::InOrder);
+        // A crash gap (a write-ahead reservation skips a few thousand seqs) is still a gap.
+        assert_eq!(t.observe(4098, 8), SeqVerdict::Gap { from: 3, to: 4097 });
+        assert_eq!(t.observe(4099, 8), SeqVerdict::InOrder);
+    }
+
+    #[test]
     fn huge_jump_is_one_range() {
         let mut t = SeqTracker::default();
         t.observe(1, 2);
+        let far = 1 + MAX_PLAUSIBLE_JUMP;
         assert_eq!(
-            t.observe(u64::MAX, 2),
+            t.observe(far, 2),
             SeqVerdict::Gap {
                 from: 2,
-                to: u64::MAX - 1
+                to: far - 1
             }
         );
-        assert_eq!(t.missing(), u64::MAX - 2);
+        assert_eq!(t.missing(), far - 2);
         assert_eq!(t.gap_ranges(), 1);
     }
 }

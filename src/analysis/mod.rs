@@ -478,6 +478,20 @@ impl Analyzer {
                 self.report_duplicate(out, key, node_id, seq, id);
                 return;
             }
+            SeqVerdict::Implausible { highest } => {
+                let detail = format!(
+                    "{node_id}: seq {seq} jumps more than 2^32 past seq {highest}: a corrupt or \
+                     hostile seq, not used for FIFO tracking or causality"
+                );
+                self.report(
+                    out,
+                    ViolationKind::FifoGap,
+                    node_id,
+                    vec![id.to_owned()],
+                    detail,
+                );
+                return;
+            }
             SeqVerdict::Untracked { highest } => {
                 if self.by_seq.contains_key(&(key, seq)) {
                     self.report_duplicate(out, key, node_id, seq, id);
