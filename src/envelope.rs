@@ -98,11 +98,30 @@ impl Envelope {
     }
 
     /// Appends the compact JSON of this envelope to `buf` (lets a producer reuse one buffer).
+    ///
+    /// The bytes are exactly serde_json's compact serialization of the envelope; `id` and
+    /// `content` go through [`write_json_str`], which copies runs of bytes needing no escape in
+    /// bulk, the `timestamp` object and the numbers through serde_json.
     pub fn encode_into(&self, buf: &mut Vec<u8>) {
+        buf.reserve(200 + self.id.len() + self.content.len());
+        buf.extend_from_slice(b"{\"id\":");
+        write_json_str(buf, &self.id);
+        buf.extend_from_slice(b",\"content\":");
+        write_json_str(buf, &self.content);
+        buf.extend_from_slice(b",\"seq\":");
         // Serializing these types into memory cannot fail: every map key is a string and a
         // `Vec<u8>` writer never returns an I/O error.
-        serde_json::to_writer(buf, self)
-            .expect("serializing an Envelope into memory is infallible");
+        serde_json::to_writer(&mut *buf, &self.seq)
+            .expect("serializing an integer into memory is infallible");
+        buf.extend_from_slice(b",\"timestamp\":");
+        serde_json::to_writer(&mut *buf, &self.timestamp)
+            .expect("serializing a MessageTimestamp into memory is infallible");
+        if let Some(skew) = self.simulated_skew_ms {
+            buf.extend_from_slice(b",\"simulated_skew_ms\":");
+            serde_json::to_writer(&mut *buf, &skew)
+                .expect("serializing a float into memory is infallible");
+        }
+        buf.push(b'}');
     }
 
     /// Compact JSON as a string (the same bytes as [`encode`](Self::encode)).
@@ -120,6 +139,75 @@ impl Envelope {
     pub fn decode_with(bytes: &[u8], limits: &DecodeLimits) -> Result<Envelope, DecodeError> {
         decode(bytes, limits)
     }
+}
+
+/// Appends `s` as a JSON string literal, byte for byte what serde_json writes: `"` and `\\`
+/// backslash-escaped, `\b \t \n \f \r` as short escapes, other bytes below 0x20 as `\u00xx`
+/// (lower-case hex), everything else (DEL and non-ASCII UTF-8 included) copied as is.
+///
+/// Eight bytes are tested at a time (SWAR); runs with nothing to escape are copied in bulk.
+fn write_json_str(buf: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let bytes = s.as_bytes();
+    buf.push(b'"');
+    let mut start = 0; // first byte not yet copied
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(chunk) = bytes.get(i..i + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            let w = u64::from_le_bytes(word);
+            // Exact "some byte < 0x20" test (for n <= 0x80, (w - n*LO) & !w & HI is non-zero
+            // iff a byte is below n); a byte equals c iff w ^ c*LO has a zero byte.
+            let quote = w ^ (LO * u64::from(b'"'));
+            let backslash = w ^ (LO * u64::from(b'\\'));
+            let hit = (w.wrapping_sub(LO * 0x20) & !w)
+                | (quote.wrapping_sub(LO) & !quote)
+                | (backslash.wrapping_sub(LO) & !backslash);
+            if hit & HI == 0 {
+                i += 8;
+                continue;
+            }
+        }
+        // Fewer than eight bytes left, or this word holds something to escape: byte by byte.
+        let end = (i + 8).min(bytes.len());
+        while i < end {
+            let b = bytes[i];
+            let short = match b {
+                b'"' => b'"',
+                b'\\' => b'\\',
+                0x08 => b'b',
+                0x09 => b't',
+                0x0a => b'n',
+                0x0c => b'f',
+                0x0d => b'r',
+                0x00..=0x1f => b'u',
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            };
+            buf.extend_from_slice(&bytes[start..i]);
+            if short == b'u' {
+                buf.extend_from_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(b >> 4)],
+                    HEX[usize::from(b & 0xf)],
+                ]);
+            } else {
+                buf.extend_from_slice(&[b'\\', short]);
+            }
+            i += 1;
+            start = i;
+        }
+    }
+    buf.extend_from_slice(&bytes[start..]);
+    buf.push(b'"');
 }
 
 /// Bounds the decoder enforces on untrusted input.
@@ -1891,5 +1979,51 @@ mod tests {
                 max: 10
             })
         );
+    }
+
+    /// Strings dense in what needs escaping: ASCII (controls, `"`, `\`, DEL) and any char.
+    fn arb_json_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        proptest::collection::vec(
+            prop_oneof![
+                (0u8..0x80).prop_map(char::from),
+                prop::sample::select(vec!['"', '\\', '\n', '\r', '\t', '\u{8}', '\u{c}', '\0']),
+                any::<char>(),
+            ],
+            0..400,
+        )
+        .prop_map(|cs| cs.into_iter().collect())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// The hand-written encoder writes exactly serde_json's bytes for any content, id and
+        /// node id, with and without the optional fields.
+        #[test]
+        fn encode_matches_serde_json(
+            content in arb_json_text(),
+            id in arb_json_text(),
+            node in arb_json_text(),
+            seq in proptest::prelude::any::<u64>(),
+            skew in proptest::option::of(-1e6f64..1e6),
+            vector in proptest::prelude::any::<bool>(),
+        ) {
+            let mut env = sample();
+            env.content = content;
+            env.id = id;
+            env.seq = seq;
+            env.timestamp.node_id = node.as_str().into();
+            env.simulated_skew_ms = skew;
+            if !vector {
+                env.timestamp.vector_time = None;
+                env.timestamp.hybrid_time = None;
+            }
+            let expected = serde_json::to_vec(&env).expect("serde_json encodes an envelope");
+            proptest::prop_assert_eq!(env.encode(), expected.clone());
+            let mut buf = b"prefix".to_vec();
+            env.encode_into(&mut buf);
+            proptest::prop_assert_eq!(&buf[6..], &expected[..]);
+        }
     }
 }

@@ -218,17 +218,18 @@ fn kind_index(kind: &str) -> usize {
 /// JSON text can only contain CR/LF as whitespace between tokens (inside strings they must be
 /// escaped), so removing them never changes its meaning.
 fn one_line(payload: &[u8]) -> Cow<'_, [u8]> {
-    if payload.iter().any(|&b| b == b'\n' || b == b'\r') {
-        Cow::Owned(
-            payload
-                .iter()
-                .copied()
-                .filter(|&b| b != b'\n' && b != b'\r')
-                .collect(),
-        )
-    } else {
-        Cow::Borrowed(payload)
+    let Some(first) = memchr::memchr2(b'\n', b'\r', payload) else {
+        return Cow::Borrowed(payload);
+    };
+    let mut out = Vec::with_capacity(payload.len() - 1);
+    out.extend_from_slice(&payload[..first]);
+    let mut rest = &payload[first + 1..];
+    while let Some(i) = memchr::memchr2(b'\n', b'\r', rest) {
+        out.extend_from_slice(&rest[..i]);
+        rest = &rest[i + 1..];
     }
+    out.extend_from_slice(rest);
+    Cow::Owned(out)
 }
 
 impl ConsumerEngine {

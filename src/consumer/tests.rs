@@ -684,3 +684,21 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// `one_line` drops exactly the CR and LF bytes, keeps everything else in order, and borrows
+    /// when there is nothing to drop.
+    #[test]
+    fn one_line_equals_filtering_line_breaks(
+        payload in proptest::collection::vec(
+            prop_oneof![Just(b'\n'), Just(b'\r'), any::<u8>()], 0..200),
+    ) {
+        let expected: Vec<u8> =
+            payload.iter().copied().filter(|&b| b != b'\n' && b != b'\r').collect();
+        let flat = one_line(&payload);
+        prop_assert_eq!(&flat[..], &expected[..]);
+        prop_assert_eq!(matches!(flat, Cow::Borrowed(_)), expected.len() == payload.len());
+    }
+}

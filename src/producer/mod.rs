@@ -23,7 +23,6 @@ use crate::time::{nanos_to_secs, TimeSource};
 use crate::NodeId;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 /// How a node stamps its messages.
@@ -187,8 +186,10 @@ impl Stamper {
         let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
         let env = &mut self.env;
         env.id.clear();
-        // Writing into a String cannot fail.
-        let _ = write!(env.id, "{}", id.hyphenated());
+        env.id.push_str(
+            id.hyphenated()
+                .encode_lower(&mut uuid::Uuid::encode_buffer()),
+        );
         env.content.clear();
         env.content.push_str(content);
         env.seq = env.seq.saturating_add(1);
