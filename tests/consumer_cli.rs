@@ -457,17 +457,16 @@ fn a_missing_predecessor_is_released_after_the_causal_timeout_and_reported() {
     assert_eq!(s["violations"]["released_early"], 1);
 }
 
-#[test]
-fn stopped_mid_backlog_and_restarted_loses_nothing_and_redelivers_only_after_the_commit() {
-    let topic = create_topic("consumer-restart", 3);
-    let bs = bootstrap();
-    let g = group();
-    const N: u64 = 40;
-    // B's i-th message was sent after B saw A's i-th. B's partition is written first, so the
-    // consumer meets B's messages before their causes.
+/// Node ids' stamps by message id: (node, seq, vector).
+type Stamps = HashMap<String, (String, u64, VectorTimestamp)>;
+
+/// Writes `n` messages of A (partition 0) and `n` of B (partition 1), B's i-th sent after B saw
+/// A's i-th. B's partition is written first, so a consumer meets B's messages before their causes.
+/// Returns every message's stamp and its (partition, offset), by id.
+fn write_b_before_a(topic: &str, n: u64) -> (Stamps, HashMap<String, (i32, i64)>) {
     let mut records = Vec::new();
     let mut stamps = HashMap::new();
-    for i in 1..=N {
+    for i in 1..=n {
         let vt = [("A", i), ("B", i)];
         records.push((Some(1), "B", message("B", i, Some(&vt), 2 * i)));
         stamps.insert(
@@ -475,7 +474,7 @@ fn stopped_mid_backlog_and_restarted_loses_nothing_and_redelivers_only_after_the
             ("B".to_string(), i, VectorTimestamp::from_entries(vt)),
         );
     }
-    for i in 1..=N {
+    for i in 1..=n {
         records.push((Some(0), "A", message("A", i, Some(&[("A", i)]), 2 * i - 1)));
         stamps.insert(
             format!("A-{i}"),
@@ -490,22 +489,28 @@ fn stopped_mid_backlog_and_restarted_loses_nothing_and_redelivers_only_after_the
         .iter()
         .map(|(p, k, m)| (*p, *k, m.as_slice()))
         .collect();
-    let positions: HashMap<String, (i32, i64)> = {
-        let pos = produce_raw(&topic, &refs);
-        records
-            .iter()
-            .zip(pos)
-            .map(|((_, _, m), p)| {
-                (
-                    serde_json::from_slice::<Value>(m).unwrap()["id"]
-                        .as_str()
-                        .unwrap()
-                        .to_string(),
-                    p,
-                )
-            })
-            .collect()
-    };
+    let pos = produce_raw(topic, &refs);
+    let positions = records
+        .iter()
+        .zip(pos)
+        .map(|((_, _, m), p)| {
+            let id = serde_json::from_slice::<Value>(m).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            (id, p)
+        })
+        .collect();
+    (stamps, positions)
+}
+
+#[test]
+fn stopped_mid_backlog_and_restarted_loses_nothing_and_redelivers_only_after_the_commit() {
+    let topic = create_topic("consumer-restart", 3);
+    let bs = bootstrap();
+    let g = group();
+    const N: u64 = 40;
+    let (stamps, positions) = write_b_before_a(&topic, N);
 
     // Run 1 stops after 30 deliveries, in the middle of the backlog.
     let (run1, _) = run_consumer(&[
@@ -837,46 +842,7 @@ fn killed_with_sigkill_and_restarted_delivers_everything_at_least_once() {
     let bs = bootstrap();
     let g = group();
     const N: u64 = 2000;
-    // As in the restart test: B's i-th message depends on A's i-th; B's partition written first.
-    let mut records = Vec::new();
-    let mut stamps = HashMap::new();
-    for i in 1..=N {
-        let vt = [("A", i), ("B", i)];
-        records.push((Some(1), "B", message("B", i, Some(&vt), 2 * i)));
-        stamps.insert(
-            format!("B-{i}"),
-            ("B".to_string(), i, VectorTimestamp::from_entries(vt)),
-        );
-    }
-    for i in 1..=N {
-        records.push((Some(0), "A", message("A", i, Some(&[("A", i)]), 2 * i - 1)));
-        stamps.insert(
-            format!("A-{i}"),
-            (
-                "A".to_string(),
-                i,
-                VectorTimestamp::from_entries([("A", i)]),
-            ),
-        );
-    }
-    let refs: Vec<(Option<i32>, &str, &[u8])> = records
-        .iter()
-        .map(|(p, k, m)| (*p, *k, m.as_slice()))
-        .collect();
-    let pos = produce_raw(&topic, &refs);
-    let positions: HashMap<String, (i32, i64)> = records
-        .iter()
-        .zip(pos)
-        .map(|((_, _, m), p)| {
-            (
-                serde_json::from_slice::<Value>(m).unwrap()["id"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-                p,
-            )
-        })
-        .collect();
+    let (stamps, positions) = write_b_before_a(&topic, N);
 
     // Run 1 (no committed offsets yet: starts at the beginning), killed as soon as it has
     // delivered something: whatever it had committed by then (possibly nothing) is where run 2
