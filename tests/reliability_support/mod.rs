@@ -1044,3 +1044,28 @@ fn catches_sigterm(pid: u32) -> bool {
         })
         .is_some_and(|mask| mask & (1 << (15 - 1)) != 0)
 }
+
+/// Checks exactly-once delivery of the producer's reported ids by the consumer.
+pub fn assert_exactly_once(what: &str, lines: usize, p: &Finished, c: &Finished, extra: &str) {
+    p.assert_success();
+    c.assert_success();
+    let sent = delivered_ids(&p.stdout);
+    let sent_set: std::collections::HashSet<&String> = sent.iter().collect();
+    let d = Deliveries::from_events(&c.events());
+    let missing = d.missing(sent.iter());
+    let (dup_ids, dup_extra) = d.duplicates();
+    let foreign = d.by_id.keys().filter(|id| !sent_set.contains(id)).count();
+    let figures = format!(
+        "{what}: {lines} lines sent, producer reported {} delivered, consumer delivered {} \
+         ({} distinct), duplicated {dup_ids} ({dup_extra} extra), lost {}, unknown {foreign}; {extra}",
+        sent.len(),
+        d.events,
+        d.by_id.len(),
+        missing.len()
+    );
+    assert_eq!(sent.len(), lines, "{figures}");
+    assert_eq!(sent_set.len(), lines, "{figures}");
+    assert!(missing.is_empty(), "{figures}");
+    assert_eq!((dup_ids, foreign, d.events), (0, 0, lines), "{figures}");
+    eprintln!("{figures}");
+}
