@@ -306,6 +306,19 @@ struct End<'a> {
     logical: u64,
 }
 
+impl Record {
+    /// This message as one end of a causal pair.
+    fn end(&self) -> End<'_> {
+        End {
+            node: &self.node_id,
+            seq: self.seq,
+            id: &self.id,
+            physical: self.physical,
+            logical: self.logical,
+        }
+    }
+}
+
 /// The ordering analyzer. See the module docs for the rules.
 #[derive(Debug)]
 pub struct Analyzer {
@@ -539,13 +552,7 @@ impl Analyzer {
         // Own-node order: (i, seq - 1) → m, and m → (i, seq + 1) when m fills a gap.
         if let Some(&p) = self.by_seq.get(&(key, seq - 1)) {
             if let Some(r) = self.record(p) {
-                let cause = End {
-                    node: &r.node_id,
-                    seq: r.seq,
-                    id: &r.id,
-                    physical: r.physical,
-                    logical: r.logical,
-                };
+                let cause = r.end();
                 let found = pair_violations(&cause, &me);
                 self.push_all(out, found);
             }
@@ -556,13 +563,7 @@ impl Analyzer {
                 .and_then(|next| self.by_seq.get(&(key, next)))
             {
                 if let Some(r) = self.record(s) {
-                    let eff = End {
-                        node: &r.node_id,
-                        seq: r.seq,
-                        id: &r.id,
-                        physical: r.physical,
-                        logical: r.logical,
-                    };
+                    let eff = r.end();
                     let found = pair_violations(&me, &eff);
                     self.push_all(out, found);
                 }
@@ -611,13 +612,7 @@ impl Analyzer {
                         let pred = pred.or_else(|| self.by_seq.get(&(kk, c)).copied());
                         if let Some(p) = pred {
                             if let Some(r) = self.record(p) {
-                                let cause = End {
-                                    node: &r.node_id,
-                                    seq: r.seq,
-                                    id: &r.id,
-                                    physical: r.physical,
-                                    logical: r.logical,
-                                };
+                                let cause = r.end();
                                 let found = pair_violations(&cause, &me);
                                 self.push_all(out, found);
                             }
@@ -692,13 +687,7 @@ impl Analyzer {
         };
         for x in waiting {
             if let Some(r) = self.record(x) {
-                let eff = End {
-                    node: &r.node_id,
-                    seq: r.seq,
-                    id: &r.id,
-                    physical: r.physical,
-                    logical: r.logical,
-                };
+                let eff = r.end();
                 let found = pair_violations(&me, &eff);
                 self.push_all(out, found);
             }
