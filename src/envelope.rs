@@ -99,27 +99,53 @@ impl Envelope {
 
     /// Appends the compact JSON of this envelope to `buf` (lets a producer reuse one buffer).
     ///
-    /// The bytes are exactly serde_json's compact serialization of the envelope; `id` and
-    /// `content` go through [`write_json_str`], which copies runs of bytes needing no escape in
-    /// bulk, the `timestamp` object and the numbers through serde_json.
+    /// The bytes are exactly serde_json's compact serialization of the envelope (property-tested):
+    /// the same field order, strings escaped by [`write_json_str`], integers by `itoa` and
+    /// floats by `zmij` as serde_json does (a non-finite float is written as `null`).
     pub fn encode_into(&self, buf: &mut Vec<u8>) {
-        buf.reserve(200 + self.id.len() + self.content.len());
+        let ts = &self.timestamp;
+        let vector_len = ts.vector_time.as_ref().map_or(0, |v| v.len());
+        buf.reserve(240 + self.id.len() + self.content.len() + ts.node_id.len() * (1 + vector_len));
         buf.extend_from_slice(b"{\"id\":");
         write_json_str(buf, &self.id);
         buf.extend_from_slice(b",\"content\":");
         write_json_str(buf, &self.content);
         buf.extend_from_slice(b",\"seq\":");
-        // Serializing these types into memory cannot fail: every map key is a string and a
-        // `Vec<u8>` writer never returns an I/O error.
-        serde_json::to_writer(&mut *buf, &self.seq)
-            .expect("serializing an integer into memory is infallible");
+        write_u64(buf, self.seq);
+        buf.extend_from_slice(b",\"timestamp\":{\"node_id\":");
+        write_json_str(buf, &ts.node_id);
         buf.extend_from_slice(b",\"timestamp\":");
-        serde_json::to_writer(&mut *buf, &self.timestamp)
-            .expect("serializing a MessageTimestamp into memory is infallible");
+        write_f64(buf, ts.timestamp);
+        buf.extend_from_slice(b",\"clock_type\":\"");
+        // Clock type names are lower-case ASCII letters: nothing to escape.
+        buf.extend_from_slice(ts.clock_type.as_str().as_bytes());
+        buf.extend_from_slice(b"\",\"physical_time\":");
+        write_f64(buf, ts.physical_time);
+        buf.extend_from_slice(b",\"logical_time\":");
+        write_u64(buf, ts.logical_time);
+        if let Some(v) = &ts.vector_time {
+            buf.extend_from_slice(b",\"vector_time\":{");
+            for (i, (node, count)) in v.iter().enumerate() {
+                if i > 0 {
+                    buf.push(b',');
+                }
+                write_json_str(buf, node);
+                buf.push(b':');
+                write_u64(buf, count);
+            }
+            buf.push(b'}');
+        }
+        if let Some(h) = &ts.hybrid_time {
+            buf.extend_from_slice(b",\"hybrid_time\":{\"wall_ms\":");
+            write_u64(buf, h.wall_ms);
+            buf.extend_from_slice(b",\"logical\":");
+            write_u64(buf, u64::from(h.logical));
+            buf.push(b'}');
+        }
+        buf.push(b'}');
         if let Some(skew) = self.simulated_skew_ms {
             buf.extend_from_slice(b",\"simulated_skew_ms\":");
-            serde_json::to_writer(&mut *buf, &skew)
-                .expect("serializing a float into memory is infallible");
+            write_f64(buf, skew);
         }
         buf.push(b'}');
     }
@@ -141,38 +167,48 @@ impl Envelope {
     }
 }
 
+/// Appends `n` in decimal, as serde_json writes integers.
+fn write_u64(buf: &mut Vec<u8>, n: u64) {
+    buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// Appends `x` as serde_json writes an `f64`: the shortest round-tripping decimal (`zmij`, with
+/// `.0` for integral values), or `null` when it is not finite.
+fn write_f64(buf: &mut Vec<u8>, x: f64) {
+    if x.is_finite() {
+        buf.extend_from_slice(zmij::Buffer::new().format_finite(x).as_bytes());
+    } else {
+        buf.extend_from_slice(b"null");
+    }
+}
+
+/// Bytes [`write_json_str`] tests per step.
+const SCAN: usize = 32;
+
 /// Appends `s` as a JSON string literal, byte for byte what serde_json writes: `"` and `\\`
 /// backslash-escaped, `\b \t \n \f \r` as short escapes, other bytes below 0x20 as `\u00xx`
 /// (lower-case hex), everything else (DEL and non-ASCII UTF-8 included) copied as is.
 ///
-/// Eight bytes are tested at a time (SWAR); runs with nothing to escape are copied in bulk.
-fn write_json_str(buf: &mut Vec<u8>, s: &str) {
+/// Bytes are tested [`SCAN`] at a time (a branch-free test the compiler vectorizes); runs with
+/// nothing to escape are copied in bulk.
+pub(crate) fn write_json_str(buf: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
     let bytes = s.as_bytes();
     buf.push(b'"');
     let mut start = 0; // first byte not yet copied
     let mut i = 0;
     while i < bytes.len() {
-        if let Some(chunk) = bytes.get(i..i + 8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            let w = u64::from_le_bytes(word);
-            // Exact "some byte < 0x20" test (for n <= 0x80, (w - n*LO) & !w & HI is non-zero
-            // iff a byte is below n); a byte equals c iff w ^ c*LO has a zero byte.
-            let quote = w ^ (LO * u64::from(b'"'));
-            let backslash = w ^ (LO * u64::from(b'\\'));
-            let hit = (w.wrapping_sub(LO * 0x20) & !w)
-                | (quote.wrapping_sub(LO) & !quote)
-                | (backslash.wrapping_sub(LO) & !backslash);
-            if hit & HI == 0 {
-                i += 8;
+        if let Some(chunk) = bytes.get(i..).and_then(|b| b.first_chunk::<SCAN>()) {
+            let clean = chunk
+                .iter()
+                .fold(true, |ok, &b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'));
+            if clean {
+                i += SCAN;
                 continue;
             }
         }
-        // Fewer than eight bytes left, or this word holds something to escape: byte by byte.
-        let end = (i + 8).min(bytes.len());
+        // A short tail, or this chunk holds something to escape: byte by byte.
+        let end = (i + SCAN).min(bytes.len());
         while i < end {
             let b = bytes[i];
             let short = match b {
@@ -1995,30 +2031,50 @@ mod tests {
         .prop_map(|cs| cs.into_iter().collect())
     }
 
+    /// Any float, NaN and both infinities included (proptest's `any::<f64>()` leaves them out).
+    fn arb_f64() -> impl proptest::strategy::Strategy<Value = f64> {
+        use proptest::prelude::*;
+        prop_oneof![
+            8 => any::<f64>(),
+            1 => prop::sample::select(vec![f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0]),
+        ]
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
 
-        /// The hand-written encoder writes exactly serde_json's bytes for any content, id and
-        /// node id, with and without the optional fields.
+        /// The hand-written encoder writes exactly serde_json's bytes for any strings (content,
+        /// id, node ids, vector keys), any floats (non-finite ones included: `null`), any
+        /// counters and every combination of the optional fields.
         #[test]
         fn encode_matches_serde_json(
             content in arb_json_text(),
             id in arb_json_text(),
             node in arb_json_text(),
             seq in proptest::prelude::any::<u64>(),
-            skew in proptest::option::of(-1e6f64..1e6),
-            vector in proptest::prelude::any::<bool>(),
+            times in (arb_f64(), arb_f64(), proptest::prelude::any::<u64>()),
+            skew in proptest::option::of(arb_f64()),
+            clock_type in proptest::sample::select(vec![
+                ClockType::Physical, ClockType::Logical, ClockType::Vector, ClockType::Hybrid,
+            ]),
+            vector in proptest::option::of(proptest::collection::vec(
+                (arb_json_text(), proptest::prelude::any::<u64>()), 0..5)),
+            hybrid in proptest::option::of(proptest::prelude::any::<(u64, u32)>()),
         ) {
             let mut env = sample();
             env.content = content;
             env.id = id;
             env.seq = seq;
             env.timestamp.node_id = node.as_str().into();
+            (env.timestamp.timestamp, env.timestamp.physical_time, env.timestamp.logical_time) =
+                times;
+            env.timestamp.clock_type = clock_type;
+            env.timestamp.vector_time = vector.map(VectorTimestamp::from_entries);
+            env.timestamp.hybrid_time = hybrid.map(|(wall_ms, logical)| HybridTimestamp {
+                wall_ms,
+                logical,
+            });
             env.simulated_skew_ms = skew;
-            if !vector {
-                env.timestamp.vector_time = None;
-                env.timestamp.hybrid_time = None;
-            }
             let expected = serde_json::to_vec(&env).expect("serde_json encodes an envelope");
             proptest::prop_assert_eq!(env.encode(), expected.clone());
             let mut buf = b"prefix".to_vec();
