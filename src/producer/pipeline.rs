@@ -345,6 +345,14 @@ pub fn run(
         .map_err(|e| settings.client_error("producer", &e))?;
     // Fails fast and clearly on a missing topic or an unreachable broker.
     topic_partitions(producer.client(), &opts.topic, opts.metadata_timeout)?;
+    // The idempotent producer asks for its producer id right after start-up, before any broker
+    // connection is up, and then retries only every 500 ms, or at once when a metadata
+    // response arrives. The answer above came from the bootstrap connection, which librdkafka
+    // replaces by one to the broker's advertised address; a second request goes over that
+    // one, so the first message does not wait up to 500 ms for an id.
+    let _ = producer
+        .client()
+        .fetch_metadata(Some(&opts.topic), opts.metadata_timeout);
 
     let key: String = opts
         .key
