@@ -17,7 +17,9 @@
 # producer so both tools write one partition each, librdkafka defaults where rdkafka_performance
 # would change them: linger.ms, retries, queued.min.messages, session.timeout.ms):
 #   producer:  rdkafka_performance -P -s SIZE -c N   vs   kafka-producer --count N --size SIZE
-#              --clock-type vector --no-state --format json >/dev/null
+#              --clock-type vector --no-state --format json >/dev/null, and rdkafka_performance
+#              with payloads of the envelope's size (the same bytes, no stamping: the bound any
+#              producer of these envelopes meets on this broker)
 #   consumer:  rdkafka_performance -G (balanced consumer, fresh group) -c N   vs
 #              kafka-consumer --delivery causal|arrival --format json --from-beginning
 #              --idle-timeout 2 --max-messages N >/dev/null, on one topic of N envelopes written
@@ -27,13 +29,21 @@
 # flush included for every tool); peak RSS and CPU time come from GNU time, the broker's CPU
 # time from /proc/$KTS_BROKER_PID. Tansu keeps everything in memory and may well be the
 # bottleneck for both tools: compare ratios, not absolute rates.
+#
+# Producer runs each get a fresh broker (a nested scripts/testenv.sh): Tansu slows down as its
+# in-memory log grows, which made later runs on a shared broker up to 2x slower for every tool.
+# Each producer also runs with N/5 messages, and the report adds the steady rate
+# (N - N/5) / (wall(N) - wall(N/5)), medians of the runs: start-up and final flush cancel out.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-shared}
-N=200000 RUNS=3 SIZE=300 BUILD=1 OUT="" ONLY=""
+N=200000 RUNS=3 SIZE=300 BUILD=1 OUT="" ONLY="" PRODUCER_RUN=""
 while [ $# -gt 0 ]; do
     case "$1" in
+        # internal: one producer measurement (TOOL RUN MSGS PAIR) on this environment's broker,
+        # appended to --out's results.tsv
+        --producer-run) PRODUCER_RUN="$2 $3 $4 $5"; shift 5 ;;
         -n) N=$2; shift 2 ;;
         -r) RUNS=$2; shift 2 ;;
         -s) SIZE=$2; shift 2 ;;
@@ -58,10 +68,16 @@ command -v python3 >/dev/null || die "python3 missing"
 B=$KTS_BOOTSTRAP
 
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
+if [ -n "$PRODUCER_RUN" ]; then
+    [ -n "$OUT" ] || die "--producer-run needs --out"
+    BUILD=0 BENCH_PRODUCER=$OUT/bin/kafka-producer BENCH_CONSUMER=$OUT/bin/kafka-consumer
+    ONLY=producer
+fi
 OUT=${OUT:-$CARGO_TARGET_DIR/bench-e2e/$stamp}
 mkdir -p "$OUT/bin"
 RESULTS=$OUT/results.tsv
-printf 'pair\ttool\trun\tmsgs\twall_s\tmsgs_per_s\tpeak_rss_kb\tcpu_s\tbroker_cpu_s\n' >"$RESULTS"
+[ -n "$PRODUCER_RUN" ] \
+    || printf 'pair\ttool\trun\tmsgs\twall_s\tmsgs_per_s\tpeak_rss_kb\tcpu_s\tbroker_cpu_s\n' >"$RESULTS"
 
 # --- binaries -------------------------------------------------------------------------------
 # target/release is shared by name with other worktrees: build, then copy ours aside at once and
@@ -71,8 +87,9 @@ if [ "$BUILD" = 1 ]; then
     (cd "$here" && cargo build --release --bins --quiet)
 fi
 # BENCH_PRODUCER / BENCH_CONSUMER: measure these binaries instead (e.g. a branch not merged yet).
-cp "${BENCH_PRODUCER:-$CARGO_TARGET_DIR/release/kafka-producer}" "$OUT/bin/kafka-producer"
-cp "${BENCH_CONSUMER:-$CARGO_TARGET_DIR/release/kafka-consumer}" "$OUT/bin/kafka-consumer"
+copy_bin() { [ "$1" -ef "$2" ] || cp "$1" "$2"; }
+copy_bin "${BENCH_PRODUCER:-$CARGO_TARGET_DIR/release/kafka-producer}" "$OUT/bin/kafka-producer"
+copy_bin "${BENCH_CONSUMER:-$CARGO_TARGET_DIR/release/kafka-consumer}" "$OUT/bin/kafka-consumer"
 PRODUCER=$OUT/bin/kafka-producer CONSUMER=$OUT/bin/kafka-consumer
 "$PRODUCER" --help 2>/dev/null | grep -q -- '--clock-type' \
     || die "$PRODUCER is not kafka-timesync's producer (no --clock-type in --help)"
@@ -81,7 +98,7 @@ if wants consumer || wants flat; then
         || die "$CONSUMER has no --delivery flag (not built yet on this branch?)"
 fi
 RDPERF=$("$here/scripts/build-rdkafka-perf.sh")
-log "binaries: $PRODUCER ($("$PRODUCER" --version)), $RDPERF"
+[ -n "$PRODUCER_RUN" ] || log "binaries: $PRODUCER ($("$PRODUCER" --version)), $RDPERF"
 
 # --- helpers --------------------------------------------------------------------------------
 ticks=$(getconf CLK_TCK)
@@ -104,19 +121,22 @@ STDOUT=""
 measure() {
     local pair=$1 tool=$2 run=$3 msgs=$4
     shift 4
-    local tf=$OUT/time.$$ b0 b1
+    local tf=$OUT/time.$$ b0 b1 t0 t1
     b0=$(broker_cpu)
+    t0=$(date +%s%N)
     if ! /usr/bin/time -f '%e %M %U %S' -o "$tf" "$@" >"${STDOUT:-$OUT/last.out}" 2>"$OUT/last.err"; then
         tail -n 20 "$OUT/last.err" >&2
         die "$pair/$tool run $run failed: $*"
     fi
+    t1=$(date +%s%N)
     b1=$(broker_cpu)
     read -r wall rss usr sys <"$tf"
+    wall=$(((t1 - t0) / 1000))e-6 # GNU time's %e has 10 ms resolution
     python3 - "$pair" "$tool" "$run" "$msgs" "$wall" "$rss" "$usr" "$sys" "$b0" "$b1" >>"$RESULTS" <<'PY'
 import sys
 pair, tool, run, msgs, wall, rss, usr, sys_, b0, b1 = sys.argv[1:]
 msgs, wall = int(msgs), max(float(wall), 1e-3)
-print(f"{pair}\t{tool}\t{run}\t{msgs}\t{wall:.2f}\t{msgs / wall:.0f}\t{rss}\t{float(usr) + float(sys_):.2f}\t{float(b1) - float(b0):.2f}")
+print(f"{pair}\t{tool}\t{run}\t{msgs}\t{wall:.3f}\t{msgs / wall:.0f}\t{rss}\t{float(usr) + float(sys_):.2f}\t{float(b1) - float(b0):.2f}")
 PY
     log "$(tail -n 1 "$RESULTS" | cut -f1-3,5-9)"
 }
@@ -127,7 +147,7 @@ rotate() { local k=$1 r=$2 i; for ((i = 0; i < k; i++)); do echo $(((i + r) % k)
 # Producer settings shared by both tools (our producer's defaults; librdkafka's where
 # rdkafka_performance would override them).
 RD_PRODUCER_X=(-a -1 -X enable.idempotence=true -X linger.ms=5 -X message.timeout.ms=20000
-    -X queue.buffering.max.messages=200000 -X message.send.max.retries=2147483647
+    -X queue.buffering.max.messages=20000 -X message.send.max.retries=2147483647
     -X retry.backoff.ms=100)
 RD_CONSUMER_X=(-X queued.min.messages=100000 -X session.timeout.ms=45000)
 
@@ -188,6 +208,42 @@ run_consumer() { # PAIR TOOL RUN TOPIC COUNT
     esac
 }
 
+# The size of the benchmark's envelope (vector clock, one node, SIZE content bytes; seq and
+# counters of six digits): what rdkafka_performance-envelope-size sends, i.e. librdkafka's own
+# tool moving the same bytes with no stamping or encoding at all.
+envelope_size() {
+    python3 -c 'import json, sys
+n = 500000
+e = {"id": "6f1c0000-0000-4000-8000-000000000000", "content": "a" * int(sys.argv[1]), "seq": n,
+     "timestamp": {"node_id": "bench-node", "timestamp": 1795322597.7941232, "clock_type": "vector",
+                   "physical_time": 1795322597.7941232, "logical_time": n,
+                   "vector_time": {"bench-node": n}}}
+print(len(json.dumps(e, separators=(",", ":"))))' "$SIZE"
+}
+
+# One producer measurement (called through a nested scripts/testenv.sh, i.e. a fresh broker).
+producer_run() { # TOOL RUN MSGS PAIR
+    local tool=$1 run=$2 msgs=$3 pair=$4 t=prod-$1-$stamp-$2-$3
+    mktopic "$t"
+    case $tool in
+        rdkafka_performance|rdkafka_performance-envelope-size)
+            local size=$SIZE
+            [ "$tool" = rdkafka_performance ] || size=$(envelope_size)
+            measure "$pair" "$tool" "$run" "$msgs" \
+                "$RDPERF" -P -t "$t" -b "$B" -s "$size" -c "$msgs" -k bench-node "${RD_PRODUCER_X[@]}"
+            check_rd_produced "$msgs" ;;
+        kafka-producer-vector)
+            STDOUT=/dev/null measure "$pair" "$tool" "$run" "$msgs" \
+                "$PRODUCER" --bootstrap "$B" --node-id bench-node --count "$msgs" --size "$SIZE" \
+                --clock-type vector --no-state --format json "$t" ;;
+    esac
+}
+if [ -n "$PRODUCER_RUN" ]; then
+    # shellcheck disable=SC2086 # four words
+    producer_run $PRODUCER_RUN
+    exit 0
+fi
+
 log "N=$N runs=$RUNS size=$SIZE broker=$B (pid ${KTS_BROKER_PID:-?}) results in $OUT"
 {
     echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -200,19 +256,16 @@ log "N=$N runs=$RUNS size=$SIZE broker=$B (pid ${KTS_BROKER_PID:-?}) results in 
 
 # --- 1. producer ----------------------------------------------------------------------------
 if wants producer; then
+    short=$((N / 5))
+    tools=(rdkafka_performance kafka-producer-vector rdkafka_performance-envelope-size)
+    log "producer: rdkafka_performance-envelope-size sends $(envelope_size)-byte payloads"
     for ((r = 1; r <= RUNS; r++)); do
-        for k in $(rotate 2 "$r"); do
-            if [ "$k" = 0 ]; then
-                t=prod-ref-$stamp-$r; mktopic "$t"
-                measure producer rdkafka_performance "$r" "$N" \
-                    "$RDPERF" -P -t "$t" -b "$B" -s "$SIZE" -c "$N" -k bench-node "${RD_PRODUCER_X[@]}"
-                check_rd_produced "$N"
-            else
-                t=prod-kts-$stamp-$r; mktopic "$t"
-                STDOUT=/dev/null measure producer kafka-producer-vector "$r" "$N" \
-                    "$PRODUCER" --bootstrap "$B" --node-id bench-node --count "$N" --size "$SIZE" \
-                    --clock-type vector --no-state --format json "$t"
-            fi
+        for k in $(rotate 3 "$r"); do
+            for spec in "$N producer" "$short producer-short"; do
+                # shellcheck disable=SC2086 # MSGS PAIR
+                "$here/scripts/testenv.sh" run -- "$0" -s "$SIZE" --out "$OUT" \
+                    --producer-run "${tools[$k]}" "$r" $spec 2> >(grep -v '^testenv: broker (tansu) at ' >&2)
+            done
         done
     done
 fi
@@ -277,6 +330,27 @@ def table(pair, ref):
               f"| {statistics.median(float(r['cpu_s']) / int(r['msgs']) for r in rs) * 1e6:.2f} "
               f"| {statistics.median(float(r['broker_cpu_s']) for r in rs):.2f} |")
 table("producer", "rdkafka_performance")
+def steady(long_pair, short_pair, ref):
+    lg, sh = group(long_pair), group(short_pair)
+    rates = {}
+    for tool in lg:
+        if tool not in sh:
+            continue
+        wl = statistics.median(float(r["wall_s"]) for r in lg[tool])
+        ws = statistics.median(float(r["wall_s"]) for r in sh[tool])
+        nl, ns = int(lg[tool][0]["msgs"]), int(sh[tool][0]["msgs"])
+        if wl > ws:
+            rates[tool] = ((nl - ns) / (wl - ws), wl, ws, nl, ns)
+    if not rates:
+        return
+    print(f"\nSteady rate, start-up and final flush removed: (N - N/5) / (wall(N) - wall(N/5)), "
+          "median walls\n")
+    print("| tool | wall N s | wall N/5 s | steady msgs/s | ratio to rdkafka_performance |")
+    print("|---|---:|---:|---:|---:|")
+    for tool, (rate, wl, ws, nl, ns) in rates.items():
+        ratio = f"{rate / rates[ref][0]:.2f}" if ref in rates else "-"
+        print(f"| {tool} | {wl:.3f} | {ws:.3f} | {rate:,.0f} | {ratio} |")
+steady("producer", "producer-short", "rdkafka_performance")
 table("consumer", "rdkafka_performance")
 flat = sorted({r["pair"] for r in rows if r["pair"].startswith("flat-")}, key=lambda p: int(p[5:]))
 if len(flat) == 2:
