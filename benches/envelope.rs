@@ -85,6 +85,10 @@ fn bench(c: &mut Criterion<ThreadCpuTime>) {
                 black_box(buf.len())
             })
         });
+        // The reference in the same run: serde_json's derived serializer, the same bytes.
+        g.bench_with_input(BenchmarkId::new("serde_json_to_vec", name), env, |b, e| {
+            b.iter(|| black_box(serde_json::to_vec(black_box(e)).expect("encodes")))
+        });
         g.bench_with_input(BenchmarkId::new("decode", name), &bytes, |b, bytes| {
             b.iter(|| black_box(Envelope::decode(black_box(bytes))))
         });

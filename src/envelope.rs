@@ -182,6 +182,12 @@ fn write_f64(buf: &mut Vec<u8>, x: f64) {
     }
 }
 
+/// True for the bytes a JSON string must escape (branch-free, so folds over it vectorize).
+#[inline]
+fn needs_escape(b: u8) -> bool {
+    (b < 0x20) | (b == b'"') | (b == b'\\')
+}
+
 /// Bytes [`write_json_str`] tests per step.
 const SCAN: usize = 32;
 
@@ -189,19 +195,24 @@ const SCAN: usize = 32;
 /// backslash-escaped, `\b \t \n \f \r` as short escapes, other bytes below 0x20 as `\u00xx`
 /// (lower-case hex), everything else (DEL and non-ASCII UTF-8 included) copied as is.
 ///
-/// Bytes are tested [`SCAN`] at a time (a branch-free test the compiler vectorizes); runs with
-/// nothing to escape are copied in bulk.
+/// A string with nothing to escape (ids, node ids, most content) is tested in one branch-free
+/// pass the compiler vectorizes and copied whole; otherwise [`SCAN`] bytes are tested per step
+/// and runs with nothing to escape are copied in bulk.
 pub(crate) fn write_json_str(buf: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
     buf.push(b'"');
+    // The common case, whatever the length: nothing to escape.
+    if bytes.iter().fold(true, |ok, &b| ok & !needs_escape(b)) {
+        buf.extend_from_slice(bytes);
+        buf.push(b'"');
+        return;
+    }
     let mut start = 0; // first byte not yet copied
     let mut i = 0;
     while i < bytes.len() {
         if let Some(chunk) = bytes.get(i..).and_then(|b| b.first_chunk::<SCAN>()) {
-            let clean = chunk
-                .iter()
-                .fold(true, |ok, &b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'));
+            let clean = chunk.iter().fold(true, |ok, &b| ok & !needs_escape(b));
             if clean {
                 i += SCAN;
                 continue;
