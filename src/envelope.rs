@@ -203,7 +203,11 @@ pub(crate) fn write_json_str(buf: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     buf.push(b'"');
     // The common case, whatever the length: nothing to escape.
-    if bytes.iter().fold(true, |ok, &b| ok & !needs_escape(b)) {
+    if bytes
+        .iter()
+        .fold(0u8, |acc, &b| acc | u8::from(needs_escape(b)))
+        == 0
+    {
         buf.extend_from_slice(bytes);
         buf.push(b'"');
         return;
@@ -212,7 +216,10 @@ pub(crate) fn write_json_str(buf: &mut Vec<u8>, s: &str) {
     let mut i = 0;
     while i < bytes.len() {
         if let Some(chunk) = bytes.get(i..).and_then(|b| b.first_chunk::<SCAN>()) {
-            let clean = chunk.iter().fold(true, |ok, &b| ok & !needs_escape(b));
+            let clean = chunk
+                .iter()
+                .fold(0u8, |acc, &b| acc | u8::from(needs_escape(b)))
+                == 0;
             if clean {
                 i += SCAN;
                 continue;
