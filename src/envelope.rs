@@ -50,6 +50,9 @@ use std::cell::RefCell;
 use std::fmt;
 
 /// One message as it travels through Kafka.
+///
+/// [`Envelope::encode_into`] writes these fields by hand, in this order: a new field belongs
+/// there too (the property test `encode_matches_serde_json` compares it with serde_json).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
     /// Unique message id (a UUID v4 string when produced by kafka-timesync).
@@ -66,6 +69,9 @@ pub struct Envelope {
 }
 
 /// The `timestamp` object of an envelope.
+///
+/// [`Envelope::encode_into`] writes these fields by hand, in this order: a new field belongs
+/// there too (the property test `encode_matches_serde_json` compares it with serde_json).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageTimestamp {
     /// The sending node.
@@ -182,7 +188,7 @@ fn write_f64(buf: &mut Vec<u8>, x: f64) {
     }
 }
 
-/// True for the bytes a JSON string must escape (branch-free, so folds over it vectorize).
+/// True for the bytes a JSON string must escape (branch-free, so a fold over it can vectorize).
 #[inline]
 fn needs_escape(b: u8) -> bool {
     (b < 0x20) | (b == b'"') | (b == b'\\')
@@ -196,8 +202,8 @@ const SCAN: usize = 32;
 /// (lower-case hex), everything else (DEL and non-ASCII UTF-8 included) copied as is.
 ///
 /// A string with nothing to escape (ids, node ids, most content) is tested in one branch-free
-/// pass the compiler vectorizes and copied whole; otherwise [`SCAN`] bytes are tested per step
-/// and runs with nothing to escape are copied in bulk.
+/// pass, a reduction the compiler can vectorize, and copied whole; otherwise [`SCAN`] bytes are
+/// tested per step and runs with nothing to escape are copied in bulk.
 pub(crate) fn write_json_str(buf: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();

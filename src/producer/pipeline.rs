@@ -292,8 +292,10 @@ fn delivered_line(
 /// returns about a millisecond after the last report.
 fn drain(producer: &BaseProducer<DeliveryContext>, bound: Duration) -> Result<(), RdError> {
     let deadline = Instant::now() + bound;
-    // Tells librdkafka to send what is lingering now rather than after linger.ms; the zero
-    // timeout makes it return at once (with a time-out error, which is expected here).
+    // Wakes librdkafka's broker threads, which send lingering messages at once if they get
+    // there while the flush is in progress (best effort: the zero timeout makes the call
+    // return at once, with a time-out error that is expected here); otherwise linger.ms
+    // (5 ms by default) delays the last batch.
     let _ = producer.flush(Duration::ZERO);
     while producer.in_flight_count() > 0 {
         if Instant::now() >= deadline {
@@ -574,8 +576,7 @@ mod tests {
 
     #[test]
     fn delivered_lines_keep_their_documented_shape() {
-        let mut line = b"old".to_vec();
-        line.clear();
+        let mut line = Vec::new();
         delivered_line(&mut line, OutputFormat::Text, 7, "6f1c-1", 2, 41);
         assert_eq!(line, b"delivered seq=7 partition=2 offset=41 id=6f1c-1\n");
 
