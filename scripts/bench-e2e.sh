@@ -51,7 +51,7 @@ while [ $# -gt 0 ]; do
         --no-flat) ONLY=${ONLY:-"producer consumer"}; ONLY=${ONLY//flat/}; shift ;;
         --only) ONLY="$ONLY $2"; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
-        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^set -euo/{/^set -euo/!p}' "$0"; exit 0 ;;
         *) echo "bench-e2e: unknown argument $1" >&2; exit 2 ;;
     esac
 done
