@@ -385,7 +385,7 @@ pub fn run(
         if shared.stop_sending.load(Ordering::Relaxed) {
             return Ok(false);
         }
-        let seq = {
+        let (seq, create_time_ms) = {
             let mut s = match stamper.lock() {
                 Ok(g) => g,
                 Err(p) => p.into_inner(),
@@ -393,16 +393,20 @@ pub fn run(
             let env = s.stamp(content);
             buf.clear();
             env.encode_into(&mut buf);
+            // The record's Kafka timestamp is the envelope's `timestamp` (the host clock, not the
+            // simulated one); librdkafka would otherwise read the clock again.
+            let create_time_ms = (env.timestamp.timestamp * 1e3).round() as i64;
             let seq = env.seq;
             if let Some(st) = state.as_mut() {
                 st.cover(&s.values())?;
             }
-            seq
+            (seq, create_time_ms)
         };
         summary.seq_range = Some((summary.seq_range.map_or(seq, |r| r.0), seq));
         let mut record = BaseRecord::with_opaque_to(&opts.topic, seq as usize)
             .key(key.as_str())
-            .payload(&buf);
+            .payload(&buf)
+            .timestamp(create_time_ms);
         let mut full = 0u32;
         loop {
             match producer.send(record) {

@@ -73,6 +73,8 @@ pub struct Record {
     pub offset: i64,
     pub key: Option<Vec<u8>>,
     pub payload: Option<Vec<u8>>,
+    /// The record's Kafka timestamp (milliseconds since the epoch), when it has one.
+    pub timestamp: Option<i64>,
 }
 
 impl Record {
@@ -128,6 +130,7 @@ pub fn read_all(topic: &str) -> Vec<Record> {
                 offset: m.offset(),
                 key: m.key().map(<[u8]>::to_vec),
                 payload: m.payload().map(<[u8]>::to_vec),
+                timestamp: m.timestamp().to_millis(),
             }),
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
                 pending.remove(&p);
