@@ -400,11 +400,16 @@ fn client_config(s: &Settings, cli: &Cli, node: &str) -> ClientConfig {
     }
     // librdkafka's own log lines (connection failures are retried and logged per attempt) would
     // drown the one-line errors this binary reports itself: only with -v / -vv.
-    cfg.set_log_level(match cli.verbose {
+    let level = match cli.verbose {
         0 => RDKafkaLogLevel::Critical,
         1 => RDKafkaLogLevel::Warning,
         _ => RDKafkaLogLevel::Debug,
-    });
+    };
+    cfg.set_log_level(level);
+    // rdkafka applies `set_log_level` only after creating the client, by which time the first
+    // connection attempt may already have logged its failure; the property applies from the
+    // start.
+    cfg.set("log_level", (level as i32).to_string());
     for (k, v) in &s.properties {
         cfg.set(k, v);
     }
