@@ -29,8 +29,9 @@ use std::time::{Duration, Instant};
 /// keeps up with any send rate at a negligible cost per message.
 const POLL_EVERY: u64 = 256;
 
-/// Pause between attempts while librdkafka's queue stays full.
-const QUEUE_FULL_PAUSE: Duration = Duration::from_micros(200);
+/// Pause between checks while waiting on librdkafka: for room in a full queue, and for the last
+/// delivery reports in [`drain`].
+const WAIT_PAUSE: Duration = Duration::from_micros(200);
 
 /// Output format of the per-message lines on stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -302,7 +303,7 @@ fn drain(producer: &BaseProducer<DeliveryContext>, bound: Duration) -> Result<()
             return Err(RdError::Flush(RDKafkaErrorCode::OperationTimedOut));
         }
         producer.poll(Duration::ZERO);
-        std::thread::sleep(QUEUE_FULL_PAUSE);
+        std::thread::sleep(WAIT_PAUSE);
     }
     Ok(())
 }
@@ -417,7 +418,7 @@ pub fn run(
                     // its last millisecond).
                     record = r;
                     if full > 0 {
-                        std::thread::sleep(QUEUE_FULL_PAUSE);
+                        std::thread::sleep(WAIT_PAUSE);
                     }
                     full = full.saturating_add(1);
                     producer.poll(Duration::ZERO);
