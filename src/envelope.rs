@@ -47,7 +47,7 @@ use crate::NodeId;
 use serde::de::{self, DeserializeSeed, Deserializer as _, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 /// One message as it travels through Kafka.
 ///
@@ -417,7 +417,7 @@ pub enum DecodeError {
     UnknownClockType {
         /// The field (`timestamp.clock_type`).
         field: String,
-        /// The given name (truncated to 64 characters).
+        /// The given name (truncated to 64 characters, control characters escaped).
         value: String,
     },
     /// A string is longer than its limit.
@@ -596,9 +596,26 @@ impl fmt::Display for Field<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Field::Static(s) => f.write_str(s),
-            Field::Entry(p, k) => write!(f, "{p}.{k}"),
+            Field::Entry(p, k) => write!(f, "{p}.{}", Printable(k)),
             Field::Index(p, i) => write!(f, "{p}[{i}]"),
         }
+    }
+}
+
+/// Text from the record shown in an error message: control characters (a decoded `\n`, say)
+/// are escaped, so every message stays on one line.
+struct Printable<'a>(&'a str);
+
+impl fmt::Display for Printable<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_debug())?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -1116,7 +1133,7 @@ impl<'de> Visitor<'de> for ClockTypeV<'_, '_> {
             "hybrid" => Ok(ClockType::Hybrid),
             other => Err(self.ctx.fail(DecodeError::UnknownClockType {
                 field: self.field.to_string(),
-                value: other.chars().take(64).collect(),
+                value: Printable(&other.chars().take(64).collect::<String>()).to_string(),
             })),
         }
     }
@@ -1989,6 +2006,27 @@ mod tests {
                 field: "record".into(),
                 max_depth: 32
             }
+        );
+    }
+
+    #[test]
+    fn record_text_in_errors_is_escaped_to_one_line() {
+        let e = err(&patched(
+            r#""clock_type":"vector""#,
+            r#""clock_type":"\nx""#,
+        ));
+        assert_eq!(
+            e.to_string(),
+            "timestamp.clock_type: unknown clock type '\\nx' (expected physical, logical, \
+             vector or hybrid)"
+        );
+        let e = err(&patched(
+            r#""vector_time":{"#,
+            r#""vector_time":{"a\nb":1,"a\nb":2,"#,
+        ));
+        assert_eq!(
+            e.to_string(),
+            "timestamp.vector_time.a\\nb: duplicate field"
         );
     }
 
