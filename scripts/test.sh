@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Every test of the project: unit, property and integration tests, the latter against a real Tansu
-# broker and a real chronyd NTP server started (and installed if missing) by scripts/testenv.sh.
+# Every test of the project: unit, property and integration tests. The integration tests run
+# against Apache Kafka 4.1.1 (KRaft) and a real chronyd NTP server, installed if missing and
+# started by scripts/testenv.sh: one single-node broker shared by most tests, then a three-node
+# cluster (the docker-compose configuration) for the replication and failover tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec scripts/testenv.sh run -- cargo test --locked --all-features "$@"
+scripts/testenv.sh run -- cargo test --locked --all-features "$@"

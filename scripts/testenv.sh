@@ -1,18 +1,43 @@
 #!/usr/bin/env bash
-# The test environment: a real Kafka-API broker (Tansu) and a real NTP server (chronyd), both on free
-# loopback ports, for the duration of one command.
+# The test environment: Apache Kafka (KRaft, one node or three) and a real NTP server (chronyd),
+# on free loopback ports, for the duration of one command.
 #
-#   scripts/testenv.sh install          install what is missing (Debian chrony; tansu from crates.io)
-#   scripts/testenv.sh run -- CMD...    install, start both, export KTS_BOOTSTRAP / KTS_NTP_SERVER,
-#                                       run CMD, then stop both (also on failure or interrupt)
+#   scripts/testenv.sh install                     install what is missing: a JDK and Maven
+#                                                  (Debian packages), chrony, and the Kafka jars
+#                                                  (Maven Central, once, into a cache)
+#   scripts/testenv.sh run [--brokers 1|3] -- CMD  install, start Kafka and chronyd, export the
+#                                                  variables below, run CMD, then stop everything
+#                                                  (also on failure or interrupt)
 #
-# chronyd runs unprivileged-style with -x: it serves this host's clock on 127.0.0.1 and never touches
-# the system clock. Tansu keeps everything in memory. Nothing listens beyond loopback.
+# Exported to CMD:
+#   KTS_BOOTSTRAP      the brokers' client listeners, host:port[,host:port...]
+#   KTS_BROKER_PIDS    the brokers' pids, space-separated, in node-id order (KTS_BROKER_PID: the first)
+#   KTS_TESTENV_DIR    the run's temp dir: node-N/{server.properties,broker.log,pid,start}; a test
+#                      that kills node N restarts it with "$KTS_TESTENV_DIR/node-N/start", which
+#                      writes the new pid to node-N/pid (cleanup reads those files)
+#   KTS_BROKERS        the number of nodes
+#   KTS_NTP_SERVER     chronyd, 127.0.0.1:port (KTS_NTP_PID its pid)
+#
+# The broker is org.apache.kafka:kafka_2.13 at the version docker/docker-compose.kafka.yml pins
+# (scripts/kafka/pom.xml), started as `kafka.Kafka server.properties` with a bounded heap. Each
+# node's server.properties is derived from the compose file (scripts/kafka/compose_props.py:
+# the apache/kafka image's KAFKA_* rule, addresses mapped to loopback). chronyd runs with -x: it
+# serves this host's clock on 127.0.0.1 and never touches the system clock. Nothing listens beyond
+# loopback. Temp dirs are removed at exit.
+#
+# Settings (environment): KTS_CACHE (jar cache, default ~/.cache/kafka-timesync),
+# KTS_BROKER_HEAP (default 512m), KTS_BROKER_START_TIMEOUT (seconds, default 120).
 set -euo pipefail
 
-TANSU_VERSION="${TANSU_VERSION:-0.6.0}"
-CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
-export PATH="$CARGO_BIN:$PATH:/usr/sbin:/sbin"
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+KAFKA_DIR="$ROOT/scripts/kafka"
+COMPOSE="$ROOT/docker/docker-compose.kafka.yml"
+KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$KAFKA_DIR/pom.xml")
+CACHE="${KTS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kafka-timesync}"
+LIBS="$CACHE/kafka-$KAFKA_VERSION/libs"
+HEAP="${KTS_BROKER_HEAP:-512m}"
+START_TIMEOUT="${KTS_BROKER_START_TIMEOUT:-120}"
+export PATH="$PATH:/usr/sbin:/sbin"
 
 log() { printf 'testenv: %s\n' "$*" >&2; }
 die() { printf 'testenv: error: %s\n' "$*" >&2; exit 1; }
@@ -20,41 +45,55 @@ die() { printf 'testenv: error: %s\n' "$*" >&2; exit 1; }
 as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"
     elif command -v sudo >/dev/null 2>&1; then sudo "$@"
-    else die "need root (or sudo) to run: $*"
+    else die "need root (or sudo) to install Debian packages; install them yourself: $*"
     fi
+}
+
+APT_UPDATED=""
+apt_install() { # package, command it provides
+    command -v apt-get >/dev/null 2>&1 \
+        || die "$2 is missing and this is not a Debian-like system: install $1 (it provides $2)"
+    log "installing $1 (Debian package; provides $2)"
+    if [ -z "$APT_UPDATED" ]; then
+        as_root apt-get update -qq || die "apt-get update failed; install $1 yourself"
+        APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$1" >/dev/null \
+        || die "installing $1 failed; install it yourself (it provides $2)"
+    command -v "$2" >/dev/null 2>&1 || die "$2 still missing after installing $1"
+}
+
+install_jars() {
+    if [ -f "$LIBS/.complete" ]; then return 0; fi
+    log "resolving Apache Kafka $KAFKA_VERSION and its runtime dependencies from Maven Central into $LIBS (once; about a minute)"
+    rm -rf "$LIBS"
+    mkdir -p "$LIBS"
+    local mlog="$CACHE/maven-$KAFKA_VERSION.log"
+    if ! mvn -B -q -f "$KAFKA_DIR/pom.xml" dependency:copy-dependencies \
+            -DincludeScope=runtime -DoutputDirectory="$LIBS" >"$mlog" 2>&1; then
+        tail -n 20 "$mlog" >&2
+        die "Maven could not resolve org.apache.kafka:kafka_2.13:$KAFKA_VERSION (log: $mlog)"
+    fi
+    [ -f "$LIBS/kafka_2.13-$KAFKA_VERSION.jar" ] || die "Maven finished but $LIBS has no kafka_2.13-$KAFKA_VERSION.jar"
+    touch "$LIBS/.complete"
 }
 
 install_deps() {
+    command -v java >/dev/null 2>&1 || apt_install openjdk-17-jre-headless java
+    command -v python3 >/dev/null 2>&1 || apt_install python3 python3
+    if [ ! -f "$LIBS/.complete" ]; then
+        command -v mvn >/dev/null 2>&1 || apt_install maven mvn
+    fi
     if ! command -v chronyd >/dev/null 2>&1; then
-        log "installing chrony (Debian package)"
-        as_root apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chrony >/dev/null
+        apt_install chrony chronyd
         # The package's service is not wanted here; only our loopback instance runs.
         as_root systemctl disable --now chrony >/dev/null 2>&1 || true
     fi
-    command -v chronyd >/dev/null 2>&1 || die "chronyd still missing after install"
-    if ! command -v tansu >/dev/null 2>&1; then
-        log "installing tansu $TANSU_VERSION from crates.io (about 10 minutes the first time)"
-        cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore --quiet
-    fi
-    command -v tansu >/dev/null 2>&1 || die "tansu still missing after install"
-}
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+    install_jars
 }
 
 free_udp_port() {
     python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_tcp() { # host port seconds
-    local deadline=$(( $(date +%s) + $3 ))
-    while [ "$(date +%s)" -lt "$deadline" ]; do
-        if (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; then return 0; fi
-        sleep 0.2
-    done
-    return 1
 }
 
 wait_ntp() { # host port seconds: until the server answers a client-mode packet with a synchronised reply
@@ -77,41 +116,91 @@ sys.exit(1)
 PY
 }
 
+# Writes node-N/start: starts node N in the background (it survives the caller: setsid), writes its
+# pid to node-N/pid and prints it. Used for the first start and by tests that restart a node.
+write_start_script() { # node dir
+    local node_dir=$1
+    cat >"$node_dir/start" <<EOF
+#!/usr/bin/env bash
+# Starts this Kafka node (again) in the background; prints its pid and writes it to $node_dir/pid.
+set -euo pipefail
+cd "$node_dir"
+setsid java -Xmx$HEAP -Xms128m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \\
+    -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.yaml" -cp "$LIBS/*" \\
+    kafka.Kafka "$node_dir/server.properties" >>"$node_dir/broker.log" 2>&1 </dev/null &
+echo \$! >"$node_dir/pid"
+echo \$!
+EOF
+    chmod +x "$node_dir/start"
+}
+
+node_pids() {
+    local f
+    for f in "$TESTENV_DIR"/node-*/pid; do
+        [ -f "$f" ] && cat "$f"
+    done
+}
+
 run() {
+    local brokers=1
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --brokers) brokers=${2:-}; shift 2 ;;
+            --brokers=*) brokers=${1#--brokers=}; shift ;;
+            --) shift; break ;;
+            *) break ;;
+        esac
+    done
+    case "$brokers" in 1|3) ;; *) die "--brokers takes 1 or 3 (the compose file's cluster), not '$brokers'" ;; esac
+    [ $# -gt 0 ] || die "usage: scripts/testenv.sh run [--brokers 1|3] -- CMD..."
     install_deps
+
     # Globals, not locals: cleanup runs from the EXIT trap, after run() has returned.
     TESTENV_DIR=$(mktemp -d "${TMPDIR:-/tmp}/kts-testenv.XXXXXX")
-    TANSU_PID="" CHRONY_PID=""
-    local dir=$TESTENV_DIR
+    CHRONY_PID=""
     cleanup() {
-        local rc=$?
-        trap - EXIT
-        if [ -n "$TANSU_PID" ]; then
-            # SIGCONT first, in case a test froze the broker with SIGSTOP and died before resuming it.
-            kill -CONT "$TANSU_PID" 2>/dev/null || true
-            kill "$TANSU_PID" 2>/dev/null || true
+        local rc=$? pids
+        trap - EXIT INT TERM
+        pids=$(node_pids 2>/dev/null | tr '\n' ' ')
+        if [ -n "$pids" ]; then
+            # SIGCONT first, in case a test froze a broker with SIGSTOP and died before resuming
+            # it. The data is thrown away: no controlled shutdown needed.
+            # shellcheck disable=SC2086
+            kill -CONT $pids 2>/dev/null || true
+            # shellcheck disable=SC2086
+            kill -KILL $pids 2>/dev/null || true
         fi
         [ -n "$CHRONY_PID" ] && { kill "$CHRONY_PID" 2>/dev/null || true; }
         wait 2>/dev/null || true
         if [ "$rc" != 0 ]; then
             log "exit $rc; last lines of the broker and NTP server logs:"
-            tail -n 20 "$TESTENV_DIR/tansu.log" "$TESTENV_DIR/chronyd.log" >&2 2>/dev/null || true
+            tail -n 15 "$TESTENV_DIR"/node-*/broker.log "$TESTENV_DIR/chronyd.log" >&2 2>/dev/null || true
         fi
         rm -rf "$TESTENV_DIR"
         exit "$rc"
     }
     trap cleanup EXIT
-    trap 'exit 130' INT TERM
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    local dir=$TESTENV_DIR
 
-    local kport nport
-    kport=$(free_port)
-    tansu broker \
-        --listener-url "tcp://127.0.0.1:$kport" \
-        --advertised-listener-url "tcp://127.0.0.1:$kport" \
-        --storage-engine memory://tansu/ >"$dir/tansu.log" 2>&1 &
-    TANSU_PID=$!
-    wait_tcp 127.0.0.1 "$kport" 60 || { cat "$dir/tansu.log" >&2; die "tansu did not listen on 127.0.0.1:$kport within 60 s"; }
+    local started assignments CLUSTER_ID BOOTSTRAP NODE_IDS n
+    started=$(date +%s.%N)
+    assignments=$(python3 "$KAFKA_DIR/compose_props.py" "$COMPOSE" "$dir" "$brokers") \
+        || die "cannot derive server.properties from $COMPOSE"
+    eval "$assignments"
+    for n in $NODE_IDS; do
+        java -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.yaml" -cp "$LIBS/*" kafka.tools.StorageTool \
+            format --ignore-formatted -t "$CLUSTER_ID" -c "$dir/node-$n/server.properties" \
+            >"$dir/node-$n/format.log" 2>&1 \
+            || { tail -n 20 "$dir/node-$n/format.log" >&2; die "formatting node $n's storage failed"; }
+    done
+    for n in $NODE_IDS; do
+        write_start_script "$dir/node-$n"
+        "$dir/node-$n/start" >/dev/null
+    done
 
+    local nport
     nport=$(free_udp_port)
     cat >"$dir/chrony.conf" <<CONF
 port $nport
@@ -125,23 +214,30 @@ CONF
     # -u: stay the invoking user (as root, chronyd would otherwise drop to _chrony and lose the temp dir).
     chronyd -x -d -u "$(id -un)" -f "$dir/chrony.conf" >"$dir/chronyd.log" 2>&1 &
     CHRONY_PID=$!
+
+    if ! python3 "$KAFKA_DIR/metadata_wait.py" "$BOOTSTRAP" "$brokers" "$START_TIMEOUT"; then
+        for n in $NODE_IDS; do tail -n 30 "$dir/node-$n/broker.log" >&2 || true; done
+        die "Apache Kafka ($brokers node(s)) did not answer metadata with $brokers broker(s) at $BOOTSTRAP within ${START_TIMEOUT} s"
+    fi
+    for n in $NODE_IDS; do
+        kill -0 "$(cat "$dir/node-$n/pid")" 2>/dev/null || { tail -n 30 "$dir/node-$n/broker.log" >&2; die "Kafka node $n exited"; }
+    done
     wait_ntp 127.0.0.1 "$nport" 30 || { cat "$dir/chronyd.log" >&2; die "chronyd did not serve time on 127.0.0.1:$nport within 30 s"; }
 
-    export KTS_BOOTSTRAP="127.0.0.1:$kport"
+    export KTS_BOOTSTRAP="$BOOTSTRAP"
+    export KTS_BROKERS="$brokers"
+    KTS_BROKER_PIDS=$(node_pids | tr '\n' ' ' | sed 's/ $//')
+    export KTS_BROKER_PIDS
+    export KTS_BROKER_PID="${KTS_BROKER_PIDS%% *}"
+    export KTS_TESTENV_DIR="$dir"
     export KTS_NTP_SERVER="127.0.0.1:$nport"
-    export KTS_BROKER_PID="$TANSU_PID"
     export KTS_NTP_PID="$CHRONY_PID"
-    log "broker (tansu) at $KTS_BOOTSTRAP, NTP server (chronyd) at $KTS_NTP_SERVER"
+    log "Apache Kafka $KAFKA_VERSION, $brokers node(s), at $KTS_BOOTSTRAP (ready in $(python3 -c "import time; print(f'{time.time() - $started:.1f}')") s); NTP server (chronyd) at $KTS_NTP_SERVER"
     "$@"
 }
 
 case "${1:-}" in
-    install) install_deps ;;
-    run)
-        shift
-        [ "${1:-}" = "--" ] && shift
-        [ $# -gt 0 ] || die "usage: scripts/testenv.sh run -- CMD..."
-        run "$@"
-        ;;
-    *) die "usage: scripts/testenv.sh install | run -- CMD..." ;;
+    install) install_deps; log "ready: java, chronyd and Apache Kafka $KAFKA_VERSION's jars in $LIBS" ;;
+    run) shift; run "$@" ;;
+    *) die "usage: scripts/testenv.sh install | run [--brokers 1|3] -- CMD..." ;;
 esac
