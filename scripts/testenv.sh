@@ -16,6 +16,10 @@
 #                      that kills node N restarts it with "$KTS_TESTENV_DIR/node-N/start", which
 #                      writes the new pid to node-N/pid (cleanup reads those files)
 #   KTS_BROKERS        the number of nodes
+#   KTS_PROXY_LISTEN, KTS_PROXY_UPSTREAM   (one node only) a second listener for proxy tests: the
+#                      broker listens on UPSTREAM and advertises LISTEN, where a test's TCP proxy
+#                      forwards to UPSTREAM; clients bootstrapping at LISTEN then reach the broker
+#                      only through the proxy
 #   KTS_NTP_SERVER     chronyd, 127.0.0.1:port (KTS_NTP_PID its pid)
 #
 # The broker is org.apache.kafka:kafka_2.13 at the version docker/docker-compose.kafka.yml pins
@@ -90,6 +94,10 @@ install_deps() {
         as_root systemctl disable --now chrony >/dev/null 2>&1 || true
     fi
     install_jars
+}
+
+free_tcp_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
 free_udp_port() {
@@ -189,6 +197,16 @@ run() {
     assignments=$(python3 "$KAFKA_DIR/compose_props.py" "$COMPOSE" "$dir" "$brokers") \
         || die "cannot derive server.properties from $COMPOSE"
     eval "$assignments"
+    local proxy_listen="" proxy_upstream=""
+    if [ "$brokers" = 1 ]; then
+        # A second client listener for tests that put a TCP proxy between clients and the broker:
+        # the broker listens on proxy_upstream and tells clients to connect to proxy_listen, where
+        # the test's proxy (when running) forwards to it. Nothing else uses it.
+        proxy_upstream="127.0.0.1:$(free_tcp_port)" proxy_listen="127.0.0.1:$(free_tcp_port)"
+        sed -i -e "s|^listeners=.*|&,PROXIED://$proxy_upstream|" \
+            -e "s|^advertised.listeners=.*|&,PROXIED://$proxy_listen|" \
+            -e "s|^listener.security.protocol.map=.*|&,PROXIED:PLAINTEXT|" "$dir/node-1/server.properties"
+    fi
     for n in $NODE_IDS; do
         java -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.yaml" -cp "$LIBS/*" kafka.tools.StorageTool \
             format --ignore-formatted -t "$CLUSTER_ID" -c "$dir/node-$n/server.properties" \
@@ -230,6 +248,7 @@ CONF
     export KTS_BROKER_PIDS
     export KTS_BROKER_PID="${KTS_BROKER_PIDS%% *}"
     export KTS_TESTENV_DIR="$dir"
+    export KTS_PROXY_LISTEN="$proxy_listen" KTS_PROXY_UPSTREAM="$proxy_upstream"
     export KTS_NTP_SERVER="127.0.0.1:$nport"
     export KTS_NTP_PID="$CHRONY_PID"
     log "Apache Kafka $KAFKA_VERSION, $brokers node(s), at $KTS_BOOTSTRAP (ready in $(python3 -c "import time; print(f'{time.time() - $started:.1f}')") s); NTP server (chronyd) at $KTS_NTP_SERVER"
