@@ -3,8 +3,8 @@
 //! malformed (with its partition and offset), duplicate or ordering violation — keeps delivering
 //! every valid message, and its peak resident memory stays under [`PEAK_RSS_BOUND_MIB`].
 //!
-//! The empty record is not here: Tansu 0.6 never hands an empty-value record to consumers, so it
-//! is covered on the decoder directly (`tests/envelope_fuzz.rs`, `hostile_empty_record`).
+//! The topic allows records up to 30 MB (`max.message.bytes`): the broker's own 1 MB default would
+//! refuse the largest hostile records before the consumer ever saw them.
 
 mod common;
 mod reliability_support;
@@ -59,7 +59,8 @@ enum Expect {
 #[test]
 fn hostile_records_are_reported_and_valid_messages_keep_flowing() {
     let bootstrap = common::bootstrap();
-    let topic = common::create_topic("rel-hostile", 3);
+    let topic = common::unique_topic("rel-hostile");
+    common::create_named_topic(&topic, 3, 1, &[("max.message.bytes", "30000000")]);
 
     // (label, partition, bytes, expectation)
     let mut hostile: Vec<(&str, i32, Vec<u8>, Expect)> = Vec::new();
@@ -70,6 +71,7 @@ fn hostile_records_are_reported_and_valid_messages_keep_flowing() {
         Expect::Malformed,
     ));
     hostile.push(("not JSON", 2, b"hello, world".to_vec(), Expect::Malformed));
+    hostile.push(("empty value", 1, Vec::new(), Expect::Malformed));
     let big = "x".repeat(10 * 1024 * 1024);
     hostile.push((
         "10 MB payload",

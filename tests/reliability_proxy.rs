@@ -1,5 +1,5 @@
-//! Issue 7, "connection cut and restored": clients talk to a private Tansu broker through a TCP
-//! proxy (the broker advertises the proxy's address, so reconnections go through it too). The
+//! Issue 7, "connection cut and restored": clients talk to the test broker through a TCP proxy
+//! (its proxied listener advertises the proxy's address, so reconnections go through it too). The
 //! proxy cuts every connection and refuses new ones for a few seconds, then forwards again —
 //! once while only a producer is sending, once while a consumer is reading a live stream. Every
 //! message is delivered exactly once (counted by id) and the producer exits 0.
@@ -14,15 +14,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const CUT: Duration = Duration::from_secs(4);
-
-/// A private broker behind a proxy: (broker, proxy, bootstrap address = the proxy's).
-fn broker_behind_proxy() -> (OwnTansu, TcpProxy, String) {
-    let listener = TcpProxy::bind();
-    let proxy_addr = listener.local_addr().expect("proxy addr");
-    let tansu = OwnTansu::start(proxy_addr);
-    let proxy = TcpProxy::serve(listener, tansu.listen);
-    (tansu, proxy, proxy_addr.to_string())
-}
 
 fn producer(bootstrap: &str, topic: &str, node: &str) -> Watched {
     Watched::spawn_with(
@@ -67,10 +58,10 @@ fn consumer(bootstrap: &str, topic: &str, idle: &str) -> Watched {
 #[test]
 fn connection_cut_during_produce_loses_and_duplicates_nothing() {
     const LINES: usize = 5_000;
-    let (_tansu, proxy, bootstrap) = broker_behind_proxy();
-    let topic = common::unique_topic("rel-proxy-produce");
-    create_topic_at(&bootstrap, &topic, 3);
-    let mut p = producer(&bootstrap, &topic, &unique_node("proxy-p"));
+    let broker = ProxiedBroker::start();
+    let (proxy, bootstrap) = (&broker.proxy, broker.bootstrap.as_str());
+    let topic = common::create_topic("rel-proxy-produce", 3);
+    let mut p = producer(bootstrap, &topic, &unique_node("proxy-p"));
     for i in 0..LINES / 2 {
         p.write_line(&format!("cut-produce-{i}"));
     }
@@ -90,7 +81,7 @@ fn connection_cut_during_produce_loses_and_duplicates_nothing() {
     let p = p.wait(Duration::from_secs(120));
     let reconnections = proxy.connections() - connections_before;
     // Read it all back after the fault.
-    let c = consumer(&bootstrap, &topic, "8").wait(Duration::from_secs(180));
+    let c = consumer(bootstrap, &topic, "8").wait(Duration::from_secs(180));
     assert!(before < LINES, "the cut was not mid-stream");
     assert!(
         reconnections > 0,
@@ -111,11 +102,11 @@ fn connection_cut_during_produce_loses_and_duplicates_nothing() {
 #[test]
 fn connection_cut_during_consume_loses_and_duplicates_nothing() {
     const LINES: usize = 6_000;
-    let (_tansu, proxy, bootstrap) = broker_behind_proxy();
-    let topic = common::unique_topic("rel-proxy-consume");
-    create_topic_at(&bootstrap, &topic, 3);
-    let mut c = consumer(&bootstrap, &topic, "30");
-    let mut p = producer(&bootstrap, &topic, &unique_node("proxy-c"));
+    let broker = ProxiedBroker::start();
+    let (proxy, bootstrap) = (&broker.proxy, broker.bootstrap.as_str());
+    let topic = common::create_topic("rel-proxy-consume", 3);
+    let mut c = consumer(bootstrap, &topic, "30");
+    let mut p = producer(bootstrap, &topic, &unique_node("proxy-c"));
     // A live stream: lines at a steady pace, so the consumer is mid-stream when the cut comes.
     let stop = Arc::new(AtomicBool::new(false));
     let mut stdin = p.take_stdin();

@@ -56,14 +56,43 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 /// shows it with a leader for every partition. Returns its name.
 pub fn create_topic(prefix: &str, partitions: i32) -> String {
     let topic = unique_topic(prefix);
-    let admin = Admin::new(&settings()).expect("admin client");
-    let created = block_on(admin.create_topic(&topic, partitions, 1))
-        .unwrap_or_else(|e| panic!("creating topic {topic}: {e}"));
-    assert!(created, "topic {topic} already existed");
-    admin
-        .wait_for_topic(&topic, partitions as usize, TIMEOUT)
-        .unwrap_or_else(|e| panic!("waiting for topic {topic}: {e}"));
+    assert!(
+        create_named_topic(&topic, partitions, 1, &[]),
+        "topic {topic} already existed"
+    );
     topic
+}
+
+/// Creates `topic` (unless it exists: then returns false) with `partitions` partitions,
+/// `replication` replicas and topic-level `configs` (e.g. `max.message.bytes`), and waits until
+/// the broker shows a leader for every partition.
+pub fn create_named_topic(
+    topic: &str,
+    partitions: i32,
+    replication: i32,
+    configs: &[(&str, &str)],
+) -> bool {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::types::RDKafkaErrorCode;
+    let client: AdminClient<_> = settings().admin_config().create().expect("admin client");
+    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
+    for (k, v) in configs {
+        new = new.set(k, v);
+    }
+    let opts = AdminOptions::new().operation_timeout(Some(TIMEOUT));
+    let created = match block_on(client.create_topics([&new], &opts))
+        .unwrap_or_else(|e| panic!("creating topic {topic}: {e}"))
+        .pop()
+    {
+        Some(Ok(_)) => true,
+        Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => false,
+        other => panic!("creating topic {topic}: {other:?}"),
+    };
+    Admin::new(&settings())
+        .expect("admin client")
+        .wait_for_topic(topic, partitions as usize, TIMEOUT)
+        .unwrap_or_else(|e| panic!("waiting for topic {topic}: {e}"));
+    created
 }
 
 /// One record read back from a topic.
@@ -100,9 +129,6 @@ impl Record {
 /// Every record currently in `topic`, sorted by (partition, offset): reads every partition from
 /// the beginning until librdkafka reports end-of-partition for all of them. Panics if that does
 /// not happen within [`TIMEOUT`].
-///
-/// (End-of-partition, not ListOffsets watermarks: Tansu 0.6 answers ListOffsets(latest) with the
-/// last batch's base offset + 1; its fetch responses carry the right high watermark.)
 pub fn read_all(topic: &str) -> Vec<Record> {
     let mut cfg = settings().consumer_config(None);
     cfg.set("enable.partition.eof", "true");

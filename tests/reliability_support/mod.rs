@@ -1,6 +1,6 @@
 //! Shared harness of the `reliability_*` tests (issue 7): processes watched line by line, guards
 //! that always undo a fault (SIGCONT a frozen broker, kill a child), a TCP proxy that can cut and
-//! restore connections, a private Tansu broker and a private chronyd, peak-memory probes, and
+//! restore connections (in front of the broker's proxied listener), a private chronyd, peak-memory probes, and
 //! counting of what a consumer delivered.
 //!
 //! Generic broker helpers (topic creation, reading a topic back, writing raw records, running a
@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -712,77 +712,45 @@ pub fn wait_tcp(addr: SocketAddr, limit: Duration) -> bool {
     false
 }
 
-/// The `tansu` executable: on PATH (scripts/testenv.sh installs it) or in ~/.cargo/bin.
-pub fn tansu_bin() -> PathBuf {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    if let Some(home) = std::env::var_os("HOME") {
-        dirs.push(Path::new(&home).join(".cargo/bin"));
-    }
-    dirs.into_iter()
-        .map(|d| d.join("tansu"))
-        .find(|p| p.is_file())
-        .expect("tansu not found on PATH: run `scripts/testenv.sh install` and the tests through scripts/testenv.sh")
+/// The broker's proxied listener (`KTS_PROXY_LISTEN` → `KTS_PROXY_UPSTREAM`, one-node test
+/// environment): the broker listens on the upstream address and advertises the listen address, so
+/// clients bootstrapping there reach the broker only through a [`TcpProxy`] serving it,
+/// reconnections included. One proxy at a time can hold the address: the guard serialises the
+/// tests of one binary that use it.
+pub struct ProxiedBroker {
+    /// The proxy in front of the broker.
+    pub proxy: TcpProxy,
+    /// The bootstrap address clients use (the proxy's).
+    pub bootstrap: String,
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
 
-/// A private Tansu broker (in-memory storage) killed on drop.
-pub struct OwnTansu {
-    child: Child,
-    /// Where it listens.
-    pub listen: SocketAddr,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl OwnTansu {
-    /// Starts `tansu broker` listening on a free port and advertising `advertised` (the address
-    /// clients are told to reconnect to), and waits until it accepts connections.
-    pub fn start(advertised: SocketAddr) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_tcp_port();
-        let listen: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-        let log = dir.path().join("tansu.log");
-        let logf = std::fs::File::create(&log).expect("tansu log");
-        let child = Command::new(tansu_bin())
-            .args([
-                "broker",
-                "--listener-url",
-                &format!("tcp://{listen}"),
-                "--advertised-listener-url",
-                &format!("tcp://{advertised}"),
-                "--storage-engine",
-                "memory://tansu/",
-            ])
-            .stdin(Stdio::null())
-            .stdout(logf.try_clone().expect("log fd"))
-            .stderr(logf)
-            .spawn()
-            .expect("start tansu");
-        let t = Self {
-            child,
-            listen,
-            log,
-            _dir: dir,
+impl ProxiedBroker {
+    /// Starts the proxy on `KTS_PROXY_LISTEN`, forwarding to `KTS_PROXY_UPSTREAM`.
+    pub fn start() -> Self {
+        static TURN: Mutex<()> = Mutex::new(());
+        let turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+        let var = |name: &str| -> SocketAddr {
+            std::env::var(name)
+                .ok()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| {
+                    panic!("{name} not set: run the tests through scripts/testenv.sh (one node)")
+                })
+                .parse()
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
         };
-        assert!(
-            wait_tcp(listen, Duration::from_secs(60)),
-            "private tansu did not listen on {listen} within 60 s; log:\n{}",
-            t.log_text()
+        let (listen, upstream) = (var("KTS_PROXY_LISTEN"), var("KTS_PROXY_UPSTREAM"));
+        let listener = wait_for(
+            "the proxied listener's address to be free",
+            Duration::from_secs(30),
+            || TcpListener::bind(listen).ok(),
         );
-        t
-    }
-
-    /// The broker's log so far.
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for OwnTansu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        Self {
+            proxy: TcpProxy::serve(listener, upstream),
+            bootstrap: listen.to_string(),
+            _turn: turn,
+        }
     }
 }
 
@@ -945,24 +913,6 @@ pub fn id_of(bytes: &[u8]) -> String {
         .to_string()
 }
 
-/// Creates `topic` with `partitions` partitions on the broker at `bootstrap` and waits until it
-/// is usable (for private brokers; the shared one goes through `common::create_topic`).
-pub fn create_topic_at(bootstrap: &str, topic: &str, partitions: i32) {
-    use kafka_timesync::kafka::{Admin, ClientSettings};
-    let admin = Admin::new(&ClientSettings::new(bootstrap)).expect("admin client");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let created = rt
-        .block_on(admin.create_topic(topic, partitions, 1))
-        .unwrap_or_else(|e| panic!("creating topic {topic} at {bootstrap}: {e}"));
-    assert!(created, "topic {topic} already existed");
-    admin
-        .wait_for_topic(topic, partitions as usize, Duration::from_secs(60))
-        .unwrap_or_else(|e| panic!("waiting for topic {topic}: {e}"));
-}
-
 /// Writes `(partition, key, payload)` records to `topic` at `bootstrap` with extra librdkafka
 /// `props`, in order, waiting for every delivery; returns each record's (partition, offset) in
 /// input order.
@@ -1047,16 +997,33 @@ fn catches_sigterm(pid: u32) -> bool {
 
 /// Checks exactly-once delivery of the producer's reported ids by the consumer.
 pub fn assert_exactly_once(what: &str, lines: usize, p: &Finished, c: &Finished, extra: &str) {
-    p.assert_success();
+    assert_exactly_once_from(what, lines, &[p], c, extra);
+}
+
+/// [`assert_exactly_once`] for several producers: together they report `lines` distinct ids
+/// delivered, and the consumer delivered each exactly once and nothing else.
+pub fn assert_exactly_once_from(
+    what: &str,
+    lines: usize,
+    producers: &[&Finished],
+    c: &Finished,
+    extra: &str,
+) {
+    for p in producers {
+        p.assert_success();
+    }
     c.assert_success();
-    let sent = delivered_ids(&p.stdout);
+    let sent: Vec<String> = producers
+        .iter()
+        .flat_map(|p| delivered_ids(&p.stdout))
+        .collect();
     let sent_set: std::collections::HashSet<&String> = sent.iter().collect();
     let d = Deliveries::from_events(&c.events());
     let missing = d.missing(sent.iter());
     let (dup_ids, dup_extra) = d.duplicates();
     let foreign = d.by_id.keys().filter(|id| !sent_set.contains(id)).count();
     let figures = format!(
-        "{what}: {lines} lines sent, producer reported {} delivered, consumer delivered {} \
+        "{what}: {lines} lines sent, producers reported {} delivered, consumer delivered {} \
          ({} distinct), duplicated {dup_ids} ({dup_extra} extra), lost {}, unknown {foreign}; {extra}",
         sent.len(),
         d.events,
