@@ -10,14 +10,27 @@
 #      of causal order), delivers every message in causal order, and prints its ordering report:
 #      arrivals before their causes, physical time contradicting causality (C), the per-node clock
 #      offset estimates and the skew warnings (B and C, threshold 75 ms).
-# With KAFKA_BOOTSTRAP set (e.g. the docker-compose cluster), it uses that cluster instead.
+#
+#   scripts/scenario.sh               on a one-node Apache Kafka started by scripts/testenv.sh
+#   scripts/scenario.sh --brokers 3   on the three-node cluster of docker/docker-compose.kafka.yml
+#                                     (booted from the jars; the topic gets 3 replicas)
+# With KAFKA_BOOTSTRAP set (e.g. the docker-compose cluster itself), it uses that cluster instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+BROKERS=1
+case "${1:-}" in
+    --brokers) BROKERS=${2:-}; shift 2 ;;
+    --brokers=*) BROKERS=${1#--brokers=}; shift ;;
+    "") ;;
+    *) echo "usage: scripts/scenario.sh [--brokers 1|3]" >&2; exit 2 ;;
+esac
 if [ -z "${KTS_BOOTSTRAP:-}" ] && [ -z "${KAFKA_BOOTSTRAP:-}" ]; then
-    exec scripts/testenv.sh run -- "$0" "$@"
+    exec scripts/testenv.sh run --brokers "$BROKERS" -- "$0" --brokers "$BROKERS"
 fi
 BOOTSTRAP="${KAFKA_BOOTSTRAP:-$KTS_BOOTSTRAP}"
+# Replicas: one per node, up to the three of the compose cluster.
+REPLICAS=${KTS_BROKERS:-$(awk -F, '{ print (NF < 3 ? NF : 3) }' <<<"$BOOTSTRAP")}
 
 echo "== building kafka-producer and kafka-consumer"
 cargo build --locked --quiet --bins
@@ -31,10 +44,11 @@ ROUNDS="${ROUNDS:-4}"
 produce() { # node, message, extra flags...
     local node=$1 msg=$2; shift 2
     "$BIN/kafka-producer" --bootstrap "$BOOTSTRAP" --state-dir "$STATE" --node-id "$node" \
-        --clock-type vector --observe --create-topic 3 "$@" "$TOPIC" "$msg" | sed "s/^/  /"
+        --clock-type vector --observe --create-topic 3 --replication-factor "$REPLICAS" "$@" \
+        "$TOPIC" "$msg" | sed "s/^/  /"
 }
 
-echo "== $ROUNDS rounds of A → B → C on topic $TOPIC (broker $BOOTSTRAP)"
+echo "== $ROUNDS rounds of A → B → C on topic $TOPIC (brokers $BOOTSTRAP, $REPLICAS replica(s))"
 for r in $(seq 1 "$ROUNDS"); do
     produce A "round $r: A asks"
     produce B "round $r: B answers A" --simulate-skew 100 --simulate-drift 0.1 --random-variation 5 --simulation-seed "$r"
