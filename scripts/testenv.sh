@@ -165,10 +165,15 @@ run() {
 
     # Globals, not locals: cleanup runs from the EXIT trap, after run() has returned.
     TESTENV_DIR=$(mktemp -d "${TMPDIR:-/tmp}/kts-testenv.XXXXXX")
-    CHRONY_PID=""
+    CHRONY_PID="" CMD_PID=""
     cleanup() {
         local rc=$? pids
         trap - EXIT INT TERM
+        if [ -n "$CMD_PID" ] && kill -0 "$CMD_PID" 2>/dev/null; then
+            # Interrupted: the command goes first, then what it was using.
+            kill -TERM "$CMD_PID" 2>/dev/null || true
+            wait "$CMD_PID" 2>/dev/null || true
+        fi
         pids=$(node_pids 2>/dev/null | tr '\n' ' ')
         if [ -n "$pids" ]; then
             # SIGCONT first, in case a test froze a broker with SIGSTOP and died before resuming
@@ -180,10 +185,18 @@ run() {
         fi
         [ -n "$CHRONY_PID" ] && { kill "$CHRONY_PID" 2>/dev/null || true; }
         wait 2>/dev/null || true
-        if [ "$rc" != 0 ]; then
-            log "exit $rc; last lines of the broker and NTP server logs:"
-            tail -n 15 "$TESTENV_DIR"/node-*/broker.log "$TESTENV_DIR/chronyd.log" >&2 2>/dev/null || true
-        fi
+        case "$rc" in
+            0|130|143) ;;
+            *)
+                local f
+                log "exit $rc; the brokers' last warnings and errors (full logs are removed now):"
+                for f in "$TESTENV_DIR"/node-*/broker.log; do
+                    [ -f "$f" ] || continue
+                    printf '  %s:\n' "${f#"$TESTENV_DIR"/}" >&2
+                    grep -E '^\[[^]]*\] (WARN|ERROR) ' "$f" | tail -n 10 | sed 's/^/    /' >&2 || true
+                done
+                ;;
+        esac
         rm -rf "$TESTENV_DIR"
         exit "$rc"
     }
@@ -252,7 +265,11 @@ CONF
     export KTS_NTP_SERVER="127.0.0.1:$nport"
     export KTS_NTP_PID="$CHRONY_PID"
     log "Apache Kafka $KAFKA_VERSION, $brokers node(s), at $KTS_BOOTSTRAP (ready in $(python3 -c "import time; print(f'{time.time() - $started:.1f}')") s); NTP server (chronyd) at $KTS_NTP_SERVER"
-    "$@"
+    # In the background with the caller's stdin, so that a signal to this script is handled at
+    # once (bash runs traps only between foreground commands) rather than after CMD ends.
+    "$@" <&0 &
+    CMD_PID=$!
+    wait "$CMD_PID"
 }
 
 case "${1:-}" in
