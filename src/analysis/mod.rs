@@ -798,22 +798,27 @@ impl Analyzer {
         };
         let mut finding = None;
         if let Some((partition, offset)) = position {
-            let last = st.offsets.entry(partition).or_insert(offset);
-            if offset < *last {
-                finding = Some((
-                    ViolationKind::FifoReorder,
-                    format!(
-                        "{node_id}: message without seq at partition {partition} offset {offset} \
-                         arrived after offset {last}"
-                    ),
-                ));
-            } else if offset == *last && st.messages > 0 {
-                finding = Some((
-                    ViolationKind::Duplicate,
-                    format!("{node_id}: partition {partition} offset {offset} already received"),
-                ));
+            match st.offsets.insert(partition, offset) {
+                Some(last) if offset < last => {
+                    st.offsets.insert(partition, last);
+                    finding = Some((
+                        ViolationKind::FifoReorder,
+                        format!(
+                            "{node_id}: message without seq at partition {partition} offset \
+                             {offset} arrived after offset {last}"
+                        ),
+                    ));
+                }
+                Some(last) if offset == last => {
+                    finding = Some((
+                        ViolationKind::Duplicate,
+                        format!(
+                            "{node_id}: partition {partition} offset {offset} already received"
+                        ),
+                    ));
+                }
+                _ => {}
             }
-            *last = (*last).max(offset);
         }
         if let Some((kind, detail)) = finding {
             let duplicate = kind == ViolationKind::Duplicate;

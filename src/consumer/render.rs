@@ -11,7 +11,8 @@ use std::io::{self, Write};
 /// {"event":"violation","kind":"fifo_gap","node":"…","ids":["…"],"detail":"…"}
 /// {"event":"malformed","partition":P,"offset":O,"error":"…"}
 /// {"event":"summary","received":N,"delivered":N,"malformed":N,"buffered":N,"duplicates":N,
-///  "violations":{"fifo_gap":N,…},"concurrent_pairs":N,"nodes":{"<id>":{"messages":N,"offset_ms":X}}}
+///  "violations":{"fifo_gap":N,…},"concurrent_pairs":N,"without_seq":N,"without_vector":N,
+///  "unordered":N,"nodes":{"<id>":{"messages":N,"offset_ms":X}}}
 /// ```
 ///
 /// `release` is `ready`, `timeout`, `buffer-full` or `late` (a predecessor that was given up on
