@@ -362,7 +362,13 @@ fn a_bad_legacy_node_order_is_a_usage_error() {
     // Refused before any connection: the bootstrap address is never used.
     let out = common::run(
         CONSUMER,
-        &["t", "--bootstrap", "127.0.0.1:1", "--legacy-vector-nodes", "A,B,A"],
+        &[
+            "t",
+            "--bootstrap",
+            "127.0.0.1:1",
+            "--legacy-vector-nodes",
+            "A,B,A",
+        ],
         None,
         TIMEOUT,
     );
