@@ -664,6 +664,7 @@ mod tests {
         let full = TimeSyncConfig {
             node_id: Some("n".into()),
             state_dir: Some("/s".into()),
+            legacy_vector_nodes: Some(vec!["A".into()]),
             simulation: SimulationConfig {
                 seed: Some(1),
                 ..SimulationConfig::default()
@@ -685,6 +686,40 @@ mod tests {
                 l.starts_with(&format!("{k} =")) || l.starts_with(&format!("[{k}]"))
             });
             assert!(documented, "key {k} is not in kafka-timesync.example.toml");
+        }
+    }
+
+    #[test]
+    fn legacy_vector_nodes_map_array_vectors_and_are_checked() {
+        let c = TimeSyncConfig::from_toml_str("legacy_vector_nodes = [\"A\", \"B\"]").unwrap();
+        let limits = c.decode_limits();
+        assert_eq!(
+            limits.legacy_vector_nodes,
+            Some(vec![crate::NodeId::from("A"), crate::NodeId::from("B")])
+        );
+        // The command line replaces the key, and is checked the same way.
+        let cli = vec!["X".to_string(), "Y".into(), "Z".into()];
+        let limits = c.decode_limits_with(Some(&cli)).unwrap();
+        assert_eq!(limits.legacy_vector_nodes.map(|v| v.len()), Some(3));
+        let dup = vec!["X".to_string(), "X".into()];
+        assert_eq!(
+            c.decode_limits_with(Some(&dup)).unwrap_err(),
+            "--legacy-vector-nodes: node id \"X\" is listed twice"
+        );
+        for (toml, reason) in [
+            ("legacy_vector_nodes = []", "needs at least one node id"),
+            (
+                "legacy_vector_nodes = [\"A\", \"\"]",
+                "node ids must not be empty",
+            ),
+            (
+                "max_vector_entries = 1\nlegacy_vector_nodes = [\"A\", \"B\"]",
+                "2 node ids exceed max_vector_entries (1)",
+            ),
+        ] {
+            let e = TimeSyncConfig::from_toml_str(toml).unwrap_err();
+            assert_eq!(e.key(), Some("legacy_vector_nodes"), "{toml}");
+            assert!(e.to_string().contains(reason), "{toml}: {e}");
         }
     }
 
