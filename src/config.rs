@@ -443,12 +443,14 @@ impl TimeSyncConfig {
     }
 
     /// [`decode_limits`](Self::decode_limits) with the node order given on the command line
-    /// (`--legacy-vector-nodes`), which replaces the config key's. The error names the flag.
-    pub fn decode_limits_with(&self, legacy: Option<&[String]>) -> Result<DecodeLimits, String> {
+    /// (`--legacy-vector-nodes`), which replaces the config key's.
+    pub fn decode_limits_with(
+        &self,
+        legacy: Option<&[String]>,
+    ) -> Result<DecodeLimits, LegacyNodesError> {
         let mut limits = self.decode_limits();
         if let Some(nodes) = legacy {
-            check_legacy_vector_nodes(nodes, self.max_vector_entries)
-                .map_err(|reason| format!("--legacy-vector-nodes: {reason}"))?;
+            check_legacy_vector_nodes(nodes, self.max_vector_entries).map_err(LegacyNodesError)?;
             limits = limits.with_legacy_vector_nodes(nodes.iter().map(String::as_str));
         }
         Ok(limits)
@@ -498,9 +500,14 @@ impl fmt::Debug for TimeSyncConfig {
     }
 }
 
+/// A `--legacy-vector-nodes` value that is not a valid node order (the reason).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--legacy-vector-nodes: {0}")]
+pub struct LegacyNodesError(pub String);
+
 /// Checks a node order for array-form vectors: at least one node, at most `max_entries`, every
 /// id non-empty, within the node-id length limit and distinct.
-pub fn check_legacy_vector_nodes(nodes: &[String], max_entries: usize) -> Result<(), String> {
+fn check_legacy_vector_nodes(nodes: &[String], max_entries: usize) -> Result<(), String> {
     if nodes.is_empty() {
         return Err("needs at least one node id".into());
     }
@@ -703,7 +710,7 @@ mod tests {
         assert_eq!(limits.legacy_vector_nodes.map(|v| v.len()), Some(3));
         let dup = vec!["X".to_string(), "X".into()];
         assert_eq!(
-            c.decode_limits_with(Some(&dup)).unwrap_err(),
+            c.decode_limits_with(Some(&dup)).unwrap_err().to_string(),
             "--legacy-vector-nodes: node id \"X\" is listed twice"
         );
         for (toml, reason) in [

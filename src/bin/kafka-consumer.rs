@@ -359,9 +359,7 @@ fn settings(cli: &Cli) -> Result<Settings> {
         analyze: cli.analyze_ordering,
         max_skew_ms,
         max_messages: cli.max_messages,
-        limits: file
-            .decode_limits_with(cli.legacy_vector_nodes.as_deref())
-            .map_err(anyhow::Error::msg)?,
+        limits: file.decode_limits_with(cli.legacy_vector_nodes.as_deref())?,
     };
     let ntp_servers = if cli.ntp_server.is_empty() {
         file.ntp_servers.clone()
