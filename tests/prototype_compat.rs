@@ -301,7 +301,13 @@ fn a_topic_of_prototype_and_kafka_timesync_messages_is_analysed_and_delivered_ca
     let a1 = ours("A", 1, &[("A", 1)]);
     let b1 = ours("B", 1, &[("A", 1), ("B", 1)]);
     let c1 = ours("C", 1, &[("A", 1), ("B", 1), ("C", 1)]);
-    let prototype: Vec<Vec<u8>> = FIXTURES.iter().map(|n| fixture(n)).collect();
+    let mut prototype: Vec<Vec<u8>> = FIXTURES.iter().map(|n| fixture(n)).collect();
+    // Array-form vectors: producer-1's twice, and twice from a second node.
+    let example = fixture("design_doc_example.json");
+    let other = String::from_utf8(example.clone())
+        .unwrap()
+        .replace(r#""node_id": "producer-1""#, r#""node_id": "legacy-2""#);
+    prototype.extend([example, other.clone().into_bytes(), other.into_bytes()]);
     // Ours keyed by node (each its own partition, successors written first); the prototype's
     // keyless, as confluent-kafka wrote them.
     let mut records: Vec<(Option<i32>, Option<&str>, &[u8])> =
@@ -312,12 +318,15 @@ fn a_topic_of_prototype_and_kafka_timesync_messages_is_analysed_and_delivered_ca
 
     let (lines, stderr) = consume(&topic, &[]);
     let s = summary(&lines);
-    assert_eq!(s["received"], 8, "{s}");
-    assert_eq!(s["delivered"], 8, "{s}");
+    assert_eq!(s["received"], 11, "{s}");
+    assert_eq!(s["delivered"], 11, "{s}");
     assert_eq!(s["malformed"], 0, "{s}");
-    assert_eq!(s["without_seq"], 5, "{s}");
-    assert_eq!(s["without_vector"], 5, "{s}");
-    assert_eq!(s["nodes"]["producer-1"]["messages"], 5, "{s}");
+    assert_eq!(s["without_seq"], 8, "{s}");
+    assert_eq!(s["without_vector"], 8, "{s}");
+    assert_eq!(s["unordered"], 8, "{s}");
+    // Keyless records belong to the node their timestamp names.
+    assert_eq!(s["nodes"]["producer-1"]["messages"], 6, "{s}");
+    assert_eq!(s["nodes"]["legacy-2"]["messages"], 2, "{s}");
     // Partitions interleave as they will (arrival_before_cause depends on it), but no FIFO
     // finding: the prototype's messages are FIFO-checked per partition by offset.
     for kind in ["fifo_gap", "fifo_reorder", "duplicate", "released_early"] {
@@ -339,20 +348,26 @@ fn a_topic_of_prototype_and_kafka_timesync_messages_is_analysed_and_delivered_ca
             "not delivered: {v}"
         );
     }
-    // The array-form vector: one warning for its node, saying how to map it.
+    // The array-form vectors: one warning per node (not per message), saying how to map them.
     let warnings: Vec<&str> = stderr
         .lines()
         .filter(|l| l.contains("--legacy-vector-nodes"))
         .collect();
-    assert_eq!(warnings.len(), 1, "{stderr}");
-    assert!(warnings[0].contains("producer-1"), "{stderr}");
+    assert_eq!(warnings.len(), 2, "{stderr}");
+    for node in ["node producer-1:", "node legacy-2:"] {
+        assert_eq!(
+            warnings.iter().filter(|w| w.contains(node)).count(),
+            1,
+            "{stderr}"
+        );
+    }
 
     // With the node order the design doc's vector is mapped, and nothing is to be warned about.
     let (lines, stderr) = consume(&topic, &["--legacy-vector-nodes", "A,B,C"]);
     let s = summary(&lines);
     assert_eq!(
         (&s["delivered"], &s["without_vector"]),
-        (&8.into(), &4.into())
+        (&11.into(), &4.into())
     );
     assert!(!stderr.contains("--legacy-vector-nodes"), "{stderr}");
 }

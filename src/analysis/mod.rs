@@ -437,9 +437,9 @@ impl Analyzer {
     /// Appends the violations this message reveals.
     ///
     /// A message without `seq` (the prototype's) is FIFO-checked by its Kafka offset within its
-    /// node and partition (an offset at or below the node's last one in that partition is a
-    /// duplicate, resp. a reorder), gives a clock-offset sample, and takes no part in the
-    /// causal rules: with no seq it cannot be named as anyone's predecessor.
+    /// node and partition when `position` is given (the node's last offset in that partition
+    /// again is a duplicate, a lower one a reorder), gives a clock-offset sample, and takes no
+    /// part in the causal rules: with no seq it cannot be named as anyone's predecessor.
     pub fn observe_at(
         &mut self,
         env: &Envelope,
