@@ -40,14 +40,14 @@ fn history(count: usize, with_vectors: bool, seed: u64) -> Vec<Envelope> {
             if let Some(vt) = &m.timestamp.vector_time {
                 vcs[i].merge(vt);
             }
-            lcs[i].update(m.timestamp.logical_time);
+            lcs[i].update(m.timestamp.logical_time.unwrap());
         }
         seqs[i] += 1;
         let host = T0 + t as f64 * 1e-4;
         out.push(Envelope {
             id: format!("{:032x}", rng.gen::<u128>()),
             content: String::new(),
-            seq: seqs[i],
+            seq: Some(seqs[i]),
             timestamp: MessageTimestamp {
                 node_id: names[i].clone(),
                 timestamp: host,
@@ -56,10 +56,12 @@ fn history(count: usize, with_vectors: bool, seed: u64) -> Vec<Envelope> {
                 } else {
                     ClockType::Logical
                 },
-                physical_time: host + if i == 0 { 0.25 } else { 0.0 },
-                logical_time: lcs[i].tick(),
+                physical_time: Some(host + if i == 0 { 0.25 } else { 0.0 }),
+                logical_time: Some(lcs[i].tick()),
                 vector_time: with_vectors.then(|| vcs[i].send_stamp()),
                 hybrid_time: None,
+                simulated_time: None,
+                unmapped_vector_entries: None,
             },
             simulated_skew_ms: None,
         });

@@ -27,16 +27,18 @@ fn envelope(clock_type: ClockType, vector_nodes: usize) -> Envelope {
         content: (0..CONTENT)
             .map(|i| (b'a' + (i % 26) as u8) as char)
             .collect(),
-        seq: 123_456,
+        seq: Some(123_456),
         timestamp: MessageTimestamp {
             node_id: NodeId::from("producer-0"),
             timestamp: 1_790_000_000.123_456,
             clock_type,
-            physical_time: 1_790_000_000.223_456,
-            logical_time: 987_654,
+            physical_time: Some(1_790_000_000.223_456),
+            logical_time: Some(987_654),
             vector_time,
             hybrid_time: (clock_type == ClockType::Hybrid)
                 .then_some(HybridTimestamp::new(1_790_000_000_223, 3)),
+            simulated_time: None,
+            unmapped_vector_entries: None,
         },
         simulated_skew_ms: Some(100.0),
     }

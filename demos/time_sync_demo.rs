@@ -95,8 +95,8 @@ struct Cli {
     /// for the run and deleted after).
     #[arg(long, value_name = "HOST:PORT")]
     bootstrap: Option<String>,
-    /// NTP server for the ntp demo (HOST or HOST:PORT). Default: a chronyd/ntpd on
-    /// 127.0.0.1:123 if one answers, else pool.ntp.org.
+    /// Run the ntp demo against this real NTP server (HOST or HOST:PORT) over UDP, in real time.
+    /// Default: a simulated server on the seeded network, like every other demo.
     #[arg(long, value_name = "HOST[:PORT]")]
     ntp_server: Option<String>,
     /// Break each algorithm on purpose (skip its waiting rule) to watch the invariant checks fail.
@@ -113,13 +113,10 @@ fn run_one(name: DemoName, cli: &Cli, wire: &mut dyn Wire) -> Result<Report> {
         DemoName::Causal => causal::demo(cli.seed, cli.inject_fault, wire, plot),
         DemoName::Total => total::demo(cli.seed, cli.inject_fault, wire),
         DemoName::Berkeley => berkeley::demo(cli.seed, wire, plot),
-        DemoName::Ntp => {
-            let server = cli
-                .ntp_server
-                .clone()
-                .unwrap_or_else(ntp_demo::default_server);
-            ntp_demo::demo(&server, plot)
-        }
+        DemoName::Ntp => match &cli.ntp_server {
+            Some(server) => ntp_demo::demo_server(server, plot),
+            None => ntp_demo::demo(cli.seed, wire, plot),
+        },
         DemoName::Mutex => mutex::demo(cli.seed, cli.inject_fault, wire),
         DemoName::All => bail!("--demo all is expanded before running"),
     }

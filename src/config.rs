@@ -73,6 +73,11 @@ pub struct TimeSyncConfig {
     pub max_record_bytes: usize,
     /// Most `vector_time` entries a record may carry (> 0). Default 1024.
     pub max_vector_entries: usize,
+    /// Node order of the Python prototype's array-form `vector_time` (`[1,2,3]`: entry *i* is
+    /// node *i*'s counter; CLI `--legacy-vector-nodes A,B,C`). Non-empty, distinct, valid node
+    /// ids. Default: none, such vectors are not mapped and their messages carry no vector.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legacy_vector_nodes: Option<Vec<String>>,
     /// Where node state (seq and clocks) persists (`--state-dir`). Default: none, the CLI uses
     /// `$XDG_STATE_HOME/kafka-timesync` or `~/.local/state/kafka-timesync`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -144,6 +149,7 @@ impl Default for TimeSyncConfig {
             buffer_size: 1000,
             max_record_bytes: 1024 * 1024,
             max_vector_entries: 1024,
+            legacy_vector_nodes: None,
             state_dir: None,
             simulation: SimulationConfig::default(),
             kafka: BTreeMap::new(),
@@ -366,6 +372,10 @@ impl TimeSyncConfig {
                 return bad(key, "must be greater than 0".into());
             }
         }
+        if let Some(nodes) = &self.legacy_vector_nodes {
+            check_legacy_vector_nodes(nodes, self.max_vector_entries)
+                .or_else(|reason| bad("legacy_vector_nodes", reason))?;
+        }
         let sim = &self.simulation;
         for (key, v) in [
             ("simulation.skew_ms", sim.skew_ms),
@@ -424,8 +434,26 @@ impl TimeSyncConfig {
         DecodeLimits {
             max_bytes: self.max_record_bytes,
             max_vector_entries: self.max_vector_entries,
+            legacy_vector_nodes: self
+                .legacy_vector_nodes
+                .as_ref()
+                .map(|v| v.iter().map(|n| crate::NodeId::from(n.as_str())).collect()),
             ..DecodeLimits::default()
         }
+    }
+
+    /// [`decode_limits`](Self::decode_limits) with the node order given on the command line
+    /// (`--legacy-vector-nodes`), which replaces the config key's.
+    pub fn decode_limits_with(
+        &self,
+        legacy: Option<&[String]>,
+    ) -> Result<DecodeLimits, LegacyNodesError> {
+        let mut limits = self.decode_limits();
+        if let Some(nodes) = legacy {
+            check_legacy_vector_nodes(nodes, self.max_vector_entries).map_err(LegacyNodesError)?;
+            limits = limits.with_legacy_vector_nodes(nodes.iter().map(String::as_str));
+        }
+        Ok(limits)
     }
 }
 
@@ -464,11 +492,48 @@ impl fmt::Debug for TimeSyncConfig {
             .field("buffer_size", &self.buffer_size)
             .field("max_record_bytes", &self.max_record_bytes)
             .field("max_vector_entries", &self.max_vector_entries)
+            .field("legacy_vector_nodes", &self.legacy_vector_nodes)
             .field("state_dir", &self.state_dir)
             .field("simulation", &self.simulation)
             .field("kafka", &Redacted(&self.kafka))
             .finish()
     }
+}
+
+/// A `--legacy-vector-nodes` value that is not a valid node order (the reason).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--legacy-vector-nodes: {0}")]
+pub struct LegacyNodesError(pub String);
+
+/// Checks a node order for array-form vectors: at least one node, at most `max_entries`, every
+/// id non-empty, within the node-id length limit and distinct.
+fn check_legacy_vector_nodes(nodes: &[String], max_entries: usize) -> Result<(), String> {
+    if nodes.is_empty() {
+        return Err("needs at least one node id".into());
+    }
+    if nodes.len() > max_entries {
+        return Err(format!(
+            "{} node ids exceed max_vector_entries ({max_entries})",
+            nodes.len()
+        ));
+    }
+    let max_len = DecodeLimits::default().max_node_id_len;
+    let mut seen = std::collections::HashSet::new();
+    for n in nodes {
+        if n.is_empty() {
+            return Err("node ids must not be empty".into());
+        }
+        if n.len() > max_len {
+            return Err(format!(
+                "node id of {} bytes is longer than the {max_len}-byte limit",
+                n.len()
+            ));
+        }
+        if !seen.insert(n.as_str()) {
+            return Err(format!("node id {n:?} is listed twice"));
+        }
+    }
+    Ok(())
 }
 
 fn clock_type_from_str<'de, D: Deserializer<'de>>(d: D) -> Result<ClockType, D::Error> {
@@ -606,6 +671,7 @@ mod tests {
         let full = TimeSyncConfig {
             node_id: Some("n".into()),
             state_dir: Some("/s".into()),
+            legacy_vector_nodes: Some(vec!["A".into()]),
             simulation: SimulationConfig {
                 seed: Some(1),
                 ..SimulationConfig::default()
@@ -627,6 +693,40 @@ mod tests {
                 l.starts_with(&format!("{k} =")) || l.starts_with(&format!("[{k}]"))
             });
             assert!(documented, "key {k} is not in kafka-timesync.example.toml");
+        }
+    }
+
+    #[test]
+    fn legacy_vector_nodes_map_array_vectors_and_are_checked() {
+        let c = TimeSyncConfig::from_toml_str("legacy_vector_nodes = [\"A\", \"B\"]").unwrap();
+        let limits = c.decode_limits();
+        assert_eq!(
+            limits.legacy_vector_nodes,
+            Some(vec![crate::NodeId::from("A"), crate::NodeId::from("B")])
+        );
+        // The command line replaces the key, and is checked the same way.
+        let cli = vec!["X".to_string(), "Y".into(), "Z".into()];
+        let limits = c.decode_limits_with(Some(&cli)).unwrap();
+        assert_eq!(limits.legacy_vector_nodes.map(|v| v.len()), Some(3));
+        let dup = vec!["X".to_string(), "X".into()];
+        assert_eq!(
+            c.decode_limits_with(Some(&dup)).unwrap_err().to_string(),
+            "--legacy-vector-nodes: node id \"X\" is listed twice"
+        );
+        for (toml, reason) in [
+            ("legacy_vector_nodes = []", "needs at least one node id"),
+            (
+                "legacy_vector_nodes = [\"A\", \"\"]",
+                "node ids must not be empty",
+            ),
+            (
+                "max_vector_entries = 1\nlegacy_vector_nodes = [\"A\", \"B\"]",
+                "2 node ids exceed max_vector_entries (1)",
+            ),
+        ] {
+            let e = TimeSyncConfig::from_toml_str(toml).unwrap_err();
+            assert_eq!(e.key(), Some("legacy_vector_nodes"), "{toml}");
+            assert!(e.to_string().contains(reason), "{toml}: {e}");
         }
     }
 

@@ -18,23 +18,27 @@
 //!
 //! * the record must be non-empty, at most `max_bytes` long (checked before anything else, so
 //!   unknown fields count towards the cap), valid UTF-8 and one JSON object;
-//! * `id` (non-empty, ≤ `max_id_len` bytes), `content`, `seq` and `timestamp` are required;
-//!   inside `timestamp`, `node_id` (non-empty, ≤ `max_node_id_len`), `timestamp`, `clock_type`,
-//!   `physical_time` and `logical_time` are required;
+//! * `id` (non-empty, ≤ `max_id_len` bytes), `content` and `timestamp` are required; inside
+//!   `timestamp`, `node_id` (non-empty, ≤ `max_node_id_len`), `timestamp` and `clock_type` are
+//!   required. `seq`, `physical_time` and `logical_time` are optional on read (kafka-timesync
+//!   always writes them; the Python prototype wrote none of `seq`, and only its clock type's
+//!   field), as are `vector_time`, `simulated_time` and `simulated_skew_ms`;
 //! * counters (`seq`, `logical_time`, vector entries, `hybrid_time.wall_ms`) are integers in
 //!   `0..=u64::MAX` (`hybrid_time.logical` in `0..=u32::MAX`): negative, fractional and
 //!   overflowing values are rejected; an integral float such as `3.0` is accepted as 3;
-//! * times (`timestamp`, `physical_time`, `simulated_skew_ms`) are finite numbers (a literal
+//! * times (`timestamp`, `physical_time`, `simulated_time`, `simulated_skew_ms`) are finite
+//!   numbers (a literal
 //!   such as `1e400` that overflows to infinity is rejected);
 //! * `clock_type` is one of `physical`, `logical`, `vector`, `hybrid`;
 //! * `vector_time` is an object of node id → counter with at most `max_vector_entries` entries
 //!   (the decoder stops at the first entry over the cap, before allocating it), no duplicate or
 //!   empty node ids; zero counters are dropped (a missing entry *is* zero). The prototype's array
-//!   form `[1,2,3]` is accepted only when [`DecodeLimits::legacy_vector_nodes`] gives the node
-//!   order (same length required);
-//! * `vector_time` is required for clock type `vector`, `hybrid_time` for `hybrid`;
-//! * optional fields (`vector_time`, `hybrid_time`, `simulated_skew_ms`) may be `null`, which
-//!   means absent (the prototype writes `null`);
+//!   form `[1,2,3]` is mapped when [`DecodeLimits::legacy_vector_nodes`] gives the node order
+//!   (same length required); without one its entries are checked all the same, and the message
+//!   has no vector ([`MessageTimestamp::unmapped_vector_entries`] says how many it carried);
+//! * `hybrid_time` is required for clock type `hybrid`; clock type `vector` without
+//!   `vector_time` (the prototype never created its vector clock) is a message with no vector;
+//! * optional fields may be `null`, which means absent;
 //! * a known field given twice is an error; unknown fields are skipped (forward compatibility)
 //!   but may nest at most `max_depth` levels — skipping is bounded, never recursive beyond that,
 //!   so a 10 000-deep document cannot overflow the stack.
@@ -59,8 +63,10 @@ pub struct Envelope {
     pub id: String,
     /// The payload.
     pub content: String,
-    /// The sending node's send counter, from 1.
-    pub seq: u64,
+    /// The sending node's send counter, from 1. kafka-timesync always writes it; the prototype
+    /// never did (its messages are FIFO-checked by Kafka offset instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
     /// When and by which clock the message was stamped.
     pub timestamp: MessageTimestamp,
     /// The error injected by clock simulation at stamping time; present only while simulating.
@@ -81,15 +87,38 @@ pub struct MessageTimestamp {
     /// The clock that orders this message.
     pub clock_type: ClockType,
     /// The node's physical clock (simulation and correction applied), seconds since the epoch.
-    pub physical_time: f64,
-    /// The node's Lamport clock.
-    pub logical_time: u64,
+    /// kafka-timesync always writes it; the prototype only for clock type `physical`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub physical_time: Option<f64>,
+    /// The node's Lamport clock. kafka-timesync always writes it; the prototype only for clock
+    /// type `logical`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logical_time: Option<u64>,
     /// The node's vector clock, whenever it keeps one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vector_time: Option<VectorTimestamp>,
     /// The node's hybrid logical clock, for clock type `hybrid`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hybrid_time: Option<HybridTimestamp>,
+    /// The prototype's simulated clock reading (`timestamp + simulated_skew_ms / 1000`), seconds
+    /// since the epoch; kafka-timesync folds simulation into `physical_time` and never writes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulated_time: Option<f64>,
+    /// Entries of an array-form `vector_time` that could not be mapped to nodes (no
+    /// [`DecodeLimits::legacy_vector_nodes`]); `vector_time` is then `None`. Never encoded.
+    #[serde(skip)]
+    pub unmapped_vector_entries: Option<usize>,
+}
+
+impl MessageTimestamp {
+    /// The sending node's clock reading at stamping, from whichever time fields exist:
+    /// `simulated_time` (the prototype's skewed clock), else `physical_time`, else `timestamp`
+    /// (a node that sent no clock reading of its own stamped with its host clock).
+    pub fn clock_reading(&self) -> f64 {
+        self.simulated_time
+            .or(self.physical_time)
+            .unwrap_or(self.timestamp)
+    }
 }
 
 impl Envelope {
@@ -116,8 +145,10 @@ impl Envelope {
         write_json_str(buf, &self.id);
         buf.extend_from_slice(b",\"content\":");
         write_json_str(buf, &self.content);
-        buf.extend_from_slice(b",\"seq\":");
-        write_u64(buf, self.seq);
+        if let Some(seq) = self.seq {
+            buf.extend_from_slice(b",\"seq\":");
+            write_u64(buf, seq);
+        }
         buf.extend_from_slice(b",\"timestamp\":{\"node_id\":");
         write_json_str(buf, &ts.node_id);
         buf.extend_from_slice(b",\"timestamp\":");
@@ -125,10 +156,15 @@ impl Envelope {
         buf.extend_from_slice(b",\"clock_type\":\"");
         // Clock type names are lower-case ASCII letters: nothing to escape.
         buf.extend_from_slice(ts.clock_type.as_str().as_bytes());
-        buf.extend_from_slice(b"\",\"physical_time\":");
-        write_f64(buf, ts.physical_time);
-        buf.extend_from_slice(b",\"logical_time\":");
-        write_u64(buf, ts.logical_time);
+        buf.push(b'"');
+        if let Some(physical) = ts.physical_time {
+            buf.extend_from_slice(b",\"physical_time\":");
+            write_f64(buf, physical);
+        }
+        if let Some(logical) = ts.logical_time {
+            buf.extend_from_slice(b",\"logical_time\":");
+            write_u64(buf, logical);
+        }
         if let Some(v) = &ts.vector_time {
             buf.extend_from_slice(b",\"vector_time\":{");
             for (i, (node, count)) in v.iter().enumerate() {
@@ -147,6 +183,10 @@ impl Envelope {
             buf.extend_from_slice(b",\"logical\":");
             write_u64(buf, u64::from(h.logical));
             buf.push(b'}');
+        }
+        if let Some(sim) = ts.simulated_time {
+            buf.extend_from_slice(b",\"simulated_time\":");
+            write_f64(buf, sim);
         }
         buf.push(b'}');
         if let Some(skew) = self.simulated_skew_ms {
@@ -286,7 +326,9 @@ pub struct DecodeLimits {
     /// Longest node id (`timestamp.node_id` and `vector_time` keys), in bytes (default 256).
     pub max_node_id_len: usize,
     /// Node order for the prototype's array form `"vector_time":[1,2,3]`: entry *i* is the
-    /// counter of node *i*. `None` (the default) rejects the array form.
+    /// counter of node *i*. `None` (the default): the array is checked like any vector (counters,
+    /// entry cap) but not mapped; the message then has no vector and
+    /// [`MessageTimestamp::unmapped_vector_entries`] gives the array's length.
     pub legacy_vector_nodes: Option<Vec<NodeId>>,
 }
 
@@ -444,15 +486,6 @@ pub enum DecodeError {
         /// The cap.
         max: usize,
     },
-    /// The array form of `vector_time` without a node order to interpret it.
-    #[error(
-        "{field}: array form needs the node order (DecodeLimits::legacy_vector_nodes); \
-         kafka-timesync writes an object of node id -> counter"
-    )]
-    LegacyVectorWithoutNodes {
-        /// The field (`timestamp.vector_time`).
-        field: String,
-    },
     /// The array form of `vector_time` has a different length than the node order.
     #[error("{field}: array form has {found} entries, the node order has {expected}")]
     LegacyVectorLength {
@@ -491,7 +524,6 @@ impl DecodeError {
             | TooLong { field, .. }
             | EmptyString { field }
             | TooManyVectorEntries { field, .. }
-            | LegacyVectorWithoutNodes { field }
             | LegacyVectorLength { field, .. }
             | MissingForClockType { field, .. } => Some(field),
         }
@@ -604,7 +636,7 @@ impl fmt::Display for Field<'_> {
 
 /// Text from the record shown in an error message: control characters (a decoded `\n`, say)
 /// are escaped, so every message stays on one line.
-struct Printable<'a>(&'a str);
+pub(crate) struct Printable<'a>(pub(crate) &'a str);
 
 impl fmt::Display for Printable<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -632,6 +664,7 @@ const F_PHYS: &str = "timestamp.physical_time";
 const F_LOGICAL: &str = "timestamp.logical_time";
 const F_VECTOR: &str = "timestamp.vector_time";
 const F_HYBRID: &str = "timestamp.hybrid_time";
+const F_SIM: &str = "timestamp.simulated_time";
 const F_HYB_WALL: &str = "timestamp.hybrid_time.wall_ms";
 const F_HYB_LOGICAL: &str = "timestamp.hybrid_time.logical";
 
@@ -764,6 +797,7 @@ enum Key {
     LogicalTime,
     VectorTime,
     HybridTime,
+    SimulatedTime,
     WallMs,
     Logical,
     Other,
@@ -804,6 +838,7 @@ impl<'de> Visitor<'de> for KeySeed {
             (Obj::Timestamp, "logical_time") => Key::LogicalTime,
             (Obj::Timestamp, "vector_time") => Key::VectorTime,
             (Obj::Timestamp, "hybrid_time") => Key::HybridTime,
+            (Obj::Timestamp, "simulated_time") => Key::SimulatedTime,
             (Obj::Hybrid, "wall_ms") => Key::WallMs,
             (Obj::Hybrid, "logical") => Key::Logical,
             _ => Key::Other,
@@ -996,25 +1031,25 @@ impl<'de> Visitor<'de> for TimeV<'_, '_> {
     reject!(unit, bool, str, seq, map);
 }
 
-/// A nullable time: `null` means absent.
-struct OptTimeV<'c, 'l>(TimeV<'c, 'l>);
+/// An optional field's value: `null` means absent, anything else goes to the inner seed.
+struct Nullable<S>(S);
 
-impl<'de> DeserializeSeed<'de> for OptTimeV<'_, '_> {
-    type Value = Option<f64>;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<f64>, D::Error> {
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Nullable<S> {
+    type Value = Option<S::Value>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_option(self)
     }
 }
 
-impl<'de> Visitor<'de> for OptTimeV<'_, '_> {
-    type Value = Option<f64>;
+impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for Nullable<S> {
+    type Value = Option<S::Value>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a finite number or null")
+        f.write_str("a value or null")
     }
-    fn visit_none<E: de::Error>(self) -> Result<Option<f64>, E> {
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
         Ok(None)
     }
-    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<f64>, D::Error> {
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         self.0.deserialize(d).map(Some)
     }
 }
@@ -1143,8 +1178,18 @@ impl<'de> Visitor<'de> for ClockTypeV<'_, '_> {
 // ---------------------------------------------------------------------------------------------
 // vector_time
 
-/// `vector_time`: `null` (absent), an object node → counter, or (with a node order) the
-/// prototype's array.
+/// What a `vector_time` field held.
+enum VectorField {
+    /// `null`: absent.
+    Null,
+    /// An object node → counter, or an array mapped by the configured node order.
+    Map(VectorTimestamp),
+    /// The prototype's array form with no node order to map it: its (checked) entry count.
+    Unmapped(usize),
+}
+
+/// `vector_time`: `null` (absent), an object node → counter, or the prototype's array (mapped
+/// when a node order is configured, else checked and counted).
 struct VectorV<'c, 'l> {
     ctx: &'c Ctx<'l>,
     field: Field<'c>,
@@ -1152,7 +1197,7 @@ struct VectorV<'c, 'l> {
 field_visitor!(VectorV, "an object mapping node ids to counters");
 
 impl<'de> DeserializeSeed<'de> for VectorV<'_, '_> {
-    type Value = Option<VectorTimestamp>;
+    type Value = VectorField;
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(self)
     }
@@ -1203,12 +1248,12 @@ impl<'de> Visitor<'de> for VectorKeyV<'_, '_> {
 }
 
 impl<'de> Visitor<'de> for VectorV<'_, '_> {
-    type Value = Option<VectorTimestamp>;
+    type Value = VectorField;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.expected())
     }
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
+        Ok(VectorField::Null)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let cap = self.ctx.limits.max_vector_entries;
@@ -1238,17 +1283,14 @@ impl<'de> Visitor<'de> for VectorV<'_, '_> {
                 field: Field::Entry(F_VECTOR, &w[0].0).to_string(),
             }));
         }
-        Ok(Some(VectorTimestamp::from_entries(entries)))
+        Ok(VectorField::Map(VectorTimestamp::from_entries(entries)))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let limits = self.ctx.limits;
-        let Some(nodes) = limits.legacy_vector_nodes.as_deref() else {
-            return Err(self.ctx.fail(DecodeError::LegacyVectorWithoutNodes {
-                field: self.field.to_string(),
-            }));
-        };
+        let nodes = limits.legacy_vector_nodes.as_deref();
         let cap = limits.max_vector_entries;
-        let mut entries: Vec<(NodeId, u64)> = Vec::with_capacity(nodes.len().min(cap).min(16));
+        let order_len = nodes.map_or(0, <[NodeId]>::len);
+        let mut entries: Vec<(NodeId, u64)> = Vec::with_capacity(order_len.min(cap).min(16));
         let mut i = 0;
         loop {
             let field = Field::Index(F_VECTOR, i);
@@ -1267,6 +1309,10 @@ impl<'de> Visitor<'de> for VectorV<'_, '_> {
                     max: cap,
                 }));
             }
+            let Some(nodes) = nodes else {
+                i += 1;
+                continue;
+            };
             let Some(node) = nodes.get(i) else {
                 return Err(self.ctx.fail(DecodeError::LegacyVectorLength {
                     field: self.field.to_string(),
@@ -1277,6 +1323,9 @@ impl<'de> Visitor<'de> for VectorV<'_, '_> {
             entries.push((node.clone(), c));
             i += 1;
         }
+        let Some(nodes) = nodes else {
+            return Ok(VectorField::Unmapped(i));
+        };
         if i != nodes.len() {
             return Err(self.ctx.fail(DecodeError::LegacyVectorLength {
                 field: self.field.to_string(),
@@ -1290,7 +1339,7 @@ impl<'de> Visitor<'de> for VectorV<'_, '_> {
                 field: Field::Entry(F_VECTOR, &w[0].0).to_string(),
             }));
         }
-        Ok(Some(VectorTimestamp::from_entries(entries)))
+        Ok(VectorField::Map(VectorTimestamp::from_entries(entries)))
     }
     reject!(bool, num, str);
 }
@@ -1393,9 +1442,10 @@ impl<'de> Visitor<'de> for TimestampV<'_, '_> {
         let mut node_id = None;
         let mut timestamp = None;
         let mut clock_type = None;
-        let mut physical_time = None;
-        let mut logical_time = None;
-        let mut vector_time: Option<Option<VectorTimestamp>> = None;
+        let mut physical_time: Option<Option<f64>> = None;
+        let mut logical_time: Option<Option<u64>> = None;
+        let mut simulated_time: Option<Option<f64>> = None;
+        let mut vector_time: Option<VectorField> = None;
         let mut hybrid_time: Option<Option<HybridTimestamp>> = None;
         while let Some(key) = map.next_key_seed(KeySeed(Obj::Timestamp))? {
             match key {
@@ -1422,8 +1472,15 @@ impl<'de> Visitor<'de> for TimestampV<'_, '_> {
                 }
                 Key::PhysicalTime => {
                     let f = Field::Static(F_PHYS);
-                    let v = value(&mut map, ctx, f, Kind::Time, TimeV { ctx, field: f })?;
+                    let seed = Nullable(TimeV { ctx, field: f });
+                    let v = value(&mut map, ctx, f, Kind::Time, seed)?;
                     set_once(ctx, &mut physical_time, v, F_PHYS)?;
+                }
+                Key::SimulatedTime => {
+                    let f = Field::Static(F_SIM);
+                    let seed = Nullable(TimeV { ctx, field: f });
+                    let v = value(&mut map, ctx, f, Kind::Time, seed)?;
+                    set_once(ctx, &mut simulated_time, v, F_SIM)?;
                 }
                 Key::LogicalTime => {
                     let f = Field::Static(F_LOGICAL);
@@ -1432,11 +1489,11 @@ impl<'de> Visitor<'de> for TimestampV<'_, '_> {
                         ctx,
                         f,
                         Kind::Counter(u64::MAX),
-                        CounterV {
+                        Nullable(CounterV {
                             ctx,
                             field: f,
                             max: u64::MAX,
-                        },
+                        }),
                     )?;
                     set_once(ctx, &mut logical_time, v, F_LOGICAL)?;
                 }
@@ -1458,21 +1515,22 @@ impl<'de> Visitor<'de> for TimestampV<'_, '_> {
             }
         }
         let clock_type = missing(ctx, clock_type, F_CLOCK)?;
+        let (vector_time, unmapped_vector_entries) = match vector_time {
+            Some(VectorField::Map(v)) => (Some(v), None),
+            Some(VectorField::Unmapped(n)) => (None, Some(n)),
+            Some(VectorField::Null) | None => (None, None),
+        };
         let ts = MessageTimestamp {
             node_id: missing(ctx, node_id, F_NODE)?,
             timestamp: missing(ctx, timestamp, F_TS_TS)?,
             clock_type,
-            physical_time: missing(ctx, physical_time, F_PHYS)?,
-            logical_time: missing(ctx, logical_time, F_LOGICAL)?,
-            vector_time: vector_time.flatten(),
+            physical_time: physical_time.flatten(),
+            logical_time: logical_time.flatten(),
+            vector_time,
             hybrid_time: hybrid_time.flatten(),
+            simulated_time: simulated_time.flatten(),
+            unmapped_vector_entries,
         };
-        if clock_type == ClockType::Vector && ts.vector_time.is_none() {
-            return Err(ctx.fail(DecodeError::MissingForClockType {
-                field: F_VECTOR.to_string(),
-                clock_type,
-            }));
-        }
         if clock_type == ClockType::Hybrid && ts.hybrid_time.is_none() {
             return Err(ctx.fail(DecodeError::MissingForClockType {
                 field: F_HYBRID.to_string(),
@@ -1513,7 +1571,7 @@ impl<'de> Visitor<'de> for EnvelopeV<'_, '_> {
         let limits = ctx.limits;
         let mut id = None;
         let mut content = None;
-        let mut seq = None;
+        let mut seq: Option<Option<u64>> = None;
         let mut timestamp = None;
         let mut skew: Option<Option<f64>> = None;
         while let Some(key) = map.next_key_seed(KeySeed(Obj::Envelope))? {
@@ -1557,11 +1615,11 @@ impl<'de> Visitor<'de> for EnvelopeV<'_, '_> {
                         ctx,
                         f,
                         Kind::Counter(u64::MAX),
-                        CounterV {
+                        Nullable(CounterV {
                             ctx,
                             field: f,
                             max: u64::MAX,
-                        },
+                        }),
                     )?;
                     set_once(ctx, &mut seq, v, F_SEQ)?;
                 }
@@ -1577,7 +1635,7 @@ impl<'de> Visitor<'de> for EnvelopeV<'_, '_> {
                         ctx,
                         f,
                         Kind::Time,
-                        OptTimeV(TimeV { ctx, field: f }),
+                        Nullable(TimeV { ctx, field: f }),
                     )?;
                     set_once(ctx, &mut skew, v, F_SKEW)?;
                 }
@@ -1591,7 +1649,7 @@ impl<'de> Visitor<'de> for EnvelopeV<'_, '_> {
         Ok(Envelope {
             id: missing(ctx, id, F_ID)?,
             content: missing(ctx, content, F_CONTENT)?,
-            seq: missing(ctx, seq, F_SEQ)?,
+            seq: seq.flatten(),
             timestamp: missing(ctx, timestamp, F_TS)?,
             simulated_skew_ms: skew.flatten(),
         })
@@ -1614,18 +1672,20 @@ mod tests {
         Envelope {
             id: "6f1c".into(),
             content: "hello".into(),
-            seq: 17,
+            seq: Some(17),
             timestamp: MessageTimestamp {
                 node_id: "producer-1".into(),
                 timestamp: 1_790_000_000.123,
                 clock_type: ClockType::Vector,
-                physical_time: 1_790_000_000.223,
-                logical_time: 5,
+                physical_time: Some(1_790_000_000.223),
+                logical_time: Some(5),
                 vector_time: Some(VectorTimestamp::from_entries([
                     ("producer-1", 17),
                     ("producer-2", 3),
                 ])),
                 hybrid_time: Some(HybridTimestamp::new(1_790_000_000_223, 0)),
+                simulated_time: None,
+                unmapped_vector_entries: None,
             },
             simulated_skew_ms: Some(100.0),
         }
@@ -1702,7 +1762,7 @@ mod tests {
             Envelope::decode(patched(r#""seq":17"#, r#""seq":18446744073709551615"#).as_bytes())
                 .unwrap()
                 .seq,
-            u64::MAX
+            Some(u64::MAX)
         );
         assert!(matches!(
             err(&patched(r#""seq":17"#, r#""seq":18446744073709551616"#)),
@@ -1720,22 +1780,24 @@ mod tests {
             err(&patched(r#""seq":17"#, r#""seq":"17""#)),
             DecodeError::WrongType { .. }
         ));
-        assert!(matches!(
-            err(&patched(r#""seq":17"#, r#""seq":null"#)),
-            DecodeError::WrongType { .. }
-        ));
+        assert_eq!(
+            Envelope::decode(patched(r#""seq":17"#, r#""seq":null"#).as_bytes())
+                .unwrap()
+                .seq,
+            None
+        );
         // An integral float is the integer it denotes; -0 is zero.
         assert_eq!(
             Envelope::decode(patched(r#""seq":17"#, r#""seq":17.0"#).as_bytes())
                 .unwrap()
                 .seq,
-            17
+            Some(17)
         );
         assert_eq!(
             Envelope::decode(patched(r#""seq":17"#, r#""seq":-0"#).as_bytes())
                 .unwrap()
                 .seq,
-            0
+            Some(0)
         );
         let e = err(&patched(r#""logical":0"#, r#""logical":4294967296"#));
         assert_eq!(
@@ -1773,7 +1835,7 @@ mod tests {
         ));
         // Integers are fine as times.
         let e = Envelope::decode(patched("1790000000.223", "1790000000").as_bytes()).unwrap();
-        assert_eq!(e.timestamp.physical_time, 1_790_000_000.0);
+        assert_eq!(e.timestamp.physical_time, Some(1_790_000_000.0));
     }
 
     #[test]
@@ -1781,16 +1843,9 @@ mod tests {
         for (field, from, to) in [
             ("id", r#""id":"6f1c","#, ""),
             ("content", r#""content":"hello","#, ""),
-            ("seq", r#""seq":17,"#, ""),
             ("timestamp.node_id", r#""node_id":"producer-1","#, ""),
             ("timestamp.timestamp", r#""timestamp":1790000000.123,"#, ""),
             ("timestamp.clock_type", r#""clock_type":"vector","#, ""),
-            (
-                "timestamp.physical_time",
-                r#""physical_time":1790000000.223,"#,
-                "",
-            ),
-            ("timestamp.logical_time", r#""logical_time":5,"#, ""),
             ("timestamp.hybrid_time.logical", r#","logical":0"#, ""),
         ] {
             assert_eq!(
@@ -1811,18 +1866,68 @@ mod tests {
     }
 
     #[test]
-    fn clock_specific_fields_are_required() {
-        let e = err(&patched(
-            r#""vector_time":{"producer-1":17,"producer-2":3},"#,
-            "",
-        ));
+    fn seq_and_clock_readings_are_optional_on_read() {
+        let json = patched(r#""seq":17,"#, "")
+            .replace(r#""physical_time":1790000000.223,"#, "")
+            .replace(r#""logical_time":5,"#, "");
+        let e = Envelope::decode(json.as_bytes()).unwrap();
         assert_eq!(
-            e,
-            DecodeError::MissingForClockType {
-                field: "timestamp.vector_time".into(),
-                clock_type: ClockType::Vector
+            (e.seq, e.timestamp.physical_time, e.timestamp.logical_time),
+            (None, None, None)
+        );
+        // With no clock reading of its own, the node's clock is its host clock.
+        assert_eq!(e.timestamp.clock_reading(), 1_790_000_000.123);
+        // Absent fields stay absent when encoded again; present ones are still checked.
+        let again = Envelope::decode(&e.encode()).unwrap();
+        assert_eq!(again, e);
+        assert!(!e.to_json().contains("\"seq\""));
+        assert_eq!(
+            err(&json.replace(r#""clock_type""#, r#""logical_time":-1,"clock_type""#)),
+            DecodeError::NegativeCounter {
+                field: "timestamp.logical_time".into(),
+                value: -1
             }
         );
+    }
+
+    #[test]
+    fn simulated_time_is_a_checked_time_and_the_preferred_clock_reading() {
+        let json = patched(
+            r#""logical_time":5,"#,
+            r#""logical_time":5,"simulated_time":1790000000.5,"#,
+        );
+        let e = Envelope::decode(json.as_bytes()).unwrap();
+        assert_eq!(e.timestamp.simulated_time, Some(1_790_000_000.5));
+        assert_eq!(e.timestamp.clock_reading(), 1_790_000_000.5);
+        assert_eq!(Envelope::decode(&e.encode()).unwrap(), e);
+        let e = err(&patched(
+            r#""logical_time":5,"#,
+            r#""logical_time":5,"simulated_time":"soon","#,
+        ));
+        assert_eq!(
+            e.to_string(),
+            "timestamp.simulated_time: expected a finite number, found a string"
+        );
+        assert_eq!(
+            err(&patched(
+                r#""logical_time":5,"#,
+                r#""logical_time":5,"simulated_time":1e400,"#
+            )),
+            DecodeError::NonFinite {
+                field: "timestamp.simulated_time".into()
+            }
+        );
+    }
+
+    #[test]
+    fn clock_specific_fields_are_required() {
+        // The prototype's vector clock type without a vector: a message with no vector.
+        let e = Envelope::decode(
+            patched(r#""vector_time":{"producer-1":17,"producer-2":3},"#, "").as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(e.timestamp.clock_type, ClockType::Vector);
+        assert_eq!(e.timestamp.vector_time, None);
         let hybrid = patched(r#""clock_type":"vector""#, r#""clock_type":"hybrid""#);
         let e = err(&hybrid.replace(
             r#""hybrid_time":{"wall_ms":1790000000223,"logical":0}"#,
@@ -1927,16 +2032,29 @@ mod tests {
     }
 
     #[test]
-    fn legacy_array_vector_needs_the_node_order() {
+    fn legacy_array_vector_is_mapped_by_the_node_order() {
         let json = patched(r#"{"producer-1":17,"producer-2":3}"#, "[1,2,3]");
-        let e = err(&json);
+        // Without a node order: a message without a vector that says how many entries it had.
+        let e = Envelope::decode(json.as_bytes()).unwrap();
+        assert_eq!(e.timestamp.vector_time, None);
+        assert_eq!(e.timestamp.unmapped_vector_entries, Some(3));
+        // ... whose entries are still checked.
+        let neg = patched(r#"{"producer-1":17,"producer-2":3}"#, "[1,-2,3]");
         assert_eq!(
-            e,
-            DecodeError::LegacyVectorWithoutNodes {
-                field: "timestamp.vector_time".into()
+            err(&neg).to_string(),
+            "timestamp.vector_time[1]: negative counter -2"
+        );
+        let capped = DecodeLimits {
+            max_vector_entries: 2,
+            ..DecodeLimits::default()
+        };
+        assert_eq!(
+            Envelope::decode_with(json.as_bytes(), &capped).unwrap_err(),
+            DecodeError::TooManyVectorEntries {
+                field: "timestamp.vector_time".into(),
+                max: 2
             }
         );
-        assert!(e.to_string().contains("node order"));
 
         let limits = DecodeLimits::default().with_legacy_vector_nodes(["a", "b", "c"]);
         let env = Envelope::decode_with(json.as_bytes(), &limits).unwrap();
@@ -2113,8 +2231,13 @@ mod tests {
             content in arb_json_text(),
             id in arb_json_text(),
             node in arb_json_text(),
-            seq in proptest::prelude::any::<u64>(),
-            times in (arb_f64(), arb_f64(), proptest::prelude::any::<u64>()),
+            seq in proptest::option::of(proptest::prelude::any::<u64>()),
+            times in (
+                arb_f64(),
+                proptest::option::of(arb_f64()),
+                proptest::option::of(proptest::prelude::any::<u64>()),
+            ),
+            simulated in proptest::option::of(arb_f64()),
             skew in proptest::option::of(arb_f64()),
             clock_type in proptest::sample::select(vec![
                 ClockType::Physical, ClockType::Logical, ClockType::Vector, ClockType::Hybrid,
@@ -2137,6 +2260,7 @@ mod tests {
                 logical,
             });
             env.simulated_skew_ms = skew;
+            env.timestamp.simulated_time = simulated;
             let expected = serde_json::to_vec(&env).expect("serde_json encodes an envelope");
             proptest::prop_assert_eq!(env.encode(), expected.clone());
             let mut buf = b"prefix".to_vec();

@@ -52,15 +52,17 @@ fn build(n: usize, steps: &[Step], skew_ms: &[f64]) -> Vec<Envelope> {
                 sent.push(Envelope {
                     id: format!("{}-{}", names[i], seqs[i]),
                     content: String::new(),
-                    seq: seqs[i],
+                    seq: Some(seqs[i]),
                     timestamp: MessageTimestamp {
                         node_id: names[i].clone(),
                         timestamp: host,
                         clock_type: ClockType::Vector,
-                        physical_time: host + skew_ms.get(i).copied().unwrap_or(0.0) / 1000.0,
-                        logical_time: logical,
+                        physical_time: Some(host + skew_ms.get(i).copied().unwrap_or(0.0) / 1000.0),
+                        logical_time: Some(logical),
                         vector_time: Some(vt),
                         hybrid_time: None,
+                        simulated_time: None,
+                        unmapped_vector_entries: None,
                     },
                     simulated_skew_ms: None,
                 });
@@ -75,7 +77,7 @@ fn build(n: usize, steps: &[Step], skew_ms: &[f64]) -> Vec<Envelope> {
                 }
                 let vt = m.timestamp.vector_time.as_ref().expect("vector stamped");
                 vcs[j].merge(vt);
-                lcs[j].update(m.timestamp.logical_time);
+                lcs[j].update(m.timestamp.logical_time.unwrap());
             }
         }
     }
@@ -87,7 +89,7 @@ fn vt(m: &Envelope) -> &VectorTimestamp {
 }
 
 fn key(m: &Envelope) -> (NodeId, u64) {
-    (m.timestamp.node_id.clone(), m.seq)
+    (m.timestamp.node_id.clone(), m.seq.unwrap())
 }
 
 /// Independent counts over an arrival sequence without duplicates.
@@ -111,13 +113,13 @@ fn expected(arrivals: &[Envelope], window: usize) -> Expected {
     for (p, m) in arrivals.iter().enumerate() {
         let node = &m.timestamp.node_id;
         let h = highest.entry(node.clone()).or_insert(0);
-        if m.seq > *h + 1 {
+        if m.seq.unwrap() > *h + 1 {
             e.gaps += 1;
         }
-        if m.seq < *h {
+        if m.seq.unwrap() < *h {
             e.reorders += 1;
         }
-        *h = (*h).max(m.seq);
+        *h = (*h).max(m.seq.unwrap());
         // Latest predecessors: (k, vt[k]) for other nodes, (i, seq − 1) for its own.
         let mut preds: Vec<(NodeId, u64)> = vt(m)
             .iter()
@@ -130,8 +132,8 @@ fn expected(arrivals: &[Envelope], window: usize) -> Expected {
         {
             e.arrival_before_cause += 1;
         }
-        if m.seq > 1 {
-            preds.push((node.clone(), m.seq - 1));
+        if m.seq.unwrap() > 1 {
+            preds.push((node.clone(), m.seq.unwrap() - 1));
         }
         for pk in preds {
             let q = pos[&pk];
@@ -293,15 +295,17 @@ fn arb_hostile() -> impl Strategy<Value = Envelope> {
             Envelope {
                 id: format!("id-{id}"),
                 content: String::new(),
-                seq,
+                seq: Some(seq),
                 timestamp: MessageTimestamp {
                     node_id,
                     timestamp: T0,
                     clock_type: ClockType::Vector,
-                    physical_time: T0 + skew_ms / 1000.0,
-                    logical_time: logical,
+                    physical_time: Some(T0 + skew_ms / 1000.0),
+                    logical_time: Some(logical),
                     vector_time: Some(vt),
                     hybrid_time: None,
+                    simulated_time: None,
+                    unmapped_vector_entries: None,
                 },
                 simulated_skew_ms: None,
             }

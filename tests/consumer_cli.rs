@@ -30,7 +30,7 @@ fn message(node: &str, seq: u64, vt: Option<&[(&str, u64)]>, lamport: u64) -> Ve
     Envelope {
         id: format!("{node}-{seq}"),
         content: format!("{node} says {seq}"),
-        seq,
+        seq: Some(seq),
         timestamp: MessageTimestamp {
             node_id: node.into(),
             timestamp: now,
@@ -39,10 +39,12 @@ fn message(node: &str, seq: u64, vt: Option<&[(&str, u64)]>, lamport: u64) -> Ve
             } else {
                 ClockType::Logical
             },
-            physical_time: now,
-            logical_time: lamport,
+            physical_time: Some(now),
+            logical_time: Some(lamport),
             vector_time: vt.map(|e| VectorTimestamp::from_entries(e.iter().map(|(k, v)| (*k, *v)))),
             hybrid_time: None,
+            simulated_time: None,
+            unmapped_vector_entries: None,
         },
         simulated_skew_ms: None,
     }

@@ -1,4 +1,5 @@
-//! End-to-end tests of `time_sync_demo`: every demo runs offline, is repeatable for a given seed,
+//! End-to-end tests of `time_sync_demo`: every demo runs offline (no arguments: on a machine with
+//! no network at all), is repeatable for a given seed,
 //! checks its invariants (and fails when an algorithm is broken on purpose), writes legible SVG
 //! charts, and carries its messages through the real broker with `--bootstrap`.
 
@@ -9,9 +10,9 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_time_sync_demo");
 
-/// The demos that need nothing outside the process.
+/// The demos that need nothing outside the process (every one of them).
 const OFFLINE: &[&str] = &[
-    "skew", "logical", "vector", "causal", "total", "mutex", "berkeley",
+    "skew", "logical", "ntp", "vector", "causal", "total", "mutex", "berkeley",
 ];
 
 fn env_addr(var: &str) -> String {
@@ -21,13 +22,22 @@ fn env_addr(var: &str) -> String {
 
 /// Runs the demo binary with a generous bounded timeout.
 fn run(args: &[&str]) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
+    run_command(Command::new(BIN).args(args))
+}
+
+/// Runs the demo binary in a network namespace of its own (`unshare -rn`): no interface is up,
+/// not even loopback, so any DNS lookup or datagram fails at once.
+fn run_without_network(args: &[&str]) -> Output {
+    run_command(Command::new("unshare").args(["-rn", BIN]).args(args))
+}
+
+fn run_command(cmd: &mut Command) -> Output {
+    let mut child = cmd
         .env_remove("KAFKA_BOOTSTRAP")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start time_sync_demo");
+        .unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
     let mut out = child.stdout.take().expect("stdout");
     let mut err = child.stderr.take().expect("stderr");
     let t_out = std::thread::spawn(move || {
@@ -47,7 +57,7 @@ fn run(args: &[&str]) -> Output {
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("time_sync_demo {args:?} did not finish within 180 s");
+            panic!("{cmd:?} did not finish within 180 s");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -223,6 +233,91 @@ fn plot_writes_legible_svg_charts() {
     );
     let berkeley = svg_texts(&read("berkeley_clock_error.svg"));
     assert!(berkeley.iter().any(|t| t == "round 1"), "{berkeley:?}");
+}
+
+#[test]
+fn with_no_arguments_every_demo_passes_on_a_machine_without_network() {
+    // The sandbox really has no network: the real-server mode cannot reach even loopback.
+    let o = run_without_network(&["--demo", "ntp", "--ntp-server", "127.0.0.1:123"]);
+    assert!(
+        !o.status.success(),
+        "the network namespace let an NTP exchange through: {}",
+        text(&o)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no NTP exchange with 127.0.0.1:123"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    let o = run_without_network(&[]);
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        text(&o),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = text(&o);
+    for demo in OFFLINE {
+        assert!(
+            out.contains(&format!("== {demo} — ")),
+            "{demo} did not run:\n{out}"
+        );
+    }
+    assert!(
+        out.contains("All invariants held (8 demo(s), seed 42)."),
+        "{out}"
+    );
+    assert!(!out.contains("[FAIL]"), "{out}");
+}
+
+#[test]
+fn the_offline_ntp_demo_shows_the_exchange_the_bound_and_every_decision() {
+    let o = run(&["--demo", "ntp", "--format", "json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let doc = json_of(&o);
+    let data = &doc["demos"][0]["data"];
+    assert_eq!(data["simulated"], true);
+    let ex = data["exchanges"].as_array().expect("exchanges");
+    for e in ex {
+        let x = &e["exchange"];
+        let (t1, t2, t3, t4) = (
+            x["t1_ns"].as_i64().unwrap(),
+            x["t2_ns"].as_i64().unwrap(),
+            x["t3_ns"].as_i64().unwrap(),
+            x["t4_ns"].as_i64().unwrap(),
+        );
+        let (theta, delta) = (
+            x["offset_ns"].as_i64().unwrap(),
+            x["delay_ns"].as_i64().unwrap(),
+        );
+        // θ and δ from the four timestamps (±1 ns of rounding), and the truth within δ/2.
+        assert!((theta - ((t2 - t1) + (t3 - t4)) / 2).abs() <= 1, "{e}");
+        assert!((delta - ((t4 - t1) - (t3 - t2))).abs() <= 1, "{e}");
+        let truth = e["true_offset_ns"].as_i64().unwrap();
+        assert!((theta - truth).abs() <= delta / 2 + 1_000, "{e}");
+    }
+    let actions: Vec<&str> = data["rounds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["record"]["action"].as_str().unwrap_or("-"))
+        .collect();
+    assert_eq!(actions[0], "step", "{actions:?}");
+    for want in ["slew", "ignore"] {
+        assert!(actions.contains(&want), "{want} missing: {actions:?}");
+    }
+    let text = text(&run(&["--demo", "ntp"]));
+    for want in [
+        "T1 (ours)",
+        "T4 (ours)",
+        "θ (ms)",
+        "δ (ms)",
+        "±δ/2 (ms)",
+        "drift estimate",
+    ] {
+        assert!(text.contains(want), "{want} missing:\n{text}");
+    }
 }
 
 #[test]

@@ -220,6 +220,9 @@ pub struct AnalysisSummary {
     pub unusable_vectors: u64,
     /// Messages with seq 0 (seqs count from 1), not analysed.
     pub unsequenced: u64,
+    /// Messages without seq (the prototype's): FIFO-checked by Kafka offset, counted in
+    /// `messages`, outside the causal rules.
+    pub seq_absent: u64,
 }
 
 impl AnalysisSummary {
@@ -267,6 +270,8 @@ struct NodeState {
     /// Registrations in `pending` with `c > seqs.highest()`.
     ahead: usize,
     offset: OffsetEstimator,
+    /// Messages without seq: the highest Kafka offset read, per partition.
+    offsets: BTreeMap<i32, i64>,
 }
 
 impl NodeState {
@@ -278,6 +283,7 @@ impl NodeState {
             pending: BTreeMap::new(),
             ahead: 0,
             offset: OffsetEstimator::new(offset_samples),
+            offsets: BTreeMap::new(),
         }
     }
 }
@@ -290,7 +296,7 @@ struct Record {
     seq: u64,
     id: Arc<str>,
     physical: f64,
-    logical: u64,
+    logical: Option<u64>,
     /// Other nodes' vector entries by key, sorted by key; `None` without a usable vector.
     vt: Option<Box<[(NodeKey, u64)]>>,
     /// Registrations `(node, c)` this message made in `pending`.
@@ -303,7 +309,7 @@ struct End<'a> {
     seq: u64,
     id: &'a str,
     physical: f64,
-    logical: u64,
+    logical: Option<u64>,
 }
 
 impl Record {
@@ -339,6 +345,7 @@ pub struct Analyzer {
     evicted_nodes: u64,
     unusable_vectors: u64,
     unsequenced: u64,
+    seq_absent: u64,
     /// Node keys of the last vector's entries, by position: consecutive vectors usually list
     /// the same nodes, so a string comparison replaces a hash lookup.
     resolve_cache: Vec<(NodeId, NodeKey)>,
@@ -372,6 +379,7 @@ impl Analyzer {
             evicted_nodes: 0,
             unusable_vectors: 0,
             unsequenced: 0,
+            seq_absent: 0,
             resolve_cache: Vec::new(),
         }
     }
@@ -418,12 +426,29 @@ impl Analyzer {
         drop(ev.id);
     }
 
-    /// One received message, in arrival order. `received_ns` is the consumer's own (possibly
-    /// NTP-corrected) physical time at arrival. Appends the violations this message reveals.
+    /// One received message, in arrival order, whose Kafka position is unknown. See
+    /// [`observe_at`](Self::observe_at).
     pub fn observe(&mut self, env: &Envelope, received_ns: i64, out: &mut Vec<Violation>) {
+        self.observe_at(env, None, received_ns, out);
+    }
+
+    /// One received message, in arrival order, read at `position` (Kafka partition and offset).
+    /// `received_ns` is the consumer's own (possibly NTP-corrected) physical time at arrival.
+    /// Appends the violations this message reveals.
+    ///
+    /// A message without `seq` (the prototype's) is FIFO-checked by its Kafka offset within its
+    /// node and partition when `position` is given (the node's last offset in that partition
+    /// again is a duplicate, a lower one a reorder), gives a clock-offset sample, and takes no
+    /// part in the causal rules: with no seq it cannot be named as anyone's predecessor.
+    pub fn observe_at(
+        &mut self,
+        env: &Envelope,
+        position: Option<(i32, i64)>,
+        received_ns: i64,
+        out: &mut Vec<Violation>,
+    ) {
         let ts = &env.timestamp;
         let node_id = &ts.node_id;
-        let seq = env.seq;
         self.nodes.begin_epoch();
         let key = match self.nodes.find(node_id) {
             Some(k) => {
@@ -443,6 +468,10 @@ impl Analyzer {
                 // Unreachable: nothing is touched yet in this epoch, so a victim exists.
                 None => return,
             },
+        };
+        let Some(seq) = env.seq else {
+            self.observe_without_seq(key, env, position, received_ns, out);
+            return;
         };
         if seq == 0 {
             self.unsequenced += 1;
@@ -545,7 +574,7 @@ impl Analyzer {
             node: node_id,
             seq,
             id,
-            physical: ts.physical_time,
+            physical: ts.clock_reading(),
             logical: ts.logical_time,
         };
 
@@ -713,28 +742,7 @@ impl Analyzer {
             self.concurrent_pairs += self.vt_in_window.saturating_sub(ordered) as u64;
         }
 
-        // Clock offset.
-        let stamp_ms = (ts.physical_time - ts.timestamp) * 1000.0;
-        let recv_ms = ts.physical_time * 1000.0 - received_ns as f64 / 1e6;
-        let threshold = self.threshold_ms;
-        let crossing = self
-            .nodes
-            .get_mut(key)
-            .and_then(|st| st.offset.push(stamp_ms, recv_ms, threshold));
-        if let Some(e) = crossing {
-            let detail = format!(
-                "{node_id}: clock offset {:+.3} ms (±{:.3} ms; median of physical_time − timestamp over its last {} \
-                 messages) exceeds the {} ms threshold",
-                e.offset_ms, e.error_ms, e.samples, threshold
-            );
-            self.report(
-                out,
-                ViolationKind::SkewThreshold,
-                node_id,
-                vec![id.to_owned()],
-                detail,
-            );
-        }
+        self.offset_sample(key, env, received_ns, out);
 
         // Into the window.
         let vt = usable.map(|_| {
@@ -756,7 +764,7 @@ impl Analyzer {
             node_id: node_id.clone(),
             seq,
             id,
-            physical: ts.physical_time,
+            physical: ts.clock_reading(),
             logical: ts.logical_time,
             vt,
             regs,
@@ -766,6 +774,99 @@ impl Analyzer {
         // registrations (counted as "ahead" by comparing with the node's highest seq) exact.
         while self.window.len() >= self.window_cap {
             self.evict_oldest();
+        }
+    }
+
+    /// The analysis of a message without `seq` (see [`observe_at`](Self::observe_at)).
+    fn observe_without_seq(
+        &mut self,
+        key: NodeKey,
+        env: &Envelope,
+        position: Option<(i32, i64)>,
+        received_ns: i64,
+        out: &mut Vec<Violation>,
+    ) {
+        let node_id = &env.timestamp.node_id;
+        let id = env.id.as_str();
+        self.seq_absent += 1;
+        if env.timestamp.vector_time.is_some() {
+            // Without a seq the vector cannot be checked to be a send stamp.
+            self.unusable_vectors += 1;
+        }
+        let Some(st) = self.nodes.get_mut(key) else {
+            return;
+        };
+        let mut finding = None;
+        if let Some((partition, offset)) = position {
+            match st.offsets.insert(partition, offset) {
+                Some(last) if offset < last => {
+                    st.offsets.insert(partition, last);
+                    finding = Some((
+                        ViolationKind::FifoReorder,
+                        format!(
+                            "{node_id}: message without seq at partition {partition} offset \
+                             {offset} arrived after offset {last}"
+                        ),
+                    ));
+                }
+                Some(last) if offset == last => {
+                    finding = Some((
+                        ViolationKind::Duplicate,
+                        format!(
+                            "{node_id}: partition {partition} offset {offset} already received"
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if let Some((kind, detail)) = finding {
+            let duplicate = kind == ViolationKind::Duplicate;
+            self.report(out, kind, node_id, vec![id.to_owned()], detail);
+            if duplicate {
+                return;
+            }
+        }
+        if let Some(st) = self.nodes.get_mut(key) {
+            st.messages += 1;
+        }
+        self.messages += 1;
+        self.offset_sample(key, env, received_ns, out);
+    }
+
+    /// Feeds the node's clock-offset estimate with this message's clock error at stamping
+    /// (its [clock reading](crate::envelope::MessageTimestamp::clock_reading) − `timestamp`),
+    /// reporting a threshold crossing.
+    fn offset_sample(
+        &mut self,
+        key: NodeKey,
+        env: &Envelope,
+        received_ns: i64,
+        out: &mut Vec<Violation>,
+    ) {
+        let ts = &env.timestamp;
+        let reading = ts.clock_reading();
+        let stamp_ms = (reading - ts.timestamp) * 1000.0;
+        let recv_ms = reading * 1000.0 - received_ns as f64 / 1e6;
+        let threshold = self.threshold_ms;
+        let crossing = self
+            .nodes
+            .get_mut(key)
+            .and_then(|st| st.offset.push(stamp_ms, recv_ms, threshold));
+        if let Some(e) = crossing {
+            let node_id = &ts.node_id;
+            let detail = format!(
+                "{node_id}: clock offset {:+.3} ms (±{:.3} ms; median of clock reading − timestamp over its last {} \
+                 messages) exceeds the {} ms threshold",
+                e.offset_ms, e.error_ms, e.samples, threshold
+            );
+            self.report(
+                out,
+                ViolationKind::SkewThreshold,
+                node_id,
+                vec![env.id.clone()],
+                detail,
+            );
         }
     }
 
@@ -874,6 +975,7 @@ impl Analyzer {
             evicted_nodes: self.evicted_nodes,
             unusable_vectors: self.unusable_vectors,
             unsequenced: self.unsequenced,
+            seq_absent: self.seq_absent,
         }
     }
 
@@ -926,15 +1028,19 @@ fn pair_violations(cause: &End, effect: &End) -> [Option<Violation>; 2] {
             (cause.physical - effect.physical) * 1000.0
         ),
     });
-    let lamport = (effect.logical <= cause.logical).then(|| Violation {
-        kind: ViolationKind::LamportVsCausal,
-        node: effect.node.clone(),
-        ids: ids(),
-        detail: format!(
-            "{}:{} → {}:{} but Lamport time {} ≤ {}",
-            cause.node, cause.seq, effect.node, effect.seq, effect.logical, cause.logical
-        ),
-    });
+    // A message without a Lamport time is not checked against Lamport order.
+    let lamport = match (cause.logical, effect.logical) {
+        (Some(c), Some(e)) if e <= c => Some(Violation {
+            kind: ViolationKind::LamportVsCausal,
+            node: effect.node.clone(),
+            ids: ids(),
+            detail: format!(
+                "{}:{} → {}:{} but Lamport time {} ≤ {}",
+                cause.node, cause.seq, effect.node, effect.seq, e, c
+            ),
+        }),
+        _ => None,
+    };
     [physical, lamport]
 }
 

@@ -9,7 +9,7 @@ fn msg(node: &str, seq: u64, vt: Option<&[(&str, u64)]>, at: f64, logical: u64) 
     Envelope {
         id: format!("{node}-{seq}"),
         content: String::new(),
-        seq,
+        seq: Some(seq),
         timestamp: MessageTimestamp {
             node_id: NodeId::from(node),
             timestamp: T0 + at,
@@ -18,17 +18,19 @@ fn msg(node: &str, seq: u64, vt: Option<&[(&str, u64)]>, at: f64, logical: u64) 
             } else {
                 ClockType::Logical
             },
-            physical_time: T0 + at,
-            logical_time: logical,
+            physical_time: Some(T0 + at),
+            logical_time: Some(logical),
             vector_time: vt.map(|v| VectorTimestamp::from_entries(v.iter().map(|(k, c)| (*k, *c)))),
             hybrid_time: None,
+            simulated_time: None,
+            unmapped_vector_entries: None,
         },
         simulated_skew_ms: None,
     }
 }
 
 fn skewed(mut e: Envelope, skew_ms: f64) -> Envelope {
-    e.timestamp.physical_time += skew_ms / 1000.0;
+    e.timestamp.physical_time = e.timestamp.physical_time.map(|p| p + skew_ms / 1000.0);
     e
 }
 

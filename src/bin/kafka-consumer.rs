@@ -142,6 +142,11 @@ struct Cli {
     #[arg(long, value_name = "A,B,C", value_delimiter = ',')]
     nodes: Vec<String>,
 
+    /// Node order of the Python prototype's array-form vector_time ([1,2,3]: entry i is node
+    /// i's counter) [default: config key legacy_vector_nodes; unmapped arrays carry no vector].
+    #[arg(long, value_name = "A,B,C", value_delimiter = ',')]
+    legacy_vector_nodes: Option<Vec<String>>,
+
     /// Warn when a node's clock offset estimate exceeds this, ms [default: 100].
     #[arg(long, value_name = "MS")]
     max_skew_ms: Option<f64>,
@@ -354,7 +359,7 @@ fn settings(cli: &Cli) -> Result<Settings> {
         analyze: cli.analyze_ordering,
         max_skew_ms,
         max_messages: cli.max_messages,
-        limits: file.decode_limits(),
+        limits: file.decode_limits_with(cli.legacy_vector_nodes.as_deref())?,
     };
     let ntp_servers = if cli.ntp_server.is_empty() {
         file.ntp_servers.clone()

@@ -100,6 +100,14 @@ pub struct Summary {
     pub violations: BTreeMap<&'static str, u64>,
     /// Concurrent pairs counted by the ordering analysis (0 without it).
     pub concurrent_pairs: u64,
+    /// Valid messages without `seq` (the prototype's): FIFO-checked by Kafka offset.
+    pub without_seq: u64,
+    /// Causal mode: messages delivered without a vector. They have no causal predecessors but
+    /// their own node's earlier seqs (none without a seq: delivered on arrival).
+    pub without_vector: u64,
+    /// Causal and total modes: messages delivered on arrival because they lack what the order
+    /// needs (causal: a vector or a seq; total: a seq and a Lamport time).
+    pub unordered: u64,
     /// Per-node figures, by node id.
     pub nodes: BTreeMap<String, NodeSummary>,
 }
@@ -117,8 +125,8 @@ pub enum Event {
         release: Release,
         /// Sending node.
         node: NodeId,
-        /// The sender's seq.
-        seq: u64,
+        /// The sender's seq (`None` for the prototype's messages).
+        seq: Option<u64>,
         /// The message id.
         id: String,
         /// The raw record value.
@@ -156,14 +164,15 @@ pub struct CollectSink {
 }
 
 impl CollectSink {
-    /// Delivered messages as (node, seq, release), in delivery order.
+    /// Delivered messages as (node, seq, release), in delivery order; seq 0 stands for a
+    /// message without one.
     pub fn delivered(&self) -> Vec<(String, u64, Release)> {
         self.events
             .iter()
             .filter_map(|e| match e {
                 Event::Deliver {
                     node, seq, release, ..
-                } => Some((node.to_string(), *seq, *release)),
+                } => Some((node.to_string(), seq.unwrap_or(0), *release)),
                 _ => None,
             })
             .collect()

@@ -13,9 +13,11 @@
 //!   been delivered. Messages without `vector_time` (physical, logical and hybrid producers that
 //!   keep no vector clock) are given the FIFO-only stamp `{node: seq}`: they wait for their own
 //!   node's earlier messages and for nothing else, because they carry no information about other
-//!   nodes.
+//!   nodes. A message with neither vector nor seq (the prototype's) has no known predecessor and
+//!   is delivered on arrival. Both are counted in [`Summary::without_vector`].
 //! * **total** — a [`TotalOrderBuffer`] delivers by Lamport `(logical_time, node id)`, the same
-//!   sequence in every replica.
+//!   sequence in every replica. A message without seq or Lamport time cannot be placed in it and
+//!   is delivered on arrival ([`Summary::unordered`]).
 //!
 //! In causal and total modes a message whose predecessor does not come is released after the
 //! causal timeout (`"release":"timeout"`) or when the buffer is full (`"buffer-full"`), and a
@@ -197,6 +199,11 @@ pub struct ConsumerEngine {
     withheld: u64,
     /// Replayed messages currently in the ordering buffer.
     replays_held: u64,
+    without_seq: u64,
+    without_vector: u64,
+    unordered: u64,
+    /// Nodes already warned about an unmapped array-form vector (at most [`MAX_TRACKED_NODES`]).
+    warned_unmapped: std::collections::HashSet<NodeId>,
 }
 
 impl fmt::Debug for ConsumerEngine {
@@ -269,6 +276,10 @@ impl ConsumerEngine {
             duplicates: 0,
             withheld: 0,
             replays_held: 0,
+            without_seq: 0,
+            without_vector: 0,
+            unordered: 0,
+            warned_unmapped: Default::default(),
         }
     }
 
@@ -301,26 +312,72 @@ impl ConsumerEngine {
             }
         };
         self.count_node(&env.timestamp.node_id);
+        self.note_lacking(&env);
 
         if let Some(an) = self.analyzer.as_mut() {
-            an.observe(&env, rec.arrival_ns, &mut self.found);
+            let position = Some((rec.partition, rec.offset));
+            an.observe_at(&env, position, rec.arrival_ns, &mut self.found);
         }
 
-        match &mut self.orderer {
-            Orderer::Arrival => {
-                self.emit_found(false, sink);
-                let raw = one_line(payload);
-                self.delivered += 1;
-                sink.deliver(&Delivery {
-                    partition: rec.partition,
-                    offset: rec.offset,
-                    release: Release::Ready,
-                    raw: &raw,
-                    envelope: &env,
-                });
-            }
-            Orderer::Causal(_) | Orderer::Total(_) => {
-                self.offer(rec, payload, env, sink);
+        if matches!(self.orderer, Orderer::Arrival) {
+            self.deliver_now(rec, payload, &env, sink);
+        } else if !self.orderable(&env) {
+            self.unordered += 1;
+            self.deliver_now(rec, payload, &env, sink);
+        } else {
+            self.offer(rec, payload, env, sink);
+        }
+    }
+
+    fn deliver_now<S: EventSink + ?Sized>(
+        &mut self,
+        rec: &Record<'_>,
+        payload: &[u8],
+        env: &Envelope,
+        sink: &mut S,
+    ) {
+        self.emit_found(false, sink);
+        let raw = one_line(payload);
+        self.delivered += 1;
+        sink.deliver(&Delivery {
+            partition: rec.partition,
+            offset: rec.offset,
+            release: Release::Ready,
+            raw: &raw,
+            envelope: env,
+        });
+    }
+
+    /// Whether the ordering buffer can place `env`: causal needs a seq (a vector is optional),
+    /// total a seq and a Lamport time.
+    fn orderable(&self, env: &Envelope) -> bool {
+        match self.orderer {
+            Orderer::Arrival => true,
+            Orderer::Causal(_) => env.seq.is_some(),
+            Orderer::Total(_) => env.seq.is_some() && env.timestamp.logical_time.is_some(),
+        }
+    }
+
+    /// Counts what a valid message lacks, and warns once per node about an array-form vector
+    /// that no node order maps.
+    fn note_lacking(&mut self, env: &Envelope) {
+        let ts = &env.timestamp;
+        if env.seq.is_none() {
+            self.without_seq += 1;
+        }
+        if matches!(self.orderer, Orderer::Causal(_)) && ts.vector_time.is_none() {
+            self.without_vector += 1;
+        }
+        if let Some(n) = ts.unmapped_vector_entries {
+            if self.warned_unmapped.len() < MAX_TRACKED_NODES
+                && self.warned_unmapped.insert(ts.node_id.clone())
+            {
+                tracing::warn!(
+                    "node {}: vector_time is the prototype's array form ({n} entries), delivered \
+                     without a vector; to map it, pass --legacy-vector-nodes with the {n} node ids \
+                     in the prototype's order (or set legacy_vector_nodes in the config file)",
+                    crate::envelope::Printable(&ts.node_id)
+                );
             }
         }
     }
@@ -356,7 +413,7 @@ impl ConsumerEngine {
                 self.duplicates += 1;
                 let detail = format!(
                     "node {} seq {} was already delivered or is waiting (partition {} offset {}); not delivered again",
-                    node, seq, dup.partition, dup.offset
+                    node, seq.unwrap_or_default(), dup.partition, dup.offset
                 );
                 self.report(
                     &ViolationReport {
@@ -387,6 +444,9 @@ impl ConsumerEngine {
         let Ok(env) = envelope::decode(payload, &self.cfg.limits) else {
             return;
         };
+        if !self.orderable(&env) {
+            return;
+        }
         let held = Held {
             partition: rec.partition,
             offset: rec.offset,
@@ -402,7 +462,9 @@ impl ConsumerEngine {
 
     fn offer_to_buffer(&mut self, held: Held, now_ns: i64) -> Offer<Held> {
         let node = held.env.timestamp.node_id.clone();
-        let seq = held.env.seq;
+        // Only orderable messages reach the buffer: they carry a seq (and, for total order, a
+        // Lamport time).
+        let seq = held.env.seq.unwrap_or_default();
         match &mut self.orderer {
             Orderer::Causal(buf) => {
                 // The buffer takes the stamp by reference and the message by value, so the stamp
@@ -414,7 +476,7 @@ impl ConsumerEngine {
                 buf.offer(node, &vt, held, now_ns, &mut self.released)
             }
             Orderer::Total(buf) => {
-                let lamport = held.env.timestamp.logical_time;
+                let lamport = held.env.timestamp.logical_time.unwrap_or_default();
                 buf.offer(node, seq, lamport, held, now_ns, &mut self.released)
             }
             Orderer::Arrival => Offer::Accepted,
@@ -540,6 +602,9 @@ impl ConsumerEngine {
             duplicates: self.duplicates,
             violations,
             concurrent_pairs,
+            without_seq: self.without_seq,
+            without_vector: self.without_vector,
+            unordered: self.unordered,
             nodes,
         }
     }

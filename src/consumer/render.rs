@@ -11,7 +11,8 @@ use std::io::{self, Write};
 /// {"event":"violation","kind":"fifo_gap","node":"…","ids":["…"],"detail":"…"}
 /// {"event":"malformed","partition":P,"offset":O,"error":"…"}
 /// {"event":"summary","received":N,"delivered":N,"malformed":N,"buffered":N,"duplicates":N,
-///  "violations":{"fifo_gap":N,…},"concurrent_pairs":N,"nodes":{"<id>":{"messages":N,"offset_ms":X}}}
+///  "violations":{"fifo_gap":N,…},"concurrent_pairs":N,"without_seq":N,"without_vector":N,
+///  "unordered":N,"nodes":{"<id>":{"messages":N,"offset_ms":X}}}
 /// ```
 ///
 /// `release` is `ready`, `timeout`, `buffer-full` or `late` (a predecessor that was given up on
@@ -167,6 +168,18 @@ impl<W: Write, E: Write> TextSink<W, E> {
 }
 
 /// `HH:MM:SS.mmm` (UTC) of a time in seconds since the epoch; `?` for non-finite input.
+/// An optional field in a text line: its value, or `-` when the message lacks it.
+struct Or<T>(Option<T>);
+
+impl<T: std::fmt::Display> std::fmt::Display for Or<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(v) => v.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
+}
+
 pub(crate) fn clock_time(secs: f64) -> String {
     if !secs.is_finite() {
         return "?".to_string();
@@ -195,10 +208,10 @@ impl<W: Write, E: Write> EventSink for TextSink<W, E> {
                 w,
                 "{}#{} {} {} L{}",
                 ts.node_id,
-                env.seq,
+                Or(env.seq),
                 ts.clock_type,
-                clock_time(ts.physical_time),
-                ts.logical_time
+                clock_time(ts.clock_reading()),
+                Or(ts.logical_time)
             )?;
             if let Some(vt) = &ts.vector_time {
                 w.write_all(b" {")?;
@@ -240,6 +253,15 @@ impl<W: Write, E: Write> EventSink for TextSink<W, E> {
             }
             writeln!(w)?;
             writeln!(w, "duplicates  {:>8}", s.duplicates)?;
+            for (label, n) in [
+                ("without seq", s.without_seq),
+                ("without vector", s.without_vector),
+                ("unordered", s.unordered),
+            ] {
+                if n > 0 {
+                    writeln!(w, "{label:<14}{n:>6}")?;
+                }
+            }
             let total: u64 = s.violations.values().sum();
             writeln!(w, "violations  {total:>8}")?;
             for kind in VIOLATION_KINDS {

@@ -10,7 +10,7 @@ fn envelope(node: &str, seq: u64, vt: Option<&[(&str, u64)]>, lamport: u64) -> E
     Envelope {
         id: format!("{node}-{seq}"),
         content: format!("message {seq} from {node}"),
-        seq,
+        seq: Some(seq),
         timestamp: MessageTimestamp {
             node_id: node.into(),
             timestamp: 1_790_000_000.0 + seq as f64,
@@ -19,10 +19,12 @@ fn envelope(node: &str, seq: u64, vt: Option<&[(&str, u64)]>, lamport: u64) -> E
             } else {
                 ClockType::Logical
             },
-            physical_time: 1_790_000_000.0 + seq as f64,
-            logical_time: lamport,
+            physical_time: Some(1_790_000_000.0 + seq as f64),
+            logical_time: Some(lamport),
             vector_time: vt.map(|e| VectorTimestamp::from_entries(e.iter().map(|(k, v)| (*k, *v)))),
             hybrid_time: None,
+            simulated_time: None,
+            unmapped_vector_entries: None,
         },
         simulated_skew_ms: None,
     }

@@ -257,28 +257,56 @@ pub async fn exchange(
             .map_or(RejectReason::Network, sntpc_reason));
         return result;
     };
-    result.outcome = evaluate(&sent, &reply, t1, t4, opts).map(|(ex, packet)| {
+    let corrections = (
+        slot1.correction_ns.load(Ordering::SeqCst),
+        slot4.correction_ns.load(Ordering::SeqCst),
+    );
+    result = complete(addr, &sent, &reply, (t1, t4), corrections, opts);
+    // Our checks passed but sntpc refused the packet for a reason we do not check ourselves.
+    if result.outcome.is_ok() {
+        if let Err(e) = sntpc_result {
+            result.outcome = Err(sntpc_reason(e));
+        }
+    }
+    result
+}
+
+/// The outcome of an exchange whose request `sent` left at `t1` and whose `reply` arrived at
+/// `t4` (both read from the node's clock, which applied `corrections` = (at T1, at T4) of
+/// correction then): T1..T4, the stratum, and the sample or why there is none. Pure: what
+/// [`exchange`] does once the datagrams are captured, and what a simulated network calls.
+pub fn complete(
+    addr: SocketAddr,
+    sent: &[u8],
+    reply: &[u8],
+    (t1, t4): (UnixNanos, UnixNanos),
+    corrections: (i64, i64),
+    opts: &ExchangeOptions,
+) -> ExchangeResult {
+    let mut result = ExchangeResult {
+        addr,
+        t1: Some(t1),
+        t2: None,
+        t3: None,
+        t4: Some(t4),
+        stratum: None,
+        outcome: Err(RejectReason::Network),
+    };
+    result.outcome = evaluate(sent, reply, t1, t4, opts).map(|(ex, packet)| {
         result.t2 = Some(ex.t2);
         result.t3 = Some(ex.t3);
-        let corr = (slot1.correction_ns.load(Ordering::SeqCst) / 2)
-            .saturating_add(slot4.correction_ns.load(Ordering::SeqCst) / 2);
+        let corr = (corrections.0 / 2).saturating_add(corrections.1 / 2);
         // Our own timestamp precision (1 µs on the wire) plus the server's and its root distance.
         let dispersion = 1_000i64
             .saturating_add(packet.precision_ns())
             .saturating_add(packet.root_distance_ns());
         Sample::new(ex, ex.delay_ns(), dispersion, corr)
     });
-    if let Ok(p) = Packet::parse(&reply) {
+    if let Ok(p) = Packet::parse(reply) {
         result.stratum = Some(p.stratum);
         if !p.receive.is_zero() && !p.transmit.is_zero() {
             result.t2 = Some(p.receive.to_unix_ns(t1));
             result.t3 = Some(p.transmit.to_unix_ns(t1));
-        }
-    }
-    // Our checks passed but sntpc refused the packet for a reason we do not check ourselves.
-    if result.outcome.is_ok() {
-        if let Err(e) = sntpc_result {
-            result.outcome = Err(sntpc_reason(e));
         }
     }
     result

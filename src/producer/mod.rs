@@ -93,15 +93,18 @@ impl Stamper {
         let env = Envelope {
             id: String::with_capacity(36),
             content: String::new(),
-            seq: resume.seq,
+            // The stamper writes every field: seq, physical and logical time are always `Some`.
+            seq: Some(resume.seq),
             timestamp: MessageTimestamp {
                 node_id: cfg.node_id.clone(),
                 timestamp: 0.0,
                 clock_type: cfg.clock_type,
-                physical_time: 0.0,
-                logical_time: resume.lamport,
+                physical_time: Some(0.0),
+                logical_time: Some(resume.lamport),
                 vector_time: send_vector.then(|| resume.vector.clone()),
                 hybrid_time: None,
+                simulated_time: None,
+                unmapped_vector_entries: None,
             },
             simulated_skew_ms: None,
         };
@@ -184,6 +187,7 @@ impl Stamper {
         };
         let bytes: [u8; 16] = self.rng.gen();
         let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
+        let seq = self.seq().saturating_add(1);
         let env = &mut self.env;
         env.id.clear();
         env.id.push_str(
@@ -192,13 +196,18 @@ impl Stamper {
         );
         env.content.clear();
         env.content.push_str(content);
-        env.seq = env.seq.saturating_add(1);
+        env.seq = Some(seq);
         env.timestamp.timestamp = nanos_to_secs(reading.system_ns);
-        env.timestamp.physical_time = nanos_to_secs(reading.physical_ns);
-        env.timestamp.logical_time = self.lamport.tick();
+        env.timestamp.physical_time = Some(nanos_to_secs(reading.physical_ns));
+        env.timestamp.logical_time = Some(self.lamport.tick());
         env.timestamp.hybrid_time = hybrid;
         env.simulated_skew_ms = reading.simulated_error_ns.map(|e| e as f64 / 1e6);
         &self.env
+    }
+
+    /// The seq of the last stamped message (the resumed one before the first stamp).
+    pub fn seq(&self) -> u64 {
+        self.env.seq.unwrap_or(0)
     }
 
     /// The last stamped envelope (seq 0 / empty before the first stamp).
@@ -213,7 +222,9 @@ impl Stamper {
             return Observed::Own;
         }
         self.observed += 1;
-        self.lamport.update(ts.logical_time);
+        if let Some(l) = ts.logical_time {
+            self.lamport.update(l);
+        }
         if let Some(v) = &ts.vector_time {
             self.vector_mut().merge(v);
         }
@@ -229,7 +240,7 @@ impl Stamper {
     /// The clock values the last stamped message carries (for [`crate::state::StateStore::cover`]).
     pub fn values(&self) -> ClockValues<'_> {
         ClockValues {
-            seq: self.env.seq,
+            seq: self.seq(),
             lamport: self.lamport.value(),
             vector: Some(self.vector()),
             hybrid: self.uses_hybrid.then(|| self.hybrid.snapshot()),
@@ -239,7 +250,7 @@ impl Stamper {
     /// The node's current clocks, for a clean save.
     pub fn snapshot(&self) -> NodeState {
         let mut s = NodeState::new(&self.node);
-        s.seq = self.env.seq;
+        s.seq = self.seq();
         s.lamport = self.lamport.value();
         s.vector = self.vector().clone();
         s.hybrid = self.uses_hybrid.then(|| self.hybrid.snapshot());

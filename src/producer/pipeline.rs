@@ -397,7 +397,7 @@ pub fn run(
             // The record's Kafka timestamp is the envelope's `timestamp` (the host clock, not the
             // simulated one); librdkafka would otherwise read the clock again.
             let create_time_ms = (env.timestamp.timestamp * 1e3).round() as i64;
-            let seq = env.seq;
+            let seq = s.seq();
             if let Some(st) = state.as_mut() {
                 st.cover(&s.values())?;
             }

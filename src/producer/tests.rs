@@ -28,7 +28,7 @@ fn vt(pairs: &[(&str, u64)]) -> VectorTimestamp {
 fn fresh_node_stamps_seq_and_lamport_from_one() {
     let (_, mut s) = stamper("A", ClockType::Logical);
     let e = s.stamp("hello").clone();
-    assert_eq!((e.seq, e.timestamp.logical_time), (1, 1));
+    assert_eq!((e.seq, e.timestamp.logical_time), (Some(1), Some(1)));
     assert_eq!(e.content, "hello");
     assert_eq!(&*e.timestamp.node_id, "A");
     assert_eq!(e.timestamp.clock_type, ClockType::Logical);
@@ -38,9 +38,9 @@ fn fresh_node_stamps_seq_and_lamport_from_one() {
     );
     assert!(e.timestamp.hybrid_time.is_none());
     assert!(e.simulated_skew_ms.is_none());
-    assert!((e.timestamp.physical_time - 1_790_000_000.0).abs() < 1e-3);
+    assert!((e.timestamp.physical_time.unwrap() - 1_790_000_000.0).abs() < 1e-3);
     let e2 = s.stamp("again");
-    assert_eq!((e2.seq, e2.timestamp.logical_time), (2, 2));
+    assert_eq!((e2.seq, e2.timestamp.logical_time), (Some(2), Some(2)));
 }
 
 #[test]
@@ -60,15 +60,15 @@ fn observe_gives_the_issue_example_values() {
     // Node A sent logical 1, 2, 3 (vector {A:1..3}); B observes them, then sends.
     let (_, mut a) = stamper("A", ClockType::Vector);
     let sent: Vec<Envelope> = (0..3).map(|i| a.stamp(&format!("m{i}")).clone()).collect();
-    assert_eq!(sent[2].timestamp.logical_time, 3);
+    assert_eq!(sent[2].timestamp.logical_time, Some(3));
     let (_, mut b) = stamper("B", ClockType::Vector);
     for m in &sent {
         assert_eq!(b.observe(&m.timestamp), Observed::Merged);
     }
     let e = b.stamp("x");
-    assert_eq!(e.timestamp.logical_time, 5);
+    assert_eq!(e.timestamp.logical_time, Some(5));
     assert_eq!(e.timestamp.vector_time, Some(vt(&[("A", 3), ("B", 1)])));
-    assert_eq!(e.seq, 1);
+    assert_eq!(e.seq, Some(1));
 }
 
 #[test]
@@ -77,7 +77,7 @@ fn own_messages_read_back_are_ignored() {
     let m = a.stamp("m").clone();
     assert_eq!(a.observe(&m.timestamp), Observed::Own);
     let e = a.stamp("n");
-    assert_eq!(e.timestamp.logical_time, 2);
+    assert_eq!(e.timestamp.logical_time, Some(2));
     assert_eq!(e.timestamp.vector_time, Some(vt(&[("A", 2)])));
 }
 
@@ -134,12 +134,12 @@ fn hybrid_stamps_follow_physical_time_and_receive_rule() {
         wall_ms: h1.wall_ms + 10_000,
         logical: 0,
     });
-    ts.logical_time = 100;
+    ts.logical_time = Some(100);
     assert!(matches!(s.observe(&ts), Observed::HybridRefused(_)));
     assert_eq!(s.hybrid_refused_count(), 1);
     t.advance_ms(1000);
     let e = s.stamp("d");
-    assert_eq!(e.timestamp.logical_time, 102);
+    assert_eq!(e.timestamp.logical_time, Some(102));
     assert_eq!(e.timestamp.hybrid_time.unwrap().wall_ms, h1.wall_ms + 1000);
 }
 
@@ -161,7 +161,7 @@ fn simulation_is_reported_per_message() {
     );
     let e = s.stamp("x");
     assert_eq!(e.simulated_skew_ms, Some(250.0));
-    let ahead_ms = (e.timestamp.physical_time - e.timestamp.timestamp) * 1e3;
+    let ahead_ms = (e.timestamp.physical_time.unwrap() - e.timestamp.timestamp) * 1e3;
     assert!((ahead_ms - 250.0).abs() < 0.01, "{ahead_ms}");
 }
 
@@ -174,7 +174,7 @@ fn resumes_from_persisted_state() {
     st.vector = vt(&[("A", 4096), ("B", 7)]);
     let mut s = Stamper::new(&StamperConfig::new("A", ClockType::Vector), pc, &st);
     let e = s.stamp("x");
-    assert_eq!((e.seq, e.timestamp.logical_time), (4097, 5001));
+    assert_eq!((e.seq, e.timestamp.logical_time), (Some(4097), Some(5001)));
     assert_eq!(e.timestamp.vector_time, Some(vt(&[("A", 4097), ("B", 7)])));
     let v = s.values();
     assert_eq!((v.seq, v.lamport), (4097, 5001));
@@ -207,7 +207,7 @@ proptest! {
                     let node = ["P", "Q", "N"][who];
                     let mut ts = s.last().timestamp.clone();
                     ts.node_id = node.into();
-                    ts.logical_time = l;
+                    ts.logical_time = Some(l);
                     ts.vector_time = Some(vt(&[(node, c)]));
                     if node != "N" {
                         seen.merge(ts.vector_time.as_ref().unwrap());
@@ -218,16 +218,16 @@ proptest! {
                 None => {
                     let e = s.stamp("x");
                     let v = e.timestamp.vector_time.clone().unwrap();
-                    prop_assert!(e.seq > last_seq);
-                    prop_assert!(e.timestamp.logical_time > last_l);
-                    prop_assert!(e.timestamp.logical_time > max_lamport);
+                    prop_assert!(e.seq.unwrap() > last_seq);
+                    prop_assert!(e.timestamp.logical_time.unwrap() > last_l);
+                    prop_assert!(e.timestamp.logical_time.unwrap() > max_lamport);
                     prop_assert!(last_v.happened_before(&v));
                     for (k, c) in seen.iter() {
                         prop_assert!(v.get(k) >= c);
                     }
-                    prop_assert_eq!(v.get("N"), e.seq);
-                    last_seq = e.seq;
-                    last_l = e.timestamp.logical_time;
+                    prop_assert_eq!(v.get("N"), e.seq.unwrap());
+                    last_seq = e.seq.unwrap();
+                    last_l = e.timestamp.logical_time.unwrap();
                     last_v = v;
                 }
             }

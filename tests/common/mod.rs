@@ -186,13 +186,26 @@ impl ProducerContext for DeliveryLog {
 /// Writes raw records straight to `topic` (each `(partition or None, key, payload)`), waits for
 /// every delivery report and returns each record's (partition, offset), in order of delivery.
 pub fn produce_raw(topic: &str, records: &[(Option<i32>, &str, &[u8])]) -> Vec<(i32, i64)> {
+    let keyed: Vec<(Option<i32>, Option<&str>, &[u8])> =
+        records.iter().map(|&(p, k, v)| (p, Some(k), v)).collect();
+    produce_records(topic, &keyed)
+}
+
+/// [`produce_raw`] where a record may have no key (`None`), as the Python prototype wrote them.
+pub fn produce_records(
+    topic: &str,
+    records: &[(Option<i32>, Option<&str>, &[u8])],
+) -> Vec<(i32, i64)> {
     let log = Arc::new(Mutex::new(Vec::new()));
     let producer: ThreadedProducer<DeliveryLog> = settings()
         .producer_config()
         .create_with_context(DeliveryLog(Arc::clone(&log)))
         .expect("producer");
     for (partition, key, payload) in records {
-        let mut rec = BaseRecord::to(topic).key(*key).payload(*payload);
+        let mut rec = BaseRecord::<str, [u8]>::to(topic).payload(*payload);
+        if let Some(k) = key {
+            rec = rec.key(*k);
+        }
         if let Some(p) = partition {
             rec = rec.partition(*p);
         }

@@ -890,15 +890,17 @@ pub fn envelope_bytes(node: &str, seq: u64, vector: &[(&str, u64)], content: &st
     Envelope {
         id: uuid::Uuid::new_v4().to_string(),
         content: content.to_string(),
-        seq,
+        seq: Some(seq),
         timestamp: MessageTimestamp {
             node_id: node.into(),
             timestamp: now,
             clock_type: ClockType::Vector,
-            physical_time: now,
-            logical_time: vector.iter().map(|(_, c)| c).sum(),
+            physical_time: Some(now),
+            logical_time: Some(vector.iter().map(|(_, c)| c).sum()),
             vector_time: Some(VectorTimestamp::from_entries(vector.iter().copied())),
             hybrid_time: None,
+            simulated_time: None,
+            unmapped_vector_entries: None,
         },
         simulated_skew_ms: None,
     }
