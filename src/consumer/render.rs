@@ -11,7 +11,7 @@ use std::io::{self, Write};
 /// {"event":"violation","kind":"fifo_gap","node":"…","ids":["…"],"detail":"…"}
 /// {"event":"malformed","partition":P,"offset":O,"error":"…"}
 /// {"event":"summary","received":N,"delivered":N,"malformed":N,"buffered":N,"duplicates":N,
-///  "violations":{"fifo_gap":N,…},"concurrent_pairs":N,"nodes":{"<id>":{"messages":N,"offset_ms":X}}}
+///  "already_delivered":N,"violations":{"fifo_gap":N,…},"concurrent_pairs":N,"nodes":{"<id>":{"messages":N,"offset_ms":X}}}
 /// ```
 ///
 /// `release` is `ready`, `timeout`, `buffer-full` or `late` (a predecessor that was given up on
@@ -240,6 +240,13 @@ impl<W: Write, E: Write> EventSink for TextSink<W, E> {
             }
             writeln!(w)?;
             writeln!(w, "duplicates  {:>8}", s.duplicates)?;
+            if s.already_delivered > 0 {
+                writeln!(
+                    w,
+                    "already delivered {:>3}  (read again after the restart; not delivered twice)",
+                    s.already_delivered
+                )?;
+            }
             let total: u64 = s.violations.values().sum();
             writeln!(w, "violations  {total:>8}")?;
             for kind in VIOLATION_KINDS {
