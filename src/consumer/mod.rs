@@ -53,11 +53,13 @@
 
 mod event;
 mod render;
+mod resume;
 
 pub use event::{
     CollectSink, Delivery, Event, EventSink, NodeSummary, Summary, ViolationReport, VIOLATION_KINDS,
 };
 pub use render::{JsonSink, TextSink};
+pub use resume::{resume, Resumed};
 
 use crate::analysis::{AnalysisConfig, Analyzer, Violation, ViolationKind};
 use crate::clock::VectorTimestamp;
