@@ -8,28 +8,21 @@ use clap::{Parser, ValueEnum};
 use kafka_timesync::clock::PhysicalClock;
 use kafka_timesync::config::TimeSyncConfig;
 use kafka_timesync::consumer::{
-    ConsumerEngine, DeliveryMode, EngineConfig, EventSink, JsonSink, Record, Summary, TextSink,
+    resume, ConsumerEngine, DeliveryMode, EngineConfig, JsonSink, Resumed, Summary, TextSink,
+};
+use kafka_timesync::kafka::{
+    self, ClientSettings, Committer, FlushSink, LogContext, ReadOptions, Reset, Start,
 };
 use kafka_timesync::metrics::{Metrics, ViolationLabel};
 use kafka_timesync::time::{SystemTimeSource, TimeSource};
 use kafka_timesync::NodeId;
-use kafka_timesync::consumer::{resume, Resumed};
-use kafka_timesync::delivery::checkpoint::OMITTED;
-use kafka_timesync::kafka::{
-    self, ClientSettings, LogContext, MetadataStored, PartitionStart, Reset, Start,
-    COMMIT_INTERVAL, METADATA_MAX_BYTES,
-};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::topic_partition_list::TopicPartitionList;
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -68,7 +61,7 @@ Offsets:
   next run continues exactly: a message whose predecessors were delivered before the restart is
   delivered at once (release ready), and one delivered before is not delivered again (summary:
   already_delivered). The state must fit in the broker's offset.metadata.max.bytes (4096 bytes by
-  default: about 150 nodes of 20-character ids). If it does not, or is missing or unreadable, the
+  default: about 140 nodes of 20-character ids). If it does not, or is missing or unreadable, the
   consumer warns and resumes as with --history: everything a node sent before its first message
   read counts as delivered. (That rule expects each node's messages in one partition, as the
   producer writes them.)
@@ -235,7 +228,7 @@ fn main() -> ExitCode {
         }
     };
     install_signal_handlers(&runtime, stop.clone());
-    let mut out: Box<dyn Output> = match cli.format {
+    let mut out: Box<dyn FlushSink> = match cli.format {
         FormatArg::Json => Box::new(JsonSink::new(BufWriter::with_capacity(
             1 << 16,
             io::stdout(),
@@ -250,7 +243,7 @@ fn main() -> ExitCode {
     // The summary is printed on every exit path, even when nothing could be read.
     let summary = summary.unwrap_or_else(|| ConsumerEngine::new(EngineConfig::default()).summary());
     out.summary(&summary);
-    let flushed = out.flush_all();
+    let flushed = out.flush_output();
     match result {
         Ok(()) => match flushed {
             Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
@@ -263,23 +256,6 @@ fn main() -> ExitCode {
             common::report_error("kafka-consumer", &e);
             ExitCode::FAILURE
         }
-    }
-}
-
-/// A sink the loop can flush and check.
-trait Output: EventSink {
-    fn flush_all(&mut self) -> io::Result<()>;
-}
-
-impl<W: Write> Output for JsonSink<W> {
-    fn flush_all(&mut self) -> io::Result<()> {
-        self.flush()
-    }
-}
-
-impl<W: Write, E: Write> Output for TextSink<W, E> {
-    fn flush_all(&mut self) -> io::Result<()> {
-        self.flush()
     }
 }
 
@@ -404,7 +380,7 @@ fn run(
     cli: &Cli,
     runtime: &tokio::runtime::Runtime,
     stop: &AtomicBool,
-    out: &mut dyn Output,
+    out: &mut dyn FlushSink,
     summary: &mut Option<Summary>,
 ) -> Result<()> {
     let s = settings(cli)?;
@@ -503,355 +479,27 @@ fn run(
         last: None,
     };
     let mut committer = Committer::new(s.manual);
-    let result = consume(
-        cli,
-        &s,
+    let opts = ReadOptions {
+        topic: &s.topic,
+        starts: &starts,
+        idle: cli.idle_timeout.map(Duration::from_secs_f64),
         stop,
+    };
+    let result = kafka::read(
         &consumer,
-        &starts,
+        &opts,
         &mut engine,
         clock.as_ref(),
         out,
-        &mut gauges,
         &mut committer,
+        &mut |e| gauges.update(e),
     );
     // Stop, commit what was delivered, report — whatever ended the loop.
-    let committed = committer.commit(&consumer, &s.topic, &engine);
+    let committed = committer.commit(consumer.as_ref(), &s.topic, &engine);
     gauges.update(&engine);
     *summary = Some(engine.summary());
-    result?;
+    result.with_context(at)?;
     committed.with_context(at)
-}
-
-/// Commits as the commit policy of `kafka_timesync::kafka::commit` says: the engine's positions
-/// with its checkpoint as every partition's metadata, only when something changed.
-struct Committer {
-    /// Manual assignment: every partition is the consumer's; otherwise only those the group
-    /// currently assigns to it are committed.
-    manual: bool,
-    last: Option<(Vec<(i32, i64)>, String)>,
-    omitted_warned: bool,
-}
-
-impl Committer {
-    fn new(manual: bool) -> Self {
-        Self {
-            manual,
-            last: None,
-            omitted_warned: false,
-        }
-    }
-
-    fn commit(
-        &mut self,
-        consumer: &BaseConsumer<LogContext>,
-        topic: &str,
-        engine: &ConsumerEngine,
-    ) -> Result<()> {
-        let mut positions = engine.commit_positions();
-        if !self.manual {
-            let assigned: BTreeSet<i32> = consumer
-                .assignment()
-                .map(|tpl| tpl.elements().iter().map(|e| e.partition()).collect())
-                .unwrap_or_default();
-            positions.retain(|(p, _)| assigned.contains(p));
-        }
-        let metadata = match engine.checkpoint() {
-            None => String::new(),
-            Some(cp) => cp.encode_within(METADATA_MAX_BYTES).unwrap_or_else(|| {
-                self.warn_omitted(cp.nodes());
-                OMITTED.to_string()
-            }),
-        };
-        let now = (positions, metadata);
-        if self.last.as_ref() == Some(&now) {
-            return Ok(());
-        }
-        if kafka::commit::commit(consumer, topic, &now.0, &now.1)? == MetadataStored::Omitted {
-            self.warn_omitted(engine.checkpoint().map_or(0, |cp| cp.nodes()));
-        }
-        self.last = Some(now);
-        Ok(())
-    }
-
-    fn warn_omitted(&mut self, nodes: usize) {
-        if !std::mem::replace(&mut self.omitted_warned, true) {
-            eprintln!(
-                "kafka-consumer: warning: the delivery state of {nodes} nodes does not fit in the \
-                 commit metadata ({METADATA_MAX_BYTES} bytes): a restart will resume without it \
-                 (see --help, Offsets)"
-            );
-        }
-    }
-}
-
-/// Per-run reading state shared by the main queue and the partition queues.
-struct Reader<'a> {
-    engine: &'a mut ConsumerEngine,
-    out: &'a mut dyn Output,
-    clock: &'a dyn TimeSource,
-    /// Partitions not yet read up to where they ended at the start: (partition, end offset).
-    catching_up: BTreeMap<i32, i64>,
-    last_record: Instant,
-    transient_errors: u64,
-    bootstrap: &'a str,
-}
-
-impl Reader<'_> {
-    fn record(&mut self, msg: &BorrowedMessage<'_>) {
-        self.last_record = Instant::now();
-        let (p, o) = (msg.partition(), msg.offset());
-        let rec = Record {
-            partition: p,
-            offset: o,
-            payload: msg.payload(),
-            arrival_ns: self.clock.now_ns(),
-        };
-        self.engine.on_record(&rec, self.out);
-        if self.catching_up.get(&p).is_some_and(|end| o + 1 >= *end) {
-            self.caught_up(p);
-        }
-    }
-
-    /// Partition `p` is read up to where it ended at the start (or to its end).
-    fn caught_up(&mut self, p: i32) {
-        if self.catching_up.remove(&p).is_some() && self.catching_up.is_empty() {
-            self.engine.caught_up(self.out);
-        }
-    }
-
-    /// Fatal errors end the run; transient ones are reported (sparsely) and retried by librdkafka.
-    fn error(&mut self, e: &KafkaError) -> Result<()> {
-        let what = kafka::describe(e);
-        if kafka::is_fatal_consume_error(e) {
-            bail!("{what} (Kafka at {})", self.bootstrap);
-        }
-        self.transient_errors += 1;
-        if self.transient_errors.is_power_of_two() {
-            eprintln!(
-                "kafka-consumer: warning: {what} (Kafka at {}; retrying; {} so far)",
-                self.bootstrap, self.transient_errors
-            );
-        }
-        Ok(())
-    }
-}
-
-/// The read loop.
-///
-/// With manual assignment every partition gets its own librdkafka queue, read round-robin one
-/// record at a time: librdkafka prefetches each partition independently and, from a single queue,
-/// would hand over tens of thousands of records of one partition before the next — which a causal
-/// or total-order buffer can only absorb by releasing messages early. Round-robin keeps the nodes
-/// (one partition each, by key) in step, so the buffer holds only what is really out of order.
-/// When the buffer is half full, the partitions holding more than their share are paused (see
-/// [`to_pause`]) until it drains.
-#[allow(clippy::too_many_arguments)]
-fn consume(
-    cli: &Cli,
-    s: &Settings,
-    stop: &AtomicBool,
-    consumer: &Arc<BaseConsumer<LogContext>>,
-    starts: &[PartitionStart],
-    engine: &mut ConsumerEngine,
-    clock: &dyn TimeSource,
-    out: &mut dyn Output,
-    gauges: &mut Gauges,
-    committer: &mut Committer,
-) -> Result<()> {
-    const POLL: Duration = Duration::from_millis(100);
-    const HOUSEKEEPING: Duration = Duration::from_millis(200);
-    let idle = cli.idle_timeout.map(Duration::from_secs_f64);
-    let mut queues = Vec::new();
-    let me = std::thread::current();
-    for st in starts {
-        if let Some(mut q) = consumer.split_partition_queue(&s.topic, st.partition) {
-            let me = me.clone();
-            q.set_nonempty_callback(move || me.unpark());
-            queues.push((st.partition, q));
-        }
-    }
-    let ordering = s.manual && engine.config().mode != DeliveryMode::Arrival;
-    let cap = engine.config().buffer_size.max(1) as u64;
-    // Flow control: partitions paused for now, and partitions known to be caught up.
-    let mut paused: BTreeSet<i32> = BTreeSet::new();
-    let mut at_eof: BTreeSet<i32> = BTreeSet::new();
-    let mut since_check = 0u32;
-    let mut r = Reader {
-        engine,
-        out,
-        clock,
-        catching_up: starts
-            .iter()
-            .filter(|st| st.offset < st.high)
-            .map(|st| (st.partition, st.high))
-            .collect(),
-        last_record: Instant::now(),
-        transient_errors: 0,
-        bootstrap: s.kafka.bootstrap(),
-    };
-    if s.manual && r.catching_up.is_empty() {
-        r.engine.caught_up(r.out);
-    }
-    let mut last_housekeeping = Instant::now();
-    let mut last_commit = Instant::now();
-    while !stop.load(Ordering::Relaxed) && !r.engine.is_done() {
-        let now = clock.now_ns();
-        let wait = match r.engine.next_deadline() {
-            Some(d) if d <= now => Duration::ZERO,
-            Some(d) => POLL.min(Duration::from_nanos(u64::try_from(d - now).unwrap_or(0))),
-            None => POLL,
-        };
-        if ordering {
-            since_check += 1;
-            let b4 = r.engine.buffered().saturating_mul(4);
-            let mut want = paused.clone();
-            if b4 <= cap {
-                want.clear();
-            } else if b4 >= 2 * cap && (paused.is_empty() || since_check >= 64) {
-                since_check = 0;
-                want = to_pause(r.engine, queues.len(), cap);
-            }
-            if !want.is_empty()
-                && queues
-                    .iter()
-                    .all(|(p, _)| want.contains(p) || at_eof.contains(p))
-            {
-                // Everything else is caught up: the held messages' causes are not coming now.
-                want.clear();
-            }
-            set_paused(consumer, &s.topic, &mut paused, want);
-        }
-        let mut got = false;
-        for (p, q) in &queues {
-            if paused.contains(p) {
-                continue;
-            }
-            match q.poll(Duration::ZERO) {
-                Some(Ok(msg)) => {
-                    at_eof.remove(p);
-                    r.record(&msg);
-                    got = true;
-                }
-                Some(Err(KafkaError::PartitionEOF(_))) => {
-                    at_eof.insert(*p);
-                    r.caught_up(*p);
-                }
-                Some(Err(e)) => r.error(&e)?,
-                None => {}
-            }
-        }
-        if got {
-            // Serve librdkafka's main queue (errors, events) without waiting, and go on.
-            if let Some(res) = consumer.poll(Duration::ZERO) {
-                match res {
-                    Ok(msg) => r.record(&msg),
-                    Err(KafkaError::PartitionEOF(_)) => {}
-                    Err(e) => r.error(&e)?,
-                }
-            }
-            r.engine.tick(clock.now_ns(), r.out);
-            if last_housekeeping.elapsed() < HOUSEKEEPING {
-                continue;
-            }
-        } else {
-            // Nothing in the partition queues: wait on the main queue (group mode: the records
-            // themselves) or, with partition queues, until one of them wakes us.
-            let main_wait = if queues.is_empty() {
-                wait
-            } else {
-                Duration::ZERO
-            };
-            match consumer.poll(main_wait) {
-                Some(Ok(msg)) => r.record(&msg),
-                Some(Err(KafkaError::PartitionEOF(_))) => {}
-                Some(Err(e)) => r.error(&e)?,
-                None => {
-                    // Quiet moment: make output visible to people and pipes.
-                    r.out.flush_all().context("writing output")?;
-                    if !queues.is_empty() {
-                        std::thread::park_timeout(wait.min(Duration::from_millis(1)));
-                    }
-                }
-            }
-            r.engine.tick(clock.now_ns(), r.out);
-            if !paused.is_empty() {
-                // Paused partitions still have records: the idle clock does not run.
-                r.last_record = Instant::now();
-            }
-            if idle.is_some_and(|d| r.last_record.elapsed() >= d) {
-                break;
-            }
-        }
-        if last_housekeeping.elapsed() >= HOUSEKEEPING {
-            last_housekeeping = Instant::now();
-            gauges.update(r.engine);
-            if last_commit.elapsed() >= COMMIT_INTERVAL {
-                last_commit = Instant::now();
-                // A failed commit is retried at the next interval (and at exit, where it counts).
-                if let Err(e) = committer.commit(consumer, &s.topic, r.engine) {
-                    r.transient_errors += 1;
-                    eprintln!(
-                        "kafka-consumer: warning: {e:#} (Kafka at {}; retrying)",
-                        r.bootstrap
-                    );
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The partitions to pause while the ordering buffer is at least half full: those holding more
-/// than their share of the waiting messages. Their messages wait for causes in the other
-/// partitions; reading on would only overflow the buffer and force early releases, and pausing
-/// (rather than skipping their queues) also stops librdkafka from prefetching them, so memory
-/// stays bounded by the buffer size. Never all of them.
-fn to_pause(engine: &ConsumerEngine, partitions: usize, cap: u64) -> BTreeSet<i32> {
-    let share = cap / (2 * partitions.max(1) as u64);
-    let set: BTreeSet<i32> = engine
-        .held_by_partition()
-        .filter(|(_, n)| *n > share)
-        .map(|(p, _)| p)
-        .collect();
-    if set.len() >= partitions {
-        BTreeSet::new()
-    } else {
-        set
-    }
-}
-
-/// Pauses and resumes partitions so that exactly `want` are paused. librdkafka resumes a
-/// partition at the record after the last one handed out, so nothing is skipped or read twice.
-fn set_paused(
-    consumer: &BaseConsumer<LogContext>,
-    topic: &str,
-    paused: &mut BTreeSet<i32>,
-    want: BTreeSet<i32>,
-) {
-    if *paused == want {
-        return;
-    }
-    let list = |ps: &mut dyn Iterator<Item = &i32>| {
-        let mut tpl = TopicPartitionList::new();
-        for &p in ps {
-            tpl.add_partition(topic, p);
-        }
-        tpl
-    };
-    let resume = list(&mut paused.difference(&want));
-    let pause = list(&mut want.difference(paused));
-    if resume.count() > 0 {
-        if let Err(e) = consumer.resume(&resume) {
-            tracing::debug!("resume: {}", kafka::describe(&e));
-        }
-    }
-    if pause.count() > 0 {
-        if let Err(e) = consumer.pause(&pause) {
-            tracing::debug!("pause: {}", kafka::describe(&e));
-        }
-    }
-    *paused = want;
 }
 
 /// Prometheus metrics fed from the engine's counters (at housekeeping, not per record).

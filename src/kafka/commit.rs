@@ -19,13 +19,17 @@
 //!   than [`METADATA_MAX_BYTES`] (the broker's default `offset.metadata.max.bytes`) is replaced by
 //!   [`OMITTED`]; so is one the broker refuses as too large.
 //! * At start the committed offsets and their metadata are read back ([`committed`]).
+//!
+//! [`Committer`] applies the policy.
 
 use super::error::{describe, KafkaError};
+use crate::consumer::ConsumerEngine;
 use crate::delivery::checkpoint::OMITTED;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError as RdError;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// The longest metadata string written with a committed offset: Apache Kafka's default
@@ -34,6 +38,35 @@ pub const METADATA_MAX_BYTES: usize = 4096;
 
 /// How often the consumer commits while it runs.
 pub const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long a commit waits for the group coordinator to become available.
+const COORDINATOR_WAIT: Duration = Duration::from_secs(10);
+
+/// Runs `op` again while the group coordinator is not (yet) available — a new group's first
+/// request, a coordinator moving between brokers — for at most `limit`.
+fn while_coordinator_moves<T>(
+    limit: Duration,
+    mut op: impl FnMut() -> Result<T, RdError>,
+) -> Result<T, RdError> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        match op() {
+            Err(e)
+                if matches!(
+                    e.rdkafka_error_code(),
+                    Some(
+                        RDKafkaErrorCode::NotCoordinator
+                            | RDKafkaErrorCode::CoordinatorLoadInProgress
+                            | RDKafkaErrorCode::CoordinatorNotAvailable
+                    )
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
 
 /// A partition's committed offset and the metadata stored with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,8 +98,7 @@ where
     for &p in partitions {
         tpl.add_partition(topic, p);
     }
-    let got = consumer
-        .committed_offsets(tpl, timeout)
+    let got = while_coordinator_moves(timeout, || consumer.committed_offsets(tpl.clone(), timeout))
         .map_err(|e| KafkaError::Operation {
             operation: format!("fetch the committed offsets of '{topic}'"),
             message: describe(&e),
@@ -119,7 +151,7 @@ where
                 }
             }
         }
-        consumer.commit(&tpl, CommitMode::Sync)
+        while_coordinator_moves(COORDINATOR_WAIT, || consumer.commit(&tpl, CommitMode::Sync))
     };
     let failed = |e: RdError| KafkaError::Operation {
         operation: format!("commit offsets of '{topic}'"),
@@ -132,5 +164,75 @@ where
             Ok(MetadataStored::Omitted)
         }
         Err(e) => Err(failed(e)),
+    }
+}
+
+/// Commits a consumer engine's progress as the [commit policy](self) says: its positions with
+/// its checkpoint as every partition's metadata, only when something changed since the last
+/// commit.
+#[derive(Debug)]
+pub struct Committer {
+    manual: bool,
+    last: Option<(Vec<(i32, i64)>, String)>,
+    omitted_warned: bool,
+}
+
+impl Committer {
+    /// `manual`: the consumer reads every partition itself (manual assignment); otherwise only
+    /// the partitions its group currently assigns to it are committed.
+    pub fn new(manual: bool) -> Self {
+        Self {
+            manual,
+            last: None,
+            omitted_warned: false,
+        }
+    }
+
+    /// Commits `engine`'s positions and checkpoint for `topic` (synchronously), unless they are
+    /// what was committed last.
+    pub fn commit<C, K>(
+        &mut self,
+        consumer: &K,
+        topic: &str,
+        engine: &ConsumerEngine,
+    ) -> Result<(), KafkaError>
+    where
+        C: ConsumerContext,
+        K: Consumer<C>,
+    {
+        let mut positions = engine.commit_positions();
+        if !self.manual {
+            let assigned: BTreeSet<i32> = consumer
+                .assignment()
+                .map(|tpl| tpl.elements().iter().map(|e| e.partition()).collect())
+                .unwrap_or_default();
+            positions.retain(|(p, _)| assigned.contains(p));
+        }
+        let checkpoint = engine.checkpoint();
+        let metadata = match &checkpoint {
+            None => String::new(),
+            Some(cp) => cp.encode_within(METADATA_MAX_BYTES).unwrap_or_else(|| {
+                self.warn_omitted(cp.nodes());
+                OMITTED.to_string()
+            }),
+        };
+        let now = (positions, metadata);
+        if self.last.as_ref() == Some(&now) {
+            return Ok(());
+        }
+        if commit(consumer, topic, &now.0, &now.1)? == MetadataStored::Omitted {
+            self.warn_omitted(checkpoint.map_or(0, |cp| cp.nodes()));
+        }
+        self.last = Some(now);
+        Ok(())
+    }
+
+    fn warn_omitted(&mut self, nodes: usize) {
+        if !std::mem::replace(&mut self.omitted_warned, true) {
+            tracing::warn!(
+                "the delivery state of {nodes} nodes does not fit in the commit metadata \
+                 ({METADATA_MAX_BYTES} bytes): a restart will resume without it"
+            );
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! * [`consumer`] — manual assignment of all partitions of a topic.
 //! * [`start`] — where a manually assigned consumer starts in each partition.
 //! * [`commit`] — the consumer's commit policy: committed offsets and their metadata.
+//! * [`reader`] — the consumer's read loop (round-robin partitions, pause/resume, commits).
 //! * [`error`] — rdkafka errors mapped to clear one-line messages.
 //!
 //! [`LogContext`] routes librdkafka's log and error callbacks to `tracing`, scrubbed of secrets
@@ -17,14 +18,18 @@ pub mod commit;
 pub mod config;
 pub mod consumer;
 pub mod error;
+pub mod reader;
 pub mod redact;
 pub mod start;
 
 pub use admin::{topic_partitions, topic_watermarks, Admin, Watermarks};
-pub use commit::{committed, Committed, MetadataStored, COMMIT_INTERVAL, METADATA_MAX_BYTES};
+pub use commit::{
+    committed, Committed, Committer, MetadataStored, COMMIT_INTERVAL, METADATA_MAX_BYTES,
+};
 pub use config::{parse_property, properties_from_toml, ClientSettings, DEFAULT_BOOTSTRAP};
 pub use consumer::{assign_all_partitions, StartAt};
 pub use error::{describe, is_fatal_consume_error, KafkaError};
+pub use reader::{read, FlushSink, ReadError, ReadOptions};
 pub use start::{assign_at, PartitionStart, Reset, Start};
 
 use rdkafka::client::ClientContext;

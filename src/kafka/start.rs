@@ -84,22 +84,21 @@ where
     let mut starts = Vec::with_capacity(partitions.len());
     let mut tpl = TopicPartitionList::with_capacity(partitions.len());
     for &p in partitions {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, p, timeout)
-            .map_err(|e| KafkaError::Operation {
-                operation: format!("fetch watermarks of {topic}/{p}"),
-                message: describe(&e),
-            })?;
+        let (low, high) =
+            consumer
+                .fetch_watermarks(topic, p, timeout)
+                .map_err(|e| KafkaError::Operation {
+                    operation: format!("fetch watermarks of {topic}/{p}"),
+                    message: describe(&e),
+                })?;
         let offset = match start {
             Start::Beginning => low,
             Start::Last(n) => high.saturating_sub(i64::try_from(n).unwrap_or(i64::MAX)),
-            Start::Committed { fallback } => {
-                match committed.iter().find(|c| c.partition == p) {
-                    Some(c) => c.offset,
-                    None if fallback == Reset::Earliest => low,
-                    None => high,
-                }
-            }
+            Start::Committed { fallback } => match committed.iter().find(|c| c.partition == p) {
+                Some(c) => c.offset,
+                None if fallback == Reset::Earliest => low,
+                None => high,
+            },
         }
         .clamp(low, high.max(low));
         tpl.add_partition_offset(topic, p, Offset::Offset(offset))
