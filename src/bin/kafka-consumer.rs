@@ -71,7 +71,7 @@ JSON events (--format json), one per line on stdout:
   {\"event\":\"deliver\",\"partition\":P,\"offset\":O,\"release\":\"ready\"|\"timeout\"|\"buffer-full\"|\"late\",\"message\":{...}}
   {\"event\":\"violation\",\"kind\":K,\"node\":\"...\",\"ids\":[\"...\"],\"detail\":\"...\"}
   {\"event\":\"malformed\",\"partition\":P,\"offset\":O,\"error\":\"...\"}
-  {\"event\":\"summary\",\"received\":N,\"delivered\":N,\"malformed\":N,\"buffered\":N,\"duplicates\":N,
+  {\"event\":\"summary\",\"received\":N,\"delivered\":N,\"malformed\":N,\"buffered\":N,\"duplicates\":N,\"already_delivered\":N,
    \"violations\":{K:N,...},\"concurrent_pairs\":N,\"nodes\":{\"<id>\":{\"messages\":N,\"offset_ms\":X}}}";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

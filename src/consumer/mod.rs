@@ -31,12 +31,12 @@
 //!
 //! # Resuming
 //! The shell commits [`ConsumerEngine::checkpoint`] together with the positions (same instant,
-//! same commit) and gives it back to the next run's [`ConsumerEngine::restore`], before the first
-//! record. The restored order knows what was delivered before: a message whose predecessors were
-//! delivered by the earlier run is delivered at once (`ready`), and a message read again that the
-//! earlier run had already delivered (it lay between the committed position and the last record
-//! read) is counted in [`Summary::already_delivered`], not delivered twice. Without a checkpoint
-//! (none stored, unreadable, or a start that is not the beginning of the log such as `--history`),
+//! same commit); at the next start [`resume`] gives it back to [`ConsumerEngine::restore`] before
+//! the first record. The restored order knows what was delivered before: a message whose
+//! predecessors were delivered by the earlier run is delivered at once (`ready`), and a message
+//! read again that the earlier run had already delivered (it lay between the committed position
+//! and the last record read) is counted in [`Summary::already_delivered`], not delivered twice.
+//! Without a usable checkpoint at a start that is not the beginning of the log (`--history`, say),
 //! [`ConsumerEngine::assume_delivered_before_start`] makes the causal order assume that
 //! everything a node sent before its first message read in this run was delivered, and, once the
 //! shell reports [`ConsumerEngine::caught_up`], that every node not read at all lies wholly before
@@ -44,8 +44,8 @@
 //! producer keys them by node id).
 //!
 //! # Invariants
-//! * Every record read is accounted for exactly once: delivered, malformed, duplicate or held (see
-//!   [`Summary`]).
+//! * Every record read is accounted for exactly once: delivered, malformed, duplicate, already
+//!   delivered (before a restart) or held (see [`Summary`]).
 //! * Bad input never panics and never stalls a partition: a record that fails to decode is
 //!   reported and its offset becomes committable at once.
 //! * Memory is bounded by the buffer size (ordering buffer and analysis window) plus per-node
