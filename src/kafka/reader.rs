@@ -326,3 +326,57 @@ fn set_paused(
     }
     *paused = want;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consumer::{CollectSink, EngineConfig};
+
+    fn vmsg(node: &str, seq: u64, vt: &[(&str, u64)]) -> Vec<u8> {
+        use crate::clock::{ClockType, VectorTimestamp};
+        use crate::envelope::{Envelope, MessageTimestamp};
+        Envelope {
+            id: format!("{node}-{seq}"),
+            content: String::new(),
+            seq,
+            timestamp: MessageTimestamp {
+                node_id: node.into(),
+                timestamp: 1.0,
+                clock_type: ClockType::Vector,
+                physical_time: 1.0,
+                logical_time: seq,
+                vector_time: Some(VectorTimestamp::from_entries(vt.iter().copied())),
+                hybrid_time: None,
+            },
+            simulated_skew_ms: None,
+        }
+        .encode()
+    }
+
+    #[test]
+    fn pauses_the_partitions_holding_more_than_their_share_never_all() {
+        let mut e = ConsumerEngine::new(EngineConfig {
+            mode: DeliveryMode::Causal,
+            buffer_size: 8,
+            ..EngineConfig::default()
+        });
+        let mut sink = CollectSink::default();
+        // Partition 1: B's messages waiting for A (partition 0, not read yet).
+        for i in 1..=4u64 {
+            let rec = vmsg("B", i, &[("A", i), ("B", i)]);
+            e.on_record(
+                &Record {
+                    partition: 1,
+                    offset: i as i64,
+                    payload: Some(&rec),
+                    arrival_ns: 0,
+                },
+                &mut sink,
+            );
+        }
+        // Share of 3 partitions with capacity 8: 8 / 6 = 1 message each.
+        assert_eq!(to_pause(&e, 3, 8), BTreeSet::from([1]));
+        // With a single partition nothing is paused: its own records are the only way on.
+        assert!(to_pause(&e, 1, 8).is_empty());
+    }
+}

@@ -119,3 +119,31 @@ where
     })?;
     Ok(starts)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reset_values_are_librdkafkas() {
+        for v in ["earliest", "smallest", "beginning"] {
+            assert_eq!(Reset::parse(v), Some(Reset::Earliest));
+        }
+        for v in ["latest", "largest", "end"] {
+            assert_eq!(Reset::parse(v), Some(Reset::Latest));
+        }
+        assert_eq!(Reset::parse("error"), None);
+    }
+
+    #[test]
+    fn a_start_at_the_first_retained_record_is_the_log_start() {
+        let at = |offset| PartitionStart {
+            partition: 0,
+            offset,
+            low: 5,
+            high: 9,
+        };
+        assert!(at(5).at_log_start());
+        assert!(!at(6).at_log_start());
+    }
+}
