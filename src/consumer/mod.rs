@@ -219,6 +219,11 @@ pub struct ConsumerEngine {
     assume_before_start: bool,
     /// Nodes whose first message was read (with `assume_before_start`).
     started: HashSet<NodeId>,
+    /// After `max_messages`: per node, the lowest count (causal) or seq (total) the order released
+    /// but the engine withheld.
+    unsent: HashMap<NodeId, u64>,
+    /// Total order: the last key delivered in order.
+    last_in_order: Option<(u64, NodeId, u64)>,
 }
 
 impl fmt::Debug for ConsumerEngine {
@@ -294,6 +299,8 @@ impl ConsumerEngine {
             restored: VectorTimestamp::new(),
             assume_before_start: false,
             started: HashSet::new(),
+            unsent: HashMap::new(),
+            last_in_order: None,
         }
     }
 
@@ -306,11 +313,41 @@ impl ConsumerEngine {
 
     /// The ordering state to commit together with [`commit_positions`](Self::commit_positions)
     /// (`None` in arrival mode, which has none).
+    ///
+    /// After `max_messages`, what the order released but the engine withheld is not counted: a
+    /// node's state stops below the first of its withheld messages.
     pub fn checkpoint(&self) -> Option<Checkpoint> {
         match &self.orderer {
             Orderer::Arrival => None,
-            Orderer::Causal(buf) => Some(Checkpoint::Causal(buf.checkpoint())),
-            Orderer::Total(buf) => Some(Checkpoint::Total(buf.checkpoint())),
+            Orderer::Causal(buf) => {
+                let mut nodes = buf.checkpoint();
+                if !self.unsent.is_empty() {
+                    for n in &mut nodes {
+                        if let Some(&c) = self.unsent.get(&n.node) {
+                            n.delivered = n.delivered.min(c.saturating_sub(1));
+                            let cap = n.delivered;
+                            n.skipped.retain(|&(first, _)| first <= cap);
+                            if let Some(last) = n.skipped.last_mut() {
+                                last.1 = last.1.min(cap);
+                            }
+                        }
+                    }
+                    nodes.retain(|n| n.delivered > 0);
+                }
+                Some(Checkpoint::Causal(nodes))
+            }
+            Orderer::Total(buf) => {
+                let mut state = buf.checkpoint();
+                if !self.unsent.is_empty() {
+                    for n in &mut state.nodes {
+                        if let Some(&c) = self.unsent.get(&n.node) {
+                            n.delivered_seq = n.delivered_seq.min(c.saturating_sub(1));
+                        }
+                    }
+                    state.last = self.last_in_order.clone();
+                }
+                Some(Checkpoint::Total(state))
+            }
         }
     }
 
@@ -715,8 +752,14 @@ impl ConsumerEngine {
             }
             let h = d.item;
             if self.is_done() {
+                // Released by the order but not delivered: the checkpoint must not count it.
+                let c = self.unsent.entry(d.node.clone()).or_insert(d.seq);
+                *c = (*c).min(d.seq);
                 self.withhold(h.partition, h.offset);
                 continue;
+            }
+            if matches!(self.orderer, Orderer::Total(_)) && d.release != Release::Late {
+                self.last_in_order = Some((h.env.timestamp.logical_time, d.node.clone(), d.seq));
             }
             self.delivered += 1;
             sink.deliver(&Delivery {

@@ -328,6 +328,63 @@ fn a_restored_causal_engine_delivers_successors_of_earlier_deliveries_at_once() 
 }
 
 #[test]
+fn what_max_messages_withholds_is_not_in_the_checkpoint() {
+    let cfg = EngineConfig {
+        mode: DeliveryMode::Causal,
+        max_messages: Some(1),
+        ..EngineConfig::default()
+    };
+    let mut e1 = ConsumerEngine::new(cfg.clone());
+    let mut sink = CollectSink::default();
+    // B1 waits for A1; A1 releases both at once, but only one message may be delivered.
+    feed(
+        &mut e1,
+        &mut sink,
+        1,
+        0,
+        &vmsg("B", 1, &[("A", 1), ("B", 1)]),
+        T0,
+    );
+    feed(&mut e1, &mut sink, 0, 0, &vmsg("A", 1, &[("A", 1)]), T0);
+    assert_eq!(sink.delivered().len(), 1);
+    assert_eq!(e1.commit_positions(), vec![(0, 1), (1, 0)]);
+    let cp = e1.checkpoint().unwrap();
+    assert_eq!(cp.encode(), "kts1c;A=1");
+
+    let mut e2 = ConsumerEngine::new(EngineConfig {
+        max_messages: None,
+        ..cfg
+    });
+    let mut sink = CollectSink::default();
+    e2.restore(&cp).unwrap();
+    feed(
+        &mut e2,
+        &mut sink,
+        1,
+        0,
+        &vmsg("B", 1, &[("A", 1), ("B", 1)]),
+        T0,
+    );
+    assert_eq!(sink.delivered(), vec![("B".to_string(), 1, Release::Ready)]);
+
+    // Total order: the last key is the last one delivered, not the last one released.
+    let cfg = EngineConfig {
+        mode: DeliveryMode::Total,
+        max_messages: Some(1),
+        nodes: Some(vec!["A".into(), "B".into()]),
+        ..EngineConfig::default()
+    };
+    let mut e = ConsumerEngine::new(cfg);
+    let mut sink = CollectSink::default();
+    let tmsg = |n: &str, seq: u64, t: u64| bytes(&envelope(n, seq, None, t));
+    feed(&mut e, &mut sink, 0, 0, &tmsg("A", 1, 1), T0);
+    feed(&mut e, &mut sink, 0, 1, &tmsg("A", 2, 2), T0);
+    feed(&mut e, &mut sink, 1, 0, &tmsg("B", 1, 5), T0);
+    assert_eq!(sink.delivered().len(), 1);
+    assert_eq!(e.checkpoint().unwrap().encode(), "kts1t;1:A:1;A=1:2;B=0:5");
+}
+
+#[test]
 fn a_record_delivered_before_the_restart_is_not_delivered_again() {
     let cfg = EngineConfig {
         mode: DeliveryMode::Causal,
