@@ -652,6 +652,58 @@ fn a_restarted_causal_consumer_delivers_successors_at_once_without_reading_the_t
 }
 
 #[test]
+fn foreign_commit_metadata_gives_a_warning_and_the_documented_fallback() {
+    let topic = create_topic("consumer-foreign-meta", 3);
+    let bs = bootstrap();
+    let g = group();
+    let mut recs: Vec<(Option<i32>, String, Vec<u8>)> = Vec::new();
+    for i in 1..=10u64 {
+        recs.push((Some(0), "A".into(), message("A", i, Some(&[("A", i)]), i)));
+        let vt = [("A", i), ("B", i)];
+        recs.push((Some(1), "B".into(), message("B", i, Some(&vt), i + 1)));
+    }
+    let refs: Vec<(Option<i32>, &str, &[u8])> = recs
+        .iter()
+        .map(|(p, k, v)| (*p, k.as_str(), v.as_slice()))
+        .collect();
+    produce_raw(&topic, &refs);
+    // Another program committed the group at A6 and B6, with its own metadata.
+    let other: BaseConsumer = common::settings()
+        .consumer_config(Some(&g))
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..2 {
+        tpl.add_partition_offset(&topic, p, Offset::Offset(5))
+            .expect("offset");
+        tpl.find_partition(&topic, p)
+            .expect("partition")
+            .set_metadata("{\"owner\":\"someone else\"}");
+    }
+    // (A new group's coordinator may need a moment.)
+    common::wait_until("the foreign commit", TIMEOUT, || {
+        other
+            .commit(&tpl, rdkafka::consumer::CommitMode::Sync)
+            .is_ok()
+    });
+    let (out, err) = run_consumer(&causal_args(&topic, &bs, &g));
+    assert!(
+        err.contains("warning") && err.contains("not a kafka-timesync checkpoint"),
+        "{err}"
+    );
+    let mut ids = delivered_ids(&out);
+    ids.sort();
+    let mut want: Vec<String> = (6..=10)
+        .flat_map(|i| [format!("A-{i}"), format!("B-{i}")])
+        .collect();
+    want.sort();
+    assert_eq!(ids, want, "{err}");
+    for d in events(&out, "deliver") {
+        assert_eq!(d["release"], "ready", "{d}");
+    }
+}
+
+#[test]
 fn history_in_causal_mode_counts_what_lies_before_it_as_delivered() {
     let topic = create_topic("consumer-history", 3);
     let bs = bootstrap();

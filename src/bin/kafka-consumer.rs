@@ -459,8 +459,12 @@ fn run(
         let from_log_start = starts.iter().all(|st| st.at_log_start());
         match resume(&mut engine, &metadata, from_log_start) {
             Resumed::Assumed { why: Some(why) } => eprintln!(
-                "kafka-consumer: warning: {why}; resuming without it: a node's messages before \
-                 its first one read now count as delivered (see --help, Offsets)"
+                "kafka-consumer: warning: {why}; resuming without it{} (see --help, Offsets)",
+                if s.engine.mode == DeliveryMode::Causal {
+                    ": a node's messages before its first one read count as delivered"
+                } else {
+                    ""
+                }
             ),
             Resumed::Restored { nodes } => tracing::info!(
                 "resuming {} delivery at the committed offsets with the stored state of {nodes} nodes",
