@@ -585,10 +585,167 @@ fn stopped_mid_backlog_and_restarted_loses_nothing_and_redelivers_only_after_the
     eprintln!("restart: 80 messages, run 1 delivered 30, run 2 delivered {}, redelivered {redelivered}, lost 0", ids2.len());
     let s2 = summary(&run2);
     assert_eq!(s2["buffered"], 0);
-    // Run 2 replayed what lay below the commit into its causal state: no message waited for a
-    // predecessor that run 1 had delivered.
+    // Run 2 restored the delivery state committed with the offsets: no message waited for a
+    // predecessor that run 1 had delivered, and nothing run 1 delivered was delivered again.
     assert_eq!(s2["violations"]["released_early"], 0, "{s2}");
+    assert_eq!(redelivered, 0, "{s2}");
     assert_causal(&ids2, &stamps);
+}
+
+/// The consumer arguments shared by the restart tests: causal delivery that would hold a message
+/// with a missing predecessor far longer than the run lasts.
+fn causal_args<'a>(topic: &'a str, bs: &'a str, g: &'a str) -> Vec<&'a str> {
+    vec![
+        topic,
+        "--bootstrap",
+        bs,
+        "--group",
+        g,
+        "--delivery",
+        "causal",
+        "--causal-timeout",
+        "600000",
+        "--idle-timeout",
+        "3",
+        "--format",
+        "json",
+    ]
+}
+
+#[test]
+fn a_restarted_causal_consumer_delivers_successors_at_once_without_reading_the_topic_again() {
+    let topic = create_topic("consumer-resume", 3);
+    let bs = bootstrap();
+    let g = group();
+    const N: u64 = 100;
+    let mut old: Vec<(Option<i32>, String, Vec<u8>)> = Vec::new();
+    for i in 1..=N {
+        old.push((Some(0), "A".into(), message("A", i, Some(&[("A", i)]), i)));
+        let vt = [("A", i), ("B", i)];
+        old.push((Some(1), "B".into(), message("B", i, Some(&vt), i + 1)));
+    }
+    let refs: Vec<(Option<i32>, &str, &[u8])> = old
+        .iter()
+        .map(|(p, k, v)| (*p, k.as_str(), v.as_slice()))
+        .collect();
+    produce_raw(&topic, &refs);
+    let (run1, err1) = run_consumer(&causal_args(&topic, &bs, &g));
+    assert_eq!(delivered_ids(&run1).len(), 2 * N as usize, "{err1}");
+    assert_eq!(
+        committed(&g, &topic, 3),
+        BTreeMap::from([(0, 100), (1, 100), (2, 0)])
+    );
+
+    // New messages that follow the last ones delivered before the restart.
+    let c1 = message("C", 1, Some(&[("A", N), ("B", N), ("C", 1)]), 2 * N);
+    let b = message("B", N + 1, Some(&[("A", N), ("B", N + 1)]), 2 * N);
+    produce_raw(&topic, &[(Some(2), "C", &c1), (Some(1), "B", &b)]);
+    let (run2, err2) = run_consumer(&causal_args(&topic, &bs, &g));
+    let mut ids = delivered_ids(&run2);
+    ids.sort();
+    assert_eq!(ids, [format!("B-{}", N + 1), "C-1".to_string()], "{err2}");
+    for d in events(&run2, "deliver") {
+        assert_eq!(d["release"], "ready", "{d}");
+    }
+    let s = summary(&run2);
+    assert_eq!(s["received"], 2, "only the new records are read: {s}");
+    assert_eq!(s["buffered"], 0, "{s}");
+    assert!(!err2.contains("warning"), "{err2}");
+}
+
+#[test]
+fn foreign_commit_metadata_gives_a_warning_and_the_documented_fallback() {
+    let topic = create_topic("consumer-foreign-meta", 3);
+    let bs = bootstrap();
+    let g = group();
+    let mut recs: Vec<(Option<i32>, String, Vec<u8>)> = Vec::new();
+    for i in 1..=10u64 {
+        recs.push((Some(0), "A".into(), message("A", i, Some(&[("A", i)]), i)));
+        let vt = [("A", i), ("B", i)];
+        recs.push((Some(1), "B".into(), message("B", i, Some(&vt), i + 1)));
+    }
+    let refs: Vec<(Option<i32>, &str, &[u8])> = recs
+        .iter()
+        .map(|(p, k, v)| (*p, k.as_str(), v.as_slice()))
+        .collect();
+    produce_raw(&topic, &refs);
+    // Another program committed the group at A6 and B6, with its own metadata.
+    let other: BaseConsumer = common::settings()
+        .consumer_config(Some(&g))
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..2 {
+        tpl.add_partition_offset(&topic, p, Offset::Offset(5))
+            .expect("offset");
+        tpl.find_partition(&topic, p)
+            .expect("partition")
+            .set_metadata("{\"owner\":\"someone else\"}");
+    }
+    // (A new group's coordinator may need a moment.)
+    common::wait_until("the foreign commit", TIMEOUT, || {
+        other
+            .commit(&tpl, rdkafka::consumer::CommitMode::Sync)
+            .is_ok()
+    });
+    let (out, err) = run_consumer(&causal_args(&topic, &bs, &g));
+    assert!(
+        err.contains("warning") && err.contains("not a kafka-timesync checkpoint"),
+        "{err}"
+    );
+    let mut ids = delivered_ids(&out);
+    ids.sort();
+    let mut want: Vec<String> = (6..=10)
+        .flat_map(|i| [format!("A-{i}"), format!("B-{i}")])
+        .collect();
+    want.sort();
+    assert_eq!(ids, want, "{err}");
+    for d in events(&out, "deliver") {
+        assert_eq!(d["release"], "ready", "{d}");
+    }
+}
+
+#[test]
+fn history_in_causal_mode_counts_what_lies_before_it_as_delivered() {
+    let topic = create_topic("consumer-history", 3);
+    let bs = bootstrap();
+    // A in partition 0; D wrote once, long ago, in partition 2 (then E ten times); every B
+    // follows A's same count and D's only message.
+    let mut recs: Vec<(Option<i32>, String, Vec<u8>)> = Vec::new();
+    recs.push((Some(2), "D".into(), message("D", 1, Some(&[("D", 1)]), 1)));
+    for i in 1..=20u64 {
+        recs.push((Some(0), "A".into(), message("A", i, Some(&[("A", i)]), i)));
+        let vt = [("A", i), ("B", i), ("D", 1)];
+        recs.push((Some(1), "B".into(), message("B", i, Some(&vt), i + 2)));
+        if i <= 10 {
+            recs.push((Some(2), "E".into(), message("E", i, Some(&[("E", i)]), i)));
+        }
+    }
+    let refs: Vec<(Option<i32>, &str, &[u8])> = recs
+        .iter()
+        .map(|(p, k, v)| (*p, k.as_str(), v.as_slice()))
+        .collect();
+    produce_raw(&topic, &refs);
+    let g = group();
+    let mut args = causal_args(&topic, &bs, &g);
+    args.extend(["--history", "5"]);
+    let started = Instant::now();
+    let (out, err) = run_consumer(&args);
+    let mut ids = delivered_ids(&out);
+    ids.sort();
+    let mut want: Vec<String> = (16..=20)
+        .flat_map(|i| [format!("A-{i}"), format!("B-{i}")])
+        .chain((6..=10).map(|i| format!("E-{i}")))
+        .collect();
+    want.sort();
+    assert_eq!(ids, want, "{err}");
+    for d in events(&out, "deliver") {
+        assert_eq!(d["release"], "ready", "{d}");
+    }
+    let s = summary(&out);
+    assert_eq!(s["violations"]["released_early"], 0, "{s}");
+    // Nothing waited for the causal timeout (10 minutes): the run ended on its idle timeout.
+    assert!(started.elapsed() < Duration::from_secs(60));
 }
 
 #[test]

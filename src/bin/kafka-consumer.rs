@@ -8,25 +8,21 @@ use clap::{Parser, ValueEnum};
 use kafka_timesync::clock::PhysicalClock;
 use kafka_timesync::config::TimeSyncConfig;
 use kafka_timesync::consumer::{
-    ConsumerEngine, DeliveryMode, EngineConfig, EventSink, JsonSink, Record, Summary, TextSink,
+    resume, ConsumerEngine, DeliveryMode, EngineConfig, JsonSink, Resumed, Summary, TextSink,
+};
+use kafka_timesync::kafka::{
+    self, ClientSettings, Committer, FlushSink, LogContext, ReadOptions, Reset, Start,
 };
 use kafka_timesync::metrics::{Metrics, ViolationLabel};
 use kafka_timesync::time::{SystemTimeSource, TimeSource};
 use kafka_timesync::NodeId;
-use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::ClientContext;
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, BufWriter, Write};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use std::io::{self, BufWriter};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -54,15 +50,28 @@ Partitions and replicas:
   --history, which read every partition from the requested position.
 
 Offsets:
-  Only what has been delivered is committed: per partition, up to the lowest offset still held in
-  the causal/total buffer. Held messages are read again by the next run (at-least-once).
+  Only what has been delivered is committed (every second and at exit; never automatically): per
+  partition, up to the lowest offset still held in the causal/total buffer. A run starts at the
+  group's committed offsets (a partition without one: auto.offset.reset, earliest by default),
+  never below them; --from-beginning and --history N ignore them. Held messages are read again by
+  the next run; what a crash interrupted after the last commit is delivered again (at-least-once)
+  in arrival mode.
+  Restart in causal and total modes: each commit also stores the delivery order's state (per node
+  the messages delivered; total order: its last position) in the offsets' commit metadata, so the
+  next run continues exactly: a message whose predecessors were delivered before the restart is
+  delivered at once (release ready), and one delivered before is not delivered again (summary:
+  already_delivered). The state must fit in the broker's offset.metadata.max.bytes (4096 bytes by
+  default: about 140 nodes of 20-character ids). If it does not, or is missing or unreadable, the
+  consumer warns and resumes as with --history: everything a node sent before its first message
+  read counts as delivered. (That rule expects each node's messages in one partition, as the
+  producer writes them.)
   SIGINT/SIGTERM: stop, commit, print the summary. The summary is printed on every exit.
 
 JSON events (--format json), one per line on stdout:
   {\"event\":\"deliver\",\"partition\":P,\"offset\":O,\"release\":\"ready\"|\"timeout\"|\"buffer-full\"|\"late\",\"message\":{...}}
   {\"event\":\"violation\",\"kind\":K,\"node\":\"...\",\"ids\":[\"...\"],\"detail\":\"...\"}
   {\"event\":\"malformed\",\"partition\":P,\"offset\":O,\"error\":\"...\"}
-  {\"event\":\"summary\",\"received\":N,\"delivered\":N,\"malformed\":N,\"buffered\":N,\"duplicates\":N,
+  {\"event\":\"summary\",\"received\":N,\"delivered\":N,\"malformed\":N,\"buffered\":N,\"duplicates\":N,\"already_delivered\":N,
    \"violations\":{K:N,...},\"concurrent_pairs\":N,\"nodes\":{\"<id>\":{\"messages\":N,\"offset_ms\":X}}}";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -100,11 +109,13 @@ struct Cli {
     group: String,
 
     /// Start at the beginning of every partition, ignoring committed offsets. (Without it the
-    /// group's committed offsets are used; a group without any starts at the beginning too.)
+    /// group's committed offsets are used; a partition without one starts as auto.offset.reset
+    /// says: the beginning unless -X auto.offset.reset=latest.)
     #[arg(long, conflicts_with = "history")]
     from_beginning: bool,
 
-    /// First read the last N messages of every partition, then follow.
+    /// First read the last N messages of every partition, then follow. In causal mode what a
+    /// node sent before them counts as delivered (nothing waits for it).
     #[arg(long, value_name = "N")]
     history: Option<u64>,
 
@@ -222,7 +233,7 @@ fn main() -> ExitCode {
         }
     };
     install_signal_handlers(&runtime, stop.clone());
-    let mut out: Box<dyn Output> = match cli.format {
+    let mut out: Box<dyn FlushSink> = match cli.format {
         FormatArg::Json => Box::new(JsonSink::new(BufWriter::with_capacity(
             1 << 16,
             io::stdout(),
@@ -237,7 +248,7 @@ fn main() -> ExitCode {
     // The summary is printed on every exit path, even when nothing could be read.
     let summary = summary.unwrap_or_else(|| ConsumerEngine::new(EngineConfig::default()).summary());
     out.summary(&summary);
-    let flushed = out.flush_all();
+    let flushed = out.flush_output();
     match result {
         Ok(()) => match flushed {
             Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
@@ -250,23 +261,6 @@ fn main() -> ExitCode {
             common::report_error("kafka-consumer", &e);
             ExitCode::FAILURE
         }
-    }
-}
-
-/// A sink the loop can flush and check.
-trait Output: EventSink {
-    fn flush_all(&mut self) -> io::Result<()>;
-}
-
-impl<W: Write> Output for JsonSink<W> {
-    fn flush_all(&mut self) -> io::Result<()> {
-        self.flush()
-    }
-}
-
-impl<W: Write, E: Write> Output for TextSink<W, E> {
-    fn flush_all(&mut self) -> io::Result<()> {
-        self.flush()
     }
 }
 
@@ -297,27 +291,34 @@ fn install_signal_handlers(runtime: &tokio::runtime::Runtime, stop: Arc<AtomicBo
 /// Settings after overlaying the flags on the config file and the defaults.
 struct Settings {
     topic: String,
-    bootstrap: String,
-    properties: Vec<(String, String)>,
+    /// Bootstrap, the config file's `[kafka]` table, then `-X` (the last wins), over `client.id`.
+    kafka: ClientSettings,
     engine: EngineConfig,
     manual: bool,
     enable_ntp: bool,
     ntp_servers: Vec<String>,
-    node_id: Option<String>,
     file: TimeSyncConfig,
 }
 
 fn settings(cli: &Cli) -> Result<Settings> {
     // Flags override the config file, which overrides the defaults.
     let file = TimeSyncConfig::load(cli.config.as_deref())?;
-    let mut properties: Vec<(String, String)> = file
-        .kafka
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let node = cli
+        .node_id
+        .clone()
+        .or_else(|| file.node_id.clone())
+        .unwrap_or_else(|| format!("consumer-{}", std::process::id()));
+    let mut kafka = ClientSettings::new(
+        cli.bootstrap
+            .clone()
+            .unwrap_or_else(|| file.bootstrap.clone()),
+    );
+    kafka.set("client.id", node);
+    kafka.extend(file.kafka.iter().map(|(k, v)| (k.clone(), v.clone())));
     for p in &cli.properties {
         // The error never echoes the argument: it may be a secret.
-        properties.push(kafka_timesync::kafka::parse_property(p)?);
+        let (k, v) = kafka_timesync::kafka::parse_property(p)?;
+        kafka.set(k, v);
     }
     let mode = match cli.delivery {
         DeliveryArg::Arrival => DeliveryMode::Arrival,
@@ -368,82 +369,26 @@ fn settings(cli: &Cli) -> Result<Settings> {
     };
     Ok(Settings {
         topic: cli.topic.clone().unwrap_or_default(),
-        bootstrap: cli
-            .bootstrap
-            .clone()
-            .unwrap_or_else(|| file.bootstrap.clone()),
-        properties,
+        kafka,
         manual: mode != DeliveryMode::Arrival || cli.from_beginning || cli.history.is_some(),
         engine,
         enable_ntp: cli.enable_ntp || file.enable_ntp,
         ntp_servers,
-        node_id: cli.node_id.clone().or_else(|| file.node_id.clone()),
         file,
     })
 }
 
-fn client_config(s: &Settings, cli: &Cli, node: &str) -> ClientConfig {
-    let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", &s.bootstrap)
-        .set("group.id", &cli.group)
-        .set("client.id", node)
-        .set("enable.auto.commit", "true")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.commit.interval.ms", "1000")
-        // A group's first run reads from the start: a crash before the first commit must not
-        // skip anything on restart (at-least-once).
-        .set("auto.offset.reset", "earliest")
-        .set(
-            "enable.partition.eof",
-            if s.manual { "true" } else { "false" },
-        )
-        .set("socket.timeout.ms", "10000");
-    if s.manual {
-        // Every partition is prefetched into its own queue; bound what librdkafka holds per
-        // partition (the default, 64 MiB each, is far more than the round-robin reader needs).
-        cfg.set("queued.max.messages.kbytes", "16384");
-    }
-    // librdkafka's own log lines (connection failures are retried and logged per attempt) would
-    // drown the one-line errors this binary reports itself: only with -v / -vv.
-    let level = match cli.verbose {
-        0 => RDKafkaLogLevel::Critical,
-        1 => RDKafkaLogLevel::Warning,
-        _ => RDKafkaLogLevel::Debug,
-    };
-    cfg.set_log_level(level);
-    // rdkafka applies `set_log_level` only after creating the client, by which time the first
-    // connection attempt may already have logged its failure; the property applies from the
-    // start.
-    cfg.set("log_level", (level as i32).to_string());
-    for (k, v) in &s.properties {
-        cfg.set(k, v);
-    }
-    cfg
-}
-
-fn kafka_error(e: &KafkaError, bootstrap: &str) -> String {
-    match e.rdkafka_error_code() {
-        Some(RDKafkaErrorCode::BrokerTransportFailure)
-        | Some(RDKafkaErrorCode::AllBrokersDown)
-        | Some(RDKafkaErrorCode::OperationTimedOut) => {
-            format!("cannot reach Kafka at {bootstrap}: {e}")
-        }
-        _ => e.to_string(),
-    }
-}
+/// How long a single broker request may take (metadata, watermarks, committed offsets).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn run(
     cli: &Cli,
     runtime: &tokio::runtime::Runtime,
     stop: &AtomicBool,
-    out: &mut dyn Output,
+    out: &mut dyn FlushSink,
     summary: &mut Option<Summary>,
 ) -> Result<()> {
     let s = settings(cli)?;
-    let node = s
-        .node_id
-        .clone()
-        .unwrap_or_else(|| format!("consumer-{}", std::process::id()));
     // Arrival times (skew analysis, timeouts) come from this node's physical clock, disciplined
     // by SNTP with --enable-ntp.
     let physical = Arc::new(PhysicalClock::new(Arc::new(SystemTimeSource)));
@@ -468,388 +413,102 @@ fn run(
         None
     };
     let clock: Arc<dyn TimeSource> = physical;
-    let consumer: Arc<BaseConsumer<Quiet>> = Arc::new(
-        client_config(&s, cli, &node)
-            .create_with_context(Quiet)
-            .map_err(|e| anyhow!("invalid Kafka client configuration: {e}"))?,
+    let config = if s.manual {
+        s.kafka.manual_consumer_config(Some(&cli.group))
+    } else {
+        s.kafka.consumer_config(Some(&cli.group))
+    };
+    // An Arc: librdkafka's per-partition queues are split off a shared consumer.
+    let consumer: Arc<BaseConsumer<LogContext>> = Arc::new(
+        config
+            .create_with_context(LogContext::new(&s.kafka))
+            .map_err(|e| s.kafka.client_error("consumer", &e))?,
     );
+    let at = || format!("Kafka at {}", s.kafka.bootstrap());
+    let partitions = kafka::topic_partitions(consumer.client(), &s.topic, REQUEST_TIMEOUT)
+        .with_context(|| format!("reading topic '{}' from {}", s.topic, at()))?;
 
-    let metadata = consumer
-        .fetch_metadata(Some(&s.topic), Duration::from_secs(10))
-        .map_err(|e| anyhow!("{}", kafka_error(&e, &s.bootstrap)))?;
-    let topic_md = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == s.topic)
-        .ok_or_else(|| anyhow!("topic '{}' not found on {}", s.topic, s.bootstrap))?;
-    if let Some(err) = topic_md.error() {
-        bail!(
-            "topic '{}' is not readable on {}: {:?}",
-            s.topic,
-            s.bootstrap,
-            err
-        );
-    }
-    let partitions: Vec<i32> = topic_md.partitions().iter().map(|p| p.id()).collect();
-    if partitions.is_empty() {
-        bail!("topic '{}' does not exist on {}", s.topic, s.bootstrap);
-    }
-
-    let mut floors: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut engine = ConsumerEngine::new(s.engine.clone());
+    let mut starts = Vec::new();
     if s.manual {
-        // Committed offsets are fetched explicitly: not every broker honours Offset::Stored on a
-        // manual assignment.
-        let stored = if cli.from_beginning || cli.history.is_some() {
-            None
+        let start = if cli.from_beginning {
+            Start::Beginning
+        } else if let Some(n) = cli.history {
+            Start::Last(n)
         } else {
-            let mut tpl = TopicPartitionList::new();
-            for &p in &partitions {
-                tpl.add_partition(&s.topic, p);
-            }
-            Some(
-                consumer
-                    .committed_offsets(tpl, Duration::from_secs(10))
-                    .map_err(|e| {
-                        anyhow!(
-                            "fetching committed offsets of group '{}': {}",
-                            cli.group,
-                            kafka_error(&e, &s.bootstrap)
-                        )
-                    })?,
-            )
+            let reset = s.kafka.get("auto.offset.reset").unwrap_or("earliest");
+            let fallback = Reset::parse(reset).ok_or_else(|| {
+                anyhow!("auto.offset.reset={reset} is not supported here (use earliest or latest)")
+            })?;
+            Start::Committed { fallback }
         };
-        let mut tpl = TopicPartitionList::new();
-        for &p in &partitions {
-            let offset = if cli.from_beginning {
-                Offset::Beginning
-            } else if let Some(n) = cli.history {
-                let (lo, hi) = consumer
-                    .fetch_watermarks(&s.topic, p, Duration::from_secs(10))
-                    .map_err(|e| anyhow!("{}", kafka_error(&e, &s.bootstrap)))?;
-                Offset::Offset(lo.max(hi.saturating_sub(i64::try_from(n).unwrap_or(i64::MAX))))
-            } else {
-                match stored
-                    .as_ref()
-                    .and_then(|c| c.find_partition(&s.topic, p))
-                    .map(|e| e.offset())
-                {
-                    // Resume: read from the partition's start; what lies below the commit is
-                    // replayed into the ordering state, not delivered again. Also, a fetch
-                    // starting inside a record batch is not served correctly by every broker
-                    // (Tansu 0.6 skips the rest of that batch), so starting at the commit itself
-                    // could lose messages.
-                    Some(Offset::Offset(c)) if c > 0 => {
-                        floors.insert(p, c);
-                        Offset::Beginning
-                    }
-                    // Nothing committed yet: from the start (see auto.offset.reset).
-                    _ => Offset::Beginning,
-                }
-            };
-            tpl.add_partition_offset(&s.topic, p, offset)
-                .map_err(|e| anyhow!("assigning partition {p}: {e}"))?;
+        let committed = if matches!(start, Start::Committed { .. }) {
+            kafka::committed(consumer.as_ref(), &s.topic, &partitions, REQUEST_TIMEOUT)
+                .with_context(|| format!("group '{}' on {}", cli.group, at()))?
+        } else {
+            Vec::new()
+        };
+        starts = kafka::assign_at(
+            consumer.as_ref(),
+            &s.topic,
+            &partitions,
+            start,
+            &committed,
+            REQUEST_TIMEOUT,
+        )
+        .with_context(at)?;
+        for st in &starts {
+            engine.start_partition(st.partition, st.offset);
         }
-        consumer
-            .assign(&tpl)
-            .map_err(|e| anyhow!("assigning partitions: {e}"))?;
+        let metadata: Vec<&str> = committed.iter().map(|c| c.metadata.as_str()).collect();
+        let from_log_start = starts.iter().all(|st| st.at_log_start());
+        match resume(&mut engine, &metadata, from_log_start) {
+            Resumed::Assumed { why: Some(why) } => eprintln!(
+                "kafka-consumer: warning: {why}; resuming without it{} (see --help, Offsets)",
+                if s.engine.mode == DeliveryMode::Causal {
+                    ": a node's messages before its first one read count as delivered"
+                } else {
+                    ""
+                }
+            ),
+            Resumed::Restored { nodes } => tracing::info!(
+                "resuming {} delivery at the committed offsets with the stored state of {nodes} nodes",
+                s.engine.mode
+            ),
+            Resumed::Assumed { why: None } | Resumed::Fresh => {}
+        }
     } else {
         consumer
             .subscribe(&[&s.topic])
-            .map_err(|e| anyhow!("subscribing to '{}': {e}", s.topic))?;
+            .map_err(|e| anyhow!("subscribing to '{}': {}", s.topic, kafka::describe(&e)))?;
     }
 
-    let mut engine = ConsumerEngine::new(s.engine.clone());
     let mut gauges = Gauges {
         metrics,
         last: None,
     };
-    let result = consume(
-        cli,
-        &s,
+    let mut committer = Committer::new(s.manual);
+    let opts = ReadOptions {
+        topic: &s.topic,
+        starts: &starts,
+        idle: cli.idle_timeout.map(Duration::from_secs_f64),
         stop,
+    };
+    let result = kafka::read(
         &consumer,
-        &partitions,
+        &opts,
         &mut engine,
         clock.as_ref(),
         out,
-        floors,
-        &mut gauges,
+        &mut committer,
+        &mut |e| gauges.update(e),
     );
     // Stop, commit what was delivered, report — whatever ended the loop.
-    let committed = commit(&consumer, &s.topic, &engine, CommitMode::Sync);
+    let committed = committer.commit(consumer.as_ref(), &s.topic, &engine);
     gauges.update(&engine);
     *summary = Some(engine.summary());
-    result?;
-    committed.map_err(|e| anyhow!("committing offsets: {}", kafka_error(&e, &s.bootstrap)))
-}
-
-fn positions_tpl(
-    topic: &str,
-    engine: &ConsumerEngine,
-    assigned: &BTreeSet<i32>,
-) -> TopicPartitionList {
-    let mut tpl = TopicPartitionList::new();
-    for (p, o) in engine.commit_positions() {
-        if assigned.contains(&p) {
-            let _ = tpl.add_partition_offset(topic, p, Offset::Offset(o));
-        }
-    }
-    tpl
-}
-
-fn assigned(consumer: &BaseConsumer<Quiet>) -> BTreeSet<i32> {
-    consumer
-        .assignment()
-        .map(|tpl| tpl.elements().iter().map(|e| e.partition()).collect())
-        .unwrap_or_default()
-}
-
-fn commit(
-    consumer: &BaseConsumer<Quiet>,
-    topic: &str,
-    engine: &ConsumerEngine,
-    mode: CommitMode,
-) -> std::result::Result<(), KafkaError> {
-    let tpl = positions_tpl(topic, engine, &assigned(consumer));
-    if tpl.count() == 0 {
-        return Ok(());
-    }
-    consumer.store_offsets(&tpl)?;
-    consumer.commit(&tpl, mode)
-}
-
-/// Per-run reading state shared by the main queue and the partition queues.
-struct Reader<'a> {
-    engine: &'a mut ConsumerEngine,
-    out: &'a mut dyn Output,
-    clock: &'a dyn TimeSource,
-    /// Per partition, one past the last offset taken in this run.
-    seen: BTreeMap<i32, i64>,
-    /// Per partition, the committed position this run resumed from.
-    floors: BTreeMap<i32, i64>,
-    last_record: Instant,
-    transient_errors: u64,
-    bootstrap: &'a str,
-}
-
-impl Reader<'_> {
-    fn record(&mut self, msg: &BorrowedMessage<'_>) {
-        self.last_record = Instant::now();
-        // Offsets below `seen` were taken already in this run (a broker serving a batch twice);
-        // offsets below the resume position were processed by an earlier run and only restore
-        // the ordering state.
-        let (p, o) = (msg.partition(), msg.offset());
-        let next = self.seen.entry(p).or_insert(0);
-        if o < *next {
-            return;
-        }
-        *next = o.saturating_add(1);
-        let rec = Record {
-            partition: p,
-            offset: o,
-            payload: msg.payload(),
-            arrival_ns: self.clock.now_ns(),
-        };
-        if self.floors.get(&p).is_some_and(|f| o < *f) {
-            self.engine.replay(&rec, self.out);
-        } else {
-            self.engine.on_record(&rec, self.out);
-        }
-    }
-
-    /// Fatal errors end the run; transient ones are reported (sparsely) and retried by librdkafka.
-    fn error(&mut self, e: &KafkaError) -> Result<()> {
-        if let Some(code) = e.rdkafka_error_code() {
-            if matches!(
-                code,
-                RDKafkaErrorCode::UnknownTopicOrPartition
-                    | RDKafkaErrorCode::UnknownTopic
-                    | RDKafkaErrorCode::TopicAuthorizationFailed
-                    | RDKafkaErrorCode::GroupAuthorizationFailed
-                    | RDKafkaErrorCode::SaslAuthenticationFailed
-                    | RDKafkaErrorCode::Fatal
-            ) {
-                bail!("{}", kafka_error(e, self.bootstrap));
-            }
-        }
-        self.transient_errors += 1;
-        if self.transient_errors.is_power_of_two() {
-            eprintln!(
-                "kafka-consumer: warning: {} (retrying; {} so far)",
-                kafka_error(e, self.bootstrap),
-                self.transient_errors
-            );
-        }
-        Ok(())
-    }
-}
-
-/// The read loop.
-///
-/// With manual assignment every partition gets its own librdkafka queue, read round-robin one
-/// record at a time: librdkafka prefetches each partition independently and, from a single queue,
-/// would hand over tens of thousands of records of one partition before the next — which a causal
-/// or total-order buffer can only absorb by releasing messages early. Round-robin keeps the nodes
-/// (one partition each, by key) in step, so the buffer holds only what is really out of order.
-#[allow(clippy::too_many_arguments)]
-fn consume(
-    cli: &Cli,
-    s: &Settings,
-    stop: &AtomicBool,
-    consumer: &Arc<BaseConsumer<Quiet>>,
-    partitions: &[i32],
-    engine: &mut ConsumerEngine,
-    clock: &dyn TimeSource,
-    out: &mut dyn Output,
-    floors: BTreeMap<i32, i64>,
-    gauges: &mut Gauges,
-) -> Result<()> {
-    const POLL: Duration = Duration::from_millis(100);
-    const HOUSEKEEPING: Duration = Duration::from_millis(200);
-    let idle = cli.idle_timeout.map(Duration::from_secs_f64);
-    let mut queues = Vec::new();
-    if s.manual {
-        let me = std::thread::current();
-        for &p in partitions {
-            if let Some(mut q) = consumer.split_partition_queue(&s.topic, p) {
-                let me = me.clone();
-                q.set_nonempty_callback(move || me.unpark());
-                queues.push((p, q));
-            }
-        }
-    }
-    let ordering = s.manual && engine.config().mode != DeliveryMode::Arrival;
-    let cap = engine.config().buffer_size.max(1) as u64;
-    // Flow control: partitions not read for now, and partitions known to be caught up.
-    let mut holding: BTreeSet<i32> = BTreeSet::new();
-    let mut at_eof: BTreeSet<i32> = BTreeSet::new();
-    let mut since_check = 0u32;
-    let mut r = Reader {
-        engine,
-        out,
-        clock,
-        seen: BTreeMap::new(),
-        floors,
-        last_record: Instant::now(),
-        transient_errors: 0,
-        bootstrap: &s.bootstrap,
-    };
-    let mut last_housekeeping = Instant::now();
-    while !stop.load(Ordering::Relaxed) && !r.engine.is_done() {
-        let now = clock.now_ns();
-        let wait = match r.engine.next_deadline() {
-            Some(d) if d <= now => Duration::ZERO,
-            Some(d) => POLL.min(Duration::from_nanos(u64::try_from(d - now).unwrap_or(0))),
-            None => POLL,
-        };
-        if ordering {
-            since_check += 1;
-            let b4 = r.engine.buffered().saturating_mul(4);
-            if b4 <= cap {
-                holding.clear();
-            } else if b4 >= 2 * cap && (holding.is_empty() || since_check >= 64) {
-                since_check = 0;
-                holding = hold_back(r.engine, queues.len(), cap);
-            }
-            if !holding.is_empty()
-                && queues
-                    .iter()
-                    .all(|(p, _)| holding.contains(p) || at_eof.contains(p))
-            {
-                // Everything else is caught up: the held messages' causes are not coming now.
-                holding.clear();
-            }
-        }
-        let mut got = false;
-        for (p, q) in &queues {
-            if holding.contains(p) {
-                continue;
-            }
-            match q.poll(Duration::ZERO) {
-                Some(Ok(msg)) => {
-                    at_eof.remove(p);
-                    r.record(&msg);
-                    got = true;
-                }
-                Some(Err(KafkaError::PartitionEOF(_))) => {
-                    at_eof.insert(*p);
-                }
-                Some(Err(e)) => r.error(&e)?,
-                None => {}
-            }
-        }
-        if got {
-            // Serve librdkafka's main queue (errors, events) without waiting, and go on.
-            if let Some(res) = consumer.poll(Duration::ZERO) {
-                match res {
-                    Ok(msg) => r.record(&msg),
-                    Err(e) => r.error(&e)?,
-                }
-            }
-            r.engine.tick(clock.now_ns(), r.out);
-            continue;
-        }
-        // Nothing in the partition queues: wait on the main queue (group mode: the records
-        // themselves) or, with partition queues, until one of them wakes us.
-        let main_wait = if queues.is_empty() {
-            wait
-        } else {
-            Duration::ZERO
-        };
-        match consumer.poll(main_wait) {
-            Some(Ok(msg)) => {
-                r.record(&msg);
-                continue;
-            }
-            Some(Err(KafkaError::PartitionEOF(_))) => {}
-            Some(Err(e)) => r.error(&e)?,
-            None => {
-                // Quiet moment: make output visible to people and pipes.
-                r.out.flush_all().context("writing output")?;
-                if !queues.is_empty() {
-                    std::thread::park_timeout(wait.min(Duration::from_millis(1)));
-                }
-            }
-        }
-        r.engine.tick(clock.now_ns(), r.out);
-        if !holding.is_empty() {
-            // Held-back partitions still have records: the idle clock does not run.
-            r.last_record = Instant::now();
-        }
-        if idle.is_some_and(|d| r.last_record.elapsed() >= d) {
-            break;
-        }
-        if last_housekeeping.elapsed() >= HOUSEKEEPING {
-            last_housekeeping = Instant::now();
-            gauges.update(r.engine);
-            let tpl = positions_tpl(&s.topic, r.engine, &assigned(consumer));
-            if tpl.count() > 0 {
-                // Auto-commit (every second) commits what is stored; store only delivered
-                // positions.
-                let _ = consumer.store_offsets(&tpl);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The partitions to stop reading while the ordering buffer is at least half full: those holding
-/// more than their share of the waiting messages. Their messages wait for causes in the other
-/// partitions, which librdkafka may not have fetched yet; reading on would only overflow the
-/// buffer and force early releases. (Pausing in librdkafka instead would refetch from the middle
-/// of a record batch on resume, which not every broker serves correctly.) Never all of them.
-fn hold_back(engine: &ConsumerEngine, partitions: usize, cap: u64) -> BTreeSet<i32> {
-    let share = cap / (2 * partitions.max(1) as u64);
-    let set: BTreeSet<i32> = engine
-        .held_by_partition()
-        .filter(|(_, n)| *n > share)
-        .map(|(p, _)| p)
-        .collect();
-    if set.len() >= partitions {
-        BTreeSet::new()
-    } else {
-        set
-    }
+    result.with_context(at)?;
+    committed.with_context(at)
 }
 
 /// Prometheus metrics fed from the engine's counters (at housekeeping, not per record).
@@ -879,16 +538,3 @@ impl Gauges {
         self.last = Some(now);
     }
 }
-
-/// The librdkafka client context: librdkafka's own error callbacks (connection failures are
-/// retried and reported per attempt) go to `tracing` at debug level, secrets scrubbed, so the
-/// one-line errors this binary reports itself are not drowned. `-vv` shows them.
-struct Quiet;
-
-impl ClientContext for Quiet {
-    fn error(&self, error: KafkaError, reason: &str) {
-        tracing::debug!(target: "librdkafka", "{}", common::scrub(&format!("{error}: {reason}")));
-    }
-}
-
-impl ConsumerContext for Quiet {}

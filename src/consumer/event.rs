@@ -81,7 +81,8 @@ pub struct NodeSummary {
 ///
 /// Accounting: every record read is counted in `received`; it then ends up in exactly one of
 /// `malformed`, `delivered`, `buffered` (still held at exit: not committed, read again by the next
-/// run) or — in causal and total modes — `duplicates` (refused by the buffer, not delivered again).
+/// run) or — in causal and total modes — `duplicates` (refused by the buffer, not delivered again)
+/// or `already_delivered` (read again after a restart, delivered by an earlier run).
 /// In arrival mode duplicates are delivered as they come and `duplicates` counts what the ordering
 /// analysis recognised as such (0 without `--analyze-ordering`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -96,6 +97,9 @@ pub struct Summary {
     pub buffered: u64,
     /// Duplicate messages (see the type's documentation).
     pub duplicates: u64,
+    /// Messages read again after a restart that an earlier run had delivered after its last
+    /// commit position (causal and total modes): not delivered again.
+    pub already_delivered: u64,
     /// Reported violations by kind; every kind of [`VIOLATION_KINDS`] is present.
     pub violations: BTreeMap<&'static str, u64>,
     /// Concurrent pairs counted by the ordering analysis (0 without it).

@@ -26,14 +26,28 @@
 //!
 //! # Commit positions
 //! For each partition the position to commit is the lowest offset still held by the engine (in the
-//! ordering buffer, or withheld after `--max-messages`), or else one past the last record read.
-//! Everything below it was delivered, reported malformed or refused as a duplicate, so a crash
-//! after a commit never loses a message: whatever was held is read again by the next run (and
-//! whatever was delivered after the last commit is delivered again — at-least-once).
+//! ordering buffer, or withheld after `--max-messages`), or else one past the last record read
+//! (or the position the partition started at, [`ConsumerEngine::start_partition`]). Everything
+//! below it was delivered, reported malformed or refused as a duplicate, so a crash after a commit
+//! never loses a message: whatever was held is read again by the next run.
+//!
+//! # Resuming
+//! The shell commits [`ConsumerEngine::checkpoint`] together with the positions (same instant,
+//! same commit); at the next start [`resume`] gives it back to [`ConsumerEngine::restore`] before
+//! the first record. The restored order knows what was delivered before: a message whose
+//! predecessors were delivered by the earlier run is delivered at once (`ready`), and a message
+//! read again that the earlier run had already delivered (it lay between the committed position
+//! and the last record read) is counted in [`Summary::already_delivered`], not delivered twice.
+//! Without a usable checkpoint at a start that is not the beginning of the log (`--history`, say),
+//! [`ConsumerEngine::assume_delivered_before_start`] makes the causal order assume that
+//! everything a node sent before its first message read in this run was delivered, and, once the
+//! shell reports [`ConsumerEngine::caught_up`], that every node not read at all lies wholly before
+//! the start. That rule relies on each node's messages being in one partition in send order (the
+//! producer keys them by node id).
 //!
 //! # Invariants
-//! * Every record read is accounted for exactly once: delivered, malformed, duplicate or held (see
-//!   [`Summary`]).
+//! * Every record read is accounted for exactly once: delivered, malformed, duplicate, already
+//!   delivered (before a restart) or held (see [`Summary`]).
 //! * Bad input never panics and never stalls a partition: a record that fails to decode is
 //!   reported and its offset becomes committable at once.
 //! * Memory is bounded by the buffer size (ordering buffer and analysis window) plus per-node
@@ -41,19 +55,23 @@
 
 mod event;
 mod render;
+mod resume;
 
 pub use event::{
     CollectSink, Delivery, Event, EventSink, NodeSummary, Summary, ViolationReport, VIOLATION_KINDS,
 };
 pub use render::{JsonSink, TextSink};
+pub use resume::{resume, Resumed};
 
 use crate::analysis::{AnalysisConfig, Analyzer, Violation, ViolationKind};
 use crate::clock::VectorTimestamp;
-use crate::delivery::{CausalBuffer, Delivered, DeliveryConfig, Offer, Release, TotalOrderBuffer};
+use crate::delivery::{
+    CausalBuffer, Checkpoint, Delivered, DeliveryConfig, Offer, Release, TotalOrderBuffer,
+};
 use crate::envelope::{self, DecodeLimits, Envelope};
 use crate::NodeId;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 /// Per-node message counts are kept for at most this many nodes (hostile input may carry a new
@@ -162,8 +180,6 @@ struct Held {
     offset: i64,
     raw: Box<[u8]>,
     env: Envelope,
-    /// Processed by an earlier run (below the committed position): restores ordering state only.
-    replay: bool,
 }
 
 enum Orderer {
@@ -197,13 +213,24 @@ pub struct ConsumerEngine {
     malformed: u64,
     duplicates: u64,
     withheld: u64,
-    /// Replayed messages currently in the ordering buffer.
-    replays_held: u64,
     without_seq: u64,
     without_vector: u64,
     unordered: u64,
     /// Nodes already warned about an unmapped array-form vector (at most [`MAX_TRACKED_NODES`]).
     warned_unmapped: std::collections::HashSet<NodeId>,
+    already_delivered: u64,
+    /// Per node, the count (causal) or seq (total) up to which the restored state says messages
+    /// were delivered by an earlier run.
+    restored: VectorTimestamp,
+    /// Causal mode: a node's predecessors of its first message read count as delivered.
+    assume_before_start: bool,
+    /// Nodes whose first message was read (with `assume_before_start`).
+    started: HashSet<NodeId>,
+    /// After `max_messages`: per node, the lowest count (causal) or seq (total) the order released
+    /// but the engine withheld.
+    unsent: HashMap<NodeId, u64>,
+    /// Total order: the last key delivered in order.
+    last_in_order: Option<(u64, NodeId, u64)>,
 }
 
 impl fmt::Debug for ConsumerEngine {
@@ -275,12 +302,121 @@ impl ConsumerEngine {
             malformed: 0,
             duplicates: 0,
             withheld: 0,
-            replays_held: 0,
             without_seq: 0,
             without_vector: 0,
             unordered: 0,
             warned_unmapped: Default::default(),
+            already_delivered: 0,
+            restored: VectorTimestamp::new(),
+            assume_before_start: false,
+            started: HashSet::new(),
+            unsent: HashMap::new(),
+            last_in_order: None,
         }
+    }
+
+    /// Declares where a partition starts (its committed or requested position), so that it has a
+    /// commit position before anything is read from it.
+    pub fn start_partition(&mut self, partition: i32, offset: i64) {
+        let st = self.partitions.entry(partition).or_default();
+        st.next = st.next.max(offset);
+    }
+
+    /// The ordering state to commit together with [`commit_positions`](Self::commit_positions)
+    /// (`None` in arrival mode, which has none).
+    ///
+    /// After `max_messages`, what the order released but the engine withheld is not counted: a
+    /// node's state stops below the first of its withheld messages.
+    pub fn checkpoint(&self) -> Option<Checkpoint> {
+        match &self.orderer {
+            Orderer::Arrival => None,
+            Orderer::Causal(buf) => {
+                let mut nodes = buf.checkpoint();
+                if !self.unsent.is_empty() {
+                    for n in &mut nodes {
+                        if let Some(&c) = self.unsent.get(&n.node) {
+                            n.delivered = n.delivered.min(c.saturating_sub(1));
+                            let cap = n.delivered;
+                            n.skipped.retain(|&(first, _)| first <= cap);
+                            if let Some(last) = n.skipped.last_mut() {
+                                last.1 = last.1.min(cap);
+                            }
+                        }
+                    }
+                    nodes.retain(|n| n.delivered > 0);
+                }
+                Some(Checkpoint::Causal(nodes))
+            }
+            Orderer::Total(buf) => {
+                let mut state = buf.checkpoint();
+                if !self.unsent.is_empty() {
+                    for n in &mut state.nodes {
+                        if let Some(&c) = self.unsent.get(&n.node) {
+                            n.delivered_seq = n.delivered_seq.min(c.saturating_sub(1));
+                        }
+                    }
+                    state.last = self.last_in_order.clone();
+                }
+                Some(Checkpoint::Total(state))
+            }
+        }
+    }
+
+    /// Continues from an earlier run's [`checkpoint`](Self::checkpoint). Call it before the first
+    /// record. A checkpoint of another delivery mode is refused (nothing changes).
+    pub fn restore(&mut self, cp: &Checkpoint) -> Result<(), ModeMismatch> {
+        match (&mut self.orderer, cp) {
+            (Orderer::Causal(buf), Checkpoint::Causal(nodes)) => {
+                buf.restore(nodes, &mut self.released);
+                for n in nodes {
+                    self.restored.set(&n.node, n.delivered);
+                }
+            }
+            (Orderer::Total(buf), Checkpoint::Total(state)) => {
+                buf.restore(state);
+                for n in &state.nodes {
+                    self.restored.set(&n.node, n.delivered_seq);
+                }
+            }
+            _ => {
+                return Err(ModeMismatch {
+                    engine: self.cfg.mode,
+                    checkpoint: match cp {
+                        Checkpoint::Causal(_) => DeliveryMode::Causal,
+                        Checkpoint::Total(_) => DeliveryMode::Total,
+                    },
+                })
+            }
+        }
+        // Restoring releases nothing (nothing waits yet); drop any bookkeeping it produced.
+        self.released.clear();
+        Ok(())
+    }
+
+    /// Without a checkpoint, at a start that is not the beginning of the log: in causal mode,
+    /// everything a node sent before its first message read counts as delivered (see the module
+    /// docs). Call it before the first record. No effect in the other modes: the total order
+    /// waits for its members' next messages, not for predecessors.
+    pub fn assume_delivered_before_start(&mut self) {
+        self.assume_before_start = matches!(self.orderer, Orderer::Causal(_));
+    }
+
+    /// The shell has read every partition up to where it ended when reading started. With
+    /// [`assume_delivered_before_start`](Self::assume_delivered_before_start), messages waiting
+    /// for nodes of which nothing was read are released (`ready`): those nodes' messages all lie
+    /// before the start.
+    pub fn caught_up<S: EventSink + ?Sized>(&mut self, sink: &mut S) {
+        if !self.assume_before_start {
+            return;
+        }
+        if let Orderer::Causal(buf) = &mut self.orderer {
+            for (node, need) in buf.awaited() {
+                if !self.started.contains(&node) {
+                    buf.assume_delivered(&node, need, &mut self.released);
+                }
+            }
+        }
+        self.emit_released(sink);
     }
 
     /// The configuration.
@@ -396,7 +532,6 @@ impl ConsumerEngine {
             offset: rec.offset,
             raw: one_line(payload).into_owned().into_boxed_slice(),
             env,
-            replay: false,
         };
         let offered = self.offer_to_buffer(held, rec.arrival_ns);
         match offered {
@@ -405,6 +540,11 @@ impl ConsumerEngine {
                 if let Some(st) = self.partitions.get_mut(&rec.partition) {
                     st.held += 1;
                 }
+            }
+            Offer::Duplicate(dup) if self.delivered_before_restart(&dup.env) => {
+                // Delivered by an earlier run (read again from the committed position).
+                self.emit_found(true, sink);
+                self.already_delivered += 1;
             }
             Offer::Duplicate(dup) => {
                 // The buffer's verdict is exact; the analysis' own duplicate report for the same
@@ -429,37 +569,6 @@ impl ConsumerEngine {
         self.emit_released(sink);
     }
 
-    /// Replays a record that an earlier run already processed (it lies below the committed
-    /// position the shell resumed from). In causal and total modes it goes through the ordering
-    /// buffer so that the buffer knows what was delivered before — the first new message of a
-    /// node then does not wait for predecessors that will never be read again — but it is never
-    /// delivered, reported, counted or committed. Malformed records and arrival mode: no effect.
-    pub fn replay<S: EventSink + ?Sized>(&mut self, rec: &Record<'_>, sink: &mut S) {
-        let st = self.partitions.entry(rec.partition).or_default();
-        st.next = st.next.max(rec.offset.saturating_add(1));
-        if matches!(self.orderer, Orderer::Arrival) {
-            return;
-        }
-        let Some(payload) = rec.payload else { return };
-        let Ok(env) = envelope::decode(payload, &self.cfg.limits) else {
-            return;
-        };
-        if !self.orderable(&env) {
-            return;
-        }
-        let held = Held {
-            partition: rec.partition,
-            offset: rec.offset,
-            raw: Box::default(),
-            env,
-            replay: true,
-        };
-        if let Offer::Accepted = self.offer_to_buffer(held, rec.arrival_ns) {
-            self.replays_held += 1;
-        }
-        self.emit_released(sink);
-    }
-
     fn offer_to_buffer(&mut self, held: Held, now_ns: i64) -> Offer<Held> {
         let node = held.env.timestamp.node_id.clone();
         // Only orderable messages reach the buffer: they carry a seq (and, for total order, a
@@ -473,6 +582,13 @@ impl ConsumerEngine {
                     Some(vt) => vt.clone(),
                     None => VectorTimestamp::from_entries([(node.clone(), seq)]),
                 };
+                if self.assume_before_start && !self.started.contains(&node) {
+                    self.started.insert(node.clone());
+                    let own = vt.get(&node);
+                    if own > 1 {
+                        buf.assume_delivered(&node, own - 1, &mut self.released);
+                    }
+                }
                 buf.offer(node, &vt, held, now_ns, &mut self.released)
             }
             Orderer::Total(buf) => {
@@ -527,7 +643,7 @@ impl ConsumerEngine {
             Orderer::Causal(buf) => buf.len(),
             Orderer::Total(buf) => buf.len(),
         };
-        (in_buffer as u64).saturating_sub(self.replays_held) + self.withheld
+        in_buffer as u64 + self.withheld
     }
 
     /// Messages held in the ordering buffer per partition (partitions holding none are omitted).
@@ -549,9 +665,6 @@ impl ConsumerEngine {
             .map(|(p, s)| (*p, s.withheld_min.map_or(s.next, |w| w.min(s.next))))
             .collect();
         let mut lower = |h: &Held| {
-            if h.replay {
-                return;
-            }
             if let Some(p) = pos.get_mut(&h.partition) {
                 *p = (*p).min(h.offset);
             }
@@ -600,6 +713,7 @@ impl ConsumerEngine {
             malformed: self.malformed,
             buffered: self.buffered(),
             duplicates: self.duplicates,
+            already_delivered: self.already_delivered,
             violations,
             concurrent_pairs,
             without_seq: self.without_seq,
@@ -607,6 +721,21 @@ impl ConsumerEngine {
             unordered: self.unordered,
             nodes,
         }
+    }
+
+    /// True when the restored state counts `env` as delivered by an earlier run: its own count
+    /// (causal: its own vector entry, when it has a vector; total: its seq) is within it.
+    fn delivered_before_restart(&self, env: &Envelope) -> bool {
+        let node = &env.timestamp.node_id;
+        let own = match (&self.orderer, &env.timestamp.vector_time) {
+            (Orderer::Causal(_), Some(vt)) => vt.get(node),
+            // Without a seq a message is unordered: never held, so never counted by a checkpoint.
+            _ => match env.seq {
+                Some(seq) => seq,
+                None => return false,
+            },
+        };
+        own <= self.restored.get(node)
     }
 
     fn count_node(&mut self, node: &NodeId) {
@@ -671,10 +800,6 @@ impl ConsumerEngine {
         }
         let mut released = std::mem::take(&mut self.released);
         for d in released.drain(..) {
-            if d.item.replay {
-                self.replays_held = self.replays_held.saturating_sub(1);
-                continue;
-            }
             if let Some(st) = self.partitions.get_mut(&d.item.partition) {
                 st.held = st.held.saturating_sub(1);
             }
@@ -693,8 +818,18 @@ impl ConsumerEngine {
             }
             let h = d.item;
             if self.is_done() {
+                // Released by the order but not delivered: the checkpoint must not count it.
+                let c = self.unsent.entry(d.node.clone()).or_insert(d.seq);
+                *c = (*c).min(d.seq);
                 self.withhold(h.partition, h.offset);
                 continue;
+            }
+            if matches!(self.orderer, Orderer::Total(_)) && d.release != Release::Late {
+                self.last_in_order = Some((
+                    h.env.timestamp.logical_time.unwrap_or_default(),
+                    d.node.clone(),
+                    d.seq,
+                ));
             }
             self.delivered += 1;
             sink.deliver(&Delivery {
@@ -707,6 +842,16 @@ impl ConsumerEngine {
         }
         self.released = released;
     }
+}
+
+/// A checkpoint of one delivery mode given to an engine of another.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the stored ordering state is for {checkpoint} delivery, this consumer delivers in {engine} order")]
+pub struct ModeMismatch {
+    /// This engine's mode.
+    pub engine: DeliveryMode,
+    /// The checkpoint's mode.
+    pub checkpoint: DeliveryMode,
 }
 
 /// "node B seq 4 released after waiting 5000 ms; missing: A 3..5; silent members: C".

@@ -11,8 +11,8 @@ use std::io::{self, Write};
 /// {"event":"violation","kind":"fifo_gap","node":"…","ids":["…"],"detail":"…"}
 /// {"event":"malformed","partition":P,"offset":O,"error":"…"}
 /// {"event":"summary","received":N,"delivered":N,"malformed":N,"buffered":N,"duplicates":N,
-///  "violations":{"fifo_gap":N,…},"concurrent_pairs":N,"without_seq":N,"without_vector":N,
-///  "unordered":N,"nodes":{"<id>":{"messages":N,"offset_ms":X}}}
+///  "already_delivered":N,"violations":{"fifo_gap":N,…},"concurrent_pairs":N,"without_seq":N,
+///  "without_vector":N,"unordered":N,"nodes":{"<id>":{"messages":N,"offset_ms":X}}}
 /// ```
 ///
 /// `release` is `ready`, `timeout`, `buffer-full` or `late` (a predecessor that was given up on
@@ -261,6 +261,13 @@ impl<W: Write, E: Write> EventSink for TextSink<W, E> {
                 if n > 0 {
                     writeln!(w, "{label:<14}{n:>6}")?;
                 }
+            }
+            if s.already_delivered > 0 {
+                writeln!(
+                    w,
+                    "already delivered {:>3}  (read again after the restart; not delivered twice)",
+                    s.already_delivered
+                )?;
             }
             let total: u64 = s.violations.values().sum();
             writeln!(w, "violations  {total:>8}")?;

@@ -263,6 +263,220 @@ fn duplicates_are_reported_once_and_not_delivered_again() {
 }
 
 #[test]
+fn a_restored_causal_engine_delivers_successors_of_earlier_deliveries_at_once() {
+    let cfg = EngineConfig {
+        mode: DeliveryMode::Causal,
+        causal_timeout_ms: 600_000,
+        ..EngineConfig::default()
+    };
+    let mut e1 = ConsumerEngine::new(cfg.clone());
+    let mut sink = CollectSink::default();
+    feed(&mut e1, &mut sink, 0, 0, &vmsg("A", 1, &[("A", 1)]), T0);
+    feed(
+        &mut e1,
+        &mut sink,
+        1,
+        0,
+        &vmsg("B", 1, &[("A", 1), ("B", 1)]),
+        T0,
+    );
+    feed(
+        &mut e1,
+        &mut sink,
+        1,
+        1,
+        &vmsg("B", 2, &[("A", 2), ("B", 2)]),
+        T0,
+    );
+    assert_eq!(e1.commit_positions(), vec![(0, 1), (1, 1)]);
+    let cp = e1.checkpoint().unwrap();
+
+    let mut e2 = ConsumerEngine::new(cfg);
+    let mut sink = CollectSink::default();
+    e2.restore(&cp).unwrap();
+    e2.start_partition(0, 1);
+    e2.start_partition(1, 1);
+    assert_eq!(e2.commit_positions(), vec![(0, 1), (1, 1)]);
+    // B2 is read again (held at the commit), then A2 arrives: both at once, nothing early.
+    feed(
+        &mut e2,
+        &mut sink,
+        1,
+        1,
+        &vmsg("B", 2, &[("A", 2), ("B", 2)]),
+        T0,
+    );
+    feed(&mut e2, &mut sink, 0, 1, &vmsg("A", 2, &[("A", 2)]), T0);
+    feed(
+        &mut e2,
+        &mut sink,
+        1,
+        2,
+        &vmsg("B", 3, &[("A", 2), ("B", 3)]),
+        T0,
+    );
+    assert_eq!(
+        sink.delivered(),
+        vec![
+            ("A".to_string(), 2, Release::Ready),
+            ("B".to_string(), 2, Release::Ready),
+            ("B".to_string(), 3, Release::Ready),
+        ]
+    );
+    assert!(sink.violations().is_empty());
+    // A total-order checkpoint is refused.
+    let mut total = engine(DeliveryMode::Total);
+    assert!(total.restore(&cp).is_err());
+}
+
+#[test]
+fn what_max_messages_withholds_is_not_in_the_checkpoint() {
+    let cfg = EngineConfig {
+        mode: DeliveryMode::Causal,
+        max_messages: Some(1),
+        ..EngineConfig::default()
+    };
+    let mut e1 = ConsumerEngine::new(cfg.clone());
+    let mut sink = CollectSink::default();
+    // B1 waits for A1; A1 releases both at once, but only one message may be delivered.
+    feed(
+        &mut e1,
+        &mut sink,
+        1,
+        0,
+        &vmsg("B", 1, &[("A", 1), ("B", 1)]),
+        T0,
+    );
+    feed(&mut e1, &mut sink, 0, 0, &vmsg("A", 1, &[("A", 1)]), T0);
+    assert_eq!(sink.delivered().len(), 1);
+    assert_eq!(e1.commit_positions(), vec![(0, 1), (1, 0)]);
+    let cp = e1.checkpoint().unwrap();
+    assert_eq!(cp.encode(), "kts1c;A=1");
+
+    let mut e2 = ConsumerEngine::new(EngineConfig {
+        max_messages: None,
+        ..cfg
+    });
+    let mut sink = CollectSink::default();
+    e2.restore(&cp).unwrap();
+    feed(
+        &mut e2,
+        &mut sink,
+        1,
+        0,
+        &vmsg("B", 1, &[("A", 1), ("B", 1)]),
+        T0,
+    );
+    assert_eq!(sink.delivered(), vec![("B".to_string(), 1, Release::Ready)]);
+
+    // Total order: the last key is the last one delivered, not the last one released.
+    let cfg = EngineConfig {
+        mode: DeliveryMode::Total,
+        max_messages: Some(1),
+        nodes: Some(vec!["A".into(), "B".into()]),
+        ..EngineConfig::default()
+    };
+    let mut e = ConsumerEngine::new(cfg);
+    let mut sink = CollectSink::default();
+    let tmsg = |n: &str, seq: u64, t: u64| bytes(&envelope(n, seq, None, t));
+    feed(&mut e, &mut sink, 0, 0, &tmsg("A", 1, 1), T0);
+    feed(&mut e, &mut sink, 0, 1, &tmsg("A", 2, 2), T0);
+    feed(&mut e, &mut sink, 1, 0, &tmsg("B", 1, 5), T0);
+    assert_eq!(sink.delivered().len(), 1);
+    assert_eq!(e.checkpoint().unwrap().encode(), "kts1t;1:A:1;A=1:2;B=0:5");
+}
+
+#[test]
+fn a_record_delivered_before_the_restart_is_not_delivered_again() {
+    let cfg = EngineConfig {
+        mode: DeliveryMode::Causal,
+        ..EngineConfig::default()
+    };
+    let mut e1 = ConsumerEngine::new(cfg.clone());
+    let mut sink = CollectSink::default();
+    // Partition 0: B1 (waiting for A1, which is in partition 1, not read yet), then C1. C1 is
+    // delivered, B1 held: partition 0 is committed at B1's offset, below the delivered C1.
+    feed(
+        &mut e1,
+        &mut sink,
+        0,
+        0,
+        &vmsg("B", 1, &[("A", 1), ("B", 1)]),
+        T0,
+    );
+    feed(&mut e1, &mut sink, 0, 1, &vmsg("C", 1, &[("C", 1)]), T0);
+    assert_eq!(sink.delivered().len(), 1, "C1 delivered after the held B1");
+    let positions = e1.commit_positions();
+    assert_eq!(positions, vec![(0, 0)]);
+    let cp = e1.checkpoint().unwrap();
+
+    let mut e2 = ConsumerEngine::new(cfg);
+    let mut sink = CollectSink::default();
+    e2.restore(&cp).unwrap();
+    feed(
+        &mut e2,
+        &mut sink,
+        0,
+        0,
+        &vmsg("B", 1, &[("A", 1), ("B", 1)]),
+        T0,
+    );
+    feed(&mut e2, &mut sink, 0, 1, &vmsg("C", 1, &[("C", 1)]), T0);
+    feed(&mut e2, &mut sink, 1, 0, &vmsg("A", 1, &[("A", 1)]), T0);
+    let got: Vec<String> = sink
+        .delivered()
+        .into_iter()
+        .map(|(n, s, _)| format!("{n}{s}"))
+        .collect();
+    assert_eq!(got, ["A1", "B1"]);
+    assert!(sink.violations().is_empty(), "{:?}", sink.violations());
+    let s = e2.summary();
+    assert_eq!((s.already_delivered, s.duplicates), (1, 0));
+}
+
+#[test]
+fn without_a_checkpoint_predecessors_before_the_start_count_as_delivered() {
+    let mut e = ConsumerEngine::new(EngineConfig {
+        mode: DeliveryMode::Causal,
+        causal_timeout_ms: 600_000,
+        ..EngineConfig::default()
+    });
+    e.assume_delivered_before_start();
+    let mut sink = CollectSink::default();
+    // The history starts at A's 41st and B's 90th message; B90 also follows C's 7th, and C sent
+    // nothing since the start.
+    feed(
+        &mut e,
+        &mut sink,
+        1,
+        89,
+        &vmsg("B", 90, &[("A", 41), ("B", 90), ("C", 7)]),
+        T0,
+    );
+    assert!(
+        sink.delivered().is_empty(),
+        "A41 is in the history: wait for it"
+    );
+    feed(&mut e, &mut sink, 0, 40, &vmsg("A", 41, &[("A", 41)]), T0);
+    assert!(
+        sink.delivered().len() == 1,
+        "A41 at once; B90 still waits for C"
+    );
+    e.caught_up(&mut sink);
+    assert_eq!(
+        sink.delivered(),
+        vec![
+            ("A".to_string(), 41, Release::Ready),
+            ("B".to_string(), 90, Release::Ready),
+        ]
+    );
+    assert!(sink.violations().is_empty());
+    // A node first read after catching up: its predecessors count as delivered too.
+    feed(&mut e, &mut sink, 2, 9, &vmsg("D", 10, &[("D", 10)]), T0);
+    assert_eq!(sink.delivered()[2], ("D".to_string(), 10, Release::Ready));
+}
+
+#[test]
 fn total_order_is_identical_for_different_interleavings() {
     // Two nodes, Lamport times interleaved; per-node FIFO kept in both interleavings.
     let a: Vec<Vec<u8>> = [(1, 1), (2, 4), (3, 6)]
@@ -466,6 +680,7 @@ fn json_output_has_exactly_the_documented_shapes() {
         "malformed",
         "buffered",
         "duplicates",
+        "already_delivered",
         "violations",
         "concurrent_pairs",
         "nodes",
@@ -575,10 +790,12 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(1000))]
 
     /// Each node writes to its own partition; partitions are read in a random interleaving (FIFO
-    /// per partition) with garbage records mixed in; the consumer "crashes" at a random point and a
-    /// second run restarts from the committed positions. Over both runs every message is delivered
-    /// at least once; the second run redelivers only messages at or after the commit; and every
-    /// record of the first run is accounted for exactly once.
+    /// per partition) with garbage records mixed in; the consumer (causal or total order)
+    /// "crashes" at a random point and a second run restarts from the committed positions with the
+    /// checkpoint committed with them.
+    /// Over both runs every message is delivered exactly once (what the first run delivered after
+    /// its commit position is read again and counted as already delivered), and every record of
+    /// each run is accounted for exactly once.
     #[test]
     fn crash_and_restart_from_commit_loses_nothing(
         (n, steps) in arb_history(),
@@ -586,7 +803,9 @@ proptest! {
         garbage in prop::collection::vec((0usize..8, 0usize..64), 0..6),
         crash_at in 0usize..200,
         cap in prop::sample::select(vec![1usize, 2, 3, 5, 8, 1000]),
+        total in any::<bool>(),
     ) {
+        let mode = if total { DeliveryMode::Total } else { DeliveryMode::Causal };
         let hist = history(n, &steps);
         // partition p = node p: records (offset order) = that node's messages, garbage spliced in.
         let mut parts: Vec<Vec<Vec<u8>>> = hist.iter().map(|msgs| msgs.iter().map(|(node, seq, vt)| {
@@ -610,7 +829,7 @@ proptest! {
             order.push((p, cursors[p]));
             cursors[p] += 1;
         }
-        let cfg = EngineConfig { mode: DeliveryMode::Causal, buffer_size: cap, causal_timeout_ms: 1_000_000, ..EngineConfig::default() };
+        let cfg = EngineConfig { mode, buffer_size: cap, causal_timeout_ms: 1_000_000, ..EngineConfig::default() };
 
         // Run 1 until the crash.
         let mut e1 = ConsumerEngine::new(cfg.clone());
@@ -620,6 +839,7 @@ proptest! {
             feed(&mut e1, &mut s1, p as i32, o as i64, &parts[p][o], T0 + i as i64);
         }
         let sum1 = e1.summary();
+        let checkpoint = e1.checkpoint().expect("causal and total modes have a checkpoint");
         prop_assert_eq!(sum1.received, crash as u64);
         prop_assert_eq!(sum1.received, sum1.delivered + sum1.malformed + sum1.buffered + sum1.duplicates);
         let commits: HashMap<i32, i64> = e1.commit_positions().into_iter().collect();
@@ -629,36 +849,43 @@ proptest! {
             prop_assert!(*o <= read);
         }
 
-        // Run 2 from the committed positions, to the end, then flush by timeout.
+        // Run 2 from the committed positions and the checkpoint, to the end.
         let mut e2 = ConsumerEngine::new(cfg);
         let mut s2 = CollectSink::default();
+        let text = checkpoint.encode();
+        prop_assert_eq!(e2.restore(&Checkpoint::decode(&text).unwrap()), Ok(()));
+        for (p, c) in &commits {
+            e2.start_partition(*p, *c);
+        }
         for (i, &(p, o)) in order.iter().enumerate() {
-            let rec = Record { partition: p as i32, offset: o as i64, payload: Some(&parts[p][o]), arrival_ns: T0 + i as i64 };
             if (o as i64) < commits.get(&(p as i32)).copied().unwrap_or(0) {
-                e2.replay(&rec, &mut s2);
-            } else {
-                e2.on_record(&rec, &mut s2);
+                continue;
             }
+            feed(&mut e2, &mut s2, p as i32, o as i64, &parts[p][o], T0 + i as i64);
         }
         let commits2: HashMap<i32, i64> = e2.commit_positions().into_iter().collect();
         for (p, c) in &commits {
             prop_assert!(commits2.get(p).is_some_and(|c2| c2 >= c), "commit went backwards: {:?} -> {:?}", commits, commits2);
         }
-        if cap >= total_valid && sum1.violations["released_early"] == 0 {
-            // Replay restored what run 1 delivered: nothing waits for a message that is not
-            // read again, so nothing is released early.
+        if !total && cap >= total_valid && sum1.violations["released_early"] == 0 {
+            // The checkpoint restored what run 1 delivered: nothing waits for a message that is
+            // not read again, so nothing is held or released early, and no message waits at all
+            // unless run 1 held it too.
             prop_assert_eq!(e2.buffered(), 0);
             prop_assert!(s2.violations().is_empty(), "{:?}", s2.violations());
+            prop_assert!(s2.delivered().iter().all(|d| d.2 == Release::Ready));
         }
-        // Run 2 does not know what run 1 delivered: let everything still waiting time out.
         e2.tick(i64::MAX, &mut s2);
+        let sum2 = e2.summary();
+        prop_assert_eq!(sum2.received, sum2.delivered + sum2.malformed + sum2.buffered + sum2.duplicates + sum2.already_delivered);
         let mut seen = std::collections::HashSet::new();
         for s in [&s1, &s2] {
-            for (node, seq, _) in s.delivered() { seen.insert((node, seq)); }
+            for (node, seq, _) in s.delivered() {
+                prop_assert!(seen.insert((node.clone(), seq)), "{}{} delivered twice", node, seq);
+            }
         }
-        prop_assert_eq!(seen.len(), total_valid, "every message delivered at least once");
-        // (messages of run 1 at or after their partition's commit are delivered again: at-least-once)
-        prop_assert_eq!(e2.summary().buffered, 0);
+        prop_assert_eq!(seen.len(), total_valid, "every message delivered exactly once");
+        prop_assert_eq!(sum2.buffered, 0);
     }
 
     /// Any bytes in any partition: no panic, every record accounted for, commit positions never

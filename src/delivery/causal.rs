@@ -35,7 +35,7 @@
 
 use super::arrivals::Arrivals;
 use super::ranges::RangeSet;
-use super::{Delivered, DeliveryConfig, Gap, Offer, Release};
+use super::{CausalNode, Delivered, DeliveryConfig, Gap, Offer, Release};
 use crate::clock::VectorTimestamp;
 use crate::NodeId;
 use std::collections::BTreeMap;
@@ -249,6 +249,58 @@ impl<T> CausalBuffer<T> {
     /// The waiting payloads, oldest arrival first.
     pub fn iter_waiting(&self) -> impl Iterator<Item = &T> + '_ {
         self.waiting.iter().map(|w| &w.item)
+    }
+
+    /// Counts `node`'s messages up to `count` as delivered without delivering or reporting them:
+    /// they lie before where the consumer started reading (see the consumer's resume rules).
+    /// Messages that were waiting only for them are released as [`Release::Ready`] into `out`.
+    pub fn assume_delivered(&mut self, node: &NodeId, count: u64, out: &mut Vec<Delivered<T>>) {
+        let idx = self.intern_one(node);
+        self.advance(idx, count);
+        self.run(out);
+    }
+
+    /// The nodes that waiting messages need more of, each with the highest count needed.
+    pub fn awaited(&self) -> Vec<(NodeId, u64)> {
+        self.names
+            .iter()
+            .filter_map(|(name, idx)| {
+                let st = &self.nodes[*idx as usize];
+                st.waiters
+                    .last_key_value()
+                    .map(|(&need, _)| (name.clone(), need))
+            })
+            .collect()
+    }
+
+    /// The state a restarted buffer needs: per node (sorted by id) the count delivered or given
+    /// up on, and the given-up counts that have not arrived.
+    pub fn checkpoint(&self) -> Vec<CausalNode> {
+        self.names
+            .iter()
+            .map(|(_, idx)| &self.nodes[*idx as usize])
+            .filter(|st| st.delivered > 0)
+            .map(|st| CausalNode {
+                node: st.name.clone(),
+                delivered: st.delivered,
+                skipped: st.skipped.iter().collect(),
+            })
+            .collect()
+    }
+
+    /// Restores a [`checkpoint`](Self::checkpoint) (call it before offering anything): what it
+    /// counts is delivered, its given-up counts are delivered as [`Release::Late`] if they come.
+    pub fn restore(&mut self, nodes: &[CausalNode], out: &mut Vec<Delivered<T>>) {
+        for n in nodes {
+            let idx = self.intern_one(&n.node);
+            for &(first, last) in &n.skipped {
+                self.nodes[idx as usize]
+                    .skipped
+                    .insert_range(first, last.min(n.delivered));
+            }
+            self.advance(idx, n.delivered);
+        }
+        self.run(out);
     }
 
     // ---- node table ----
@@ -800,6 +852,48 @@ mod tests {
         let mut out = Vec::new();
         b.expire(1_000_000 + WAIT, &mut out);
         assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn restored_checkpoint_releases_at_once_and_keeps_given_up_counts_late() {
+        let mut b = buf(10);
+        offer(&mut b, "A", &[("A", 1)], "a1", 0);
+        offer(&mut b, "B", &[("A", 3), ("B", 1)], "b1", 0);
+        let mut out = Vec::new();
+        b.expire(WAIT, &mut out);
+        assert_eq!(items(&out), ["b1"]);
+        let cp = b.checkpoint();
+        assert_eq!(cp[0].skipped, vec![(2, 3)]);
+
+        let mut r = buf(10);
+        let mut out = Vec::new();
+        r.restore(&cp, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(r.delivered(), b.delivered());
+        assert_eq!(r.checkpoint(), cp);
+        // A successor of everything delivered before: at once.
+        let (_, out) = offer(&mut r, "B", &[("A", 3), ("B", 2)], "b2", 0);
+        assert_eq!(out[0].release, Release::Ready);
+        // A given-up message arriving after the restart: late, not a duplicate.
+        let (res, out) = offer(&mut r, "A", &[("A", 2)], "a2", 0);
+        assert_eq!(res, Offer::Accepted);
+        assert_eq!(out[0].release, Release::Late);
+        // A delivered one read again: a duplicate.
+        let (res, _) = offer(&mut r, "A", &[("A", 1)], "a1", 0);
+        assert!(res.is_duplicate());
+    }
+
+    #[test]
+    fn assumed_predecessors_release_waiting_messages_as_ready() {
+        let mut b = buf(10);
+        offer(&mut b, "B", &[("A", 7), ("B", 1)], "b1", 0);
+        assert_eq!(b.awaited(), vec![(NodeId::from("A"), 7)]);
+        let mut out = Vec::new();
+        b.assume_delivered(&NodeId::from("A"), 7, &mut out);
+        assert_eq!(items(&out), ["b1"]);
+        assert_eq!(out[0].release, Release::Ready);
+        assert!(out[0].missing.is_empty());
+        assert!(b.awaited().is_empty());
     }
 
     #[test]

@@ -12,12 +12,14 @@
 //! Memory is bounded by [`DeliveryConfig::capacity`] waiting messages plus O(nodes) bookkeeping.
 
 pub mod causal;
+pub mod checkpoint;
 pub mod total;
 
 mod arrivals;
 mod ranges;
 
 pub use causal::CausalBuffer;
+pub use checkpoint::{CausalNode, Checkpoint, CheckpointError, TotalNode, TotalState};
 pub use total::TotalOrderBuffer;
 
 use crate::NodeId;

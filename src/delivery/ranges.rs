@@ -80,6 +80,11 @@ impl RangeSet {
         true
     }
 
+    /// The ranges `(start, end)`, increasing.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.ranges.iter().map(|(s, e)| (*s, *e))
+    }
+
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.ranges.len()

@@ -33,7 +33,7 @@
 
 use super::arrivals::Arrivals;
 use super::ranges::RangeSet;
-use super::{Delivered, DeliveryConfig, Offer, Release};
+use super::{Delivered, DeliveryConfig, Offer, Release, TotalNode, TotalState};
 use crate::clock::VectorTimestamp;
 use crate::NodeId;
 use std::cmp::Reverse;
@@ -226,6 +226,54 @@ impl<T> TotalOrderBuffer<T> {
         self.waiting.iter().map(|h| &h.item)
     }
 
+    /// The state a restarted buffer needs (see [`TotalState`]); nodes sorted by id.
+    pub fn checkpoint(&self) -> TotalState {
+        let mut nodes: Vec<TotalNode> = self
+            .nodes
+            .iter()
+            .map(|(n, st)| TotalNode {
+                node: n.clone(),
+                delivered_seq: self.delivered_vt.get(n),
+                max_time: st.max_time,
+            })
+            .collect();
+        nodes.sort_by(|a, b| a.node.as_bytes().cmp(b.node.as_bytes()));
+        TotalState {
+            last: self.last.clone(),
+            nodes,
+        }
+    }
+
+    /// Restores a [`checkpoint`](Self::checkpoint) (call it before offering anything): the order
+    /// continues after its last key, each node's seqs up to its delivered one count as received
+    /// (offered again: [`Offer::Duplicate`]), and each member's largest time is known again.
+    /// Nodes that are not configured members stay non-members when the list is fixed.
+    pub fn restore(&mut self, state: &TotalState) {
+        if state.last > self.last {
+            self.last = state.last.clone();
+        }
+        let fixed = self.fixed;
+        for n in &state.nodes {
+            let st = self
+                .nodes
+                .entry(n.node.clone())
+                .or_insert_with(|| NodeState::new(!fixed));
+            if n.delivered_seq > 0 {
+                st.seen.insert_range(1, n.delivered_seq);
+            }
+            let old = st.max_time;
+            let max_time = old.max(n.max_time);
+            st.max_time = max_time;
+            if st.member {
+                self.frontier.remove(&(old, n.node.clone()));
+                self.frontier.insert((max_time, n.node.clone()));
+            }
+            if n.delivered_seq > self.delivered_vt.get(&n.node) {
+                self.delivered_vt.set(&n.node, n.delivered_seq);
+            }
+        }
+    }
+
     /// True when every member has received something ordered after `key`.
     fn is_ready(&self, key: &Key) -> bool {
         match self.frontier.first() {
@@ -350,6 +398,41 @@ mod tests {
             b.last_delivered().map(|(t, n, s)| (t, &**n, s)),
             Some((3, "B", 1))
         );
+    }
+
+    #[test]
+    fn a_restored_buffer_continues_the_same_sequence() {
+        // One run: everything up to b1 delivered, a2 and c2 held.
+        let mut b = buf(10, Some(&["A", "B", "C"]));
+        for (n, s, t, i) in [
+            ("A", 1, 1, "a1"),
+            ("B", 1, 3, "b1"),
+            ("C", 1, 2, "c1"),
+            ("A", 2, 4, "a2"),
+            ("C", 2, 5, "c2"),
+        ] {
+            offer(&mut b, n, s, t, i, 0);
+        }
+        assert_eq!(b.len(), 2);
+        let cp = b.checkpoint();
+        assert_eq!(cp.last, Some((3, "B".into(), 1)));
+        // Restarted: the held messages are read again, then B speaks.
+        let mut r = buf(10, Some(&["A", "B", "C"]));
+        r.restore(&cp);
+        assert_eq!(r.checkpoint(), cp);
+        let (_, out) = offer(&mut r, "A", 2, 4, "a2", 0);
+        assert!(out.is_empty(), "B has sent nothing after (4, A) yet");
+        let (res, _) = offer(&mut r, "B", 1, 3, "b1", 0);
+        assert!(res.is_duplicate(), "delivered before the restart");
+        offer(&mut r, "C", 2, 5, "c2", 0);
+        let (_, out) = offer(&mut r, "B", 2, 6, "b2", 0);
+        assert_eq!(items(&out), ["a2"]);
+        let (_, out) = offer(&mut r, "A", 3, 7, "a3", 0);
+        assert_eq!(items(&out), ["c2"], "b2 (6, B) waits for C");
+        assert!(out.iter().all(|d| d.release == Release::Ready));
+        // Something ordered before the restored last key is late.
+        let (_, out) = offer(&mut r, "C", 9, 0, "c-old", 0);
+        assert_eq!(out[0].release, Release::Late);
     }
 
     #[test]

@@ -42,6 +42,15 @@ pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("socket.connection.setup.timeout.ms", "10000"),
 ];
 
+/// Further defaults of a consumer that reads every partition itself (manual assignment, one
+/// librdkafka queue per partition): end-of-partition events tell it when it has caught up, and
+/// librdkafka's prefetch is bounded per partition (its default, 64 MiB each, is far more than a
+/// reader taking one record per partition in turn needs).
+pub const MANUAL_CONSUMER_DEFAULTS: &[(&str, &str)] = &[
+    ("enable.partition.eof", "true"),
+    ("queued.max.messages.kbytes", "16384"),
+];
+
 /// Admin-client defaults.
 pub const ADMIN_DEFAULTS: &[(&str, &str)] = &[("socket.connection.setup.timeout.ms", "10000")];
 
@@ -117,8 +126,12 @@ impl ClientSettings {
     }
 
     fn build(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+        self.build_layers(&[defaults])
+    }
+
+    fn build_layers(&self, layers: &[&[(&str, &str)]]) -> ClientConfig {
         let mut cfg = ClientConfig::new();
-        for (k, v) in defaults {
+        for (k, v) in layers.iter().copied().flatten() {
             cfg.set(*k, *v);
         }
         cfg.set("bootstrap.servers", &self.bootstrap);
@@ -138,7 +151,18 @@ impl ClientSettings {
     /// librdkafka needs one even for manual assignment, and with auto-commit off nothing is ever
     /// stored under it.
     pub fn consumer_config(&self, group: Option<&str>) -> ClientConfig {
-        let mut cfg = self.build(CONSUMER_DEFAULTS);
+        self.consumer_config_with(group, &[])
+    }
+
+    /// A consumer configuration that reads every partition itself:
+    /// [`consumer_config`](Self::consumer_config) with [`MANUAL_CONSUMER_DEFAULTS`] added under
+    /// the user's properties.
+    pub fn manual_consumer_config(&self, group: Option<&str>) -> ClientConfig {
+        self.consumer_config_with(group, MANUAL_CONSUMER_DEFAULTS)
+    }
+
+    fn consumer_config_with(&self, group: Option<&str>, extra: &[(&str, &str)]) -> ClientConfig {
+        let mut cfg = self.build_layers(&[CONSUMER_DEFAULTS, extra]);
         if self.get("group.id").is_none() {
             match group {
                 Some(g) => cfg.set("group.id", g),
@@ -254,6 +278,18 @@ mod tests {
             s.consumer_config(Some("g")).get("enable.auto.commit"),
             Some("false")
         );
+    }
+
+    #[test]
+    fn manual_consumer_asks_for_eof_and_never_auto_commits_unless_told() {
+        let mut s = ClientSettings::new("a:1");
+        let cfg = s.manual_consumer_config(Some("g"));
+        assert_eq!(cfg.get("enable.partition.eof"), Some("true"));
+        assert_eq!(cfg.get("enable.auto.commit"), Some("false"));
+        assert_eq!(cfg.get("group.id"), Some("g"));
+        s.set("queued.max.messages.kbytes", "1024");
+        let cfg = s.manual_consumer_config(Some("g"));
+        assert_eq!(cfg.get("queued.max.messages.kbytes"), Some("1024"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! Manual assignment of all partitions of a topic to a consumer (no group rebalancing): used by
-//! the producer's `--observe` and by the causal / total-order consumer, which must see every
-//! partition.
+//! Manual assignment of all partitions of a topic to a consumer (no group rebalancing), at a
+//! logical position: used by the producer's `--observe`. (`kafka-consumer` resolves concrete
+//! start offsets first: [`super::start`].)
 
 use super::admin::topic_partitions;
 use super::error::{describe, KafkaError};

@@ -99,6 +99,22 @@ pub fn describe(err: &RdError) -> String {
     one_line(&line)
 }
 
+/// True for a consume error that retrying cannot fix (the topic is gone, access is denied,
+/// authentication failed, the client is in a fatal state); librdkafka retries the others itself.
+pub fn is_fatal_consume_error(err: &RdError) -> bool {
+    matches!(
+        err.rdkafka_error_code(),
+        Some(
+            Code::UnknownTopicOrPartition
+                | Code::UnknownTopic
+                | Code::TopicAuthorizationFailed
+                | Code::GroupAuthorizationFailed
+                | Code::SaslAuthenticationFailed
+                | Code::Fatal
+        )
+    )
+}
+
 fn value_of(err: &RdError) -> &str {
     match err {
         RdError::ClientConfig(_, _, _, value) => value,

@@ -5,21 +5,32 @@
 //! * [`redact`] — secret property values are shown as `***` everywhere.
 //! * [`admin`] — create / wait for / delete / list topics, partitions, watermarks.
 //! * [`consumer`] — manual assignment of all partitions of a topic.
+//! * [`start`] — where a manually assigned consumer starts in each partition.
+//! * [`commit`] — the consumer's commit policy: committed offsets and their metadata.
+//! * [`reader`] — the consumer's read loop (round-robin partitions, pause/resume, commits).
 //! * [`error`] — rdkafka errors mapped to clear one-line messages.
 //!
 //! [`LogContext`] routes librdkafka's log and error callbacks to `tracing`, scrubbed of secrets
 //! and with repeated errors of one kind logged once at `warn` (then at `debug`).
 
 pub mod admin;
+pub mod commit;
 pub mod config;
 pub mod consumer;
 pub mod error;
+pub mod reader;
 pub mod redact;
+pub mod start;
 
 pub use admin::{topic_partitions, topic_watermarks, Admin, Watermarks};
+pub use commit::{
+    committed, Committed, Committer, MetadataStored, COMMIT_INTERVAL, METADATA_MAX_BYTES,
+};
 pub use config::{parse_property, properties_from_toml, ClientSettings, DEFAULT_BOOTSTRAP};
 pub use consumer::{assign_all_partitions, StartAt};
-pub use error::{describe, KafkaError};
+pub use error::{describe, is_fatal_consume_error, KafkaError};
+pub use reader::{read, FlushSink, ReadError, ReadOptions};
+pub use start::{assign_at, PartitionStart, Reset, Start};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;

@@ -953,6 +953,53 @@ pub fn produce_at(
     out
 }
 
+/// Writes `(partition, key, payload)` records to `topic` at `bootstrap` as fast as the producer
+/// pipelines them (idempotent: each partition keeps the input order), waiting for every delivery.
+pub fn produce_many_at(bootstrap: &str, topic: &str, records: &[(i32, &str, Vec<u8>)]) {
+    use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+    use std::sync::atomic::AtomicU64;
+    /// Deliveries acknowledged.
+    struct Count(Arc<AtomicU64>);
+    impl rdkafka::ClientContext for Count {}
+    impl rdkafka::producer::ProducerContext for Count {
+        type DeliveryOpaque = ();
+        fn delivery(&self, r: &rdkafka::message::DeliveryResult<'_>, _: ()) {
+            if r.is_ok() {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    let done = Arc::new(AtomicU64::new(0));
+    let producer: ThreadedProducer<Count> = kafka_timesync::kafka::ClientSettings::new(bootstrap)
+        .producer_config()
+        .create_with_context(Count(Arc::clone(&done)))
+        .expect("producer");
+    for (partition, key, payload) in records {
+        let mut rec = BaseRecord::to(topic)
+            .partition(*partition)
+            .key(*key)
+            .payload(payload.as_slice());
+        loop {
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    // Queue full: let deliveries drain it.
+                    std::thread::sleep(Duration::from_millis(5));
+                    rec = back;
+                }
+            }
+        }
+    }
+    producer
+        .flush(Duration::from_secs(120))
+        .expect("flush the producer");
+    assert_eq!(
+        done.load(Ordering::Relaxed),
+        records.len() as u64,
+        "records acknowledged"
+    );
+}
+
 /// The offsets committed by consumer group `group` on `topic`'s partitions (`-1` = none).
 pub fn committed_offsets(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
     use rdkafka::consumer::{BaseConsumer, Consumer};

@@ -1,0 +1,384 @@
+//! The consumer's read loop: records from Kafka into a [`ConsumerEngine`], events out to a sink,
+//! commits as [`super::commit`] says.
+//!
+//! With manual assignment every partition gets its own librdkafka queue, read round-robin one
+//! record at a time: librdkafka prefetches each partition independently and, from a single queue,
+//! would hand over tens of thousands of records of one partition before the next — which a causal
+//! or total-order buffer can only absorb by releasing messages early. Round-robin keeps the nodes
+//! (one partition each, by key) in step, so the buffer holds only what is really out of order.
+//!
+//! When the ordering buffer is half full, the partitions holding more than their share of it are
+//! paused (librdkafka `pause`) until it is down to a quarter: their messages wait for causes in
+//! the other partitions, and reading on would only overflow the buffer and force early releases.
+//! Pausing also stops librdkafka from prefetching them, so memory stays bounded by the buffer
+//! size rather than by partitions × fetch size. A resumed partition continues at the record after
+//! the last one handed out: nothing is skipped or read twice.
+
+use super::commit::{Committer, COMMIT_INTERVAL};
+use super::error::{describe, is_fatal_consume_error, KafkaError};
+use super::start::PartitionStart;
+use super::LogContext;
+use crate::consumer::{ConsumerEngine, DeliveryMode, EventSink, JsonSink, Record, TextSink};
+use crate::time::TimeSource;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError as RdError;
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::TopicPartitionList;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// An event sink whose output can be flushed (in quiet moments, so people and pipes see it).
+pub trait FlushSink: EventSink {
+    /// Flushes buffered output.
+    fn flush_output(&mut self) -> io::Result<()>;
+}
+
+impl<W: Write> FlushSink for JsonSink<W> {
+    fn flush_output(&mut self) -> io::Result<()> {
+        self.flush()
+    }
+}
+
+impl<W: Write, E: Write> FlushSink for TextSink<W, E> {
+    fn flush_output(&mut self) -> io::Result<()> {
+        self.flush()
+    }
+}
+
+/// Why the read loop stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// A consume error that retrying cannot fix.
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    /// The output could not be written.
+    #[error("writing output: {0}")]
+    Output(#[source] io::Error),
+}
+
+/// What the loop reads and when it stops.
+#[derive(Debug)]
+pub struct ReadOptions<'a> {
+    /// The topic.
+    pub topic: &'a str,
+    /// The partitions assigned by [`assign_at`](super::assign_at) (empty: the consumer is
+    /// subscribed and its group assigns partitions).
+    pub starts: &'a [PartitionStart],
+    /// Stop once nothing new has arrived for this long.
+    pub idle: Option<Duration>,
+    /// Stop when set (signals).
+    pub stop: &'a AtomicBool,
+}
+
+/// How often gauges are updated and commits considered.
+const HOUSEKEEPING: Duration = Duration::from_millis(200);
+/// The longest wait for records in one poll.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Reads until stopped (`stop`, `idle`, the engine's `--max-messages`, or a fatal error), feeding
+/// `engine` and committing every [`COMMIT_INTERVAL`]; `housekeeping` is called about every
+/// 200 ms (metrics). The final commit is the caller's ([`Committer::commit`]). Transient errors
+/// are logged and left to librdkafka's retries.
+#[allow(clippy::too_many_arguments)]
+pub fn read<S: FlushSink + ?Sized>(
+    consumer: &Arc<BaseConsumer<LogContext>>,
+    opts: &ReadOptions<'_>,
+    engine: &mut ConsumerEngine,
+    clock: &dyn TimeSource,
+    sink: &mut S,
+    committer: &mut Committer,
+    housekeeping: &mut dyn FnMut(&ConsumerEngine),
+) -> Result<(), ReadError> {
+    let manual = !opts.starts.is_empty();
+    let mut queues = Vec::new();
+    let me = std::thread::current();
+    for st in opts.starts {
+        if let Some(mut q) = consumer.split_partition_queue(opts.topic, st.partition) {
+            let me = me.clone();
+            q.set_nonempty_callback(move || me.unpark());
+            queues.push((st.partition, q));
+        }
+    }
+    let ordering = manual && engine.config().mode != DeliveryMode::Arrival;
+    let cap = engine.config().buffer_size.max(1) as u64;
+    // Flow control: partitions paused for now, and partitions known to be caught up.
+    let mut paused: BTreeSet<i32> = BTreeSet::new();
+    let mut at_eof: BTreeSet<i32> = BTreeSet::new();
+    let mut since_check = 0u32;
+    let mut r = Reader {
+        engine,
+        sink,
+        clock,
+        catching_up: opts
+            .starts
+            .iter()
+            .filter(|st| st.offset < st.high)
+            .map(|st| (st.partition, st.high))
+            .collect(),
+        last_record: Instant::now(),
+        transient_errors: 0,
+    };
+    if manual && r.catching_up.is_empty() {
+        r.engine.caught_up(r.sink);
+    }
+    let mut last_housekeeping = Instant::now();
+    let mut last_commit = Instant::now();
+    while !opts.stop.load(Ordering::Relaxed) && !r.engine.is_done() {
+        let now = clock.now_ns();
+        let wait = match r.engine.next_deadline() {
+            Some(d) if d <= now => Duration::ZERO,
+            Some(d) => POLL.min(Duration::from_nanos(u64::try_from(d - now).unwrap_or(0))),
+            None => POLL,
+        };
+        if ordering {
+            since_check += 1;
+            let b4 = r.engine.buffered().saturating_mul(4);
+            let mut want = paused.clone();
+            if b4 <= cap {
+                want.clear();
+            } else if b4 >= 2 * cap && (paused.is_empty() || since_check >= 64) {
+                since_check = 0;
+                want = to_pause(r.engine, queues.len(), cap);
+            }
+            if !want.is_empty()
+                && queues
+                    .iter()
+                    .all(|(p, _)| want.contains(p) || at_eof.contains(p))
+            {
+                // Everything else is caught up: the held messages' causes are not coming now.
+                want.clear();
+            }
+            set_paused(consumer, opts.topic, &mut paused, want);
+        }
+        let mut got = false;
+        for (p, q) in &queues {
+            if paused.contains(p) {
+                continue;
+            }
+            match q.poll(Duration::ZERO) {
+                Some(Ok(msg)) => {
+                    at_eof.remove(p);
+                    r.record(&msg);
+                    got = true;
+                }
+                Some(Err(RdError::PartitionEOF(_))) => {
+                    at_eof.insert(*p);
+                    r.caught_up(*p);
+                }
+                Some(Err(e)) => r.error(&e)?,
+                None => {}
+            }
+        }
+        if got {
+            // Serve librdkafka's main queue (errors, events) without waiting, and go on.
+            match consumer.poll(Duration::ZERO) {
+                Some(Ok(msg)) => r.record(&msg),
+                Some(Err(RdError::PartitionEOF(_))) | None => {}
+                Some(Err(e)) => r.error(&e)?,
+            }
+            r.engine.tick(clock.now_ns(), r.sink);
+        } else {
+            // Nothing in the partition queues: wait on the main queue (group mode: the records
+            // themselves) or, with partition queues, until one of them wakes us.
+            let main_wait = if queues.is_empty() {
+                wait
+            } else {
+                Duration::ZERO
+            };
+            match consumer.poll(main_wait) {
+                Some(Ok(msg)) => r.record(&msg),
+                Some(Err(RdError::PartitionEOF(_))) => {}
+                Some(Err(e)) => r.error(&e)?,
+                None => {
+                    // Quiet moment: make output visible to people and pipes.
+                    r.sink.flush_output().map_err(ReadError::Output)?;
+                    if !queues.is_empty() {
+                        std::thread::park_timeout(wait.min(Duration::from_millis(1)));
+                    }
+                }
+            }
+            r.engine.tick(clock.now_ns(), r.sink);
+            if !paused.is_empty() {
+                // Paused partitions still have records: the idle clock does not run.
+                r.last_record = Instant::now();
+            }
+            if opts.idle.is_some_and(|d| r.last_record.elapsed() >= d) {
+                break;
+            }
+        }
+        if last_housekeeping.elapsed() >= HOUSEKEEPING {
+            last_housekeeping = Instant::now();
+            housekeeping(r.engine);
+            if last_commit.elapsed() >= COMMIT_INTERVAL {
+                last_commit = Instant::now();
+                // A failed commit is tried again at the next interval (and at exit, where it
+                // counts).
+                if let Err(e) = committer.commit(consumer.as_ref(), opts.topic, r.engine) {
+                    tracing::warn!("{e} (retrying)");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Per-run reading state shared by the main queue and the partition queues.
+struct Reader<'a, S: ?Sized> {
+    engine: &'a mut ConsumerEngine,
+    sink: &'a mut S,
+    clock: &'a dyn TimeSource,
+    /// Partitions not yet read up to where they ended at the start: (partition, end offset).
+    catching_up: BTreeMap<i32, i64>,
+    last_record: Instant,
+    transient_errors: u64,
+}
+
+impl<S: FlushSink + ?Sized> Reader<'_, S> {
+    fn record(&mut self, msg: &BorrowedMessage<'_>) {
+        self.last_record = Instant::now();
+        let (p, o) = (msg.partition(), msg.offset());
+        let rec = Record {
+            partition: p,
+            offset: o,
+            payload: msg.payload(),
+            arrival_ns: self.clock.now_ns(),
+        };
+        self.engine.on_record(&rec, self.sink);
+        if self.catching_up.get(&p).is_some_and(|end| o + 1 >= *end) {
+            self.caught_up(p);
+        }
+    }
+
+    /// Partition `p` is read up to where it ended at the start (or to its end).
+    fn caught_up(&mut self, p: i32) {
+        if self.catching_up.remove(&p).is_some() && self.catching_up.is_empty() {
+            self.engine.caught_up(self.sink);
+        }
+    }
+
+    /// Fatal errors end the run; transient ones are logged (sparsely) and retried by librdkafka.
+    fn error(&mut self, e: &RdError) -> Result<(), ReadError> {
+        if is_fatal_consume_error(e) {
+            return Err(ReadError::Kafka(KafkaError::Operation {
+                operation: "consume".into(),
+                message: describe(e),
+            }));
+        }
+        self.transient_errors += 1;
+        if self.transient_errors.is_power_of_two() {
+            tracing::warn!(
+                "{} (retrying; {} so far)",
+                describe(e),
+                self.transient_errors
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The partitions to pause while the ordering buffer is at least half full: those holding more
+/// than their share of the waiting messages. Never all of them.
+fn to_pause(engine: &ConsumerEngine, partitions: usize, cap: u64) -> BTreeSet<i32> {
+    let share = cap / (2 * partitions.max(1) as u64);
+    let set: BTreeSet<i32> = engine
+        .held_by_partition()
+        .filter(|(_, n)| *n > share)
+        .map(|(p, _)| p)
+        .collect();
+    if set.len() >= partitions {
+        BTreeSet::new()
+    } else {
+        set
+    }
+}
+
+/// Pauses and resumes partitions so that exactly `want` are paused.
+fn set_paused(
+    consumer: &BaseConsumer<LogContext>,
+    topic: &str,
+    paused: &mut BTreeSet<i32>,
+    want: BTreeSet<i32>,
+) {
+    if *paused == want {
+        return;
+    }
+    let list = |ps: &mut dyn Iterator<Item = &i32>| {
+        let mut tpl = TopicPartitionList::new();
+        for &p in ps {
+            tpl.add_partition(topic, p);
+        }
+        tpl
+    };
+    let resume = list(&mut paused.difference(&want));
+    let pause = list(&mut want.difference(paused));
+    if resume.count() > 0 {
+        if let Err(e) = consumer.resume(&resume) {
+            tracing::debug!("resume: {}", describe(&e));
+        }
+    }
+    if pause.count() > 0 {
+        if let Err(e) = consumer.pause(&pause) {
+            tracing::debug!("pause: {}", describe(&e));
+        }
+    }
+    *paused = want;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consumer::{CollectSink, EngineConfig};
+
+    fn vmsg(node: &str, seq: u64, vt: &[(&str, u64)]) -> Vec<u8> {
+        use crate::clock::{ClockType, VectorTimestamp};
+        use crate::envelope::{Envelope, MessageTimestamp};
+        Envelope {
+            id: format!("{node}-{seq}"),
+            content: String::new(),
+            seq: Some(seq),
+            timestamp: MessageTimestamp {
+                node_id: node.into(),
+                timestamp: 1.0,
+                clock_type: ClockType::Vector,
+                physical_time: Some(1.0),
+                logical_time: Some(seq),
+                vector_time: Some(VectorTimestamp::from_entries(vt.iter().copied())),
+                hybrid_time: None,
+                simulated_time: None,
+                unmapped_vector_entries: None,
+            },
+            simulated_skew_ms: None,
+        }
+        .encode()
+    }
+
+    #[test]
+    fn pauses_the_partitions_holding_more_than_their_share_never_all() {
+        let mut e = ConsumerEngine::new(EngineConfig {
+            mode: DeliveryMode::Causal,
+            buffer_size: 8,
+            ..EngineConfig::default()
+        });
+        let mut sink = CollectSink::default();
+        // Partition 1: B's messages waiting for A (partition 0, not read yet).
+        for i in 1..=4u64 {
+            let rec = vmsg("B", i, &[("A", i), ("B", i)]);
+            e.on_record(
+                &Record {
+                    partition: 1,
+                    offset: i as i64,
+                    payload: Some(&rec),
+                    arrival_ns: 0,
+                },
+                &mut sink,
+            );
+        }
+        // Share of 3 partitions with capacity 8: 8 / 6 = 1 message each.
+        assert_eq!(to_pause(&e, 3, 8), BTreeSet::from([1]));
+        // With a single partition nothing is paused: its own records are the only way on.
+        assert!(to_pause(&e, 1, 8).is_empty());
+    }
+}
