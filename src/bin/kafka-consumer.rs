@@ -12,6 +12,7 @@ use kafka_timesync::consumer::{
 };
 use kafka_timesync::metrics::{Metrics, ViolationLabel};
 use kafka_timesync::time::{SystemTimeSource, TimeSource};
+use kafka_timesync::verify::Verifier;
 use kafka_timesync::NodeId;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
@@ -42,6 +43,10 @@ Examples:
   # the last 100 messages of every partition, then follow; NTP-corrected arrival times
   kafka-consumer time-sync --history 100 --enable-ntp --ntp-server 127.0.0.1:11123
 
+  # did Kafka keep every acknowledged write? (see docs/verify.md)
+  kafka-producer time-sync --count 100000 --format json > acks.jsonl
+  kafka-consumer time-sync --verify acks.jsonl --idle-timeout 5
+
   # SASL over TLS: any librdkafka property with -X (secrets are never printed)
   kafka-consumer time-sync -X security.protocol=SASL_SSL -X sasl.mechanisms=PLAIN \\
       -X sasl.username=me -X sasl.password=secret
@@ -63,7 +68,15 @@ JSON events (--format json), one per line on stdout:
   {\"event\":\"violation\",\"kind\":K,\"node\":\"...\",\"ids\":[\"...\"],\"detail\":\"...\"}
   {\"event\":\"malformed\",\"partition\":P,\"offset\":O,\"error\":\"...\"}
   {\"event\":\"summary\",\"received\":N,\"delivered\":N,\"malformed\":N,\"buffered\":N,\"duplicates\":N,
-   \"violations\":{K:N,...},\"concurrent_pairs\":N,\"nodes\":{\"<id>\":{\"messages\":N,\"offset_ms\":X}}}";
+   \"violations\":{K:N,...},\"concurrent_pairs\":N,\"nodes\":{\"<id>\":{\"messages\":N,\"offset_ms\":X}},
+   \"verify\":{...} (with --verify)}
+
+Verification (--verify ACKS.jsonl, the producers' `--format json` output; docs/verify.md):
+  every partition is read from its start; violations lost_write, inconsistent_offset,
+  duplicate_write, nonmonotonic_send, aborted_read (with \"partition\" and \"offsets\").
+  Exit status: 0 every acknowledged write read where acknowledged; 3 acknowledged writes lost;
+  4 other violations, none lost; 5 no violation but some acknowledged writes not reached;
+  1 error; 2 usage.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum DeliveryArg {
@@ -158,6 +171,12 @@ struct Cli {
     #[arg(long, value_enum, default_value = "text")]
     format: FormatArg,
 
+    /// Check what is read against a producer's acknowledgement log (`kafka-producer --format
+    /// json` output; repeatable, one per producer; `-` for stdin). Reads every partition from
+    /// its start; see the exit status below.
+    #[arg(long, value_name = "ACKS.jsonl", conflicts_with = "history")]
+    verify: Vec<PathBuf>,
+
     /// Any librdkafka property, e.g. -X security.protocol=SASL_SSL (repeatable).
     #[arg(short = 'X', value_name = "KEY=VALUE")]
     properties: Vec<String>,
@@ -239,12 +258,23 @@ fn main() -> ExitCode {
                 eprintln!("kafka-consumer: error: writing output: {e}");
                 ExitCode::FAILURE
             }
-            _ => ExitCode::SUCCESS,
+            _ => verify_exit(summary.verify.as_ref()),
         },
         Err(e) => {
             common::report_error("kafka-consumer", &e);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The exit status of a run that ended without error (documented in EXAMPLES).
+fn verify_exit(report: Option<&kafka_timesync::verify::Report>) -> ExitCode {
+    use kafka_timesync::verify::Outcome;
+    match report.map(|r| r.outcome()) {
+        Some(Outcome::Loss) => ExitCode::from(3),
+        Some(Outcome::Violations) => ExitCode::from(4),
+        Some(Outcome::Incomplete) => ExitCode::from(5),
+        Some(Outcome::Clean) | None => ExitCode::SUCCESS,
     }
 }
 
@@ -368,7 +398,10 @@ fn settings(cli: &Cli) -> Result<Settings> {
             .clone()
             .unwrap_or_else(|| file.bootstrap.clone()),
         properties,
-        manual: mode != DeliveryMode::Arrival || cli.from_beginning || cli.history.is_some(),
+        manual: mode != DeliveryMode::Arrival
+            || cli.from_beginning
+            || cli.history.is_some()
+            || !cli.verify.is_empty(),
         engine,
         enable_ntp: cli.enable_ntp || file.enable_ntp,
         ntp_servers,
@@ -435,6 +468,11 @@ fn run(
     summary: &mut Option<Summary>,
 ) -> Result<()> {
     let s = settings(cli)?;
+    let acked = if cli.verify.is_empty() {
+        None
+    } else {
+        Some(kafka_timesync::verify::load_ack_logs(&cli.verify)?)
+    };
     let node = s
         .node_id
         .clone()
@@ -554,6 +592,12 @@ fn run(
     }
 
     let mut engine = ConsumerEngine::new(s.engine.clone());
+    let mut verifier = acked.map(|a| {
+        Verifier::new(kafka_timesync::verify::Checker::new(a), metrics.clone())
+    });
+    if let Some(v) = verifier.as_mut() {
+        v.start(out);
+    }
     let mut gauges = Gauges {
         metrics,
         last: None,
@@ -569,11 +613,22 @@ fn run(
         out,
         floors,
         &mut gauges,
+        verifier.as_mut(),
     );
     // Stop, commit what was delivered, report — whatever ended the loop.
     let committed = commit(&consumer, &s.topic, &engine, CommitMode::Sync);
     gauges.update(&engine);
-    *summary = Some(engine.summary());
+    let mut report = engine.summary();
+    if let Some(v) = verifier.as_mut() {
+        // Where each log starts now: acknowledged writes below it can no longer be read.
+        for &p in &partitions {
+            if let Ok((low, _)) = consumer.fetch_watermarks(&s.topic, p, Duration::from_secs(10)) {
+                v.read_up_to(p, low, out);
+            }
+        }
+        report.verify = Some(v.report());
+    }
+    *summary = Some(report);
     result?;
     committed.map_err(|e| anyhow!("committing offsets: {}", kafka_error(&e, &s.bootstrap)))
 }
@@ -625,6 +680,8 @@ struct Reader<'a> {
     last_record: Instant,
     transient_errors: u64,
     bootstrap: &'a str,
+    /// `--verify`: sees every record taken from Kafka, before any filtering.
+    verify: Option<&'a mut Verifier>,
 }
 
 impl Reader<'_> {
@@ -634,6 +691,9 @@ impl Reader<'_> {
         // offsets below the resume position were processed by an earlier run and only restore
         // the ordering state.
         let (p, o) = (msg.partition(), msg.offset());
+        if let Some(v) = self.verify.as_deref_mut() {
+            v.record(p, o, msg.payload(), self.out);
+        }
         let next = self.seen.entry(p).or_insert(0);
         if o < *next {
             return;
@@ -698,6 +758,7 @@ fn consume(
     out: &mut dyn Output,
     floors: BTreeMap<i32, i64>,
     gauges: &mut Gauges,
+    verify: Option<&mut Verifier>,
 ) -> Result<()> {
     const POLL: Duration = Duration::from_millis(100);
     const HOUSEKEEPING: Duration = Duration::from_millis(200);
@@ -728,6 +789,7 @@ fn consume(
         last_record: Instant::now(),
         transient_errors: 0,
         bootstrap: &s.bootstrap,
+        verify,
     };
     let mut last_housekeeping = Instant::now();
     while !stop.load(Ordering::Relaxed) && !r.engine.is_done() {

@@ -364,6 +364,7 @@ impl ConsumerEngine {
                         node: &node,
                         ids: std::slice::from_ref(&dup.env.id),
                         detail: &detail,
+                        ..ViolationReport::default()
                     },
                     sink,
                 );
@@ -541,6 +542,7 @@ impl ConsumerEngine {
             violations,
             concurrent_pairs,
             nodes,
+            verify: None,
         }
     }
 
@@ -593,6 +595,7 @@ impl ConsumerEngine {
                     node: &v.node,
                     ids: &v.ids,
                     detail: &v.detail,
+                    ..ViolationReport::default()
                 },
                 sink,
             );
@@ -622,6 +625,7 @@ impl ConsumerEngine {
                         node: &d.node,
                         ids: std::slice::from_ref(&h.env.id),
                         detail: &detail,
+                        ..ViolationReport::default()
                     },
                     sink,
                 );

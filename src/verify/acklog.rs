@@ -129,3 +129,24 @@ pub fn read_ack_log<R: BufRead>(
         }
     }
 }
+
+/// Reads the acknowledgement logs at `paths` (`-` is standard input) into one acknowledged set.
+pub fn load_ack_logs<P: AsRef<std::path::Path>>(
+    paths: &[P],
+) -> Result<super::AckedSet, AckLogError> {
+    let mut builder = AckedSetBuilder::new();
+    for path in paths {
+        let path = path.as_ref();
+        let name = path.display().to_string();
+        if path.as_os_str() == "-" {
+            read_ack_log("standard input", std::io::stdin().lock(), &mut builder)?;
+        } else {
+            let file = std::fs::File::open(path).map_err(|error| AckLogError::Io {
+                source_name: name.clone(),
+                error,
+            })?;
+            read_ack_log(&name, std::io::BufReader::new(file), &mut builder)?;
+        }
+    }
+    Ok(builder.finish())
+}

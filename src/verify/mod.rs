@@ -7,7 +7,8 @@
 //! * [`AckedSet`] holds the acknowledged writes compactly, per partition, sorted by offset;
 //! * [`Checker`] consumes observations — (partition, offset, id, node, seq) of every record
 //!   read, in offset order per partition, and where a partition's log starts — and reports
-//!   [`Finding`]s as it goes, and a [`Report`] at any time.
+//!   [`Finding`]s as it goes, and a [`Report`] at any time;
+//! * [`Verifier`] wires a checker to the consumer's event sink and metrics.
 //!
 //! Definitions (P/O = partition/offset):
 //! * `lost_write`: acknowledged at P/O, and the consumer read P past O without seeing it;
@@ -23,10 +24,12 @@
 mod acked;
 mod acklog;
 mod checker;
+mod session;
 
 pub use acked::{AckedSet, AckedSetBuilder, IdKey, State};
-pub use acklog::{read_ack_log, AckLogError};
+pub use acklog::{load_ack_logs, read_ack_log, AckLogError};
 pub use checker::{Checker, Finding, Kind, Observed, Outcome, Report};
+pub use session::Verifier;
 
 #[cfg(test)]
 mod tests;
