@@ -592,9 +592,8 @@ fn run(
     }
 
     let mut engine = ConsumerEngine::new(s.engine.clone());
-    let mut verifier = acked.map(|a| {
-        Verifier::new(kafka_timesync::verify::Checker::new(a), metrics.clone())
-    });
+    let mut verifier =
+        acked.map(|a| Verifier::new(kafka_timesync::verify::Checker::new(a), metrics.clone()));
     if let Some(v) = verifier.as_mut() {
         v.start(out);
     }

@@ -449,7 +449,13 @@ pub fn run(
                     let reason = settings.scrub(&describe(&e));
                     shared.failed.fetch_add(1, Ordering::Relaxed);
                     if let Ok(mut o) = shared.out.lock() {
-                        let _ = failed_line(&mut o.sink, &shared, seq as usize, payload_id(&buf), &reason);
+                        let _ = failed_line(
+                            &mut o.sink,
+                            &shared,
+                            seq as usize,
+                            payload_id(&buf),
+                            &reason,
+                        );
                     }
                     if let Ok(mut first) = shared.first_error.lock() {
                         first.get_or_insert(reason);
@@ -618,7 +624,14 @@ mod tests {
 
         // An id that is not a UUID still yields one valid JSON line.
         line.clear();
-        delivered_line(&mut line, OutputFormat::Json, "n\"1", 1, "a\"b\\c\n", (0, 0));
+        delivered_line(
+            &mut line,
+            OutputFormat::Json,
+            "n\"1",
+            1,
+            "a\"b\\c\n",
+            (0, 0),
+        );
         assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
         let v: serde_json::Value = serde_json::from_slice(&line).expect("valid JSON");
         assert_eq!(v["id"], "a\"b\\c\n");

@@ -85,6 +85,8 @@ pub(crate) struct Entry {
     pub(crate) seq: u64,
     pub(crate) node: u32,
     pub(crate) state: State,
+    /// Its id was read at another offset before this one was reached.
+    pub(crate) elsewhere: bool,
 }
 
 /// The acknowledged writes of one partition, sorted by offset.
@@ -140,7 +142,9 @@ impl Names {
     pub(crate) fn id_text(&self, key: IdKey) -> String {
         match self.other_ids.get(&key) {
             Some(s) => s.to_string(),
-            None => uuid::Uuid::from_u128(key.as_u128()).hyphenated().to_string(),
+            None => uuid::Uuid::from_u128(key.as_u128())
+                .hyphenated()
+                .to_string(),
         }
     }
 
@@ -173,6 +177,7 @@ impl AckedSetBuilder {
             seq,
             node: self.names.node(node),
             state: State::Unseen,
+            elsewhere: false,
         };
         self.partitions.entry(partition).or_default().push(entry);
     }

@@ -115,10 +115,9 @@ pub fn read_ack_log<R: BufRead>(
                 used += 1;
             }
             "failed" => {
-                let id = l
-                    .id
-                    .as_deref()
-                    .ok_or_else(|| bad(line_no, "a failed event needs an id".into()))?;
+                let id =
+                    l.id.as_deref()
+                        .ok_or_else(|| bad(line_no, "a failed event needs an id".into()))?;
                 // A send refused before it reached librdkafka has no id to look for.
                 if !id.is_empty() {
                     into.failed(id, l.node.as_deref(), l.seq);

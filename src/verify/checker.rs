@@ -13,7 +13,7 @@ pub enum Kind {
     LostWrite,
     /// The record read at an acknowledged P/O carries another id (or is no message at all).
     InconsistentOffset,
-    /// One id at two offsets.
+    /// One id at two offsets: read where it was acknowledged and elsewhere too.
     DuplicateWrite,
     /// Within one node and partition, a later seq at a lower offset.
     NonmonotonicSend,
@@ -178,6 +178,8 @@ pub struct Checker {
     delivered: u64,
     lost: u64,
     redelivered: u64,
+    /// Ids read away from their acknowledged offset before it was reached: where.
+    seen_elsewhere: HashMap<IdKey, (i32, i64)>,
     /// Findings about the logs themselves, returned by the first call.
     pending: Vec<Finding>,
 }
@@ -195,6 +197,7 @@ impl Checker {
             delivered: 0,
             lost: 0,
             redelivered: 0,
+            seen_elsewhere: HashMap::new(),
             pending: Vec::new(),
         };
         c.check_logs();
@@ -268,7 +271,8 @@ impl Checker {
                 .map(|&(s, i)| {
                     format!(
                         "{}/{}",
-                        self.acked.partitions[s].partition, self.acked.partitions[s].entries[i].offset
+                        self.acked.partitions[s].partition,
+                        self.acked.partitions[s].entries[i].offset
                     )
                 })
                 .collect();
@@ -328,6 +332,15 @@ impl Checker {
                     e.state = State::Delivered;
                     matched = true;
                     self.delivered += 1;
+                    if e.elsewhere {
+                        let first = self
+                            .seen_elsewhere
+                            .remove(&e.id)
+                            .unwrap_or((partition, i64::MIN));
+                        if let Some(m) = msg {
+                            self.duplicate(&m.id, &m.node, m.seq, (partition, offset), first, out);
+                        }
+                    }
                     continue;
                 }
                 e.state = State::Lost;
@@ -361,28 +374,27 @@ impl Checker {
             return;
         };
         if !matched {
-            let elsewhere: Vec<(i32, i64)> = self
-                .acked
-                .find(key)
-                .map(|(s, i)| {
-                    let p = &self.acked.partitions[s];
-                    (p.partition, p.entries[i].offset)
-                })
-                .filter(|&(p, o)| (p, o) != (partition, offset))
-                .collect();
-            if let Some(&(ap, ao)) = elsewhere.first() {
-                self.count(Kind::DuplicateWrite);
-                out.push(Finding {
-                    kind: Kind::DuplicateWrite,
-                    node: m.node.to_string(),
-                    ids: vec![m.id.to_string()],
-                    partition,
-                    offsets: vec![ao, offset],
-                    detail: format!(
-                        "node {} seq {} was acknowledged at partition {ap} offset {ao} and read again at partition {partition} offset {offset}",
-                        m.node, m.seq
-                    ),
-                });
+            // One id at two offsets: read here, and read (now or later) where it was
+            // acknowledged. Found here but never at its acknowledged offset, it is a misplaced
+            // write (reported there as lost or inconsistent), not a duplicate.
+            let places: Vec<(usize, usize)> = self.acked.find(key).collect();
+            let delivered_at = places
+                .iter()
+                .find(|&&(s, i)| self.acked.partitions[s].entries[i].state == State::Delivered);
+            if let Some(&(s, i)) = delivered_at {
+                let (ap, ao) = (
+                    self.acked.partitions[s].partition,
+                    self.acked.partitions[s].entries[i].offset,
+                );
+                self.duplicate(&m.id, &m.node, m.seq, (ap, ao), (partition, offset), out);
+            } else {
+                for (s, i) in places {
+                    let e = &mut self.acked.partitions[s].entries[i];
+                    if e.state == State::Unseen {
+                        e.elsewhere = true;
+                    }
+                }
+                self.seen_elsewhere.insert(key, (partition, offset));
             }
         }
         if let Some(f) = self.acked.failed.get(&key).copied() {
@@ -411,6 +423,28 @@ impl Checker {
         if let Some(slot) = self.acked.slot(partition) {
             self.pass_below(slot, position, out);
         }
+    }
+
+    fn duplicate(
+        &mut self,
+        id: &str,
+        node: &str,
+        seq: u64,
+        (ap, ao): (i32, i64),
+        (p, o): (i32, i64),
+        out: &mut Vec<Finding>,
+    ) {
+        self.count(Kind::DuplicateWrite);
+        out.push(Finding {
+            kind: Kind::DuplicateWrite,
+            node: node.to_string(),
+            ids: vec![id.to_string()],
+            partition: p,
+            offsets: vec![ao, o],
+            detail: format!(
+                "node {node} seq {seq} was acknowledged at partition {ap} offset {ao} and is also at partition {p} offset {o}"
+            ),
+        });
     }
 
     /// Marks unseen entries of `slot` below `offset` lost.
@@ -478,9 +512,14 @@ impl Checker {
             .partitions
             .iter()
             .flat_map(|p| {
-                p.entries
-                    .iter()
-                    .map(move |e| (p.partition, e.offset, self.acked.names.id_text(e.id), e.state))
+                p.entries.iter().map(move |e| {
+                    (
+                        p.partition,
+                        e.offset,
+                        self.acked.names.id_text(e.id),
+                        e.state,
+                    )
+                })
             })
             .collect()
     }

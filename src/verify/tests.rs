@@ -44,7 +44,10 @@ fn ids_keep_their_text() {
     b.delivered(&u.to_uppercase(), "n", 3, 0, 2);
     let c = Checker::new(b.finish());
     let ids: Vec<String> = c.states().into_iter().map(|s| s.2).collect();
-    assert_eq!(ids, vec![u.clone(), "not-a-uuid \"x\"".into(), u.to_uppercase()]);
+    assert_eq!(
+        ids,
+        vec![u.clone(), "not-a-uuid \"x\"".into(), u.to_uppercase()]
+    );
     assert_ne!(IdKey::of(&u).0, IdKey::of(&u.to_uppercase()).0);
 }
 
@@ -58,7 +61,10 @@ fn a_complete_read_delivers_everything() {
     c.observe(0, 1, Some(&obs(&b, "n1", 2)), &mut f);
     assert!(f.is_empty(), "{f:?}");
     let r = c.report();
-    assert_eq!((r.acknowledged, r.delivered, r.unseen, r.lost), (2, 2, 0, 0));
+    assert_eq!(
+        (r.acknowledged, r.delivered, r.unseen, r.lost),
+        (2, 2, 0, 0)
+    );
     assert_eq!(r.outcome(), Outcome::Clean);
 }
 
@@ -91,7 +97,10 @@ fn a_log_start_past_acknowledged_offsets_loses_them() {
     c.read_up_to(4, 12, &mut f);
     assert_eq!(
         kinds(&f),
-        vec![(Kind::LostWrite, 4, vec![10]), (Kind::LostWrite, 4, vec![11])]
+        vec![
+            (Kind::LostWrite, 4, vec![10]),
+            (Kind::LostWrite, 4, vec![11])
+        ]
     );
     c.observe(4, 12, Some(&obs(&ids[2], "n1", 3)), &mut f);
     assert_eq!(c.report().delivered, 1);
@@ -130,6 +139,32 @@ fn an_id_at_a_second_offset_is_a_duplicate_write_but_a_reread_offset_is_a_redeli
     let r = c.report();
     assert_eq!((r.delivered, r.lost), (1, 0));
     assert_eq!(r.outcome(), Outcome::Violations);
+
+    // Read first away from its acknowledged offset: reported once the acknowledged one is read.
+    let mut c = checker_from(&delivered(&a, "n1", 1, 0, 3));
+    let mut f = Vec::new();
+    c.observe(0, 1, Some(&obs(&a, "n1", 1)), &mut f);
+    assert!(f.is_empty(), "{f:?}");
+    c.observe(0, 3, Some(&obs(&a, "n1", 1)), &mut f);
+    assert_eq!(kinds(&f), vec![(Kind::DuplicateWrite, 0, vec![3, 1])]);
+}
+
+#[test]
+fn swapped_records_are_inconsistent_not_duplicates() {
+    let (a, b) = (uuid(1), uuid(2));
+    let log = [delivered(&a, "n1", 1, 0, 0), delivered(&b, "n1", 2, 0, 1)].join("\n");
+    let mut c = checker_from(&log);
+    let mut f = Vec::new();
+    c.observe(0, 0, Some(&obs(&b, "n1", 2)), &mut f);
+    c.observe(0, 1, Some(&obs(&a, "n1", 1)), &mut f);
+    assert_eq!(
+        kinds(&f),
+        vec![
+            (Kind::InconsistentOffset, 0, vec![0]),
+            (Kind::InconsistentOffset, 0, vec![1])
+        ]
+    );
+    assert_eq!(c.report().lost, 2);
 }
 
 #[test]
@@ -192,18 +227,16 @@ fn bad_logs_name_the_line() {
             .to_string()
     };
     assert_eq!(
-        read_ack_log(
-            "x",
-            "\n{\"event\":\"summary\"}\n\r\n".as_bytes(),
-            &mut b
-        )
-        .expect("other events are skipped"),
+        read_ack_log("x", "\n{\"event\":\"summary\"}\n\r\n".as_bytes(), &mut b)
+            .expect("other events are skipped"),
         0
     );
     assert!(err("{}\nnope").starts_with("acks.jsonl:1: no \"event\""));
     assert!(err("\nnope").starts_with("acks.jsonl:2: not a JSON event object"));
-    assert!(err(r#"{"event":"delivered","id":"a","partition":0,"offset":1}"#)
-        .contains("without node and seq"));
+    assert!(
+        err(r#"{"event":"delivered","id":"a","partition":0,"offset":1}"#)
+            .contains("without node and seq")
+    );
     assert!(err(&delivered("a", "n", 1, 0, -1001)).contains("acks=0"));
 }
 
@@ -348,17 +381,21 @@ proptest! {
         }
         let mut duplicate = positions.values().filter(|s| s.len() > 1).count() as u64;
         let mut aborted = 0u64;
-        for (p, recs) in read.iter().enumerate() {
-            for (o, (id, _, _)) in recs {
-                let here = acked_at.get(&(p as i32, *o));
-                if !here.is_some_and(|v| v.contains(&id))
-                    && positions.get(id).is_some_and(|s| s.iter().any(|x| *x != (p as i32, *o)))
+        let read_at: BTreeSet<(i32, i64, &String)> = read
+            .iter()
+            .enumerate()
+            .flat_map(|(p, recs)| recs.iter().map(move |(o, r)| (p as i32, *o, &r.0)))
+            .collect();
+        for &(p, o, id) in &read_at {
+            if let Some(places) = positions.get(id) {
+                if !places.contains(&(p, o))
+                    && places.iter().any(|&(ap, ao)| read_at.contains(&(ap, ao, id)))
                 {
                     duplicate += 1;
                 }
-                if failed.contains(id) {
-                    aborted += 1;
-                }
+            }
+            if failed.contains(id) {
+                aborted += 1;
             }
         }
         let mut nonmonotonic = 0u64;
@@ -397,10 +434,11 @@ fn build(n: u64, partitions: i32) -> AckedSet {
     let mut ids = uuid::Uuid::encode_buffer();
     for i in 0..n {
         let p = (i % partitions as u64) as i32;
-        let id = uuid::Uuid::from_u128(u128::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 0x4000 << 64)
-            .hyphenated()
-            .encode_lower(&mut ids)
-            .to_string();
+        let id =
+            uuid::Uuid::from_u128(u128::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 0x4000 << 64)
+                .hyphenated()
+                .encode_lower(&mut ids)
+                .to_string();
         b.delivered(&id, "producer-1", i + 1, p, (i / partitions as u64) as i64);
     }
     b.finish()
