@@ -790,6 +790,19 @@ fn consume(
         bootstrap: &s.bootstrap,
         verify,
     };
+    if !queues.is_empty() {
+        // Records fetched between the assignment and the split above wait on the main queue,
+        // ahead of everything the partition queues will hold: they are taken first, or they
+        // would come after later offsets of their partition (and be taken for a batch served
+        // twice). `kafka-consumer --verify` found this on the three-node cluster.
+        while let Some(res) = consumer.poll(Duration::ZERO) {
+            match res {
+                Ok(msg) => r.record(&msg),
+                Err(KafkaError::PartitionEOF(_)) => {}
+                Err(e) => r.error(&e)?,
+            }
+        }
+    }
     let mut last_housekeeping = Instant::now();
     while !stop.load(Ordering::Relaxed) && !r.engine.is_done() {
         let now = clock.now_ns();
