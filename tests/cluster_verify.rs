@@ -10,7 +10,6 @@
 //! `KTS_BOOTSTRAP`, `KTS_BROKER_PIDS` and `KTS_TESTENV_DIR`).
 
 mod common;
-#[allow(dead_code)]
 mod reliability_support;
 
 use common::{bootstrap, create_replicated_topic, TIMEOUT};

@@ -7,7 +7,6 @@
 //! Run: `scripts/testenv.sh run -- cargo test --all-features --test verify_cli`.
 
 mod common;
-#[allow(dead_code)]
 mod reliability_support;
 
 use common::{bootstrap, create_topic, RunOutput, TIMEOUT};

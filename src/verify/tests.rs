@@ -248,6 +248,9 @@ fn payload_fields_are_read_without_a_full_decode() {
     assert_eq!(Observed::from_payload(b"{\"id\":1}"), None);
 }
 
+/// A record in the generated topic: id, node, seq.
+type Written = (String, u32, u64);
+
 /// What happens to one message in the generated scenario.
 #[derive(Debug, Clone, Copy)]
 enum Fate {
@@ -286,7 +289,7 @@ proptest! {
         reread in any::<bool>(),
     ) {
         // The written log: per partition, (id, node, seq) by offset.
-        let mut written: Vec<Vec<(String, u32, u64)>> = vec![Vec::new(); 3];
+        let mut written: Vec<Vec<Written>> = vec![Vec::new(); 3];
         let mut acks: Vec<(String, u32, u64, i32, i64)> = Vec::new();
         let mut failed: BTreeSet<String> = BTreeSet::new();
         let mut removed: BTreeSet<(i32, i64)> = BTreeSet::new();
@@ -317,7 +320,7 @@ proptest! {
             written[p as usize].push((id, node, seq));
         }
         // The consumer reads each partition up to a cut.
-        let read: Vec<Vec<(i64, &(String, u32, u64))>> = (0..3)
+        let read: Vec<Vec<(i64, &Written)>> = (0..3)
             .map(|p| {
                 let w = &written[p];
                 let cut = ((w.len() as f64) * cuts[p]).round() as usize;
