@@ -471,7 +471,11 @@ fn run(
     let acked = if cli.verify.is_empty() {
         None
     } else {
-        Some(kafka_timesync::verify::load_ack_logs(&cli.verify)?)
+        let (acked, truncated) = kafka_timesync::verify::load_ack_logs(&cli.verify)?;
+        for name in truncated {
+            eprintln!("kafka-consumer: warning: {name}: the last line is cut short (a producer killed while writing?); skipped");
+        }
+        Some(acked)
     };
     let node = s
         .node_id

@@ -8,7 +8,8 @@
 //! `delivered`: the broker acknowledged the message at that partition and offset. `failed`: its
 //! delivery failed (the message may still have been written, which is what `aborted_read`
 //! detects). Blank lines and objects with another `event` are skipped (the format may grow new
-//! events); anything else is an error naming the line.
+//! events); anything else is an error naming the line — except a last line cut short (no newline,
+//! not JSON: the producer was killed while writing it), which is skipped and counted.
 
 use super::acked::AckedSetBuilder;
 use serde::Deserialize;
@@ -51,13 +52,21 @@ struct Line<'a> {
     offset: Option<i64>,
 }
 
-/// Reads one acknowledgement log into `into`. `source_name` names it in errors. Returns the
-/// number of events used.
+/// What reading a log found besides its events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AckLogStats {
+    /// Events used.
+    pub events: u64,
+    /// The last line was cut short and skipped.
+    pub truncated: bool,
+}
+
+/// Reads one acknowledgement log into `into`. `source_name` names it in errors.
 pub fn read_ack_log<R: BufRead>(
     source_name: &str,
     mut reader: R,
     into: &mut AckedSetBuilder,
-) -> Result<u64, AckLogError> {
+) -> Result<AckLogStats, AckLogError> {
     let mut buf = Vec::new();
     let mut line_no = 0u64;
     let mut used = 0u64;
@@ -75,15 +84,26 @@ pub fn read_ack_log<R: BufRead>(
                 error,
             })?;
         if n == 0 {
-            return Ok(used);
+            return Ok(AckLogStats {
+                events: used,
+                truncated: false,
+            });
         }
         line_no += 1;
         let text = buf.trim_ascii();
         if text.is_empty() {
             continue;
         }
-        let l: Line<'_> = serde_json::from_slice(text)
-            .map_err(|e| bad(line_no, format!("not a JSON event object ({e})")))?;
+        let l: Line<'_> = match serde_json::from_slice(text) {
+            Ok(l) => l,
+            Err(e) if e.is_eof() && buf.last() != Some(&b'\n') => {
+                return Ok(AckLogStats {
+                    events: used,
+                    truncated: true,
+                });
+            }
+            Err(e) => return Err(bad(line_no, format!("not a JSON event object ({e})"))),
+        };
         let event = l
             .event
             .ok_or_else(|| bad(line_no, "no \"event\" field".into()))?;
@@ -130,22 +150,30 @@ pub fn read_ack_log<R: BufRead>(
 }
 
 /// Reads the acknowledgement logs at `paths` (`-` is standard input) into one acknowledged set.
+/// Also returns the names of the logs whose last line was cut short.
 pub fn load_ack_logs<P: AsRef<std::path::Path>>(
     paths: &[P],
-) -> Result<super::AckedSet, AckLogError> {
+) -> Result<(super::AckedSet, Vec<String>), AckLogError> {
     let mut builder = AckedSetBuilder::new();
+    let mut truncated = Vec::new();
     for path in paths {
         let path = path.as_ref();
-        let name = path.display().to_string();
-        if path.as_os_str() == "-" {
-            read_ack_log("standard input", std::io::stdin().lock(), &mut builder)?;
+        let (name, stats) = if path.as_os_str() == "-" {
+            let name = "standard input".to_string();
+            let stats = read_ack_log(&name, std::io::stdin().lock(), &mut builder)?;
+            (name, stats)
         } else {
+            let name = path.display().to_string();
             let file = std::fs::File::open(path).map_err(|error| AckLogError::Io {
                 source_name: name.clone(),
                 error,
             })?;
-            read_ack_log(&name, std::io::BufReader::new(file), &mut builder)?;
+            let stats = read_ack_log(&name, std::io::BufReader::new(file), &mut builder)?;
+            (name, stats)
+        };
+        if stats.truncated {
+            truncated.push(name);
         }
     }
-    Ok(builder.finish())
+    Ok((builder.finish(), truncated))
 }

@@ -229,8 +229,23 @@ fn bad_logs_name_the_line() {
     assert_eq!(
         read_ack_log("x", "\n{\"event\":\"summary\"}\n\r\n".as_bytes(), &mut b)
             .expect("other events are skipped"),
-        0
+        AckLogStats::default()
     );
+    // A producer killed mid-line leaves a last line cut short: skipped, and said so.
+    let cut = format!("{}\n{{\"event\":\"deliv", delivered("a", "n", 1, 0, 0));
+    assert_eq!(
+        read_ack_log("x", cut.as_bytes(), &mut b).expect("cut last line"),
+        AckLogStats {
+            events: 1,
+            truncated: true
+        }
+    );
+    // Cut short anywhere else, it is an error.
+    assert!(err(&format!(
+        "{{\"event\":\"deliv\n{}",
+        delivered("a", "n", 1, 0, 0)
+    ))
+    .starts_with("acks.jsonl:1: not a JSON event object"));
     assert!(err("{}\nnope").starts_with("acks.jsonl:1: no \"event\""));
     assert!(err("\nnope").starts_with("acks.jsonl:2: not a JSON event object"));
     assert!(
