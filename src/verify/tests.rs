@@ -483,3 +483,53 @@ fn the_acknowledged_set_at_ten_million() {
     eprintln!("acknowledged set at 10^7 messages: {b:.1} bytes per message");
     assert!(b <= 60.0, "{b} bytes per message");
 }
+
+#[test]
+fn the_verifier_reports_findings_as_events_and_metrics() {
+    use crate::consumer::{CollectSink, Event};
+    use crate::metrics::{Metrics, ViolationLabel};
+    let ids: Vec<String> = (0..3).map(uuid).collect();
+    let log: Vec<String> = (0..3)
+        .map(|i| delivered(&ids[i], "n1", 3 - i as u64, 0, i as i64))
+        .collect();
+    let metrics = std::sync::Arc::new(Metrics::new());
+    let mut v = Verifier::new(checker_from(&log.join("\n")), Some(metrics.clone()));
+    let mut sink = CollectSink::default();
+    v.start(&mut sink);
+    let payload = |i: usize| {
+        format!(
+            r#"{{"id":"{}","content":"","seq":{},"timestamp":{{"node_id":"n1"}}}}"#,
+            ids[i],
+            3 - i
+        )
+    };
+    v.record(0, 0, Some(payload(0).as_bytes()), &mut sink);
+    v.record(0, 2, Some(payload(2).as_bytes()), &mut sink);
+    let got: Vec<(&str, Option<i32>, Vec<i64>)> = sink
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Violation {
+                kind,
+                partition,
+                offsets,
+                ..
+            } => Some((*kind, *partition, offsets.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("nonmonotonic_send", Some(0), vec![0, 1]),
+            ("nonmonotonic_send", Some(0), vec![0, 2]),
+            ("lost_write", Some(0), vec![1]),
+        ]
+    );
+    let text = metrics.render();
+    let line = |k: ViolationLabel| format!("kafka_timesync_violations_total{{kind=\"{k}\"}}");
+    assert!(text.contains(&format!("{} 2\n", line(ViolationLabel::NonmonotonicSend))));
+    assert!(text.contains(&format!("{} 1\n", line(ViolationLabel::LostWrite))));
+    assert!(text.contains(&format!("{} 0\n", line(ViolationLabel::AbortedRead))));
+    assert_eq!(v.report().delivered, 2);
+}
