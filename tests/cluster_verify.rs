@@ -66,19 +66,54 @@ fn broker_pid(id: i32) -> u32 {
         .unwrap_or(pids[(id - 1) as usize])
 }
 
-/// Restarts node `id` and waits until every replica of partition 0 of `topic` is in sync.
-fn restart_and_resync(client: &BaseConsumer, topic: &str, id: i32) {
-    let start = testenv_dir().join(format!("node-{id}/start"));
-    let status = Command::new(&start).status().expect("run the start script");
-    assert!(status.success(), "{} failed", start.display());
-    common::wait_until(
-        "the restarted node back in the in-sync replicas",
-        Duration::from_secs(180),
-        || {
-            partition_state(client, topic)
-                .is_some_and(|(_, replicas, isr)| replicas.len() == 3 && isr.len() == 3)
-        },
-    );
+/// A node SIGKILLed by the test. [`KilledNode::restart_and_resync`] brings it back; if the test
+/// fails before that, dropping it restarts the node so that the cluster stays whole for the
+/// other tests.
+struct KilledNode {
+    id: i32,
+    restarted: bool,
+}
+
+impl KilledNode {
+    fn kill(id: i32) -> Self {
+        assert!(signal(broker_pid(id), "KILL"), "SIGKILL node {id}");
+        KilledNode {
+            id,
+            restarted: false,
+        }
+    }
+
+    fn start(&mut self) {
+        self.restarted = true;
+        let start = testenv_dir().join(format!("node-{}/start", self.id));
+        let status = Command::new(&start).status().expect("run the start script");
+        assert!(status.success(), "{} failed", start.display());
+    }
+
+    /// Restarts the node and waits until every replica of partition 0 of `topic` is in sync.
+    fn restart_and_resync(mut self, client: &BaseConsumer, topic: &str) {
+        self.start();
+        common::wait_until(
+            "the restarted node back in the in-sync replicas",
+            Duration::from_secs(180),
+            || {
+                partition_state(client, topic)
+                    .is_some_and(|(_, replicas, isr)| replicas.len() == 3 && isr.len() == 3)
+            },
+        );
+    }
+}
+
+impl Drop for KilledNode {
+    fn drop(&mut self) {
+        if !self.restarted {
+            // Never panics here (it may run while a failed test unwinds).
+            let start = testenv_dir().join(format!("node-{}/start", self.id));
+            if let Err(e) = Command::new(&start).status() {
+                eprintln!("restarting node {}: {e}", self.id);
+            }
+        }
+    }
 }
 
 struct Run {
@@ -122,10 +157,10 @@ fn leader_kill_run(prefix: &str, producer_props: &[&str]) -> Run {
     }
     let mut producer = Watched::spawn("producer", PRODUCER, &args);
     producer.wait_stdout("\"event\":\"delivered\"", (MESSAGES / 5) as usize, TIMEOUT);
-    assert!(signal(broker_pid(leader), "KILL"), "SIGKILL node {leader}");
+    let killed = KilledNode::kill(leader);
     let produced = producer.wait(Duration::from_secs(300));
     eprintln!("{prefix}: producer: {}", produced.describe());
-    restart_and_resync(&client, &topic, leader);
+    killed.restart_and_resync(&client, &topic);
 
     let acks: Vec<Value> = produced.events();
     let dir = tempfile::tempdir().expect("tempdir");
