@@ -1,8 +1,9 @@
 //! `kafka-consumer --verify` against the real broker of the test environment (`KTS_BOOTSTRAP`),
 //! with every anomaly made to happen for real: records deleted with the DeleteRecords admin API
-//! (lost_write), forged and hand-edited acknowledgement logs (aborted_read,
-//! inconsistent_offset, nonmonotonic_send), and a consumer SIGKILLed and restarted (a
-//! redelivery, not a duplicate_write).
+//! (lost_write), a send that timed out on a frozen broker and was written anyway (aborted_read),
+//! forged and hand-edited acknowledgement logs (aborted_read, inconsistent_offset,
+//! nonmonotonic_send), and a consumer SIGKILLed and restarted (a redelivery, not a
+//! duplicate_write).
 //!
 //! Run: `scripts/testenv.sh run -- cargo test --all-features --test verify_cli`.
 
@@ -15,14 +16,22 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
-use reliability_support::Watched;
+use reliability_support::{broker_pid, FrozenBroker, Watched};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::{RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 const CONSUMER: &str = env!("CARGO_BIN_EXE_kafka-consumer");
 const PRODUCER: &str = env!("CARGO_BIN_EXE_kafka-producer");
+
+/// The test that freezes the shared broker runs alone; the others share it.
+static BROKER: RwLock<()> = RwLock::new(());
+
+fn shared_broker() -> RwLockReadGuard<'static, ()> {
+    BROKER.read().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Sends `count` synthetic messages as `node`; returns the acknowledgement log's lines.
 fn produce(topic: &str, node: &str, count: u64) -> Vec<String> {
@@ -157,6 +166,7 @@ fn delete_records(topic: &str, partition: i32, before: i64) {
 
 #[test]
 fn deleted_acknowledged_records_are_exactly_the_lost_writes() {
+    let _broker = shared_broker();
     let topic = create_topic("verify-delete", 1);
     let dir = tempfile::tempdir().expect("tempdir");
     let acks = produce(&topic, "v-del", 300);
@@ -203,6 +213,7 @@ fn deleted_acknowledged_records_are_exactly_the_lost_writes() {
 
 #[test]
 fn forged_and_edited_logs_reveal_aborted_reads_inconsistent_offsets_and_nonmonotonic_sends() {
+    let _broker = shared_broker();
     let topic = create_topic("verify-forged", 1);
     let dir = tempfile::tempdir().expect("tempdir");
     let acks = produce(&topic, "v-forge", 50);
@@ -217,7 +228,7 @@ fn forged_and_edited_logs_reveal_aborted_reads_inconsistent_offsets_and_nonmonot
             .expect("offset in log")
     };
 
-    // aborted_read: the log says the send at offset 10 failed, yet it is in the topic.
+    // aborted_read from a forged log: it says the send at offset 10 failed, yet it is there.
     let mut forged = acks.clone();
     let (i10, id10) = (at(10), parsed[at(10)]["id"].as_str().unwrap().to_string());
     forged[i10] = serde_json::json!({
@@ -285,6 +296,7 @@ fn forged_and_edited_logs_reveal_aborted_reads_inconsistent_offsets_and_nonmonot
 
 #[test]
 fn a_redelivery_after_a_consumer_sigkill_is_not_a_duplicate_write() {
+    let _broker = shared_broker();
     let topic = create_topic("verify-redelivery", 2);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut acks = produce(&topic, "v-re-1", 400);
@@ -358,6 +370,7 @@ fn a_redelivery_after_a_consumer_sigkill_is_not_a_duplicate_write() {
 
 #[test]
 fn unusable_logs_and_flags_are_clear_errors() {
+    let _broker = shared_broker();
     let topic = create_topic("verify-errors", 1);
     let dir = tempfile::tempdir().expect("tempdir");
     let missing = dir.path().join("missing.jsonl");
@@ -384,6 +397,7 @@ fn unusable_logs_and_flags_are_clear_errors() {
 
 #[test]
 fn acknowledged_writes_not_reached_are_unseen_not_lost() {
+    let _broker = shared_broker();
     let topic = create_topic("verify-unseen", 1);
     let acks = produce(&topic, "v-unseen", 100);
     // Standard input as the log, and a consumer that stops after 40 messages.
@@ -415,4 +429,60 @@ fn acknowledged_writes_not_reached_are_unseen_not_lost() {
     assert!(unseen > 0, "{v}");
     assert_eq!(v["unseen_by_partition"]["0"], unseen);
     assert_eq!(exit_code(&out), 5, "{}", out.stderr);
+}
+
+#[test]
+fn a_send_that_timed_out_on_a_frozen_broker_and_was_written_anyway_is_an_aborted_read() {
+    let _alone = BROKER.write().unwrap_or_else(|p| p.into_inner());
+    let topic = create_topic("verify-aborted", 1);
+    let bs = bootstrap();
+    let mut producer = Watched::spawn_with(
+        "producer",
+        PRODUCER,
+        &[
+            &topic,
+            "--bootstrap",
+            &bs,
+            "--node-id",
+            "v-abort",
+            "--no-state",
+            "--format",
+            "json",
+            "-X",
+            "message.timeout.ms=3000",
+        ],
+        true,
+        &[],
+    );
+    producer.write_line("before the freeze");
+    producer.wait_stdout("\"event\":\"delivered\"", 1, TIMEOUT);
+    // The produce request reaches the frozen broker's socket; the producer gives up on it after
+    // message.timeout.ms and reports the send failed; thawed, the broker writes it.
+    let frozen = FrozenBroker::freeze(broker_pid());
+    producer.write_line("while frozen");
+    producer.wait_stdout("\"event\":\"failed\"", 1, TIMEOUT);
+    frozen.thaw();
+    let produced = producer.wait(TIMEOUT);
+    assert!(!produced.success(), "the producer reports the failure");
+    let events = produced.events();
+    let failed: Vec<&Value> = events.iter().filter(|e| e["event"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{}", produced.describe());
+    assert!(failed[0]["error"]
+        .as_str()
+        .unwrap_or("")
+        .contains("MessageTimedOut"));
+    let lines: Vec<String> = events.iter().map(Value::to_string).collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = write_log(dir.path(), "acks.jsonl", &lines);
+
+    let out = verify(&topic, &[&log], &[]);
+    assert_eq!(exit_code(&out), 4, "{}\n{}", out.stdout, out.stderr);
+    let lines = out.json_lines();
+    let aborted = violations(&lines, "aborted_read");
+    assert_eq!(aborted.len(), 1, "{}", out.stdout);
+    assert_eq!(aborted[0]["ids"][0], failed[0]["id"]);
+    assert_eq!(aborted[0]["offsets"][0], 1);
+    let v = summary_of(&out);
+    assert_eq!(accounting(&v), (1, 1, 0, 0));
+    assert_eq!(v["failed_sends"], 1);
 }
