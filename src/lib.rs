@@ -10,6 +10,7 @@
 //! * [`analysis`] — ordering analysis over a stream (FIFO, causality, skew).
 //! * [`ntp`] — SNTP math, filtering, selection and clock discipline (pure) plus the UDP client.
 //! * [`config`] — `TimeSyncConfig`, loadable from TOML.
+//! * [`verify`] — did Kafka keep every acknowledged write (acknowledgement logs vs. what was read).
 //!
 //! Nothing in the core opens a socket or reads the system clock directly: whatever needs the time
 //! takes a [`time::TimeSource`].
@@ -26,6 +27,7 @@ pub mod ntp;
 pub mod producer;
 pub mod state;
 pub mod time;
+pub mod verify;
 
 /// A node's identifier (the Kafka message key). Cheap to clone.
 pub type NodeId = std::sync::Arc<str>;

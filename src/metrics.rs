@@ -38,9 +38,11 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 const NEVER: i64 = i64::MIN;
 
-/// The kinds of ordering violation counted in `kafka_timesync_violations_total{kind=...}`.
+/// The kinds of violation counted in `kafka_timesync_violations_total{kind=...}`: ordering
+/// (analysis and delivery) and verification (`kafka-consumer --verify`, see
+/// [`crate::verify::Kind`]).
 ///
-/// The label values are the snake_case names the analysis and delivery reports use.
+/// The label values are the snake_case names the reports use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ViolationLabel {
     /// A sequence number was skipped in one producer's stream.
@@ -59,11 +61,21 @@ pub enum ViolationLabel {
     SkewThreshold,
     /// The causal buffer released a message before its predecessors arrived.
     ReleasedEarly,
+    /// An acknowledged write the consumer read past without finding it.
+    LostWrite,
+    /// The record at an acknowledged position carries another id.
+    InconsistentOffset,
+    /// One message id at two offsets.
+    DuplicateWrite,
+    /// A later seq of one node acknowledged at a lower offset of one partition.
+    NonmonotonicSend,
+    /// A message whose send was reported failed was read.
+    AbortedRead,
 }
 
 impl ViolationLabel {
     /// Number of kinds.
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 13;
 
     /// Every kind, in rendering order.
     pub const ALL: [ViolationLabel; Self::COUNT] = [
@@ -75,6 +87,11 @@ impl ViolationLabel {
         Self::LamportVsCausal,
         Self::SkewThreshold,
         Self::ReleasedEarly,
+        Self::LostWrite,
+        Self::InconsistentOffset,
+        Self::DuplicateWrite,
+        Self::NonmonotonicSend,
+        Self::AbortedRead,
     ];
 
     /// The label value, e.g. `fifo_gap`.
@@ -88,6 +105,11 @@ impl ViolationLabel {
             Self::LamportVsCausal => "lamport_vs_causal",
             Self::SkewThreshold => "skew_threshold",
             Self::ReleasedEarly => "released_early",
+            Self::LostWrite => "lost_write",
+            Self::InconsistentOffset => "inconsistent_offset",
+            Self::DuplicateWrite => "duplicate_write",
+            Self::NonmonotonicSend => "nonmonotonic_send",
+            Self::AbortedRead => "aborted_read",
         }
     }
 
@@ -351,7 +373,7 @@ impl Metrics {
         w.family(
             "violations_total",
             "counter",
-            "Ordering violations detected, by kind.",
+            "Violations detected, by kind: ordering, and with --verify acknowledged writes.",
         );
         for kind in ViolationLabel::ALL {
             let n = load(&self.violations[kind.index()]);
@@ -872,6 +894,14 @@ mod tests {
         for (i, kind) in ViolationLabel::ALL.into_iter().enumerate() {
             let key = format!("kafka_timesync_violations_total{{kind=\"{kind}\"}}");
             assert_eq!(s[&key], (i + 1) as f64, "{key}");
+        }
+    }
+
+    #[test]
+    fn verification_kinds_have_labels() {
+        for kind in crate::verify::Kind::ALL {
+            let label: ViolationLabel = kind.as_str().parse().expect("a label per kind");
+            assert_eq!(label.as_str(), kind.as_str());
         }
     }
 

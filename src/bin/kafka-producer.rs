@@ -113,7 +113,8 @@ struct Cli {
     /// Do not read or write node state (clocks start from zero).
     #[arg(long)]
     no_state: bool,
-    /// Output: a readable line per delivered message, or JSON lines.
+    /// Output: a readable line per delivered message, or JSON lines: the acknowledgement log
+    /// that `kafka-consumer --verify` checks (docs/verify.md).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
     /// Send N synthetic messages (load and benchmarks).

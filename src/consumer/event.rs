@@ -39,10 +39,11 @@ pub struct Delivery<'a> {
     pub envelope: &'a Envelope,
 }
 
-/// One ordering violation (analysis) or forced release (delivery).
-#[derive(Debug, Clone, Copy)]
+/// One ordering violation (analysis), forced release (delivery) or verification violation
+/// ([`crate::verify`]).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct ViolationReport<'a> {
-    /// One of [`VIOLATION_KINDS`].
+    /// One of [`VIOLATION_KINDS`] or [`crate::verify::Kind`].
     pub kind: &'static str,
     /// The node whose message revealed it.
     pub node: &'a str,
@@ -50,6 +51,10 @@ pub struct ViolationReport<'a> {
     pub ids: &'a [String],
     /// A sentence for people.
     pub detail: &'a str,
+    /// The partition concerned (verification violations).
+    pub partition: Option<i32>,
+    /// The offsets concerned (verification violations).
+    pub offsets: &'a [i64],
 }
 
 /// Receives the engine's events as they happen.
@@ -114,6 +119,9 @@ pub struct Summary {
     pub unordered: u64,
     /// Per-node figures, by node id.
     pub nodes: BTreeMap<String, NodeSummary>,
+    /// The verification report (`kafka-consumer --verify`; absent without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<crate::verify::Report>,
 }
 
 /// Owned form of everything an [`EventSink`] receives.
@@ -146,6 +154,10 @@ pub enum Event {
         ids: Vec<String>,
         /// Detail.
         detail: String,
+        /// Partition (verification violations).
+        partition: Option<i32>,
+        /// Offsets (verification violations).
+        offsets: Vec<i64>,
     },
     /// A malformed record.
     Malformed {
@@ -226,6 +238,8 @@ impl EventSink for CollectSink {
             node: v.node.to_string(),
             ids: v.ids.to_vec(),
             detail: v.detail.to_string(),
+            partition: v.partition,
+            offsets: v.offsets.to_vec(),
         });
     }
 

@@ -561,6 +561,7 @@ impl ConsumerEngine {
                         node: &node,
                         ids: std::slice::from_ref(&dup.env.id),
                         detail: &detail,
+                        ..ViolationReport::default()
                     },
                     sink,
                 );
@@ -720,6 +721,7 @@ impl ConsumerEngine {
             without_vector: self.without_vector,
             unordered: self.unordered,
             nodes,
+            verify: None,
         }
     }
 
@@ -787,6 +789,7 @@ impl ConsumerEngine {
                     node: &v.node,
                     ids: &v.ids,
                     detail: &v.detail,
+                    ..ViolationReport::default()
                 },
                 sink,
             );
@@ -812,6 +815,7 @@ impl ConsumerEngine {
                         node: &d.node,
                         ids: std::slice::from_ref(&h.env.id),
                         detail: &detail,
+                        ..ViolationReport::default()
                     },
                     sink,
                 );
