@@ -6,6 +6,8 @@
 //! * [`admin`] — create / wait for / delete / list topics, partitions, watermarks.
 //! * [`consumer`] — manual assignment of all partitions of a topic.
 //! * [`error`] — rdkafka errors mapped to clear one-line messages.
+//! * [`partitioner`] — librdkafka's key partitioners (which partition a key goes to).
+//! * [`tail`] — the newest matching record of a partition, read backwards.
 //!
 //! [`LogContext`] routes librdkafka's log and error callbacks to `tracing`, scrubbed of secrets
 //! and with repeated errors of one kind logged once at `warn` (then at `debug`).
@@ -14,7 +16,9 @@ pub mod admin;
 pub mod config;
 pub mod consumer;
 pub mod error;
+pub mod partitioner;
 pub mod redact;
+pub mod tail;
 
 pub use admin::{topic_partitions, topic_watermarks, Admin, Watermarks};
 pub use config::{parse_property, properties_from_toml, ClientSettings, DEFAULT_BOOTSTRAP};
