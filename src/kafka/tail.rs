@@ -35,7 +35,7 @@ impl Default for TailScan {
     }
 }
 
-/// The outcome of a tail scan of one partition.
+/// The outcome of a tail scan of one partition; `high` is the high watermark it read up to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tail<T> {
     /// The newest matching record's offset and what the matcher made of it.
@@ -44,6 +44,8 @@ pub enum Tail<T> {
         offset: i64,
         /// The matcher's value.
         value: T,
+        /// The high watermark when the scan started.
+        high: i64,
     },
     /// No record matched.
     NotFound {
@@ -52,13 +54,19 @@ pub enum Tail<T> {
         complete: bool,
         /// Records read.
         scanned: u64,
+        /// The high watermark when the scan started.
+        high: i64,
     },
 }
 
-/// A consumer for tail scans (manual assignment, no group, partition EOF reported).
+/// A consumer for tail scans (manual assignment, no group, partition EOF reported). Its
+/// librdkafka log stops at errors: the producer's `-X` properties, which it is built from, would
+/// otherwise each raise a "producer property ignored by this consumer" warning. Its failures
+/// come back as errors.
 pub fn tail_consumer(settings: &ClientSettings) -> Result<BaseConsumer<LogContext>, KafkaError> {
     let mut cfg = settings.consumer_config(None);
     cfg.set("enable.partition.eof", "true");
+    cfg.set("log_level", "3");
     cfg.create_with_context(LogContext::new(settings))
         .map_err(|e| settings.client_error("consumer", &e))
 }
@@ -130,12 +138,64 @@ pub fn newest_matching<T>(
             }
         }
         if let Some((offset, value)) = best {
-            return Ok(Tail::Found { offset, value });
+            return Ok(Tail::Found {
+                offset,
+                value,
+                high,
+            });
         }
         end = start;
     }
     Ok(Tail::NotFound {
         complete: end <= low,
         scanned,
+        high,
     })
+}
+
+/// Follows `topic`/`partition` forwards from offset `from` until no record has matched for
+/// `quiet` (or `bound` has passed), and returns the newest match, if any: records still being
+/// appended, e.g. produce requests a killed client had sent that the broker has not yet
+/// processed.
+pub fn follow_until_quiet<T>(
+    consumer: &BaseConsumer<LogContext>,
+    topic: &str,
+    partition: i32,
+    from: i64,
+    quiet: Duration,
+    bound: Duration,
+    mut pick: impl FnMut(&BorrowedMessage<'_>) -> Option<T>,
+) -> Result<Option<(i64, T)>, KafkaError> {
+    let started = Instant::now();
+    let mut tpl = TopicPartitionList::with_capacity(1);
+    tpl.add_partition_offset(topic, partition, Offset::Offset(from))
+        .and_then(|()| consumer.assign(&tpl))
+        .map_err(|e| KafkaError::Operation {
+            operation: format!("follow {topic}/{partition}"),
+            message: describe(&e),
+        })?;
+    let mut newest = None;
+    let mut last_match = Instant::now();
+    while last_match.elapsed() < quiet && started.elapsed() < bound {
+        match consumer.poll(Duration::from_millis(50)) {
+            Some(Ok(m)) => {
+                use rdkafka::Message as _;
+                if m.offset() < from {
+                    continue;
+                }
+                if let Some(v) = pick(&m) {
+                    newest = Some((m.offset(), v));
+                    last_match = Instant::now();
+                }
+            }
+            Some(Err(RdError::PartitionEOF(_))) | None => {}
+            Some(Err(e)) => {
+                return Err(KafkaError::Operation {
+                    operation: format!("follow {topic}/{partition}"),
+                    message: describe(&e),
+                })
+            }
+        }
+    }
+    Ok(newest)
 }

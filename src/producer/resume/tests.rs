@@ -12,6 +12,7 @@ fn sent(seq: u64, lamport: u64, own: Option<u64>, wall_ms: Option<u64>) -> LastS
         lamport,
         vector: own.map(|o| vt(&[("N", o), ("peer", 7)])),
         hybrid: wall_ms.map(|w| HybridTimestamp::new(w, 0)),
+        stamped_at: 1_000.0,
     }
 }
 
@@ -155,6 +156,31 @@ fn an_exact_file_is_never_undercut_and_a_stale_one_yields_to_the_log() {
     assert!(r.warning(false).unwrap().contains("from seq 0"));
 }
 
+#[test]
+fn only_a_killed_run_waits_for_records_still_in_flight() {
+    let l = sent(5, 5, None, None); // stamped at 1000 s
+    assert!(must_settle(&floors(1), true, None, 5_000.0), "killed run");
+    assert!(
+        !must_settle(&exact_file(5), true, Some(&l), 1_001.0),
+        "clean exit"
+    );
+    let none = NodeState::new("N");
+    assert!(
+        must_settle(&none, false, Some(&l), 1_001.0),
+        "no file, recent"
+    );
+    assert!(!must_settle(
+        &none,
+        false,
+        Some(&l),
+        1_000.0 + RECENT_SECS + 1.0
+    ));
+    assert!(
+        !must_settle(&none, false, None, 1_001.0),
+        "nothing of the node"
+    );
+}
+
 /// One message: seq, Lamport, own entry and HLC advance; Lamport also by `observed` receives.
 fn next(s: &NodeState, observed: u64) -> NodeState {
     let mut n = s.clone();
@@ -174,6 +200,7 @@ fn newest_in(topic: &[NodeState]) -> LogTail {
             lamport: l.lamport,
             vector: Some(l.vector.clone()),
             hybrid: l.hybrid,
+            stamped_at: 0.0,
         }),
         None => LogTail::NotFound { complete: true },
     }
