@@ -318,6 +318,7 @@ fn run(cli: Cli) -> Result<()> {
     // The clocks continue from this node's last record in the topic; the state file is the
     // cache, and its reservation the fallback when the topic cannot be read.
     let key = cli.key.clone().unwrap_or_else(|| node_id.clone());
+    let reading = std::time::Instant::now();
     let recovery = resume::read_last_sent(
         &settings,
         &topic,
@@ -332,9 +333,10 @@ fn run(cli: Cli) -> Result<()> {
         tracing::warn!("{w}");
     }
     tracing::info!(
-        "node '{node_id}' continues after seq {} ({:?})",
+        "node '{node_id}' continues after seq {} ({:?}; read back in {:.1} ms)",
         resumed.state.seq,
-        resumed.source
+        resumed.source,
+        reading.elapsed().as_secs_f64() * 1e3
     );
     if let Some(store) = state.as_mut() {
         store.begin(&topic, recovery.partition, &resumed.state)?;

@@ -15,8 +15,8 @@
 //! | floors | not within the scan bound, topic unreadable, run to another topic, version-1 file | the floors (a gap of up to the reservation, with a warning) |
 //!
 //! A clock a record does not carry (the vector clock when it is not sent, the HLC when the
-//! clock type is not hybrid) is continued from the run's start: the own vector entry advances
-//! with seq, one per message.
+//! clock type is not hybrid) is continued from the file (a killed run's start, or the exact
+//! values): the own vector entry advances with seq, one per message.
 //!
 //! [`read_last_sent`] is the Kafka shell: the node's key maps to one partition (the producer's
 //! partitioner, [`crate::kafka::partitioner`]); that partition is read back from its end
@@ -75,9 +75,10 @@ pub const SETTLE_QUIET: std::time::Duration = std::time::Duration::from_secs(2);
 /// Bound of the wait for [`SETTLE_QUIET`].
 pub const SETTLE_BOUND: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// A newest record stamped less than this many seconds ago may have been followed by requests
-/// of a killed run that are still being appended.
-pub const RECENT_SECS: f64 = 60.0;
+/// Without a state file, a newest record stamped less than this many seconds ago may have been
+/// followed by requests of a killed run that are still being appended (older ones: they would
+/// have been appended by now).
+pub const RECENT_SECS: f64 = 10.0;
 
 /// Whether records of a killed run may still be arriving, so the partition must be followed
 /// until quiet before its newest record is trusted. A killed process's last produce requests
@@ -176,12 +177,17 @@ pub fn resolve(node: &str, topic: &str, file: &NodeState, log: &LogTail) -> Resu
             LogTail::Found(l) => {
                 let mut s = file.clone();
                 let ahead = l.seq >= s.seq;
+                let own = match &l.vector {
+                    Some(v) => v.get(node).max(file.vector.get(node)),
+                    None => file.vector.get(node) + l.seq.saturating_sub(file.seq),
+                };
                 s.seq = s.seq.max(l.seq);
                 s.lamport = s.lamport.max(l.lamport);
                 s.hybrid = s.hybrid.max(l.hybrid);
                 if let Some(v) = &l.vector {
                     s.vector.merge(v);
                 }
+                s.vector.set(&own_id, own);
                 done(s, if ahead { Source::Log } else { Source::File })
             }
             _ => done(file.clone(), Source::File),
@@ -341,6 +347,11 @@ pub fn read_last_sent(
         for (p, high) in ends {
             match follow_until_quiet(&consumer, topic, p, high, SETTLE_QUIET, SETTLE_BOUND, pick) {
                 Ok(Some((_, value))) => {
+                    tracing::info!(
+                        "records of node '{node}' sent before it was killed were still being \
+                         appended, up to seq {}",
+                        value.seq
+                    );
                     if newer(&newest, &value) {
                         newest = Some(value);
                     }

@@ -139,6 +139,15 @@ fn an_exact_file_is_never_undercut_and_a_stale_one_yields_to_the_log() {
         (r.source.clone(), clocks(&r.state)),
         (Source::Log, (60, 61, 60))
     );
+    // A newer record without a vector (another clock type, e.g. a --no-state run): the own entry
+    // advances with seq.
+    let r = resolve(
+        "N",
+        "t",
+        &exact_file(50),
+        &LogTail::Found(sent(53, 58, None, None)),
+    );
+    assert_eq!(clocks(&r.state), (53, 58, 53));
     let r = resolve("N", "t", &exact_file(50), &LogTail::Unreadable("x".into()));
     assert_eq!(
         (r.source.clone(), clocks(&r.state)),
