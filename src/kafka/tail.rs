@@ -1,5 +1,6 @@
 //! Reading a partition backwards: the newest record that matches, scanning windows of records
-//! from the high watermark down, bounded in records and time.
+//! from the high watermark down (each twice the size of the one before, up to a limit), bounded
+//! in records and time.
 //!
 //! Used by the producer at start-up to find its own last record (see
 //! [`crate::producer::resume`]). Each window `[start, end)` is read forwards (Kafka has no
@@ -18,14 +19,15 @@ use std::time::{Duration, Instant};
 pub struct TailScan {
     /// Records read per partition at most before giving up.
     pub max_records: u64,
-    /// Records per backwards step.
+    /// Records of the first (newest) backwards step; each further step doubles, up to 16 times
+    /// this (every step costs a fetch round trip).
     pub window: u64,
     /// Bound of the whole scan (metadata, watermarks, fetches).
     pub timeout: Duration,
 }
 
 impl Default for TailScan {
-    /// 100 000 records per partition in windows of 2 000, 10 s.
+    /// 100 000 records per partition, a first window of 2 000, 10 s.
     fn default() -> Self {
         Self {
             max_records: 100_000,
@@ -67,11 +69,19 @@ pub fn tail_consumer(settings: &ClientSettings) -> Result<BaseConsumer<LogContex
     let mut cfg = settings.consumer_config(None);
     cfg.set("enable.partition.eof", "true");
     cfg.set("log_level", "3");
-    // No group: nothing is committed, and with a group id the first record took up to 180 ms
-    // instead of 60 ms (a coordinator look-up; debug build, Apache Kafka 4.1.1).
-    cfg.remove("group.id");
     cfg.create_with_context(LogContext::new(settings))
         .map_err(|e| settings.client_error("consumer", &e))
+}
+
+/// Drops `consumer` on a thread of its own: closing a librdkafka client takes about 100 ms
+/// (its broker threads wind down), which no caller needs to wait for.
+pub fn close_in_background(consumer: BaseConsumer<LogContext>) {
+    let closing = std::thread::Builder::new()
+        .name("tail-close".into())
+        .spawn(move || drop(consumer));
+    if let Err(e) = closing {
+        tracing::debug!("closing the tail reader in the foreground: {e}");
+    }
 }
 
 /// Scans `topic`/`partition` from its end backwards for the newest record for which `pick`
@@ -91,11 +101,13 @@ pub fn newest_matching<T>(
             operation: op("the watermarks"),
             message: describe(&e),
         })?;
-    let window = scan.window.max(1);
+    let mut window = scan.window.max(1);
+    let widest = window.saturating_mul(16);
     let mut end = high;
     let mut scanned = 0u64;
     while end > low && scanned < scan.max_records {
         let step = window.min(scan.max_records - scanned) as i64;
+        window = window.saturating_mul(2).min(widest);
         let start = (end - step).max(low);
         let mut tpl = TopicPartitionList::with_capacity(1);
         tpl.add_partition_offset(topic, partition, Offset::Offset(start))

@@ -33,7 +33,9 @@
 use crate::clock::{HybridTimestamp, VectorTimestamp};
 use crate::envelope::Envelope;
 use crate::kafka::partitioner::Partitioner;
-use crate::kafka::tail::{follow_until_quiet, newest_matching, tail_consumer, Tail, TailScan};
+use crate::kafka::tail::{
+    close_in_background, follow_until_quiet, newest_matching, tail_consumer, Tail, TailScan,
+};
 use crate::kafka::{topic_partitions, ClientSettings, KafkaError};
 use crate::state::{NodeState, RunRecord, DEFAULT_RESERVATION};
 use crate::NodeId;
@@ -365,6 +367,7 @@ pub fn read_last_sent(
         Some(l) => LogTail::Found(l),
         None => LogTail::NotFound { complete },
     };
+    close_in_background(consumer);
     Ok(Recovery { log, partition })
 }
 

@@ -235,7 +235,7 @@ proptest! {
             let (store, file) = StateStore::open(dir.path(), "N").unwrap();
             let mut store = store.with_reservation(reservation);
             let r = resolve("N", "t", &file, &newest_in(&topic));
-            let want = topic.last().map_or((0, 0, 0), |l| clocks(l));
+            let want = topic.last().map_or((0, 0, 0), clocks);
             prop_assert_eq!(clocks(&r.state), want, "{:?}", r.source);
             prop_assert!(r.state.hybrid >= topic.last().and_then(|l| l.hybrid));
             let fallback = resolve("N", "t", &file, &LogTail::Unreadable("down".into()));
