@@ -61,7 +61,8 @@ pub enum Tail<T> {
     },
 }
 
-/// A consumer for tail scans (manual assignment, no group id, partition EOF reported). Its
+/// A consumer for tail scans (manual assignment, a throwaway group id under which nothing is
+/// committed, partition EOF reported). Its
 /// librdkafka log stops at errors: the producer's `-X` properties, which it is built from, would
 /// otherwise each raise a "producer property ignored by this consumer" warning. Its failures
 /// come back as errors.
