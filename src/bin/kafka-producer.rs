@@ -7,7 +7,7 @@ use kafka_timesync::clock::physical::Simulation;
 use kafka_timesync::clock::{ClockType, PhysicalClock};
 use kafka_timesync::config::TimeSyncConfig;
 use kafka_timesync::kafka::tail::TailScan;
-use kafka_timesync::kafka::{parse_property, ClientSettings};
+use kafka_timesync::kafka::{parse_property, ClientSettings, KafkaError};
 use kafka_timesync::producer::pipeline::{self, Input, OutputFormat, PipelineOptions};
 use kafka_timesync::producer::{resume, Stamper, StamperConfig};
 use kafka_timesync::state::{default_state_dir, NodeState, StateStore};
@@ -316,39 +316,57 @@ fn run(cli: Cli) -> Result<()> {
     };
 
     // The clocks continue from this node's last record in the topic; the state file is the
-    // cache, and its reservation the fallback when the topic cannot be read.
-    let key = cli.key.clone().unwrap_or_else(|| node_id.clone());
-    let reading = std::time::Instant::now();
-    let recovery = resume::read_last_sent(
-        &settings,
-        &topic,
-        &node_id,
-        &key,
-        &cached,
-        state.is_some(),
-        &TailScan::default(),
-    )?;
-    let resumed = resume::resolve(&node_id, &topic, &cached, &recovery.log);
-    if let Some(w) = resumed.warning(state.is_some()) {
-        tracing::warn!("{w}");
-    }
-    tracing::info!(
-        "node '{node_id}' continues after seq {} ({:?}; read back in {:.1} ms)",
-        resumed.state.seq,
-        resumed.source,
-        reading.elapsed().as_secs_f64() * 1e3
-    );
-    if let Some(store) = state.as_mut() {
-        store.begin(&topic, recovery.partition, &resumed.state)?;
-    }
-    let resume = resumed.state;
-
+    // cache, and its reservation the fallback when the topic cannot be read. The read-back runs
+    // while the producer connects.
+    let reader = {
+        let (settings, topic, node_id) = (settings.clone(), topic.clone(), node_id.clone());
+        let key = cli.key.clone().unwrap_or_else(|| node_id.clone());
+        let has_state_file = state.is_some();
+        std::thread::Builder::new()
+            .name("read-back".into())
+            .spawn(move || {
+                let reading = std::time::Instant::now();
+                let recovery = resume::read_last_sent(
+                    &settings,
+                    &topic,
+                    &node_id,
+                    &key,
+                    &cached,
+                    has_state_file,
+                    &TailScan::default(),
+                )?;
+                let resumed = resume::resolve(&node_id, &topic, &cached, &recovery.log);
+                if let Some(w) = resumed.warning(has_state_file) {
+                    tracing::warn!("{w}");
+                }
+                tracing::info!(
+                    "node '{node_id}' continues after seq {} ({:?}; read back in {:.1} ms)",
+                    resumed.state.seq,
+                    resumed.source,
+                    reading.elapsed().as_secs_f64() * 1e3
+                );
+                Ok::<_, KafkaError>((resumed.state, recovery.partition))
+            })
+            .context("cannot start the read-back thread")?
+    };
     let stamper_cfg = StamperConfig {
         max_hlc_offset_ms: cfg.max_hlc_offset_ms,
         send_vector: cfg.vector_clock_enabled,
         ..StamperConfig::new(node_id.as_str(), clock_type)
     };
-    let stamper = Stamper::new(&stamper_cfg, physical, &resume);
+    let prepare = {
+        let topic = topic.clone();
+        move || -> pipeline::Prepared {
+            let (resume, partition) = reader.join().map_err(|_| KafkaError::Operation {
+                operation: "read back this node's last record".into(),
+                message: "the reading thread panicked".into(),
+            })??;
+            if let Some(store) = state.as_mut() {
+                store.begin(&topic, partition, &resume)?;
+            }
+            Ok((Stamper::new(&stamper_cfg, physical, &resume), state))
+        }
+    };
 
     let input = match (&cli.message, cli.count) {
         (Some(m), _) => Input::Message(m.clone()),
@@ -385,7 +403,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         _ => None,
     };
-    let summary = pipeline::run(&settings, stamper, state, &opts, input, out, stop);
+    let summary = pipeline::run(&settings, prepare, &opts, input, out, stop);
     drop(progress);
     let summary = summary?;
     if synthetic || cli.verbose > 0 {

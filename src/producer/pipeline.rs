@@ -308,13 +308,17 @@ fn drain(producer: &BaseProducer<DeliveryContext>, bound: Duration) -> Result<()
     Ok(())
 }
 
-/// Stamps and sends `input` to `opts.topic`; see the module docs. `stop` ends the run early
-/// (what has been sent is still flushed and checked). On return the state (if any) holds the
-/// clocks after the last stamp.
+/// The stamper and the state store (if any) of a run, once the node's clocks are known.
+pub type Prepared = Result<(Stamper, Option<StateStore>), ProducerError>;
+
+/// Stamps and sends `input` to `opts.topic`; see the module docs. `prepare` yields the stamper
+/// and the state store; it is called once the producer has its metadata, so a caller can overlap
+/// its own start-up work (reading back the node's last record) with the producer's. `stop` ends
+/// the run early (what has been sent is still flushed and checked). On return the state (if
+/// any) holds the clocks after the last stamp.
 pub fn run(
     settings: &ClientSettings,
-    stamper: Stamper,
-    mut state: Option<StateStore>,
+    prepare: impl FnOnce() -> Prepared,
     opts: &PipelineOptions,
     input: Input,
     out: Box<dyn Write + Send>,
@@ -356,6 +360,7 @@ pub fn run(
     let _ = producer
         .client()
         .fetch_metadata(Some(&opts.topic), opts.metadata_timeout);
+    let (stamper, mut state) = prepare()?;
 
     let key: String = opts
         .key
