@@ -6,7 +6,6 @@ use clap::{Parser, ValueEnum};
 use kafka_timesync::clock::physical::Simulation;
 use kafka_timesync::clock::{ClockType, PhysicalClock};
 use kafka_timesync::config::TimeSyncConfig;
-use kafka_timesync::kafka::tail::TailScan;
 use kafka_timesync::kafka::{parse_property, ClientSettings, KafkaError};
 use kafka_timesync::producer::pipeline::{self, Input, OutputFormat, PipelineOptions};
 use kafka_timesync::producer::{resume, Stamper, StamperConfig};
@@ -325,27 +324,7 @@ fn run(cli: Cli) -> Result<()> {
         std::thread::Builder::new()
             .name("read-back".into())
             .spawn(move || {
-                let reading = std::time::Instant::now();
-                let recovery = resume::read_last_sent(
-                    &settings,
-                    &topic,
-                    &node_id,
-                    &key,
-                    &cached,
-                    has_state_file,
-                    &TailScan::default(),
-                )?;
-                let resumed = resume::resolve(&node_id, &topic, &cached, &recovery.log);
-                if let Some(w) = resumed.warning(has_state_file) {
-                    tracing::warn!("{w}");
-                }
-                tracing::info!(
-                    "node '{node_id}' continues after seq {} ({:?}; read back in {:.1} ms)",
-                    resumed.state.seq,
-                    resumed.source,
-                    reading.elapsed().as_secs_f64() * 1e3
-                );
-                Ok::<_, KafkaError>((resumed.state, recovery.partition))
+                resume::recover(&settings, &topic, &node_id, &key, &cached, has_state_file)
             })
             .context("cannot start the read-back thread")?
     };

@@ -371,5 +371,39 @@ pub fn read_last_sent(
     Ok(Recovery { log, partition })
 }
 
+/// The start-up of a run: [`read_last_sent`], then [`resolve`]; logs the warning (if any) and
+/// where the clocks continue. Returns the clocks to continue from and the partition this run's
+/// records go to (for [`crate::state::StateStore::begin`]).
+pub fn recover(
+    settings: &ClientSettings,
+    topic: &str,
+    node: &str,
+    key: &str,
+    file: &NodeState,
+    has_state_file: bool,
+) -> Result<(NodeState, Option<i32>), KafkaError> {
+    let reading = std::time::Instant::now();
+    let recovery = read_last_sent(
+        settings,
+        topic,
+        node,
+        key,
+        file,
+        has_state_file,
+        &TailScan::default(),
+    )?;
+    let resumed = resolve(node, topic, file, &recovery.log);
+    if let Some(w) = resumed.warning(has_state_file) {
+        tracing::warn!("{w}");
+    }
+    tracing::info!(
+        "node '{node}' continues after seq {} ({:?}; read back in {:.1} ms)",
+        resumed.state.seq,
+        resumed.source,
+        reading.elapsed().as_secs_f64() * 1e3
+    );
+    Ok((resumed.state, recovery.partition))
+}
+
 #[cfg(test)]
 mod tests;
