@@ -6,9 +6,9 @@ use clap::{Parser, ValueEnum};
 use kafka_timesync::clock::physical::Simulation;
 use kafka_timesync::clock::{ClockType, PhysicalClock};
 use kafka_timesync::config::TimeSyncConfig;
-use kafka_timesync::kafka::{parse_property, ClientSettings};
+use kafka_timesync::kafka::{parse_property, ClientSettings, KafkaError};
 use kafka_timesync::producer::pipeline::{self, Input, OutputFormat, PipelineOptions};
-use kafka_timesync::producer::{Stamper, StamperConfig};
+use kafka_timesync::producer::{resume, Stamper, StamperConfig};
 use kafka_timesync::state::{default_state_dir, NodeState, StateStore};
 use kafka_timesync::time::{SystemTimeSource, TimeSource};
 use std::io::IsTerminal;
@@ -41,9 +41,12 @@ Examples:
   kafka-producer -X security.protocol=SASL_SSL -X sasl.mechanism=PLAIN \\
       -X sasl.username=me -X sasl.password=... time-sync 'hi'
 
-Node state (seq, Lamport, vector, hybrid) persists per node id in --state-dir (default
-$XDG_STATE_HOME/kafka-timesync or ~/.local/state/kafka-timesync), so separate invocations
-continue their clocks; a second running process with the same node id is refused.
+A restart continues the clocks exactly: at start-up the producer reads back its own last
+record in the topic (in the partition its key maps to) and continues seq, Lamport, vector and
+hybrid from it, so even after a kill the next message is seq + 1. The state file in --state-dir
+(default $XDG_STATE_HOME/kafka-timesync or ~/.local/state/kafka-timesync) caches the clocks and
+is the fallback when the topic cannot be read back: then a warning says so and seq may skip up
+to 4096. A second running process with the same node id and state directory is refused.
 Exit status: 0 when every message was delivered, 1 otherwise (with the reason), 2 for usage errors.";
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -107,10 +110,12 @@ struct Cli {
     /// catches up to the topic's end before the first send.
     #[arg(long)]
     observe: bool,
-    /// Directory of the persisted node state.
+    /// Directory of the node state file: the clocks' cache, and the fallback when the topic
+    /// cannot be read back at start-up.
     #[arg(long, value_name = "DIR", conflicts_with = "no_state")]
     state_dir: Option<PathBuf>,
-    /// Do not read or write node state (clocks start from zero).
+    /// No state file: the clocks continue from the node's last record in the topic (from zero
+    /// if it has none, or if the topic cannot be read).
     #[arg(long)]
     no_state: bool,
     /// Output: a readable line per delivered message, or JSON lines: the acknowledgement log
@@ -242,7 +247,7 @@ fn run(cli: Cli) -> Result<()> {
 
     // The state lock is taken before anything touches the network, so a second process with the
     // same node id is refused at once.
-    let (state, resume) = if cli.no_state {
+    let (mut state, cached) = if cli.no_state {
         (None, NodeState::new(&node_id))
     } else {
         let dir = cfg
@@ -250,8 +255,8 @@ fn run(cli: Cli) -> Result<()> {
             .clone()
             .or_else(default_state_dir)
             .ok_or(kafka_timesync::state::StateError::NoStateDir)?;
-        let (store, resume) = StateStore::open(&dir, &node_id)?;
-        (Some(store), resume)
+        let (store, cached) = StateStore::open(&dir, &node_id)?;
+        (Some(store), cached)
     };
 
     let sim = Simulation {
@@ -310,12 +315,38 @@ fn run(cli: Cli) -> Result<()> {
         None
     };
 
+    // The clocks continue from this node's last record in the topic; the state file is the
+    // cache, and its reservation the fallback when the topic cannot be read. The read-back runs
+    // while the producer connects.
+    let reader = {
+        let (settings, topic, node_id) = (settings.clone(), topic.clone(), node_id.clone());
+        let key = cli.key.clone().unwrap_or_else(|| node_id.clone());
+        let has_state_file = state.is_some();
+        std::thread::Builder::new()
+            .name("read-back".into())
+            .spawn(move || {
+                resume::recover(&settings, &topic, &node_id, &key, &cached, has_state_file)
+            })
+            .context("cannot start the read-back thread")?
+    };
     let stamper_cfg = StamperConfig {
         max_hlc_offset_ms: cfg.max_hlc_offset_ms,
         send_vector: cfg.vector_clock_enabled,
         ..StamperConfig::new(node_id.as_str(), clock_type)
     };
-    let stamper = Stamper::new(&stamper_cfg, physical, &resume);
+    let prepare = {
+        let topic = topic.clone();
+        move || -> pipeline::Prepared {
+            let (resume, partition) = reader.join().map_err(|_| KafkaError::Operation {
+                operation: "read back this node's last record".into(),
+                message: "the reading thread panicked".into(),
+            })??;
+            if let Some(store) = state.as_mut() {
+                store.begin(&topic, partition, &resume)?;
+            }
+            Ok((Stamper::new(&stamper_cfg, physical, &resume), state))
+        }
+    };
 
     let input = match (&cli.message, cli.count) {
         (Some(m), _) => Input::Message(m.clone()),
@@ -352,7 +383,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         _ => None,
     };
-    let summary = pipeline::run(&settings, stamper, state, &opts, input, out, stop);
+    let summary = pipeline::run(&settings, prepare, &opts, input, out, stop);
     drop(progress);
     let summary = summary?;
     if synthetic || cli.verbose > 0 {

@@ -166,10 +166,18 @@ struct Shared {
     stop_sending: AtomicBool,
     out: Mutex<Output>,
     format: OutputFormat,
-    /// The sending node (in every JSON event).
-    node: crate::NodeId,
+    /// The sending node (in every JSON event): set once `prepare` has yielded the stamper,
+    /// before the first send.
+    node: std::sync::OnceLock<crate::NodeId>,
     flush_each: bool,
     metrics: Option<Arc<crate::metrics::Metrics>>,
+}
+
+impl Shared {
+    /// The sending node ("" before `prepare` has run, when nothing has been sent yet).
+    fn node(&self) -> &str {
+        self.node.get().map_or("", |n| n.as_ref())
+    }
 }
 
 /// Where the per-message lines go, with the buffer each line is formatted in.
@@ -227,7 +235,7 @@ impl ProducerContext for DeliveryContext {
                 let id = payload_id(m.payload().unwrap_or_default());
                 line.clear();
                 let at = (m.partition(), m.offset());
-                delivered_line(line, sh.format, &sh.node, seq, id, at);
+                delivered_line(line, sh.format, sh.node(), seq, id, at);
                 out.write_all(line)
             }
             Err((e, m)) => {
@@ -262,7 +270,7 @@ fn failed_line(
         OutputFormat::Json => writeln!(
             out,
             "{}",
-            serde_json::json!({"event": "failed", "id": id, "node": &*sh.node, "seq": seq, "error": reason})
+            serde_json::json!({"event": "failed", "id": id, "node": sh.node(), "seq": seq, "error": reason})
         ),
         OutputFormat::Text => writeln!(out, "FAILED seq={seq} id={id}: {reason}"),
     }
@@ -328,13 +336,17 @@ fn drain(producer: &BaseProducer<DeliveryContext>, bound: Duration) -> Result<()
     Ok(())
 }
 
-/// Stamps and sends `input` to `opts.topic`; see the module docs. `stop` ends the run early
-/// (what has been sent is still flushed and checked). On return the state (if any) holds the
-/// clocks after the last stamp.
+/// The stamper and the state store (if any) of a run, once the node's clocks are known.
+pub type Prepared = Result<(Stamper, Option<StateStore>), ProducerError>;
+
+/// Stamps and sends `input` to `opts.topic`; see the module docs. `prepare` yields the stamper
+/// and the state store; it is called once the producer has its metadata, so a caller can overlap
+/// its own start-up work (reading back the node's last record) with the producer's. `stop` ends
+/// the run early (what has been sent is still flushed and checked). On return the state (if
+/// any) holds the clocks after the last stamp.
 pub fn run(
     settings: &ClientSettings,
-    stamper: Stamper,
-    mut state: Option<StateStore>,
+    prepare: impl FnOnce() -> Prepared,
     opts: &PipelineOptions,
     input: Input,
     out: Box<dyn Write + Send>,
@@ -351,7 +363,7 @@ pub fn run(
             line: Vec::with_capacity(128),
         }),
         format: opts.format,
-        node: stamper.node().clone(),
+        node: std::sync::OnceLock::new(),
         flush_each,
         metrics: opts.metrics.clone(),
     });
@@ -377,6 +389,8 @@ pub fn run(
     let _ = producer
         .client()
         .fetch_metadata(Some(&opts.topic), opts.metadata_timeout);
+    let (stamper, mut state) = prepare()?;
+    let _ = shared.node.set(stamper.node().clone());
 
     let key: String = opts
         .key
