@@ -30,7 +30,7 @@ use std::time::Duration;
 
 const SKEW_MS: f64 = 300.0;
 const DRIFT_MS_PER_S: f64 = 0.5;
-const JITTER_MS: f64 = 0.0;
+const RANDOM_VARIATION_MS: f64 = 0.0;
 /// Rounds and their spacing against a real server: ten seconds of real time.
 const REAL_ROUNDS: usize = 10;
 const REAL_ROUND_EVERY: Duration = Duration::from_secs(1);
@@ -73,7 +73,7 @@ fn simulation() -> Simulation {
     Simulation {
         skew_ms: SKEW_MS,
         drift_ms_per_s: DRIFT_MS_PER_S,
-        jitter_ms: JITTER_MS,
+        random_variation_ms: RANDOM_VARIATION_MS,
         seed: Some(1),
     }
 }
@@ -653,7 +653,7 @@ fn report(mut r: Report, run: Run, plot_dir: Option<&Path>, simulated: bool) -> 
         "server": run.server,
         "address": run.address,
         "simulated": simulated,
-        "simulation": { "skew_ms": SKEW_MS, "drift_ms_per_s": DRIFT_MS_PER_S, "jitter_ms": JITTER_MS },
+        "simulation": { "skew_ms": SKEW_MS, "drift_ms_per_s": DRIFT_MS_PER_S, "random_variation_ms": RANDOM_VARIATION_MS },
         "exchanges": exchanges,
         "rounds": run.rounds.iter().map(|(rec, at, err)| json!({"t_s": at, "record": rec, "clock_error_ns": err})).collect::<Vec<_>>(),
         "status": run.status,

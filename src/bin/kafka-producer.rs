@@ -256,7 +256,7 @@ fn run(cli: Cli) -> Result<()> {
     let sim = Simulation {
         skew_ms: cfg.simulation.skew_ms,
         drift_ms_per_s: cfg.simulation.drift_ms_per_s,
-        jitter_ms: cfg.simulation.random_variation_ms,
+        random_variation_ms: cfg.simulation.random_variation_ms,
         seed: cfg.simulation.seed,
     };
     let source: Arc<dyn TimeSource> = Arc::new(SystemTimeSource);

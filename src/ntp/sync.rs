@@ -882,11 +882,12 @@ async fn one_round(
             e.options().exchange,
         )
     };
-    // Simulated jitter perturbs T1 and T4 independently, so δ can be negative by up to twice
-    // the jitter without anything being wrong with the reply.
+    // Simulated random variation perturbs T1 and T4 independently, so δ can be negative by up
+    // to twice its amplitude without anything being wrong with the reply.
     if let Some(sim) = clock.simulation() {
-        let jitter = Duration::from_secs_f64((2.0 * sim.jitter_ms / 1e3).clamp(0.0, 1.0));
-        ex_opts.negative_delay_tolerance = ex_opts.negative_delay_tolerance.max(jitter);
+        let variation =
+            Duration::from_secs_f64((2.0 * sim.random_variation_ms / 1e3).clamp(0.0, 1.0));
+        ex_opts.negative_delay_tolerance = ex_opts.negative_delay_tolerance.max(variation);
     }
     let mut set = tokio::task::JoinSet::new();
     for idx in plan {
