@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use kafka_timesync::clock::physical::PhysicalClock;
 use kafka_timesync::ntp::client::{exchange, ExchangeOptions};
-use kafka_timesync::ntp::sync::ServerState;
+use kafka_timesync::ntp::ServerState;
 use kafka_timesync::ntp::{spawn, KissCode, RejectReason, SyncOptions};
 use ntp_support::{responder, wait_for, Behaviour};
 
