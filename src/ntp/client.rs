@@ -70,13 +70,13 @@ pub struct ExchangeResult {
     pub addr: SocketAddr,
     /// T1, if the request was built.
     pub t1: Option<UnixNanos>,
-    /// T2, if a reply was parsed.
+    /// T2, if sntpc accepted the reply and its receive timestamp is not zero.
     pub t2: Option<UnixNanos>,
-    /// T3, if a reply was parsed.
+    /// T3, if sntpc accepted the reply.
     pub t3: Option<UnixNanos>,
     /// T4, if a reply was received.
     pub t4: Option<UnixNanos>,
-    /// The reply's stratum, if parsed.
+    /// The reply's stratum, if sntpc accepted the reply.
     pub stratum: Option<u8>,
     /// The accepted sample, or why there is none.
     pub outcome: Result<Sample, RejectReason>,
@@ -164,13 +164,13 @@ impl NtpTimestampGenerator for ClockGen<'_> {
 
 /// An in-memory socket between sntpc and the caller: keeps the datagram sntpc sends, hands it
 /// the datagram received.
-struct Memory {
+struct Memory<'a> {
     peer: SocketAddr,
     sent: Cell<Option<[u8; PACKET_LEN]>>,
-    received: Vec<u8>,
+    received: &'a [u8],
 }
 
-impl NtpUdpSocket for Memory {
+impl NtpUdpSocket for Memory<'_> {
     async fn send_to(&self, buf: &[u8], _addr: SocketAddr) -> sntpc::Result<usize> {
         let datagram = <[u8; PACKET_LEN]>::try_from(buf).map_err(|_| sntpc::Error::Network)?;
         self.sent.set(Some(datagram));
@@ -219,7 +219,7 @@ impl Request {
         let socket = Memory {
             peer: SocketAddr::from(([0, 0, 0, 0], 0)),
             sent: Cell::new(None),
-            received: Vec::new(),
+            received: &[],
         };
         let sntpc = at_once(sntpc::sntp_send_request(
             socket.peer,
@@ -277,7 +277,7 @@ impl Request {
         let socket = Memory {
             peer: addr,
             sent: Cell::new(None),
-            received: datagram.to_vec(),
+            received: datagram,
         };
         let reply = at_once(sntpc::sntp_process_response(
             addr,

@@ -41,7 +41,7 @@ impl SyncHandle {
     }
 
     /// Every event from now on (a lagging receiver loses the oldest, see
-    /// [`broadcast`](tokio::sync::broadcast)).
+    /// [`broadcast`]).
     pub fn subscribe(&self) -> broadcast::Receiver<SyncEvent> {
         self.events.subscribe()
     }
