@@ -4,7 +4,7 @@
 //! The library is split into an I/O-free core and thin shells:
 //!
 //! * [`time`] — the injected time source every "now" comes from.
-//! * [`clock`] — physical (simulated skew/drift/jitter plus correction), Lamport, vector, hybrid.
+//! * [`clock`] — physical (simulated skew/drift/random variation plus correction), Lamport, vector, hybrid.
 //! * [`envelope`] — the JSON message format and its strict, bounded decoder.
 //! * [`delivery`] — causal and total-order delivery buffers.
 //! * [`analysis`] — ordering analysis over a stream (FIFO, causality, skew).

@@ -29,7 +29,7 @@ Examples:
   printf 'a\\nb\\n' | kafka-producer --node-id producer-1 --clock-type logical --format json time-sync
   # read the topic first and merge what others wrote (happened-before across nodes)
   kafka-producer --observe --node-id B --clock-type vector time-sync 'reply'
-  # a node whose clock is 100 ms fast, drifts 0.1 ms/s and jitters ±5 ms
+  # a node whose clock is 100 ms fast, drifts 0.1 ms/s and varies randomly by ±5 ms
   kafka-producer --simulate-skew 100 --simulate-drift 0.1 --random-variation 5 time-sync 'skewed'
   # discipline the clock with SNTP before the first message
   kafka-producer --enable-ntp --ntp-server 127.0.0.1:12300 --clock-type hybrid time-sync 'synced'
@@ -262,7 +262,7 @@ fn run(cli: Cli) -> Result<()> {
     let sim = Simulation {
         skew_ms: cfg.simulation.skew_ms,
         drift_ms_per_s: cfg.simulation.drift_ms_per_s,
-        jitter_ms: cfg.simulation.random_variation_ms,
+        random_variation_ms: cfg.simulation.random_variation_ms,
         seed: cfg.simulation.seed,
     };
     let source: Arc<dyn TimeSource> = Arc::new(SystemTimeSource);
