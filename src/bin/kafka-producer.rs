@@ -128,8 +128,8 @@ struct Cli {
     /// Content bytes of each synthetic message.
     #[arg(long, value_name = "BYTES", requires = "count", default_value_t = 100)]
     size: usize,
-    /// Create the topic with this many partitions if it does not exist yet (brokers such as
-    /// Tansu, or clusters with auto-creation off, do not create topics on first use).
+    /// Create the topic with this many partitions if it does not exist yet (clusters with
+    /// auto-creation off, like the docker-compose one, do not create topics on first use).
     #[arg(long, value_name = "PARTITIONS", value_parser = clap::value_parser!(i32).range(1..))]
     create_topic: Option<i32>,
     /// Replication factor of a topic created by --create-topic.

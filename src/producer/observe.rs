@@ -6,8 +6,9 @@
 //! high watermark of its fetch response), so the first message stamped afterwards has seen
 //! everything written before the observer started. It keeps merging until stopped.
 //!
-//! EOF rather than ListOffsets watermarks: Tansu 0.6 answers ListOffsets(latest) with the last
-//! batch's base offset + 1, which would stop the catch-up short; fetch responses are right.
+//! End-of-partition rather than the watermarks of a separate ListOffsets request: the fetch that
+//! reports EOF has delivered everything below the high watermark it carries, so no record written
+//! before the observer started can be missed between the two requests.
 
 use super::{Observed, Stamper};
 use crate::envelope::Envelope;
