@@ -6,9 +6,9 @@
 //! high watermark of its fetch response), so the first message stamped afterwards has seen
 //! everything written before the observer started. It keeps merging until stopped.
 //!
-//! End-of-partition rather than the watermarks of a separate ListOffsets request: the fetch that
-//! reports EOF has delivered everything below the high watermark it carries, so no record written
-//! before the observer started can be missed between the two requests.
+//! End-of-partition needs no ListOffsets round trip per partition: the fetch that reports it has
+//! delivered everything below the high watermark its response carries, which covers every record
+//! written before the observer started.
 
 use super::{Observed, Stamper};
 use crate::envelope::Envelope;
