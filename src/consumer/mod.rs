@@ -227,8 +227,8 @@ pub struct ConsumerEngine {
     /// Nodes whose first message was read (with `assume_before_start`).
     started: HashSet<NodeId>,
     /// After `max_messages`: per node, the lowest count (causal) or seq (total) the order released
-    /// but the engine withheld.
-    unsent: HashMap<NodeId, u64>,
+    /// but the engine withheld, with its Lamport time (total).
+    unsent: HashMap<NodeId, (u64, Option<u64>)>,
     /// Total order: the last key delivered in order.
     last_in_order: Option<(u64, NodeId, u64)>,
 }
@@ -334,7 +334,7 @@ impl ConsumerEngine {
                 let mut nodes = buf.checkpoint();
                 if !self.unsent.is_empty() {
                     for n in &mut nodes {
-                        if let Some(&c) = self.unsent.get(&n.node) {
+                        if let Some(&(c, _)) = self.unsent.get(&n.node) {
                             n.delivered = n.delivered.min(c.saturating_sub(1));
                             let cap = n.delivered;
                             n.skipped.retain(|&(first, _)| first <= cap);
@@ -351,8 +351,11 @@ impl ConsumerEngine {
                 let mut state = buf.checkpoint();
                 if !self.unsent.is_empty() {
                     for n in &mut state.nodes {
-                        if let Some(&c) = self.unsent.get(&n.node) {
+                        if let Some(&(c, t)) = self.unsent.get(&n.node) {
                             n.delivered_seq = n.delivered_seq.min(c.saturating_sub(1));
+                            // The withheld message is read again: the node's bound stays below it.
+                            let below = t.and_then(|t| t.checked_sub(1));
+                            n.max_time = n.max_time.min(below);
                         }
                     }
                     state.last = self.last_in_order.clone();
@@ -823,8 +826,11 @@ impl ConsumerEngine {
             let h = d.item;
             if self.is_done() {
                 // Released by the order but not delivered: the checkpoint must not count it.
-                let c = self.unsent.entry(d.node.clone()).or_insert(d.seq);
-                *c = (*c).min(d.seq);
+                let t = h.env.timestamp.logical_time;
+                let c = self.unsent.entry(d.node.clone()).or_insert((d.seq, t));
+                if d.seq < c.0 {
+                    *c = (d.seq, t);
+                }
                 self.withhold(h.partition, h.offset);
                 continue;
             }

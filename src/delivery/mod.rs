@@ -96,8 +96,8 @@ pub struct Delivered<T> {
     /// could be delivered. A given-up message that arrives later is delivered as
     /// [`Release::Late`]. Empty otherwise.
     pub missing: Vec<Gap>,
-    /// Total-order buffer, early release: the members that had not yet sent anything ordered
-    /// after this message (the silent ones it stopped waiting for). Empty otherwise.
+    /// Total-order buffer, early release: the members that could still send something ordered
+    /// before this message (the silent ones it stopped waiting for). Empty otherwise.
     pub silent: Vec<NodeId>,
 }
 
