@@ -277,7 +277,8 @@ proptest! {
     /// With losses, duplicates, tiny capacities and waits, and a clock that advances: every
     /// offered message comes out exactly once whatever the reason, copies are reported as
     /// duplicates, and ordering still holds where it can (causal: a message delivered after one
-    /// of its successors was given up on and is `Late`; total: the non-late output is increasing).
+    /// of its successors was given up on and is `Late`; `ready` exactly when its whole causal
+    /// past came out before it, `after-skip` when not; total: the non-late output is increasing).
     #[test]
     fn nothing_is_ever_lost(
         (n, ops, seed) in ops(),
@@ -338,6 +339,23 @@ proptest! {
                 }
             }
         }
+        // Ready: the whole causal past came out before it. After-skip: some of it did not (it
+        // was given up on: lost, or still to come late).
+        let mut pos = vec![usize::MAX; msgs.len()];
+        for (x, d) in c_out.iter().enumerate() {
+            pos[d.item] = x;
+        }
+        for (x, d) in c_out.iter().enumerate() {
+            let past_missing = msgs.iter().enumerate().any(|(p, m)| {
+                m.vt.compare(&msgs[d.item].vt) == CausalOrder::Before && pos[p] > x
+            });
+            match d.release {
+                Release::Ready => prop_assert!(!past_missing, "{:?} ready before its whole causal past", key(d)),
+                Release::AfterSkip => prop_assert!(past_missing, "{:?} after-skip with its whole causal past delivered", key(d)),
+                _ => {}
+            }
+        }
+        prop_assert!(t_out.iter().all(|d| d.release != Release::AfterSkip));
         // Early releases say what they gave up on; ready ones do not.
         for d in &c_out {
             if d.release != Release::Timeout && d.release != Release::BufferFull {

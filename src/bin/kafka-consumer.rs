@@ -73,7 +73,7 @@ Offsets:
   SIGINT/SIGTERM: stop, commit, print the summary. The summary is printed on every exit.
 
 JSON events (--format json), one per line on stdout:
-  {\"event\":\"deliver\",\"partition\":P,\"offset\":O,\"release\":\"ready\"|\"timeout\"|\"buffer-full\"|\"late\",\"message\":{...}}
+  {\"event\":\"deliver\",\"partition\":P,\"offset\":O,\"release\":\"ready\"|\"after-skip\"|\"timeout\"|\"buffer-full\"|\"late\",\"message\":{...}}
   {\"event\":\"violation\",\"kind\":K,\"node\":\"...\",\"ids\":[\"...\"],\"detail\":\"...\"}
   {\"event\":\"malformed\",\"partition\":P,\"offset\":O,\"error\":\"...\"}
   {\"event\":\"summary\",\"received\":N,\"delivered\":N,\"malformed\":N,\"buffered\":N,\"duplicates\":N,\"already_delivered\":N,

@@ -21,8 +21,9 @@
 //!
 //! In causal and total modes a message whose predecessor does not come is released after the
 //! causal timeout (`"release":"timeout"`) or when the buffer is full (`"buffer-full"`), and a
-//! `released_early` violation says what was missing; a skipped predecessor that turns up later is
-//! delivered at once with `"release":"late"`. Nothing is dropped silently.
+//! `released_early` violation says what was missing; a message whose order then holds only because
+//! of that skip is delivered with `"release":"after-skip"`, and a skipped predecessor that turns
+//! up later is delivered at once with `"release":"late"`. Nothing is dropped silently.
 //!
 //! # Commit positions
 //! For each partition the position to commit is the lowest offset still held by the engine (in the

@@ -211,6 +211,15 @@ fn causal_mode_releases_a_message_whose_cause_never_comes_after_the_timeout() {
     assert_eq!(e.summary().violations["released_early"], 1);
     assert_eq!(pos(&e, 2), Some(1));
     assert_eq!(e.next_deadline(), None);
+    // C's next message is in order, but A's first five messages were given up: not `ready`.
+    let c2 = vmsg("C", 2, &[("A", 5), ("C", 2)]);
+    feed(&mut e, &mut sink, 2, 1, &c2, T0 + 300 * MS);
+    assert_eq!(sink.delivered()[1], ("C".into(), 2, Release::AfterSkip));
+    assert_eq!(
+        e.summary().violations["released_early"],
+        1,
+        "not an early release"
+    );
 }
 
 #[test]
