@@ -59,7 +59,7 @@ mod render;
 mod resume;
 
 pub use event::{
-    CollectSink, Delivery, Event, EventSink, NodeSummary, Summary, ViolationReport, VIOLATION_KINDS,
+    CollectSink, Delivery, EarlyReleases, Event, EventSink, NodeSummary, Summary, ViolationReport,
 };
 pub use render::{JsonSink, TextSink};
 pub use resume::{resume, Resumed};
@@ -208,7 +208,7 @@ pub struct ConsumerEngine {
     found: Vec<Violation>,
     partitions: BTreeMap<i32, PartitionState>,
     node_messages: HashMap<NodeId, u64>,
-    violations: [u64; VIOLATION_KINDS.len()],
+    violations: [u64; ViolationKind::COUNT],
     received: u64,
     delivered: u64,
     malformed: u64,
@@ -220,6 +220,8 @@ pub struct ConsumerEngine {
     /// Nodes already warned about an unmapped array-form vector (at most [`MAX_TRACKED_NODES`]).
     warned_unmapped: std::collections::HashSet<NodeId>,
     already_delivered: u64,
+    /// Messages the delivery order released early, by reason.
+    released_early: EarlyReleases,
     /// Per node, the count (causal) or seq (total) up to which the restored state says messages
     /// were delivered by an earlier run.
     restored: VectorTimestamp,
@@ -243,10 +245,6 @@ impl fmt::Debug for ConsumerEngine {
             .field("buffered", &self.buffered())
             .finish_non_exhaustive()
     }
-}
-
-fn kind_index(kind: &str) -> usize {
-    VIOLATION_KINDS.iter().position(|k| *k == kind).unwrap_or(0)
 }
 
 /// The record value with raw line breaks removed, so it can be embedded in one JSON line. A valid
@@ -297,7 +295,7 @@ impl ConsumerEngine {
             found: Vec::new(),
             partitions: BTreeMap::new(),
             node_messages: HashMap::new(),
-            violations: [0; VIOLATION_KINDS.len()],
+            violations: [0; ViolationKind::COUNT],
             received: 0,
             delivered: 0,
             malformed: 0,
@@ -308,6 +306,7 @@ impl ConsumerEngine {
             unordered: 0,
             warned_unmapped: Default::default(),
             already_delivered: 0,
+            released_early: EarlyReleases::default(),
             restored: VectorTimestamp::new(),
             assume_before_start: false,
             started: HashSet::new(),
@@ -560,13 +559,12 @@ impl ConsumerEngine {
                     node, seq.unwrap_or_default(), dup.partition, dup.offset
                 );
                 self.report(
-                    &ViolationReport {
-                        kind: "duplicate",
-                        node: &node,
-                        ids: std::slice::from_ref(&dup.env.id),
-                        detail: &detail,
-                        ..ViolationReport::default()
-                    },
+                    &ViolationReport::new(
+                        ViolationKind::Duplicate,
+                        &node,
+                        std::slice::from_ref(&dup.env.id),
+                        &detail,
+                    ),
                     sink,
                 );
             }
@@ -684,10 +682,9 @@ impl ConsumerEngine {
 
     /// The report so far (the shell prints it on every exit path).
     pub fn summary(&self) -> Summary {
-        let violations = VIOLATION_KINDS
+        let violations = ViolationKind::CONSUMER
             .iter()
-            .zip(self.violations.iter())
-            .map(|(k, n)| (*k, *n))
+            .map(|k| (k.as_str(), self.violations[k.index()]))
             .collect();
         let mut nodes: BTreeMap<String, NodeSummary> = self
             .node_messages
@@ -719,6 +716,7 @@ impl ConsumerEngine {
             buffered: self.buffered(),
             duplicates: self.duplicates,
             already_delivered: self.already_delivered,
+            released_early: self.released_early,
             violations,
             concurrent_pairs,
             without_seq: self.without_seq,
@@ -770,7 +768,7 @@ impl ConsumerEngine {
     }
 
     fn report<S: EventSink + ?Sized>(&mut self, v: &ViolationReport<'_>, sink: &mut S) {
-        self.violations[kind_index(v.kind)] += 1;
+        self.violations[v.kind.index()] += 1;
         sink.violation(v);
     }
 
@@ -788,13 +786,7 @@ impl ConsumerEngine {
                 }
             }
             self.report(
-                &ViolationReport {
-                    kind: v.kind.as_str(),
-                    node: &v.node,
-                    ids: &v.ids,
-                    detail: &v.detail,
-                    ..ViolationReport::default()
-                },
+                &ViolationReport::new(v.kind, &v.node, &v.ids, &v.detail),
                 sink,
             );
         }
@@ -810,17 +802,21 @@ impl ConsumerEngine {
             if let Some(st) = self.partitions.get_mut(&d.item.partition) {
                 st.held = st.held.saturating_sub(1);
             }
-            if matches!(d.release, Release::Timeout | Release::BufferFull) {
+            if d.release.is_early() {
+                if d.release == Release::Timeout {
+                    self.released_early.timeout += 1;
+                } else {
+                    self.released_early.buffer_full += 1;
+                }
                 let detail = describe_early_release(&d, self.cfg.causal_timeout_ms);
                 let h = &d.item;
                 self.report(
-                    &ViolationReport {
-                        kind: "released_early",
-                        node: &d.node,
-                        ids: std::slice::from_ref(&h.env.id),
-                        detail: &detail,
-                        ..ViolationReport::default()
-                    },
+                    &ViolationReport::new(
+                        ViolationKind::ReleasedEarly,
+                        &d.node,
+                        std::slice::from_ref(&h.env.id),
+                        &detail,
+                    ),
                     sink,
                 );
             }
