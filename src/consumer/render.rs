@@ -22,8 +22,8 @@ use std::io::{self, Write};
 /// `partition` and `offsets` are present on verification violations only; `verify` with
 /// `--verify` only.
 ///
-/// `release` is `ready`, `timeout`, `buffer-full` or `late` (a predecessor that was given up on
-/// and turned up afterwards). The message is embedded byte for byte (line breaks removed).
+/// `release` is `ready`, `after-skip`, `timeout`, `buffer-full` or `late` (a predecessor that was
+/// given up on and turned up afterwards). The message is embedded byte for byte (line breaks removed).
 #[derive(Debug)]
 pub struct JsonSink<W: Write> {
     out: W,
