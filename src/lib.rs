@@ -28,6 +28,7 @@ pub mod producer;
 pub mod state;
 pub mod time;
 pub mod verify;
+pub mod violation;
 
 /// A node's identifier (the Kafka message key). Cheap to clone.
 pub type NodeId = std::sync::Arc<str>;

@@ -13,9 +13,10 @@ use kafka_timesync::consumer::{
 use kafka_timesync::kafka::{
     self, ClientSettings, Committer, FlushSink, LogContext, ReadOptions, Reset, Start,
 };
-use kafka_timesync::metrics::{Metrics, ViolationLabel};
+use kafka_timesync::metrics::Metrics;
 use kafka_timesync::time::{SystemTimeSource, TimeSource};
 use kafka_timesync::verify::{self, Verifier};
+use kafka_timesync::violation::ViolationKind;
 use kafka_timesync::NodeId;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use std::io::{self, BufWriter};
@@ -73,7 +74,7 @@ Offsets:
   SIGINT/SIGTERM: stop, commit, print the summary. The summary is printed on every exit.
 
 JSON events (--format json), one per line on stdout:
-  {\"event\":\"deliver\",\"partition\":P,\"offset\":O,\"release\":\"ready\"|\"timeout\"|\"buffer-full\"|\"late\",\"message\":{...}}
+  {\"event\":\"deliver\",\"partition\":P,\"offset\":O,\"release\":\"ready\"|\"after-skip\"|\"timeout\"|\"buffer-full\"|\"late\",\"message\":{...}}
   {\"event\":\"violation\",\"kind\":K,\"node\":\"...\",\"ids\":[\"...\"],\"detail\":\"...\"}
   {\"event\":\"malformed\",\"partition\":P,\"offset\":O,\"error\":\"...\"}
   {\"event\":\"summary\",\"received\":N,\"delivered\":N,\"malformed\":N,\"buffered\":N,\"duplicates\":N,\"already_delivered\":N,
@@ -583,14 +584,13 @@ impl Gauges {
         m.add_consumed(now.received.saturating_sub(last.received));
         m.add_delivered(now.delivered.saturating_sub(last.delivered));
         m.add_malformed(now.malformed.saturating_sub(last.malformed));
-        for (kind, n) in &now.violations {
-            let before = last.violations.get(kind).copied().unwrap_or(0);
-            if let Ok(label) = kind.parse::<ViolationLabel>() {
-                for _ in before..*n {
-                    m.inc_violation(label);
-                }
-            }
+        for kind in ViolationKind::CONSUMER {
+            let count = |s: &Summary| s.violations.get(kind.as_str()).copied().unwrap_or(0);
+            m.add_violations(kind, count(&now).saturating_sub(count(last)));
         }
+        let (early, before) = (now.released_early, last.released_early);
+        m.add_released_by_timeout(early.timeout.saturating_sub(before.timeout));
+        m.add_released_buffer_full(early.buffer_full.saturating_sub(before.buffer_full));
         m.set_causal_buffer_depth(usize::try_from(now.buffered).unwrap_or(usize::MAX));
         self.last = Some(now);
     }

@@ -1,7 +1,8 @@
 //! Rendering of consumer events: JSON lines for programs, text for people.
 
-use super::event::{Delivery, EventSink, Summary, ViolationReport, VIOLATION_KINDS};
+use super::event::{Delivery, EventSink, Summary, ViolationReport};
 use crate::delivery::Release;
+use crate::violation::ViolationKind;
 use std::io::{self, Write};
 
 /// Writes every event as one JSON object per line:
@@ -21,8 +22,8 @@ use std::io::{self, Write};
 /// `partition` and `offsets` are present on verification violations only; `verify` with
 /// `--verify` only.
 ///
-/// `release` is `ready`, `timeout`, `buffer-full` or `late` (a predecessor that was given up on
-/// and turned up afterwards). The message is embedded byte for byte (line breaks removed).
+/// `release` is `ready`, `after-skip`, `timeout`, `buffer-full` or `late` (a predecessor that was
+/// given up on and turned up afterwards). The message is embedded byte for byte (line breaks removed).
 #[derive(Debug)]
 pub struct JsonSink<W: Write> {
     out: W,
@@ -281,7 +282,7 @@ impl<W: Write, E: Write> EventSink for TextSink<W, E> {
             }
             let total: u64 = s.violations.values().sum();
             writeln!(w, "violations  {total:>8}")?;
-            for kind in VIOLATION_KINDS {
+            for kind in ViolationKind::CONSUMER.map(ViolationKind::as_str) {
                 let n = s.violations.get(kind).copied().unwrap_or(0);
                 if n > 0 {
                     writeln!(w, "  {kind:<22}{n:>8}")?;

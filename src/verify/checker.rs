@@ -1,59 +1,16 @@
 //! The checker: consumed records against the acknowledged set.
 
 use super::acked::{AckedSet, IdKey, State};
+use crate::violation::ViolationKind;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
-
-/// The kinds of verification violation, in the order reports list them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    /// Acknowledged at P/O; the consumer read P past O without seeing it.
-    LostWrite,
-    /// The record read at an acknowledged P/O carries another id (or is no message at all).
-    InconsistentOffset,
-    /// One id at two offsets: read where it was acknowledged and elsewhere too.
-    DuplicateWrite,
-    /// Within one node and partition, a later seq at a lower offset.
-    NonmonotonicSend,
-    /// A message whose send was reported failed is in the log.
-    AbortedRead,
-}
-
-impl Kind {
-    /// Every kind.
-    pub const ALL: [Kind; 5] = [
-        Kind::LostWrite,
-        Kind::InconsistentOffset,
-        Kind::DuplicateWrite,
-        Kind::NonmonotonicSend,
-        Kind::AbortedRead,
-    ];
-
-    /// The name in events, reports and metrics, e.g. `lost_write`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Kind::LostWrite => "lost_write",
-            Kind::InconsistentOffset => "inconsistent_offset",
-            Kind::DuplicateWrite => "duplicate_write",
-            Kind::NonmonotonicSend => "nonmonotonic_send",
-            Kind::AbortedRead => "aborted_read",
-        }
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// One violation found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     /// Its kind.
-    pub kind: Kind,
+    pub kind: ViolationKind,
     /// The node whose message is concerned (the acknowledged one where there are two).
     pub node: String,
     /// The message ids involved.
@@ -144,7 +101,7 @@ pub enum Outcome {
 
 impl Report {
     /// Count of one kind.
-    pub fn count(&self, kind: Kind) -> u64 {
+    pub fn count(&self, kind: ViolationKind) -> u64 {
         self.violations.get(kind.as_str()).copied().unwrap_or(0)
     }
 
@@ -174,7 +131,7 @@ pub struct Checker {
     acked: AckedSet,
     /// Per partition, one past the highest offset read.
     read_next: BTreeMap<i32, i64>,
-    violations: [u64; Kind::ALL.len()],
+    violations: [u64; ViolationKind::COUNT],
     delivered: u64,
     lost: u64,
     redelivered: u64,
@@ -193,7 +150,7 @@ impl Checker {
         let mut c = Checker {
             acked,
             read_next: BTreeMap::new(),
-            violations: [0; Kind::ALL.len()],
+            violations: [0; ViolationKind::COUNT],
             delivered: 0,
             lost: 0,
             redelivered: 0,
@@ -214,8 +171,8 @@ impl Checker {
         &self.acked
     }
 
-    fn count(&mut self, kind: Kind) {
-        self.violations[kind as usize] += 1;
+    fn count(&mut self, kind: ViolationKind) {
+        self.violations[kind.index()] += 1;
     }
 
     fn check_logs(&mut self) {
@@ -245,7 +202,7 @@ impl Checker {
                 let before = &p.entries[at];
                 let names = &self.acked.names;
                 found.push(Finding {
-                    kind: Kind::NonmonotonicSend,
+                    kind: ViolationKind::NonmonotonicSend,
                     node: names.node_name(e.node).to_string(),
                     ids: vec![names.id_text(before.id), names.id_text(e.id)],
                     partition: p.partition,
@@ -277,7 +234,7 @@ impl Checker {
                 })
                 .collect();
             found.push(Finding {
-                kind: Kind::DuplicateWrite,
+                kind: ViolationKind::DuplicateWrite,
                 node: self.acked.names.node_name(first.node).to_string(),
                 ids: vec![self.acked.names.id_text(first.id)],
                 partition: self.acked.partitions[s0].partition,
@@ -346,7 +303,7 @@ impl Checker {
                 e.state = State::Lost;
                 let e = *e;
                 self.lost += 1;
-                self.count(Kind::InconsistentOffset);
+                self.count(ViolationKind::InconsistentOffset);
                 let names = &self.acked.names;
                 let mut ids = vec![names.id_text(e.id)];
                 let found = match msg {
@@ -357,7 +314,7 @@ impl Checker {
                     None => "a record that is not a kafka-timesync message".to_string(),
                 };
                 out.push(Finding {
-                    kind: Kind::InconsistentOffset,
+                    kind: ViolationKind::InconsistentOffset,
                     node: names.node_name(e.node).to_string(),
                     ids,
                     partition,
@@ -398,10 +355,10 @@ impl Checker {
             }
         }
         if let Some(f) = self.acked.failed.get(&key).copied() {
-            self.count(Kind::AbortedRead);
+            self.count(ViolationKind::AbortedRead);
             let seq = f.seq.map_or_else(|| "?".to_string(), |s| s.to_string());
             out.push(Finding {
-                kind: Kind::AbortedRead,
+                kind: ViolationKind::AbortedRead,
                 node: m.node.to_string(),
                 ids: vec![m.id.to_string()],
                 partition,
@@ -434,9 +391,9 @@ impl Checker {
         (p, o): (i32, i64),
         out: &mut Vec<Finding>,
     ) {
-        self.count(Kind::DuplicateWrite);
+        self.count(ViolationKind::DuplicateWrite);
         out.push(Finding {
-            kind: Kind::DuplicateWrite,
+            kind: ViolationKind::DuplicateWrite,
             node: node.to_string(),
             ids: vec![id.to_string()],
             partition: p,
@@ -462,10 +419,10 @@ impl Checker {
             e.state = State::Lost;
             let e = *e;
             self.lost += 1;
-            self.count(Kind::LostWrite);
+            self.count(ViolationKind::LostWrite);
             let names = &self.acked.names;
             out.push(Finding {
-                kind: Kind::LostWrite,
+                kind: ViolationKind::LostWrite,
                 node: names.node_name(e.node).to_string(),
                 ids: vec![names.id_text(e.id)],
                 partition,
@@ -497,9 +454,9 @@ impl Checker {
             delivered: self.delivered,
             unseen,
             lost: self.lost,
-            violations: Kind::ALL
+            violations: ViolationKind::VERIFICATION
                 .iter()
-                .map(|k| (k.as_str(), self.violations[*k as usize]))
+                .map(|k| (k.as_str(), self.violations[k.index()]))
                 .collect(),
             redelivered: self.redelivered,
             unseen_by_partition,

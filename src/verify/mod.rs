@@ -28,7 +28,7 @@ mod session;
 
 pub use acked::{AckedSet, AckedSetBuilder, IdKey, State};
 pub use acklog::{load_ack_logs, read_ack_log, AckLogError, AckLogStats};
-pub use checker::{Checker, Finding, Kind, Observed, Outcome, Report};
+pub use checker::{Checker, Finding, Observed, Outcome, Report};
 pub use session::Verifier;
 
 #[cfg(test)]

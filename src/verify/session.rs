@@ -3,7 +3,7 @@
 
 use super::checker::{Checker, Finding, Observed, Report};
 use crate::consumer::{EventSink, ViolationReport};
-use crate::metrics::{Metrics, ViolationLabel};
+use crate::metrics::Metrics;
 use std::sync::Arc;
 
 /// Feeds records to a [`Checker`] and reports every finding as a violation event (and a metric)
@@ -65,16 +65,15 @@ impl Verifier {
     fn emit<S: EventSink + ?Sized>(&mut self, sink: &mut S) {
         for f in self.findings.drain(..) {
             sink.violation(&ViolationReport {
-                kind: f.kind.as_str(),
+                kind: f.kind,
                 node: &f.node,
                 ids: &f.ids,
                 detail: &f.detail,
                 partition: Some(f.partition),
                 offsets: &f.offsets,
             });
-            if let (Some(m), Ok(label)) = (&self.metrics, f.kind.as_str().parse::<ViolationLabel>())
-            {
-                m.inc_violation(label);
+            if let Some(m) = &self.metrics {
+                m.inc_violation(f.kind);
             }
         }
     }

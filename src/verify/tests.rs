@@ -1,4 +1,5 @@
 use super::*;
+use crate::violation::ViolationKind;
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -28,7 +29,7 @@ fn obs<'a>(id: &'a str, node: &'a str, seq: u64) -> Observed<'a> {
     }
 }
 
-fn kinds(f: &[Finding]) -> Vec<(Kind, i32, Vec<i64>)> {
+fn kinds(f: &[Finding]) -> Vec<(ViolationKind, i32, Vec<i64>)> {
     f.iter()
         .map(|f| (f.kind, f.partition, f.offsets.clone()))
         .collect()
@@ -78,7 +79,7 @@ fn a_gap_is_a_lost_write_and_the_tail_is_unseen() {
     let mut f = Vec::new();
     c.observe(0, 0, Some(&obs(&ids[0], "n1", 1)), &mut f);
     c.observe(0, 2, Some(&obs(&ids[2], "n1", 3)), &mut f);
-    assert_eq!(kinds(&f), vec![(Kind::LostWrite, 0, vec![1])]);
+    assert_eq!(kinds(&f), vec![(ViolationKind::LostWrite, 0, vec![1])]);
     assert_eq!(f[0].ids, vec![ids[1].clone()]);
     let r = c.report();
     assert_eq!((r.delivered, r.unseen, r.lost), (2, 2, 1));
@@ -98,8 +99,8 @@ fn a_log_start_past_acknowledged_offsets_loses_them() {
     assert_eq!(
         kinds(&f),
         vec![
-            (Kind::LostWrite, 4, vec![10]),
-            (Kind::LostWrite, 4, vec![11])
+            (ViolationKind::LostWrite, 4, vec![10]),
+            (ViolationKind::LostWrite, 4, vec![11])
         ]
     );
     c.observe(4, 12, Some(&obs(&ids[2], "n1", 3)), &mut f);
@@ -112,16 +113,22 @@ fn another_record_at_an_acknowledged_offset_is_inconsistent() {
     let mut c = checker_from(&delivered(&a, "n1", 1, 0, 5));
     let mut f = Vec::new();
     c.observe(0, 5, Some(&obs(&b, "n2", 9)), &mut f);
-    assert_eq!(kinds(&f), vec![(Kind::InconsistentOffset, 0, vec![5])]);
+    assert_eq!(
+        kinds(&f),
+        vec![(ViolationKind::InconsistentOffset, 0, vec![5])]
+    );
     assert_eq!(f[0].ids, vec![a.clone(), b.clone()]);
     c.observe(0, 6, None, &mut f);
     let r = c.report();
-    assert_eq!((r.lost, r.count(Kind::InconsistentOffset)), (1, 1));
+    assert_eq!((r.lost, r.count(ViolationKind::InconsistentOffset)), (1, 1));
     // A record that is no message at all is inconsistent too.
     let mut c = checker_from(&delivered(&a, "n1", 1, 0, 5));
     let mut f = Vec::new();
     c.observe(0, 5, None, &mut f);
-    assert_eq!(kinds(&f), vec![(Kind::InconsistentOffset, 0, vec![5])]);
+    assert_eq!(
+        kinds(&f),
+        vec![(ViolationKind::InconsistentOffset, 0, vec![5])]
+    );
 }
 
 #[test]
@@ -135,7 +142,10 @@ fn an_id_at_a_second_offset_is_a_duplicate_write_but_a_reread_offset_is_a_redeli
     assert!(f.is_empty(), "{f:?}");
     assert_eq!(c.report().redelivered, 2);
     c.observe(0, 8, Some(&obs(&a, "n1", 1)), &mut f);
-    assert_eq!(kinds(&f), vec![(Kind::DuplicateWrite, 0, vec![3, 8])]);
+    assert_eq!(
+        kinds(&f),
+        vec![(ViolationKind::DuplicateWrite, 0, vec![3, 8])]
+    );
     let r = c.report();
     assert_eq!((r.delivered, r.lost), (1, 0));
     assert_eq!(r.outcome(), Outcome::Violations);
@@ -146,7 +156,10 @@ fn an_id_at_a_second_offset_is_a_duplicate_write_but_a_reread_offset_is_a_redeli
     c.observe(0, 1, Some(&obs(&a, "n1", 1)), &mut f);
     assert!(f.is_empty(), "{f:?}");
     c.observe(0, 3, Some(&obs(&a, "n1", 1)), &mut f);
-    assert_eq!(kinds(&f), vec![(Kind::DuplicateWrite, 0, vec![3, 1])]);
+    assert_eq!(
+        kinds(&f),
+        vec![(ViolationKind::DuplicateWrite, 0, vec![3, 1])]
+    );
 }
 
 #[test]
@@ -160,8 +173,8 @@ fn swapped_records_are_inconsistent_not_duplicates() {
     assert_eq!(
         kinds(&f),
         vec![
-            (Kind::InconsistentOffset, 0, vec![0]),
-            (Kind::InconsistentOffset, 0, vec![1])
+            (ViolationKind::InconsistentOffset, 0, vec![0]),
+            (ViolationKind::InconsistentOffset, 0, vec![1])
         ]
     );
     assert_eq!(c.report().lost, 2);
@@ -174,7 +187,7 @@ fn a_failed_send_in_the_log_is_an_aborted_read() {
     let mut c = checker_from(&log);
     let mut f = Vec::new();
     c.observe(1, 0, Some(&obs(&a, "n1", 4)), &mut f);
-    assert_eq!(kinds(&f), vec![(Kind::AbortedRead, 1, vec![0])]);
+    assert_eq!(kinds(&f), vec![(ViolationKind::AbortedRead, 1, vec![0])]);
     let r = c.report();
     assert_eq!((r.acknowledged, r.failed_sends), (0, 1));
     assert_eq!(r.outcome(), Outcome::Violations);
@@ -194,11 +207,14 @@ fn a_later_seq_at_a_lower_offset_is_nonmonotonic() {
     let mut c = checker_from(&log);
     let mut f = Vec::new();
     c.take_log_findings(&mut f);
-    assert_eq!(kinds(&f), vec![(Kind::NonmonotonicSend, 0, vec![1, 2])]);
+    assert_eq!(
+        kinds(&f),
+        vec![(ViolationKind::NonmonotonicSend, 0, vec![1, 2])]
+    );
     assert_eq!(f[0].ids, vec![ids[1].clone(), ids[2].clone()]);
     // Reported once.
     c.observe(0, 0, Some(&obs(&ids[0], "n1", 1)), &mut f);
-    assert_eq!(c.report().count(Kind::NonmonotonicSend), 1);
+    assert_eq!(c.report().count(ViolationKind::NonmonotonicSend), 1);
     assert_eq!(f.len(), 1);
 }
 
@@ -214,7 +230,10 @@ fn one_id_acknowledged_twice_is_a_duplicate_write_and_identical_lines_are_one() 
     let mut c = checker_from(&log);
     let mut f = Vec::new();
     c.take_log_findings(&mut f);
-    assert_eq!(kinds(&f), vec![(Kind::DuplicateWrite, 0, vec![0, 7])]);
+    assert_eq!(
+        kinds(&f),
+        vec![(ViolationKind::DuplicateWrite, 0, vec![0, 7])]
+    );
     assert_eq!(c.report().acknowledged, 2);
 }
 
@@ -425,18 +444,18 @@ proptest! {
 
         prop_assert_eq!(r.acknowledged, acks.len() as u64);
         prop_assert_eq!(r.delivered + r.unseen + r.lost, r.acknowledged);
-        prop_assert_eq!(r.lost, r.count(Kind::LostWrite) + r.count(Kind::InconsistentOffset));
+        prop_assert_eq!(r.lost, r.count(ViolationKind::LostWrite) + r.count(ViolationKind::InconsistentOffset));
         prop_assert_eq!(
-            (r.delivered, r.unseen, r.count(Kind::LostWrite), r.count(Kind::InconsistentOffset)),
+            (r.delivered, r.unseen, r.count(ViolationKind::LostWrite), r.count(ViolationKind::InconsistentOffset)),
             (delivered_n, unseen, lost_write, inconsistent)
         );
         prop_assert_eq!(&r.unseen_by_partition, &unseen_by_partition);
-        prop_assert_eq!(r.count(Kind::DuplicateWrite), duplicate);
-        prop_assert_eq!(r.count(Kind::AbortedRead), aborted);
-        prop_assert_eq!(r.count(Kind::NonmonotonicSend), nonmonotonic);
+        prop_assert_eq!(r.count(ViolationKind::DuplicateWrite), duplicate);
+        prop_assert_eq!(r.count(ViolationKind::AbortedRead), aborted);
+        prop_assert_eq!(r.count(ViolationKind::NonmonotonicSend), nonmonotonic);
         prop_assert_eq!(r.failed_sends, failed.len() as u64);
         // Every count is backed by exactly as many findings.
-        for k in Kind::ALL {
+        for k in ViolationKind::VERIFICATION {
             prop_assert_eq!(findings.iter().filter(|f| f.kind == k).count() as u64, r.count(k));
         }
         let states = c.states();
@@ -487,7 +506,7 @@ fn the_acknowledged_set_at_ten_million() {
 #[test]
 fn the_verifier_reports_findings_as_events_and_metrics() {
     use crate::consumer::{CollectSink, Event};
-    use crate::metrics::{Metrics, ViolationLabel};
+    use crate::metrics::Metrics;
     let ids: Vec<String> = (0..3).map(uuid).collect();
     let log: Vec<String> = (0..3)
         .map(|i| delivered(&ids[i], "n1", 3 - i as u64, 0, i as i64))
@@ -514,7 +533,7 @@ fn the_verifier_reports_findings_as_events_and_metrics() {
                 partition,
                 offsets,
                 ..
-            } => Some((*kind, *partition, offsets.clone())),
+            } => Some((kind.as_str(), *partition, offsets.clone())),
             _ => None,
         })
         .collect();
@@ -527,9 +546,9 @@ fn the_verifier_reports_findings_as_events_and_metrics() {
         ]
     );
     let text = metrics.render();
-    let line = |k: ViolationLabel| format!("kafka_timesync_violations_total{{kind=\"{k}\"}}");
-    assert!(text.contains(&format!("{} 2\n", line(ViolationLabel::NonmonotonicSend))));
-    assert!(text.contains(&format!("{} 1\n", line(ViolationLabel::LostWrite))));
-    assert!(text.contains(&format!("{} 0\n", line(ViolationLabel::AbortedRead))));
+    let line = |k: ViolationKind| format!("kafka_timesync_violations_total{{kind=\"{k}\"}}");
+    assert!(text.contains(&format!("{} 2\n", line(ViolationKind::NonmonotonicSend))));
+    assert!(text.contains(&format!("{} 1\n", line(ViolationKind::LostWrite))));
+    assert!(text.contains(&format!("{} 0\n", line(ViolationKind::AbortedRead))));
     assert_eq!(v.report().delivered, 2);
 }
