@@ -77,27 +77,15 @@ pub const SETTLE_QUIET: std::time::Duration = std::time::Duration::from_secs(2);
 /// Bound of the wait for [`SETTLE_QUIET`].
 pub const SETTLE_BOUND: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Without a state file, a newest record stamped less than this many seconds ago may have been
-/// followed by requests of a killed run that are still being appended (older ones: they would
-/// have been appended by now).
-pub const RECENT_SECS: f64 = 10.0;
-
 /// Whether records of a killed run may still be arriving, so the partition must be followed
 /// until quiet before its newest record is trusted. A killed process's last produce requests
 /// are still appended by the broker after it died, up to its request backlog later (0.5 s with
 /// 236 records was seen on a loaded test broker). True when the state file holds a killed run's
-/// floors, or, without a state file, when the newest record is recent (`now` in seconds since
-/// the epoch); false after a clean exit (it waited for every delivery report).
-pub fn must_settle(
-    file: &NodeState,
-    has_state_file: bool,
-    newest: Option<&LastSent>,
-    now: f64,
-) -> bool {
-    if has_state_file {
-        return !file.is_exact();
-    }
-    newest.is_some_and(|l| now - l.stamped_at < RECENT_SECS)
+/// floors; false after a clean exit (it waited for every delivery report) and without a state
+/// file (`--no-state`), which cannot tell a kill from a clean exit: waiting there would cost
+/// every quick re-run of the same node [`SETTLE_QUIET`].
+pub fn must_settle(file: &NodeState, has_state_file: bool) -> bool {
+    has_state_file && !file.is_exact()
 }
 
 /// What the topic says about the node.
@@ -338,10 +326,7 @@ pub fn read_last_sent(
             Err(e) => return Ok(unreadable(e)),
         }
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
-    if must_settle(file, has_state_file, newest.as_ref(), now) {
+    if must_settle(file, has_state_file) {
         tracing::info!(
             "waiting until no record of node '{node}' arrives for {SETTLE_QUIET:?} (its last run \
              may have been killed with produce requests in flight)"
