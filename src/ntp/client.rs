@@ -82,6 +82,21 @@ pub struct ExchangeResult {
     pub outcome: Result<Sample, RejectReason>,
 }
 
+impl ExchangeResult {
+    /// An exchange with `addr` that failed before any timestamp was taken.
+    pub fn failed(addr: SocketAddr, reason: RejectReason) -> Self {
+        Self {
+            addr,
+            t1: None,
+            t2: None,
+            t3: None,
+            t4: None,
+            stratum: None,
+            outcome: Err(reason),
+        }
+    }
+}
+
 /// Resolves `host[:port]` (port defaults to 123; IPv6 literals as `[::1]:123` or bare `::1`).
 pub async fn resolve(server: &str) -> Result<Vec<SocketAddr>, RejectReason> {
     let server = server.trim();
@@ -360,15 +375,7 @@ pub async fn exchange(
     addr: SocketAddr,
     opts: &ExchangeOptions,
 ) -> ExchangeResult {
-    let failed = |reason| ExchangeResult {
-        addr,
-        t1: None,
-        t2: None,
-        t3: None,
-        t4: None,
-        stratum: None,
-        outcome: Err(reason),
-    };
+    let failed = |reason| ExchangeResult::failed(addr, reason);
     let bind: SocketAddr = if addr.is_ipv4() {
         (Ipv4Addr::UNSPECIFIED, 0).into()
     } else {

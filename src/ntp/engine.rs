@@ -287,15 +287,7 @@ impl SyncEngine {
     /// Records that server `idx` could not be resolved (counted like a failed exchange).
     pub fn on_resolve_failure(&mut self, idx: usize) -> ExchangeRecord {
         let addr: SocketAddr = ([0, 0, 0, 0], 0).into();
-        let r = ExchangeResult {
-            addr,
-            t1: None,
-            t2: None,
-            t3: None,
-            t4: None,
-            stratum: None,
-            outcome: Err(RejectReason::Resolve),
-        };
+        let r = ExchangeResult::failed(addr, RejectReason::Resolve);
         let mut rec = self.on_exchange(idx, &r);
         rec.addr = None;
         if let Some(SyncEvent::Exchange(last)) = self.history.back_mut() {
