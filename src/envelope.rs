@@ -313,10 +313,14 @@ pub(crate) fn write_json_str(buf: &mut Vec<u8>, s: &str) {
 /// Bounds the decoder enforces on untrusted input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodeLimits {
-    /// Largest accepted record, in bytes (default 1 MiB).
+    /// Largest accepted record, in bytes (default 1 MiB); for a header-stamped record, its value
+    /// plus every header name and value.
     pub max_bytes: usize,
     /// Most entries in `vector_time` (default 1024).
     pub max_vector_entries: usize,
+    /// Most record headers (all of them, not only the stamp's) on a header-stamped record
+    /// ([`crate::stamp_headers`]; default 256).
+    pub max_headers: usize,
     /// Deepest nesting of objects/arrays, the envelope itself being level 1 (default 32). The
     /// known schema needs 3; deeper levels can only occur inside unknown fields. Values are
     /// clamped to `3..=64`.
@@ -337,6 +341,7 @@ impl Default for DecodeLimits {
         Self {
             max_bytes: 1024 * 1024,
             max_vector_entries: 1024,
+            max_headers: 256,
             max_depth: 32,
             max_id_len: 256,
             max_node_id_len: 256,
