@@ -165,7 +165,8 @@ fn parse_clock_type(s: &str) -> Result<ClockType, String> {
 }
 
 fn parse_form(s: &str) -> Result<Form, String> {
-    s.parse().map_err(|e: kafka_timesync::envelope::UnknownForm| e.to_string())
+    s.parse()
+        .map_err(|e: kafka_timesync::envelope::UnknownForm| e.to_string())
 }
 
 fn default_node_id() -> String {

@@ -68,7 +68,8 @@ use crate::clock::VectorTimestamp;
 use crate::delivery::{
     CausalBuffer, Checkpoint, Delivered, DeliveryConfig, Offer, Release, TotalOrderBuffer,
 };
-use crate::envelope::{self, DecodeLimits, Envelope};
+use crate::envelope::{self, DecodeLimits, Envelope, Form};
+use crate::stamp_headers::{self, Header};
 use crate::NodeId;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -169,6 +170,8 @@ pub struct Record<'a> {
     pub offset: i64,
     /// The record value (`None` for a null value).
     pub payload: Option<&'a [u8]>,
+    /// The record headers (a header-stamped record carries its stamp there).
+    pub headers: &'a [Header<'a>],
     /// When it was read, from the consumer's physical clock (ns since the epoch).
     pub arrival_ns: i64,
 }
@@ -179,6 +182,7 @@ struct Held {
     partition: i32,
     offset: i64,
     raw: Box<[u8]>,
+    form: Form,
     env: Envelope,
 }
 
@@ -246,6 +250,15 @@ impl fmt::Debug for ConsumerEngine {
 
 fn kind_index(kind: &str) -> usize {
     VIOLATION_KINDS.iter().position(|k| *k == kind).unwrap_or(0)
+}
+
+/// What a delivery shows of a record value: a JSON envelope on one line ([`one_line`]), the
+/// value of a header-stamped record as it is.
+fn shown(form: Form, payload: &[u8]) -> Cow<'_, [u8]> {
+    match form {
+        Form::Json => one_line(payload),
+        Form::Headers => Cow::Borrowed(payload),
+    }
 }
 
 /// The record value with raw line breaks removed, so it can be embedded in one JSON line. A valid
@@ -436,17 +449,26 @@ impl ConsumerEngine {
             self.withhold(rec.partition, rec.offset);
             return;
         }
-        let Some(payload) = rec.payload else {
-            self.report_malformed(rec.partition, rec.offset, "empty record (null value)", sink);
-            return;
+        // The stamp is in the headers when the version header is there, else the value is a
+        // JSON envelope.
+        let (form, decoded) = if stamp_headers::is_stamped(rec.headers) {
+            let len = rec.payload.map_or(0, <[u8]>::len);
+            let decoded = stamp_headers::decode(rec.headers, len, &self.cfg.limits);
+            (Form::Headers, decoded.map_err(|e| e.to_string()))
+        } else if let Some(payload) = rec.payload {
+            let decoded = envelope::decode(payload, &self.cfg.limits);
+            (Form::Json, decoded.map_err(|e| e.to_string()))
+        } else {
+            (Form::Json, Err("empty record (null value)".to_string()))
         };
-        let env = match envelope::decode(payload, &self.cfg.limits) {
+        let env = match decoded {
             Ok(env) => env,
             Err(e) => {
-                self.report_malformed(rec.partition, rec.offset, &e.to_string(), sink);
+                self.report_malformed(rec.partition, rec.offset, &e, sink);
                 return;
             }
         };
+        let payload = rec.payload.unwrap_or_default();
         self.count_node(&env.timestamp.node_id);
         self.note_lacking(&env);
 
@@ -456,29 +478,31 @@ impl ConsumerEngine {
         }
 
         if matches!(self.orderer, Orderer::Arrival) {
-            self.deliver_now(rec, payload, &env, sink);
+            self.deliver_now(rec, form, payload, &env, sink);
         } else if !self.orderable(&env) {
             self.unordered += 1;
-            self.deliver_now(rec, payload, &env, sink);
+            self.deliver_now(rec, form, payload, &env, sink);
         } else {
-            self.offer(rec, payload, env, sink);
+            self.offer(rec, form, payload, env, sink);
         }
     }
 
     fn deliver_now<S: EventSink + ?Sized>(
         &mut self,
         rec: &Record<'_>,
+        form: Form,
         payload: &[u8],
         env: &Envelope,
         sink: &mut S,
     ) {
         self.emit_found(false, sink);
-        let raw = one_line(payload);
+        let raw = shown(form, payload);
         self.delivered += 1;
         sink.deliver(&Delivery {
             partition: rec.partition,
             offset: rec.offset,
             release: Release::Ready,
+            form,
             raw: &raw,
             envelope: env,
         });
@@ -521,6 +545,7 @@ impl ConsumerEngine {
     fn offer<S: EventSink + ?Sized>(
         &mut self,
         rec: &Record<'_>,
+        form: Form,
         payload: &[u8],
         env: Envelope,
         sink: &mut S,
@@ -530,7 +555,8 @@ impl ConsumerEngine {
         let held = Held {
             partition: rec.partition,
             offset: rec.offset,
-            raw: one_line(payload).into_owned().into_boxed_slice(),
+            raw: shown(form, payload).into_owned().into_boxed_slice(),
+            form,
             env,
         };
         let offered = self.offer_to_buffer(held, rec.arrival_ns);
@@ -836,6 +862,7 @@ impl ConsumerEngine {
                 partition: h.partition,
                 offset: h.offset,
                 release: d.release,
+                form: h.form,
                 raw: &h.raw,
                 envelope: &h.env,
             });

@@ -19,10 +19,11 @@ use super::error::{describe, is_fatal_consume_error, KafkaError};
 use super::start::PartitionStart;
 use super::LogContext;
 use crate::consumer::{ConsumerEngine, DeliveryMode, EventSink, JsonSink, Record, TextSink};
+use crate::stamp_headers::Header;
 use crate::time::TimeSource;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError as RdError;
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::{BorrowedMessage, Headers as _, Message};
 use rdkafka::TopicPartitionList;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
@@ -240,10 +241,16 @@ impl<S: FlushSink + ?Sized> Reader<'_, S> {
     fn record(&mut self, msg: &BorrowedMessage<'_>) {
         self.last_record = Instant::now();
         let (p, o) = (msg.partition(), msg.offset());
+        // No allocation for a record without headers.
+        let headers: Vec<Header<'_>> = msg
+            .headers()
+            .map(|hs| hs.iter().map(|h| (h.key, h.value)).collect())
+            .unwrap_or_default();
         let rec = Record {
             partition: p,
             offset: o,
             payload: msg.payload(),
+            headers: &headers,
             arrival_ns: self.clock.now_ns(),
         };
         self.engine.on_record(&rec, self.sink);
@@ -371,6 +378,7 @@ mod tests {
                     partition: 1,
                     offset: i as i64,
                     payload: Some(&rec),
+                    headers: &[],
                     arrival_ns: 0,
                 },
                 &mut sink,

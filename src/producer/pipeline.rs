@@ -11,9 +11,9 @@
 
 use super::observe::Observer;
 use super::Stamper;
+use crate::envelope::Form;
 use crate::kafka::error::describe_code;
 use crate::kafka::{describe, topic_partitions, ClientSettings, KafkaError, LogContext};
-use crate::envelope::Form;
 use crate::stamp_headers::EncodedHeaders;
 use crate::state::{StateError, StateStore};
 use rdkafka::client::ClientContext;
