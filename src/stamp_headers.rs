@@ -82,12 +82,14 @@ pub fn is_stamped(headers: &[Header<'_>]) -> bool {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum HeaderError {
     /// Value plus headers exceed the size cap.
-    #[error("record of {len} bytes (value and headers) exceeds the {max}-byte limit")]
+    #[error("record of {len} bytes (value and headers) exceeds the {max}-byte limit; largest part: {largest}")]
     TooLarge {
         /// Value and header bytes.
         len: usize,
         /// The cap.
         max: usize,
+        /// The largest part: `header <name> (<n> bytes)` or `the value (<n> bytes)`.
+        largest: String,
     },
     /// More headers than the cap.
     #[error("{count} headers exceed the limit of {max}")]
@@ -204,7 +206,8 @@ impl HeaderError {
     pub fn header(&self) -> Option<&str> {
         use HeaderError::*;
         match self {
-            TooLarge { .. } | TooManyHeaders { .. } => None,
+            // A size error concerns the whole record (its message names the largest part).
+            TooManyHeaders { .. } | TooLarge { .. } => None,
             UnsupportedVersion { .. } => Some(VERSION),
             UnknownClockType { .. } => Some(CLOCK),
             TooManyVectorEntries { .. } => Some(VT),
@@ -348,14 +351,26 @@ pub fn decode(
             max: limits.max_headers,
         });
     }
-    let len = headers.iter().fold(value_len, |acc, (name, value)| {
-        acc.saturating_add(name.len())
-            .saturating_add(value.map_or(0, <[u8]>::len))
-    });
+    let size = |(name, value): &Header<'_>| name.len().saturating_add(value.map_or(0, <[u8]>::len));
+    let len = headers
+        .iter()
+        .fold(value_len, |acc, h| acc.saturating_add(size(h)));
     if len > limits.max_bytes {
+        let biggest = headers.iter().max_by_key(|h| size(h));
+        let largest = match biggest {
+            Some(h) if size(h) > value_len => {
+                format!(
+                    "header {} ({} bytes)",
+                    Printable(&shown(h.0.as_bytes())),
+                    size(h)
+                )
+            }
+            _ => format!("the value ({value_len} bytes)"),
+        };
         return Err(HeaderError::TooLarge {
             len,
             max: limits.max_bytes,
+            largest,
         });
     }
     let mut slots: [Option<&[u8]>; KNOWN.len()] = [None; KNOWN.len()];

@@ -324,7 +324,7 @@ fn hostile_header_sets_are_reported_by_name_and_valid_messages_keep_flowing() {
     hostile.push((
         "oversized header",
         set(base(), "kts-id", Some(vec![b'x'; 2 * 1024 * 1024])),
-        "exceeds the 1048576-byte limit",
+        "exceeds the 1048576-byte limit; largest part: header kts-id (2097158 bytes)",
     ));
     hostile.push((
         "bad number",

@@ -177,7 +177,8 @@ fn limits_apply_before_decoding() {
         decode(&view, 11, &lim).unwrap_err(),
         HeaderError::TooLarge {
             len: size + 11,
-            max: size + 10
+            max: size + 10,
+            largest: "header kts-vt (35 bytes)".into()
         }
     );
     let lim = DecodeLimits {
