@@ -43,7 +43,9 @@
 //! The decoded [`Envelope`] has an empty `content`: the content is the record value, untouched.
 
 use crate::clock::{ClockType, HybridTimestamp, VectorTimestamp};
-use crate::envelope::{DecodeLimits, Envelope, MessageTimestamp, Printable};
+use crate::envelope::{
+    self, DecodeError, DecodeLimits, Envelope, Form, MessageTimestamp, Printable,
+};
 use crate::NodeId;
 use std::fmt;
 use std::ops::Range;
@@ -76,6 +78,36 @@ pub type Header<'a> = (&'a str, Option<&'a [u8]>);
 /// its value; otherwise it is a JSON envelope).
 pub fn is_stamped(headers: &[Header<'_>]) -> bool {
     headers.iter().any(|(name, _)| *name == VERSION)
+}
+
+/// Why a record carries no valid stamp in either form.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RecordError {
+    /// No version header and a null value: nothing to decode.
+    #[error("empty record (null value)")]
+    NullValue,
+    /// The value is not a valid JSON envelope.
+    #[error(transparent)]
+    Json(#[from] DecodeError),
+    /// The headers are not a valid stamp.
+    #[error(transparent)]
+    Headers(#[from] HeaderError),
+}
+
+/// Decodes the stamp of a Kafka record, whichever form it has: from its headers when the version
+/// header is present (the value is then the content, any bytes, possibly null), else from the
+/// value as a JSON envelope.
+pub fn decode_record(
+    value: Option<&[u8]>,
+    headers: &[Header<'_>],
+    limits: &DecodeLimits,
+) -> Result<(Form, Envelope), RecordError> {
+    if is_stamped(headers) {
+        let env = decode(headers, value.map_or(0, <[u8]>::len), limits)?;
+        return Ok((Form::Headers, env));
+    }
+    let value = value.ok_or(RecordError::NullValue)?;
+    Ok((Form::Json, envelope::decode(value, limits)?))
 }
 
 /// Why a header set is not a valid stamp. Every variant about one header names it.

@@ -50,7 +50,7 @@ fn binary_value(node: &str, seq: u64) -> Vec<u8> {
 #[test]
 fn records_of_another_client_with_our_headers_are_delivered_causally() {
     const ROUNDS: u64 = 20;
-    let topic = create_topic("headers-interop", 2);
+    let topic = create_topic("headers-interop", 1);
     // A and B alternate, each message depending on the other node's previous one: A1 → B1 → A2 …
     let mut a = Vec::new();
     let mut b = Vec::new();
@@ -58,11 +58,10 @@ fn records_of_another_client_with_our_headers_are_delivered_causally() {
         a.push(envelope("A", k, &[("A", k), ("B", k - 1)], ""));
         b.push(envelope("B", k, &[("A", k), ("B", k)], ""));
     }
-    let stamped: Vec<(String, u64, i32, Vec<(String, Option<Vec<u8>>)>, Vec<u8>)> = b
+    let stamped: Vec<(String, u64, Vec<(String, Option<Vec<u8>>)>, Vec<u8>)> = b
         .iter()
-        .map(|e| (e, 1))
-        .chain(a.iter().map(|e| (e, 0)))
-        .map(|(e, p)| {
+        .chain(a.iter())
+        .map(|e| {
             let node = e.timestamp.node_id.to_string();
             let seq = e.seq.unwrap_or_default();
             let mut headers = common::stamp_headers(e);
@@ -72,14 +71,14 @@ fn records_of_another_client_with_our_headers_are_delivered_causally() {
                 ("traceparent".into(), Some(b"00-4bf92f-00f067-01".to_vec())),
             );
             let value = binary_value(&node, seq);
-            (node, seq, p, headers, value)
+            (node, seq, headers, value)
         })
         .collect();
-    // All of B first (partition 1), then A (partition 0): B's messages arrive before their causes.
+    // All of B first, then A, in one partition: B's messages arrive before their causes.
     let records: Vec<RawRecord<'_>> = stamped
         .iter()
-        .map(|(node, _, p, headers, value)| RawRecord {
-            partition: Some(*p),
+        .map(|(node, _, headers, value)| RawRecord {
+            partition: Some(0),
             key: Some(node),
             value,
             headers,
@@ -275,4 +274,35 @@ fn a_binary_value_file_in_json_mode_is_refused_clearly() {
     );
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     assert!(read_all(&topic).is_empty(), "nothing sent");
+}
+
+#[test]
+fn observe_merges_the_clocks_of_header_stamped_records() {
+    let topic = create_topic("headers-observe", 1);
+    let bs = common::bootstrap();
+    let producer = |args: &[&str], stdin: &[u8]| {
+        let mut all = vec![
+            "--bootstrap",
+            bs.as_str(),
+            "--no-state",
+            "--clock-type",
+            "vector",
+        ];
+        all.extend_from_slice(args);
+        all.push(topic.as_str());
+        run(PRODUCER, &all, Some(stdin), TIMEOUT).assert_success();
+    };
+    producer(
+        &["--node-id", "A", "--envelope", "headers"],
+        b"first\nsecond\n",
+    );
+    producer(&["--node-id", "B", "--observe"], b"reply\n");
+    let recs = read_all(&topic);
+    assert_eq!(recs.len(), 3);
+    let b = recs[2].json();
+    assert_eq!(
+        b["timestamp"]["vector_time"]["A"], 2,
+        "B saw A's two messages: {b}"
+    );
+    assert_eq!(b["timestamp"]["vector_time"]["B"], 1, "{b}");
 }

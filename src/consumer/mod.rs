@@ -68,7 +68,7 @@ use crate::clock::VectorTimestamp;
 use crate::delivery::{
     CausalBuffer, Checkpoint, Delivered, DeliveryConfig, Offer, Release, TotalOrderBuffer,
 };
-use crate::envelope::{self, DecodeLimits, Envelope, Form};
+use crate::envelope::{DecodeLimits, Envelope, Form};
 use crate::stamp_headers::{self, Header};
 use crate::NodeId;
 use std::borrow::Cow;
@@ -451,23 +451,14 @@ impl ConsumerEngine {
         }
         // The stamp is in the headers when the version header is there, else the value is a
         // JSON envelope.
-        let (form, decoded) = if stamp_headers::is_stamped(rec.headers) {
-            let len = rec.payload.map_or(0, <[u8]>::len);
-            let decoded = stamp_headers::decode(rec.headers, len, &self.cfg.limits);
-            (Form::Headers, decoded.map_err(|e| e.to_string()))
-        } else if let Some(payload) = rec.payload {
-            let decoded = envelope::decode(payload, &self.cfg.limits);
-            (Form::Json, decoded.map_err(|e| e.to_string()))
-        } else {
-            (Form::Json, Err("empty record (null value)".to_string()))
-        };
-        let env = match decoded {
-            Ok(env) => env,
-            Err(e) => {
-                self.report_malformed(rec.partition, rec.offset, &e, sink);
-                return;
-            }
-        };
+        let (form, env) =
+            match stamp_headers::decode_record(rec.payload, rec.headers, &self.cfg.limits) {
+                Ok(decoded) => decoded,
+                Err(e) => {
+                    self.report_malformed(rec.partition, rec.offset, &e.to_string(), sink);
+                    return;
+                }
+            };
         let payload = rec.payload.unwrap_or_default();
         self.count_node(&env.timestamp.node_id);
         self.note_lacking(&env);

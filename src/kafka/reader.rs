@@ -19,11 +19,10 @@ use super::error::{describe, is_fatal_consume_error, KafkaError};
 use super::start::PartitionStart;
 use super::LogContext;
 use crate::consumer::{ConsumerEngine, DeliveryMode, EventSink, JsonSink, Record, TextSink};
-use crate::stamp_headers::Header;
 use crate::time::TimeSource;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError as RdError;
-use rdkafka::message::{BorrowedMessage, Headers as _, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::TopicPartitionList;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
@@ -241,11 +240,7 @@ impl<S: FlushSink + ?Sized> Reader<'_, S> {
     fn record(&mut self, msg: &BorrowedMessage<'_>) {
         self.last_record = Instant::now();
         let (p, o) = (msg.partition(), msg.offset());
-        // No allocation for a record without headers.
-        let headers: Vec<Header<'_>> = msg
-            .headers()
-            .map(|hs| hs.iter().map(|h| (h.key, h.value)).collect())
-            .unwrap_or_default();
+        let headers = super::headers_of(msg);
         let rec = Record {
             partition: p,
             offset: o,
