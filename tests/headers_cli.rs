@@ -58,7 +58,7 @@ fn records_of_another_client_with_our_headers_are_delivered_causally() {
         a.push(envelope("A", k, &[("A", k), ("B", k - 1)], ""));
         b.push(envelope("B", k, &[("A", k), ("B", k)], ""));
     }
-    let stamped: Vec<(String, u64, Vec<(String, Option<Vec<u8>>)>, Vec<u8>)> = b
+    let stamped: Vec<(String, u64, common::HeaderList, Vec<u8>)> = b
         .iter()
         .chain(a.iter())
         .map(|e| {

@@ -308,7 +308,7 @@ fn hostile_header_sets_are_reported_by_name_and_valid_messages_keep_flowing() {
         let env = reliability_support::envelope(NODE, seq, &[(NODE, seq)], "");
         (env.id.clone(), common::stamp_headers(&env))
     };
-    let set = |mut hs: Vec<(String, Option<Vec<u8>>)>, name: &str, v: Option<Vec<u8>>| {
+    let set = |mut hs: common::HeaderList, name: &str, v: Option<Vec<u8>>| {
         match hs.iter_mut().find(|(n, _)| n == name) {
             Some(h) => h.1 = v,
             None => hs.push((name.to_string(), v)),
@@ -316,7 +316,7 @@ fn hostile_header_sets_are_reported_by_name_and_valid_messages_keep_flowing() {
         hs
     };
     // (label, headers, what the malformed event must say)
-    let mut hostile: Vec<(&str, Vec<(String, Option<Vec<u8>>)>, &str)> = Vec::new();
+    let mut hostile: Vec<(&str, common::HeaderList, &str)> = Vec::new();
     let base = || stamp(7).1;
     let mut dup = base();
     dup.push(("kts-seq".into(), Some(b"8".to_vec())));
@@ -373,7 +373,7 @@ fn hostile_header_sets_are_reported_by_name_and_valid_messages_keep_flowing() {
     crowd.extend((0..1000).map(|i| (format!("x-{i}"), None)));
     hostile.push(("1000 headers", crowd, "headers exceed the limit of 256"));
 
-    let goods: Vec<(String, Vec<(String, Option<Vec<u8>>)>)> = (1..=VALID).map(stamp).collect();
+    let goods: Vec<(String, common::HeaderList)> = (1..=VALID).map(stamp).collect();
     let mut records: Vec<common::RawRecord<'_>> = Vec::new();
     for (s, (_, hs)) in goods.iter().enumerate() {
         records.push(common::RawRecord {

@@ -105,7 +105,7 @@ pub struct Record {
     /// The record's Kafka timestamp (milliseconds since the epoch), when it has one.
     pub timestamp: Option<i64>,
     /// The record headers, in order.
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub headers: HeaderList,
 }
 
 impl Record {
@@ -221,6 +221,8 @@ pub fn produce_records(
 
 /// Record headers as a test writes them: (name, value or null).
 pub type RawHeaders = [(String, Option<Vec<u8>>)];
+/// Owned [`RawHeaders`].
+pub type HeaderList = Vec<(String, Option<Vec<u8>>)>;
 
 /// A record written by rdkafka directly, headers included.
 #[derive(Debug, Clone, Copy)]
@@ -287,7 +289,7 @@ pub fn produce_with_headers(
 }
 
 /// The stamp of `env` as record headers (kafka-timesync's header form).
-pub fn stamp_headers(env: &kafka_timesync::envelope::Envelope) -> Vec<(String, Option<Vec<u8>>)> {
+pub fn stamp_headers(env: &kafka_timesync::envelope::Envelope) -> HeaderList {
     let mut h = kafka_timesync::stamp_headers::EncodedHeaders::new();
     h.encode(env);
     h.iter()
