@@ -595,19 +595,34 @@ fn vector(v: &[u8], limits: &DecodeLimits) -> Result<VectorTimestamp, HeaderErro
                 max: limits.max_node_id_len,
             });
         }
-        let node = String::from_utf8(node).map_err(|_| HeaderError::NotUtf8 { header: VT })?;
-        let field = format_args!("{VT}.{}", Printable(&node)).to_string();
-        let count = counter(&field, count, u64::MAX)?;
-        if entries.iter().any(|(k, _)| **k == *node) {
-            return Err(HeaderError::Duplicate { header: field });
-        }
+        let node = std::str::from_utf8(&node).map_err(|_| HeaderError::NotUtf8 { header: VT })?;
+        let count = counter(VtEntry(node), count, u64::MAX)?;
         entries.push((NodeId::from(node), count));
+    }
+    // Repeated node ids are adjacent once sorted (the timestamp sorts its entries anyway).
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    if let Some(w) = entries.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(HeaderError::Duplicate {
+            header: VtEntry(&w[0].0).to_string(),
+        });
     }
     Ok(VectorTimestamp::from_entries(entries))
 }
 
+/// The name of a `kts-vt` entry in errors, `kts-vt.<node>` (rendered only for an error).
+struct VtEntry<'a>(&'a str);
+
+impl fmt::Display for VtEntry<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{VT}.{}", Printable(self.0))
+    }
+}
+
 /// Undoes the `%XX` escapes of a node id in `kts-vt` (`None`: a malformed escape).
-fn unescape(raw: &[u8]) -> Option<Vec<u8>> {
+fn unescape(raw: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+    if !raw.contains(&b'%') {
+        return Some(std::borrow::Cow::Borrowed(raw));
+    }
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
@@ -621,7 +636,7 @@ fn unescape(raw: &[u8]) -> Option<Vec<u8>> {
             i += 1;
         }
     }
-    Some(out)
+    Some(std::borrow::Cow::Owned(out))
 }
 
 fn hybrid(v: &[u8]) -> Result<HybridTimestamp, HeaderError> {

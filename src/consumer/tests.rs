@@ -1067,3 +1067,25 @@ fn json_events_show_a_stamped_record_as_its_envelope_with_the_value_encoding() {
         );
     }
 }
+
+#[test]
+fn text_lines_show_a_stamped_value_as_text_or_base64() {
+    let mut stamp = envelope("A", 1, Some(&[("A", 1)]), 1);
+    stamp.content.clear();
+    let mut sink = TextSink::new(Vec::new(), Vec::new());
+    for value in [&b"hello\n"[..], &b"\xff\x00"[..]] {
+        sink.deliver(&Delivery {
+            partition: 0,
+            offset: 1,
+            release: Release::Ready,
+            form: Form::Headers,
+            raw: value,
+            envelope: &stamp,
+        });
+    }
+    let (out, _) = sink.into_inner();
+    let out = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].ends_with("  hello\\n"), "{out}");
+    assert!(lines[1].ends_with("  [2 bytes, base64] /wA="), "{out}");
+}
