@@ -20,7 +20,7 @@ const NODES: [Profile; 5] = [
         name: "M",
         skew_ms: 20.0,
         drift_ms_per_s: 0.02,
-        jitter_ms: 1.0,
+        random_variation_ms: 1.0,
     },
     PROFILES[0],
     PROFILES[1],
@@ -29,7 +29,7 @@ const NODES: [Profile; 5] = [
         name: "D",
         skew_ms: 4000.0,
         drift_ms_per_s: 0.0,
-        jitter_ms: 0.0,
+        random_variation_ms: 0.0,
     },
 ];
 const MASTER: usize = 0;
@@ -93,7 +93,7 @@ pub fn demo(seed: u64, wire: &mut dyn Wire, plot_dir: Option<&Path>) -> Result<R
             p.name.into(),
             format!("{:+} ms", p.skew_ms),
             format!("{:+} ms/s", p.drift_ms_per_s),
-            format!("±{} ms", p.jitter_ms),
+            format!("±{} ms", p.random_variation_ms),
         ]);
     }
     r.table(&t);
@@ -279,16 +279,21 @@ pub fn demo(seed: u64, wire: &mut dyn Wire, plot_dir: Option<&Path>) -> Result<R
     // What the estimate can get wrong: half the delay asymmetry, the jitter of both readings, and
     // what drift adds until the spread is measured; twice that between two nodes, plus the jitter
     // of the two readings that measure the spread.
-    let max_jitter = NODES.iter().map(|p| p.jitter_ms).fold(0.0, f64::max) * MS as f64;
-    let master_jitter = NODES[MASTER].jitter_ms * MS as f64;
+    let max_variation = NODES
+        .iter()
+        .map(|p| p.random_variation_ms)
+        .fold(0.0, f64::max)
+        * MS as f64;
+    let master_variation = NODES[MASTER].random_variation_ms * MS as f64;
     let drift = NODES
         .iter()
         .map(|p| p.drift_ms_per_s.abs())
         .fold(0.0, f64::max)
         * MS as f64
         * 10.0;
-    let per_node = (MAX_DELAY - MIN_DELAY) as f64 / 2.0 + max_jitter + 2.0 * master_jitter + drift;
-    let bound = (2.0 * per_node + 2.0 * max_jitter) as i64;
+    let per_node =
+        (MAX_DELAY - MIN_DELAY) as f64 / 2.0 + max_variation + 2.0 * master_variation + drift;
+    let bound = (2.0 * per_node + 2.0 * max_variation) as i64;
     r.para(format!(
         "Bound on the spread after a round: 2 × (delay asymmetry/2 + jitter + master jitter + \
          drift over 10 s) + measurement jitter = {} ms.",

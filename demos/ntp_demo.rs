@@ -16,10 +16,10 @@ use crate::sim_net::{Event, NetConfig, SimNet, Wire, MS};
 use anyhow::{bail, Context, Result};
 use kafka_timesync::clock::physical::Simulation;
 use kafka_timesync::clock::PhysicalClock;
-use kafka_timesync::ntp::client::{complete, resolve};
+use kafka_timesync::ntp::client::{resolve, Request};
 use kafka_timesync::ntp::packet::{NtpTimestamp, Packet, MODE_SERVER};
-use kafka_timesync::ntp::sync::{ExchangeRecord, RoundRecord, SyncStatus};
 use kafka_timesync::ntp::{exchange, SyncEngine, SyncOptions};
+use kafka_timesync::ntp::{ExchangeRecord, RoundRecord, SyncStatus};
 use kafka_timesync::time::{ManualTime, SystemTimeSource, TimeSource};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -30,7 +30,7 @@ use std::time::Duration;
 
 const SKEW_MS: f64 = 300.0;
 const DRIFT_MS_PER_S: f64 = 0.5;
-const JITTER_MS: f64 = 0.0;
+const RANDOM_VARIATION_MS: f64 = 0.0;
 /// Rounds and their spacing against a real server: ten seconds of real time.
 const REAL_ROUNDS: usize = 10;
 const REAL_ROUND_EVERY: Duration = Duration::from_secs(1);
@@ -73,7 +73,7 @@ fn simulation() -> Simulation {
     Simulation {
         skew_ms: SKEW_MS,
         drift_ms_per_s: DRIFT_MS_PER_S,
-        jitter_ms: JITTER_MS,
+        random_variation_ms: RANDOM_VARIATION_MS,
         seed: Some(1),
     }
 }
@@ -171,12 +171,10 @@ const T_SAMPLE: u64 = 4 << 32;
 const T_SERVE: u64 = 5 << 32;
 const LOW: u64 = (1 << 32) - 1;
 
-/// A request in flight: its round, bytes, T1, the correction then, and the true offset then.
+/// A request in flight: its round, the request, and the true offset when it was sent.
 struct InFlight {
     round: usize,
-    sent: Vec<u8>,
-    t1: i64,
-    correction1: i64,
+    request: Request,
     truth1: i64,
 }
 
@@ -228,34 +226,17 @@ fn simulate(seed: u64, wire: &mut dyn Wire) -> Result<Run> {
                     net.set_timer(NODE, now + round_ns / 2, T_FINISH | round as u64);
                 }
                 (T_SEND, round) => {
-                    let raw = clock.read_raw();
-                    let request = Packet {
-                        leap: 0,
-                        version: 4,
-                        mode: 3,
-                        stratum: 0,
-                        poll: 0,
-                        precision: 0,
-                        root_delay: 0,
-                        root_dispersion: 0,
-                        reference_id: [0; 4],
-                        reference: NtpTimestamp(0),
-                        origin: NtpTimestamp(0),
-                        receive: NtpTimestamp(0),
-                        transmit: NtpTimestamp::from_unix_ns(raw.disciplined_ns),
-                    };
-                    let sent = request.to_bytes().to_vec();
+                    let (request, datagram) =
+                        Request::new(&clock).map_err(|e| anyhow::anyhow!("{e}"))?;
                     in_flight.insert(
                         request.transmit.0,
                         InFlight {
                             round,
-                            sent: sent.clone(),
-                            t1: raw.disciplined_ns,
-                            correction1: raw.correction_ns,
-                            truth1: truth.now_ns() - raw.disciplined_ns,
+                            request,
+                            truth1: truth.now_ns() - request.t1(),
                         },
                     );
-                    net.send(NODE, SERVER, &sent)?;
+                    net.send(NODE, SERVER, &datagram.to_vec())?;
                 }
                 (T_FINISH, round) => {
                     let rec = engine.finish_round(&clock);
@@ -304,19 +285,15 @@ fn simulate(seed: u64, wire: &mut dyn Wire) -> Result<Run> {
                 net.set_timer(SERVER, now + processing + asymmetry, T_SERVE | i);
             }
             Event::Deliver(p) => {
-                let raw = clock.read_raw();
-                let reply = Packet::parse(&p.msg).map_err(|e| anyhow::anyhow!("{e}"))?;
-                let Some(f) = in_flight.remove(&reply.origin.0) else {
+                // The simulated network routes the reply to its request by the origin timestamp.
+                let origin = Packet::parse(&p.msg)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                    .origin;
+                let Some(f) = in_flight.remove(&origin.0) else {
                     bail!("a reply to no request in flight");
                 };
-                let result = complete(
-                    addr,
-                    &f.sent,
-                    &p.msg,
-                    (f.t1, raw.disciplined_ns),
-                    (f.correction1, raw.correction_ns),
-                    &exchange_opts,
-                );
+                let result = f.request.complete(&clock, addr, &p.msg, &exchange_opts);
+                let t4 = result.t4.unwrap_or_else(|| clock.read_raw().disciplined_ns);
                 let record = engine.on_exchange(0, &result);
                 // The server's true offset from the node's clock, averaged over the exchange
                 // (the clock's error moves by drift and slew while the packets travel).
@@ -325,7 +302,7 @@ fn simulate(seed: u64, wire: &mut dyn Wire) -> Result<Run> {
                 } else {
                     0
                 };
-                let truth4 = truth.now_ns() - raw.disciplined_ns;
+                let truth4 = truth.now_ns() - t4;
                 run.exchanges.push(Exchanged {
                     round: f.round,
                     record,
@@ -653,7 +630,7 @@ fn report(mut r: Report, run: Run, plot_dir: Option<&Path>, simulated: bool) -> 
         "server": run.server,
         "address": run.address,
         "simulated": simulated,
-        "simulation": { "skew_ms": SKEW_MS, "drift_ms_per_s": DRIFT_MS_PER_S, "jitter_ms": JITTER_MS },
+        "simulation": { "skew_ms": SKEW_MS, "drift_ms_per_s": DRIFT_MS_PER_S, "random_variation_ms": RANDOM_VARIATION_MS },
         "exchanges": exchanges,
         "rounds": run.rounds.iter().map(|(rec, at, err)| json!({"t_s": at, "record": rec, "clock_error_ns": err})).collect::<Vec<_>>(),
         "status": run.status,

@@ -26,7 +26,7 @@ pub struct Profile {
     /// Drift, ms per s.
     pub drift_ms_per_s: f64,
     /// Jitter half-width, ms.
-    pub jitter_ms: f64,
+    pub random_variation_ms: f64,
 }
 
 /// The three profiles of the prototype's design doc.
@@ -35,19 +35,19 @@ pub const PROFILES: [Profile; 3] = [
         name: "A",
         skew_ms: 0.0,
         drift_ms_per_s: 0.0,
-        jitter_ms: 0.0,
+        random_variation_ms: 0.0,
     },
     Profile {
         name: "B",
         skew_ms: 100.0,
         drift_ms_per_s: 0.1,
-        jitter_ms: 5.0,
+        random_variation_ms: 5.0,
     },
     Profile {
         name: "C",
         skew_ms: -50.0,
         drift_ms_per_s: -0.05,
-        jitter_ms: 3.0,
+        random_variation_ms: 3.0,
     },
 ];
 
@@ -55,7 +55,7 @@ impl Profile {
     fn describe(&self) -> String {
         format!(
             "{:+} ms, {:+} ms/s, ±{} ms",
-            self.skew_ms, self.drift_ms_per_s, self.jitter_ms
+            self.skew_ms, self.drift_ms_per_s, self.random_variation_ms
         )
     }
 }
@@ -78,7 +78,7 @@ impl Clocks {
                 let sim = Simulation {
                     skew_ms: p.skew_ms,
                     drift_ms_per_s: p.drift_ms_per_s,
-                    jitter_ms: p.jitter_ms,
+                    random_variation_ms: p.random_variation_ms,
                     seed: Some(seed.wrapping_mul(31).wrapping_add(i as u64)),
                 };
                 PhysicalClock::with_simulation(source, sim)
@@ -144,7 +144,7 @@ fn profile_table() -> Table {
             p.name.into(),
             format!("{:+} ms", p.skew_ms),
             format!("{:+} ms/s", p.drift_ms_per_s),
-            format!("±{} ms", p.jitter_ms),
+            format!("±{} ms", p.random_variation_ms),
         ]);
     }
     t
@@ -246,7 +246,7 @@ pub fn demo_skew(seed: u64, wire: &mut dyn Wire, plot_dir: Option<&Path>) -> Res
                 p.skew_ms * MS as f64 + p.drift_ms_per_s * MS as f64 * (e.true_ns as f64 / 1e9);
             let err = (e.physical_ns - e.true_ns) as f64;
             // The monotonic guard may hold a reading back by at most twice the jitter.
-            within &= (err - expect).abs() <= 2.0 * p.jitter_ms * MS as f64 + 1.0;
+            within &= (err - expect).abs() <= 2.0 * p.random_variation_ms * MS as f64 + 1.0;
         }
     }
     r.check(
@@ -284,7 +284,7 @@ pub fn demo_skew(seed: u64, wire: &mut dyn Wire, plot_dir: Option<&Path>) -> Res
         r.para(format!("Chart written: {}", path.display()));
     }
     r.data = json!({
-        "profiles": PROFILES.iter().map(|p| json!({"node": p.name, "skew_ms": p.skew_ms, "drift_ms_per_s": p.drift_ms_per_s, "jitter_ms": p.jitter_ms})).collect::<Vec<_>>(),
+        "profiles": PROFILES.iter().map(|p| json!({"node": p.name, "skew_ms": p.skew_ms, "drift_ms_per_s": p.drift_ms_per_s, "random_variation_ms": p.random_variation_ms})).collect::<Vec<_>>(),
         "events": ex.events,
         "inverted_pairs": inv.len(),
         "causality_violations": bad.len(),

@@ -4,13 +4,14 @@
 //! The library is split into an I/O-free core and thin shells:
 //!
 //! * [`time`] — the injected time source every "now" comes from.
-//! * [`clock`] — physical (simulated skew/drift/jitter plus correction), Lamport, vector, hybrid.
+//! * [`clock`] — physical (simulated skew/drift/random variation plus correction), Lamport, vector, hybrid.
 //! * [`envelope`] — the JSON message format and its strict, bounded decoder.
 //! * [`stamp_headers`] — the same stamp in Kafka record headers, the value left untouched.
 //! * [`delivery`] — causal and total-order delivery buffers.
 //! * [`analysis`] — ordering analysis over a stream (FIFO, causality, skew).
 //! * [`ntp`] — SNTP math, filtering, selection and clock discipline (pure) plus the UDP client.
 //! * [`config`] — `TimeSyncConfig`, loadable from TOML.
+//! * [`verify`] — did Kafka keep every acknowledged write (acknowledgement logs vs. what was read).
 //!
 //! Nothing in the core opens a socket or reads the system clock directly: whatever needs the time
 //! takes a [`time::TimeSource`].
@@ -28,6 +29,8 @@ pub mod producer;
 pub mod stamp_headers;
 pub mod state;
 pub mod time;
+pub mod verify;
+pub mod violation;
 
 /// A node's identifier (the Kafka message key). Cheap to clone.
 pub type NodeId = std::sync::Arc<str>;

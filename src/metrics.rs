@@ -18,7 +18,6 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +28,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use crate::time::{SystemTimeSource, TimeSource, NANOS_PER_SEC};
+use crate::violation::ViolationKind;
 
 /// Prefix of every metric name.
 pub const PREFIX: &str = "kafka_timesync_";
@@ -37,86 +37,6 @@ pub const PREFIX: &str = "kafka_timesync_";
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 const NEVER: i64 = i64::MIN;
-
-/// The kinds of ordering violation counted in `kafka_timesync_violations_total{kind=...}`.
-///
-/// The label values are the snake_case names the analysis and delivery reports use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ViolationLabel {
-    /// A sequence number was skipped in one producer's stream.
-    FifoGap,
-    /// A producer's messages arrived out of send order.
-    FifoReorder,
-    /// The same message arrived more than once.
-    Duplicate,
-    /// A message arrived before a message it causally depends on.
-    ArrivalBeforeCause,
-    /// Physical timestamps order two causally related messages the wrong way.
-    PhysicalVsCausal,
-    /// Lamport timestamps disagree with the causal (vector) order.
-    LamportVsCausal,
-    /// A producer's estimated clock skew crossed the configured threshold.
-    SkewThreshold,
-    /// The causal buffer released a message before its predecessors arrived.
-    ReleasedEarly,
-}
-
-impl ViolationLabel {
-    /// Number of kinds.
-    pub const COUNT: usize = 8;
-
-    /// Every kind, in rendering order.
-    pub const ALL: [ViolationLabel; Self::COUNT] = [
-        Self::FifoGap,
-        Self::FifoReorder,
-        Self::Duplicate,
-        Self::ArrivalBeforeCause,
-        Self::PhysicalVsCausal,
-        Self::LamportVsCausal,
-        Self::SkewThreshold,
-        Self::ReleasedEarly,
-    ];
-
-    /// The label value, e.g. `fifo_gap`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::FifoGap => "fifo_gap",
-            Self::FifoReorder => "fifo_reorder",
-            Self::Duplicate => "duplicate",
-            Self::ArrivalBeforeCause => "arrival_before_cause",
-            Self::PhysicalVsCausal => "physical_vs_causal",
-            Self::LamportVsCausal => "lamport_vs_causal",
-            Self::SkewThreshold => "skew_threshold",
-            Self::ReleasedEarly => "released_early",
-        }
-    }
-
-    const fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl std::fmt::Display for ViolationLabel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Error for a violation kind name that is not one of [`ViolationLabel::ALL`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown violation kind {0:?}")]
-pub struct UnknownViolationKind(pub String);
-
-impl FromStr for ViolationLabel {
-    type Err = UnknownViolationKind;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| UnknownViolationKind(s.to_string()))
-    }
-}
 
 /// An `f64` stored as its bit pattern in an `AtomicU64`.
 #[derive(Debug)]
@@ -151,7 +71,7 @@ pub struct Metrics {
     delivered: AtomicU64,
     malformed: AtomicU64,
     // Ordering.
-    violations: [AtomicU64; ViolationLabel::COUNT],
+    violations: [AtomicU64; ViolationKind::COUNT],
     causal_buffer_depth: AtomicU64,
     released_timeout: AtomicU64,
     released_buffer_full: AtomicU64,
@@ -241,8 +161,13 @@ impl Metrics {
     }
 
     /// Counts one violation of `kind`.
-    pub fn inc_violation(&self, kind: ViolationLabel) {
-        self.violations[kind.index()].fetch_add(1, Ordering::Relaxed);
+    pub fn inc_violation(&self, kind: ViolationKind) {
+        self.add_violations(kind, 1);
+    }
+
+    /// Counts `n` violations of `kind`.
+    pub fn add_violations(&self, kind: ViolationKind, n: u64) {
+        self.violations[kind.index()].fetch_add(n, Ordering::Relaxed);
     }
 
     /// Sets the number of messages currently held in the causal delivery buffer.
@@ -251,14 +176,24 @@ impl Metrics {
             .store(depth as u64, Ordering::Relaxed);
     }
 
-    /// Counts one message released from the causal buffer because it waited the maximum time.
+    /// Counts one message released from a delivery buffer because it waited the maximum time.
     pub fn inc_released_by_timeout(&self) {
-        self.released_timeout.fetch_add(1, Ordering::Relaxed);
+        self.add_released_by_timeout(1);
     }
 
-    /// Counts one message released from the causal buffer because the buffer was full.
+    /// Counts `n` messages released from a delivery buffer because they waited the maximum time.
+    pub fn add_released_by_timeout(&self, n: u64) {
+        self.released_timeout.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts one message released from a delivery buffer because the buffer was full.
     pub fn inc_released_buffer_full(&self) {
-        self.released_buffer_full.fetch_add(1, Ordering::Relaxed);
+        self.add_released_buffer_full(1);
+    }
+
+    /// Counts `n` messages released from a delivery buffer because the buffer was full.
+    pub fn add_released_buffer_full(&self, n: u64) {
+        self.released_buffer_full.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Renders every metric in the Prometheus text exposition format.
@@ -351,9 +286,9 @@ impl Metrics {
         w.family(
             "violations_total",
             "counter",
-            "Ordering violations detected, by kind.",
+            "Violations detected, by kind: ordering, and with --verify acknowledged writes.",
         );
-        for kind in ViolationLabel::ALL {
+        for kind in ViolationKind::ALL {
             let n = load(&self.violations[kind.index()]);
             w.sample("violations_total", &[("kind", kind.as_str())], n);
         }
@@ -366,7 +301,7 @@ impl Metrics {
         w.family(
             "released_early_total",
             "counter",
-            "Messages released from the causal buffer before their predecessors arrived, by reason.",
+            "Messages released from the causal or total-order buffer before their ordering condition held, by reason.",
         );
         w.sample(
             "released_early_total",
@@ -804,7 +739,7 @@ mod tests {
             f64::INFINITY
         );
         assert_eq!(s["kafka_timesync_messages_produced_total"], 0.0);
-        for kind in ViolationLabel::ALL {
+        for kind in ViolationKind::ALL {
             let key = format!("kafka_timesync_violations_total{{kind=\"{kind}\"}}");
             assert_eq!(s[&key], 0.0, "{key}");
         }
@@ -848,7 +783,7 @@ mod tests {
         m.inc_released_buffer_full();
         m.inc_released_buffer_full();
         m.record_sync_failure();
-        for (i, kind) in ViolationLabel::ALL.into_iter().enumerate() {
+        for (i, kind) in ViolationKind::ALL.into_iter().enumerate() {
             for _ in 0..=i {
                 m.inc_violation(kind);
             }
@@ -869,21 +804,10 @@ mod tests {
             2.0
         );
         assert_eq!(s["kafka_timesync_syncs_total{result=\"failed\"}"], 1.0);
-        for (i, kind) in ViolationLabel::ALL.into_iter().enumerate() {
+        for (i, kind) in ViolationKind::ALL.into_iter().enumerate() {
             let key = format!("kafka_timesync_violations_total{{kind=\"{kind}\"}}");
             assert_eq!(s[&key], (i + 1) as f64, "{key}");
         }
-    }
-
-    #[test]
-    fn violation_labels_round_trip_through_their_names() {
-        for kind in ViolationLabel::ALL {
-            assert_eq!(kind.as_str().parse::<ViolationLabel>(), Ok(kind));
-        }
-        assert!("fifo-gap".parse::<ViolationLabel>().is_err());
-        let distinct: std::collections::BTreeSet<_> =
-            ViolationLabel::ALL.iter().map(|k| k.as_str()).collect();
-        assert_eq!(distinct.len(), ViolationLabel::COUNT);
     }
 
     #[test]
@@ -895,7 +819,7 @@ mod tests {
                 std::thread::spawn(move || {
                     for _ in 0..10_000 {
                         m.add_produced(1);
-                        m.inc_violation(ViolationLabel::Duplicate);
+                        m.inc_violation(ViolationKind::Duplicate);
                     }
                 })
             })

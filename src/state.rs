@@ -1,4 +1,9 @@
-//! Per-node clock state persisted across invocations, crash-safe without a per-message fsync.
+//! Per-node clock state persisted across invocations: a cache of what the topic records, and the
+//! fallback when the topic cannot be read. Crash-safe without a per-message fsync.
+//!
+//! The log is the truth: at start-up the producer recovers its exact clocks from its own last
+//! record in the topic and only falls back to this file's floors when the broker cannot be read
+//! (see [`crate::producer::resume`]).
 //!
 //! # Files
 //! In the state directory (default [`default_state_dir`]), node `N` owns `<enc(N)>.state.json`
@@ -7,20 +12,24 @@
 //! `[A-Za-z0-9_-]` and percent-encodes every other byte, so any node id maps to one safe file
 //! name.
 //!
-//! # Write-ahead reservation
-//! Invariant: **every clock value a message may carry is ≤ the value on disk** (the *floor*).
-//! Before a message whose seq, Lamport time, own vector entry or HLC exceeds the floor is handed to
-//! Kafka, [`StateStore::cover`] writes new floors `value + reservation` (seq/Lamport/own vector
-//! entry: [`DEFAULT_RESERVATION`]; HLC: `wall_ms +` [`HLC_RESERVATION_MS`]) and fsyncs them — one
-//! fsync per `reservation` messages, not per message. On restart, clocks resume from the floors, so
-//! they never go backwards; the seqs between the last one sent and the floor are never used (a gap
-//! the consumer reports as messages never sent). A clean exit ([`StateStore::save`]) writes the
-//! exact values instead, so consecutive clean runs have no gap.
+//! # Exact values and floors
+//! After a clean exit ([`StateStore::save`]) the file holds the exact clocks and no
+//! [`RunRecord`]. While a run is going, it holds a [`RunRecord`] (topic, partition and the exact
+//! clocks the run started from, written by [`StateStore::begin`]) and *floors*.
 //!
-//! Other nodes' vector entries learned by `--observe` cannot be reserved ahead; when a message
-//! is about to carry knowledge newer than the file, the file is rewritten (temp file + rename, no
-//! fsync). That is durable against a process crash (the kernel keeps the data); after an OS crash
-//! these entries may lag to the last fsync and are re-learned by the `--observe` catch-up.
+//! # Write-ahead reservation
+//! Invariant: **every seq, Lamport time, own vector entry and HLC a message may carry is ≤ the
+//! value on disk** (the *floor*). Before a message whose seq, Lamport time, own vector entry or
+//! HLC exceeds the floor is handed to Kafka, [`StateStore::cover`] writes new floors
+//! `value + reservation` (seq/Lamport/own vector entry: [`DEFAULT_RESERVATION`]; HLC:
+//! `wall_ms +` [`HLC_RESERVATION_MS`]) and fsyncs them — one fsync per `reservation` messages,
+//! not per message. Floors are only used when the topic cannot be read at the next start; then
+//! the seqs between the last one sent and the floor are never used (a gap consumers report).
+//!
+//! Other nodes' vector entries (learned by `--observe`) are not reserved and cost no I/O per
+//! message: they are written along with the floors and at exit. Nothing depends on them being
+//! durable: every message carries them into the topic, and a restarted `--observe` producer
+//! re-learns them all from the topic before its first send.
 //!
 //! Every write is: write a temp file in the same directory, (fsync it,) rename over the state file
 //! (atomic: a reader sees the old or the new state, never a torn one), (fsync the directory).
@@ -39,7 +48,8 @@ pub const DEFAULT_RESERVATION: u64 = 4096;
 /// may run up to this far ahead of its physical clock (receivers bound how far ahead they accept).
 pub const HLC_RESERVATION_MS: u64 = 100;
 
-const FORMAT_VERSION: u32 = 1;
+/// Version 2 added `exact` and [`RunRecord`]; a version-1 file counts as floors.
+const FORMAT_VERSION: u32 = 2;
 
 /// Errors of the state store. Every `Display` names the file involved.
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +85,8 @@ pub enum StateError {
     NoStateDir,
 }
 
-/// The persisted clocks of one node. After a crash these are floors (≥ every value used).
+/// The persisted clocks of one node: exact after a clean exit, floors (≥ every value used) while
+/// a run is going or after a crash ([`NodeState::run`] present).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct NodeState {
     /// File format version.
@@ -93,6 +104,31 @@ pub struct NodeState {
     /// Hybrid logical clock, once one was used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hybrid: Option<HybridTimestamp>,
+    /// True when the values are exact (a clean exit, or a node that never ran); false when they
+    /// are floors (a run in progress or killed, or a version-1 file).
+    #[serde(default)]
+    pub exact: bool,
+    /// The run that wrote these floors, absent after a clean exit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunRecord>,
+}
+
+/// What a running (or killed) producer run recorded about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The topic it writes to.
+    pub topic: String,
+    /// The partition its records go to; `None` when the partitioner spreads them.
+    pub partition: Option<i32>,
+    /// Exact seq when it started (its first message has `start_seq + 1`).
+    pub start_seq: u64,
+    /// Exact Lamport time when it started.
+    pub start_lamport: u64,
+    /// Exact own vector entry when it started.
+    pub start_own: u64,
+    /// Exact HLC when it started, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_hybrid: Option<HybridTimestamp>,
 }
 
 impl NodeState {
@@ -101,8 +137,14 @@ impl NodeState {
         Self {
             version: FORMAT_VERSION,
             node_id: node.to_string(),
+            exact: true,
             ..Self::default()
         }
+    }
+
+    /// True when the values are exact (see [`NodeState::exact`]).
+    pub fn is_exact(&self) -> bool {
+        self.exact
     }
 }
 
@@ -259,47 +301,72 @@ impl StateStore {
         (self.writes, self.fsyncs)
     }
 
+    /// Records the start of a run to `topic`: the exact clocks it resumes from (`resumed`) and
+    /// the partition its records go to. The floors become the larger of the current floors and
+    /// `resumed`, so they stay ≥ every value ever used. Written and fsynced at once.
+    pub fn begin(
+        &mut self,
+        topic: &str,
+        partition: Option<i32>,
+        resumed: &NodeState,
+    ) -> Result<(), StateError> {
+        let d = &self.on_disk;
+        let own_id: crate::NodeId = self.node.as_str().into();
+        let own = resumed.vector.get(&self.node);
+        let mut s = resumed.clone();
+        s.version = FORMAT_VERSION;
+        s.node_id = self.node.clone();
+        s.exact = false;
+        s.seq = s.seq.max(d.seq);
+        s.lamport = s.lamport.max(d.lamport);
+        s.hybrid = s.hybrid.max(d.hybrid);
+        s.vector.merge(&d.vector);
+        s.vector.set(&own_id, own.max(d.vector.get(&self.node)));
+        s.run = Some(RunRecord {
+            topic: topic.to_string(),
+            partition,
+            start_seq: resumed.seq,
+            start_lamport: resumed.lamport,
+            start_own: own,
+            start_hybrid: resumed.hybrid,
+        });
+        self.write(&s, true)
+    }
+
     /// Makes sure the file covers `v` before a message carrying `v` is sent: when seq, Lamport,
     /// the own vector entry or the HLC exceed the floors, new floors (value + reservation) are
-    /// written and fsynced; when only other nodes' vector entries are newer, the file is
-    /// rewritten without fsync. Otherwise nothing is done (the common case: no I/O at all).
+    /// written and fsynced, with the other nodes' entries of `v`. Otherwise nothing is done (the
+    /// common case: no I/O at all), however other nodes' entries advanced.
     pub fn cover(&mut self, v: &ClockValues<'_>) -> Result<(), StateError> {
         let d = &self.on_disk;
         let own = v.vector.map_or(0, |vt| vt.get(&self.node));
-        let own_exceeded = v.seq > d.seq
+        let exceeded = v.seq > d.seq
             || v.lamport > d.lamport
             || own > d.vector.get(&self.node)
             || matches!((v.hybrid, d.hybrid), (Some(h), Some(f)) if h > f)
             || (v.hybrid.is_some() && d.hybrid.is_none());
-        let others_newer = v.vector.is_some_and(|vt| {
-            vt.iter()
-                .any(|(k, c)| **k != *self.node && c > d.vector.get(k))
-        });
-        if !own_exceeded && !others_newer {
+        if !exceeded {
             return Ok(());
         }
         let r = self.reservation;
         let mut next = d.clone();
-        if own_exceeded {
-            next.seq = next.seq.max(v.seq.saturating_add(r));
-            next.lamport = next.lamport.max(v.lamport.saturating_add(r));
-            if let Some(h) = v.hybrid {
-                let floor = HybridTimestamp {
-                    wall_ms: h.wall_ms.saturating_add(HLC_RESERVATION_MS),
-                    logical: 0,
-                };
-                next.hybrid = Some(next.hybrid.map_or(floor, |f| f.max(floor)));
-            }
+        next.exact = false;
+        next.seq = next.seq.max(v.seq.saturating_add(r));
+        next.lamport = next.lamport.max(v.lamport.saturating_add(r));
+        if let Some(h) = v.hybrid {
+            let floor = HybridTimestamp {
+                wall_ms: h.wall_ms.saturating_add(HLC_RESERVATION_MS),
+                logical: 0,
+            };
+            next.hybrid = Some(next.hybrid.map_or(floor, |f| f.max(floor)));
         }
         if let Some(vt) = v.vector {
             next.vector.merge(vt);
-            if own_exceeded {
-                let floor = own.saturating_add(r).max(d.vector.get(&self.node));
-                let node: crate::NodeId = self.node.as_str().into();
-                next.vector.set(&node, floor);
-            }
+            let floor = own.saturating_add(r).max(d.vector.get(&self.node));
+            let node: crate::NodeId = self.node.as_str().into();
+            next.vector.set(&node, floor);
         }
-        self.write(&next, own_exceeded)
+        self.write(&next, true)
     }
 
     /// Writes the exact current values (clean shutdown), fsynced. Values never go below what a
@@ -308,6 +375,8 @@ impl StateStore {
         let mut s = current.clone();
         s.version = FORMAT_VERSION;
         s.node_id = self.node.clone();
+        s.exact = true;
+        s.run = None;
         self.write(&s, true)
     }
 
@@ -424,25 +493,63 @@ mod tests {
         assert!(r2.lamport >= sent2.lamport);
     }
 
+    /// Under `--observe` a peer's entry advances between (nearly) all of the node's messages: that
+    /// costs no write; the entries reach the file with the next reservation and at exit.
     #[test]
-    fn others_entries_learned_are_persisted_before_use() {
+    fn a_peer_entry_advancing_on_every_message_costs_no_write() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut store, s0) = StateStore::open(dir.path(), "B").unwrap();
-        let mut s = stamp(&mut store, &s0, 1);
-        s.vector.merge(&vt(&[("A", 3)]));
-        s.seq += 1;
-        s.lamport += 1;
-        store
-            .cover(&ClockValues {
-                seq: s.seq,
-                lamport: s.lamport,
-                vector: Some(&s.vector),
-                hybrid: None,
-            })
-            .unwrap();
+        let (store, s0) = StateStore::open(dir.path(), "B").unwrap();
+        let mut store = store.with_reservation(100);
+        let node: crate::NodeId = "B".into();
+        let mut s = s0.clone();
+        for i in 1..=1_000u64 {
+            s.vector.merge(&vt(&[("A", i)]));
+            s.seq += 1;
+            s.lamport = s.lamport.max(i) + 1;
+            s.vector.increment(&node);
+            store
+                .cover(&ClockValues {
+                    seq: s.seq,
+                    lamport: s.lamport,
+                    vector: Some(&s.vector),
+                    hybrid: None,
+                })
+                .unwrap();
+        }
+        let (writes, _) = store.write_counts();
+        assert!(
+            writes <= 1_000 / 100 + 1,
+            "{writes} writes for 1000 messages"
+        );
+        assert!(
+            store.on_disk().vector.get("A") > 0,
+            "written with the floors"
+        );
+        store.save(&s).unwrap();
         drop(store);
         let (_, r) = StateStore::open(dir.path(), "B").unwrap();
-        assert_eq!(r.vector.get("A"), 3);
+        assert_eq!(r.vector.get("A"), 1_000);
+        assert!(r.is_exact());
+    }
+
+    #[test]
+    fn begin_records_the_run_and_keeps_the_floors() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, s0) = StateStore::open(dir.path(), "R").unwrap();
+        assert!(s0.is_exact(), "a new node is exact (zero)");
+        let sent = stamp(&mut store, &s0, 10);
+        assert!(!store.on_disk().is_exact());
+        drop(store); // crash: floors on disk
+        let (mut store, floors) = StateStore::open(dir.path(), "R").unwrap();
+        assert!(floors.seq > 10);
+        store.begin("t", Some(2), &sent).unwrap();
+        drop(store);
+        let (_, r) = StateStore::open(dir.path(), "R").unwrap();
+        let run = r.run.clone().expect("run record");
+        assert_eq!((run.start_seq, run.start_own), (10, 10));
+        assert_eq!(r.seq, floors.seq, "floors never drop below a value used");
+        assert_eq!((run.topic.as_str(), run.partition), ("t", Some(2)));
+        assert!(!r.is_exact());
     }
 
     #[test]

@@ -182,7 +182,7 @@ proptest! {
         let msgs = build(n, &steps, &[]);
         let (a, _) = analyze(&msgs, window, 100);
         let s = a.summary();
-        for k in ViolationKind::ALL {
+        for k in ViolationKind::ANALYSIS {
             prop_assert_eq!(s.count(k), 0, "{}", k);
         }
         prop_assert_eq!(s.messages, msgs.len() as u64);

@@ -170,6 +170,28 @@ fn ops() -> impl Strategy<Value = (usize, Vec<(u8, bool, u16)>, u64)> {
     )
 }
 
+/// The brute-force oracle for total order: the step (index into `order`) from which `m` is safe,
+/// i.e. it has arrived and no member can still send anything ordered before it. Each member's
+/// Lamport times strictly increase and arrive in order, so after receiving time `t` from member
+/// `k` its next message is at least `(t + 1, k)` (at least `(0, k)` before the first). `None`:
+/// never, with the messages in `order`.
+fn total_safe_step(names: &[NodeId], msgs: &[Msg], order: &[usize], m: &Msg) -> Option<usize> {
+    let key = (u128::from(m.lamport), &m.node);
+    let mut arrived = false;
+    let mut next: HashMap<&NodeId, u128> = names.iter().map(|n| (n, 0)).collect();
+    for (step, &i) in order.iter().enumerate() {
+        let x = &msgs[i];
+        arrived |= x.node == m.node && x.seq == m.seq;
+        if let Some(t) = next.get_mut(&x.node) {
+            *t = (*t).max(u128::from(x.lamport) + 1);
+        }
+        if arrived && next.iter().all(|(k, t)| (*t, *k) > key) {
+            return Some(step);
+        }
+    }
+    None
+}
+
 fn total_order_run(
     names: &[NodeId],
     msgs: &[Msg],
@@ -181,34 +203,30 @@ fn total_order_run(
     );
     let mut out = Vec::new();
     let mut offered = vec![false; msgs.len()];
-    for (now, &i) in order.iter().enumerate() {
+    // The step at which each message came out (None: not before the drain).
+    let mut at: Vec<Option<usize>> = vec![None; msgs.len()];
+    for (step, &i) in order.iter().enumerate() {
         let m = &msgs[i];
-        let r = b.offer(m.node.clone(), m.seq, m.lamport, i, now as i64, &mut out);
+        let before = out.len();
+        let r = b.offer(m.node.clone(), m.seq, m.lamport, i, step as i64, &mut out);
         prop_assert_eq!(r.is_duplicate(), offered[i]);
         offered[i] = true;
+        for d in &out[before..] {
+            at[d.item] = Some(step);
+        }
     }
     prop_assert!(out.iter().all(|d| d.release == Release::Ready));
-    // Nothing waits longer than it must: before the drain, exactly the messages ordered at or
-    // below the frontier (each member's latest message; a silent member holds everything) are out.
-    let frontier = names
-        .iter()
-        .map(|n| {
-            msgs.iter()
-                .filter(|m| m.node == *n)
-                .map(|m| (m.lamport, n.clone()))
-                .max()
-        })
-        .min()
-        .flatten();
-    let due = msgs
-        .iter()
-        .filter(|m| {
-            frontier
-                .as_ref()
-                .is_some_and(|f| (m.lamport, m.node.clone()) <= *f)
-        })
-        .count();
-    prop_assert_eq!(out.len(), due, "delivered before drain vs. due");
+    // Latency: each message comes out exactly at the step the oracle says it became safe (not
+    // later: no needless wait; not earlier: something could still have preceded it).
+    for (i, m) in msgs.iter().enumerate() {
+        prop_assert_eq!(
+            at[i],
+            total_safe_step(names, msgs, order, m),
+            "{:?} (time {}) delivered at a different step than it became safe",
+            key_of(m),
+            m.lamport
+        );
+    }
     b.drain(Release::Timeout, &mut out);
     prop_assert!(b.is_empty());
     Ok(out.iter().map(key).collect())
@@ -239,7 +257,8 @@ proptest! {
     }
 
     /// Two interleavings of one history (configured members, large wait, drain at the end) give
-    /// the same sequence: the history sorted by (Lamport time, node id).
+    /// the same sequence: the history sorted by (Lamport time, node id); and in each, every
+    /// message is delivered at the earliest step at which it is safe (the oracle above).
     #[test]
     fn total_order_is_the_same_for_every_interleaving((n, ops, seed) in ops()) {
         let (names, msgs) = history(n, &ops);
@@ -258,7 +277,8 @@ proptest! {
     /// With losses, duplicates, tiny capacities and waits, and a clock that advances: every
     /// offered message comes out exactly once whatever the reason, copies are reported as
     /// duplicates, and ordering still holds where it can (causal: a message delivered after one
-    /// of its successors was given up on and is `Late`; total: the non-late output is increasing).
+    /// of its successors was given up on and is `Late`; `ready` exactly when its whole causal
+    /// past came out before it, `after-skip` when not; total: the non-late output is increasing).
     #[test]
     fn nothing_is_ever_lost(
         (n, ops, seed) in ops(),
@@ -319,6 +339,23 @@ proptest! {
                 }
             }
         }
+        // Ready: the whole causal past came out before it. After-skip: some of it did not (it
+        // was given up on: lost, or still to come late).
+        let mut pos = vec![usize::MAX; msgs.len()];
+        for (x, d) in c_out.iter().enumerate() {
+            pos[d.item] = x;
+        }
+        for (x, d) in c_out.iter().enumerate() {
+            let past_missing = msgs.iter().enumerate().any(|(p, m)| {
+                m.vt.compare(&msgs[d.item].vt) == CausalOrder::Before && pos[p] > x
+            });
+            match d.release {
+                Release::Ready => prop_assert!(!past_missing, "{:?} ready before its whole causal past", key(d)),
+                Release::AfterSkip => prop_assert!(past_missing, "{:?} after-skip with its whole causal past delivered", key(d)),
+                _ => {}
+            }
+        }
+        prop_assert!(t_out.iter().all(|d| d.release != Release::AfterSkip));
         // Early releases say what they gave up on; ready ones do not.
         for d in &c_out {
             if d.release != Release::Timeout && d.release != Release::BufferFull {

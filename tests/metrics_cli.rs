@@ -2,8 +2,9 @@
 //! against the real broker and NTP server of the test environment.
 
 mod common;
+mod reliability_support;
 
-use common::{create_topic, wait_until, TIMEOUT};
+use common::{create_topic, produce_raw, wait_until, TIMEOUT};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -157,5 +158,73 @@ fn consumer_serves_delivered_malformed_and_violation_counts() {
     assert!(
         text.contains("kafka_timesync_violations_total{kind=\"physical_vs_causal\"} 0"),
         "every violation kind is exported, zero included:\n{text}"
+    );
+    assert_eq!(value(&text, TIMEOUT_RELEASES), Some(0.0), "{text}");
+}
+
+const TIMEOUT_RELEASES: &str = "kafka_timesync_released_early_total{reason=\"timeout\"}";
+
+#[test]
+fn consumer_counts_messages_released_early_by_reason() {
+    const CONSUMER: &str = env!("CARGO_BIN_EXE_kafka-consumer");
+    let topic = create_topic("metrics-released", 1);
+    // B's first message has seen A's first, which is never written: it waits out the timeout.
+    let b1 = reliability_support::envelope_bytes("B", 1, &[("A", 1), ("B", 1)], "b1");
+    produce_raw(&topic, &[(Some(0), "B", &b1)]);
+
+    let port = free_port();
+    let mut child = Command::new(CONSUMER)
+        .args([
+            "--bootstrap",
+            &common::bootstrap(),
+            "--group",
+            "metrics-released",
+        ])
+        .args([
+            "--from-beginning",
+            "--delivery",
+            "causal",
+            "--causal-timeout",
+            "200",
+        ])
+        .args(["--idle-timeout", "60", "--format", "json"])
+        .args(["--metrics-addr", &format!("127.0.0.1:{port}"), &topic])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn kafka-consumer");
+    let mut text = String::new();
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    // The release counters are fed last in an update: once this one shows, the rest has too.
+    while value(&text, TIMEOUT_RELEASES) != Some(1.0) {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("metrics never showed the release by timeout:\n{text}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        text = scrape(port).unwrap_or_default();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        value(&text, "kafka_timesync_messages_delivered_total"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            "kafka_timesync_released_early_total{reason=\"buffer_full\"}"
+        ),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            "kafka_timesync_violations_total{kind=\"released_early\"}"
+        ),
+        Some(1.0),
+        "{text}"
     );
 }

@@ -9,10 +9,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_timesync::metrics::{
-    serve, serve_with_options, Metrics, ServeOptions, ViolationLabel, CONTENT_TYPE,
-};
+use kafka_timesync::metrics::{serve, serve_with_options, Metrics, ServeOptions, CONTENT_TYPE};
 use kafka_timesync::time::ManualTime;
+use kafka_timesync::violation::ViolationKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -188,10 +187,10 @@ async fn scrape_reports_the_values_that_were_set() {
     metrics.add_consumed(40);
     metrics.add_delivered(38);
     metrics.add_malformed(2);
-    metrics.inc_violation(ViolationLabel::FifoGap);
-    metrics.inc_violation(ViolationLabel::ArrivalBeforeCause);
-    metrics.inc_violation(ViolationLabel::ArrivalBeforeCause);
-    metrics.inc_violation(ViolationLabel::ReleasedEarly);
+    metrics.inc_violation(ViolationKind::FifoGap);
+    metrics.inc_violation(ViolationKind::ArrivalBeforeCause);
+    metrics.inc_violation(ViolationKind::ArrivalBeforeCause);
+    metrics.inc_violation(ViolationKind::ReleasedEarly);
     metrics.set_causal_buffer_depth(7);
     metrics.inc_released_by_timeout();
 
@@ -223,7 +222,7 @@ async fn scrape_reports_the_values_that_were_set() {
         s["kafka_timesync_released_early_total{reason=\"timeout\"}"],
         1.0
     );
-    for kind in ViolationLabel::ALL {
+    for kind in ViolationKind::ALL {
         let key = format!("kafka_timesync_violations_total{{kind=\"{kind}\"}}");
         assert!(s.contains_key(&key), "{key} missing");
     }
@@ -357,7 +356,7 @@ fn updates_do_not_allocate() {
         metrics.add_consumed(1);
         metrics.add_delivered(1);
         metrics.add_malformed(1);
-        metrics.inc_violation(ViolationLabel::ALL[(i % 8) as usize]);
+        metrics.inc_violation(ViolationKind::ALL[(i % 8) as usize]);
         metrics.set_causal_buffer_depth(i as usize);
         metrics.inc_released_by_timeout();
         metrics.inc_released_buffer_full();

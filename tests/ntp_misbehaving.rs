@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use kafka_timesync::clock::physical::PhysicalClock;
 use kafka_timesync::ntp::client::{exchange, ExchangeOptions};
-use kafka_timesync::ntp::sync::ServerState;
+use kafka_timesync::ntp::ServerState;
 use kafka_timesync::ntp::{spawn, KissCode, RejectReason, SyncOptions};
 use ntp_support::{responder, wait_for, Behaviour};
 
@@ -46,10 +46,10 @@ async fn each_bad_reply_is_rejected_with_its_reason() {
             RejectReason::KissOfDeath(KissCode::Other("\\x00\\x00\\x00\\x00".into())),
         ),
         (Behaviour::Unsynchronised, RejectReason::Unsynchronized),
-        (Behaviour::Stratum16, RejectReason::BadStratum(16)),
+        (Behaviour::Stratum16, RejectReason::BadStratum),
         (Behaviour::WrongOrigin, RejectReason::OriginMismatch),
         (Behaviour::ZeroTransmit, RejectReason::ZeroTransmit),
-        (Behaviour::ClientMode, RejectReason::BadMode(3)),
+        (Behaviour::ClientMode, RejectReason::BadMode),
         (Behaviour::Short, RejectReason::ShortPacket(20)),
         (Behaviour::Silent, RejectReason::Timeout),
     ];

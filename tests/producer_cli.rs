@@ -322,7 +322,8 @@ fn state_continues_clocks_across_invocations() {
         vec![(1, 1, 1), (2, 2, 2), (3, 3, 3), (4, 4, 4)],
         "clean exits continue without gaps"
     );
-    // --no-state starts afresh and leaves the state alone.
+    // --no-state leaves the file alone, yet continues from the node's last record in the topic;
+    // the file (exact, seq 4) then yields to the newer record.
     producer(&["--no-state", "--node-id", "P", &topic, "fresh"]).assert_success();
     producer(&[
         "--state-dir",
@@ -337,9 +338,10 @@ fn state_continues_clocks_across_invocations() {
     .assert_success();
     let es = envelopes(&read_all(&topic));
     let fresh = es.iter().find(|e| e["content"] == "fresh").unwrap();
-    assert_eq!(fresh["seq"], 1);
+    assert_eq!(fresh["seq"], 5);
     let five = es.iter().find(|e| e["content"] == "five").unwrap();
-    assert_eq!(five["seq"], 5);
+    assert_eq!(five["seq"], 6);
+    assert_eq!(ts(five)["vector_time"]["P"], 6);
 }
 
 /// A producer reading stdin, whose stdout lines arrive on a channel.

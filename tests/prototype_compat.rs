@@ -243,7 +243,7 @@ fn causal_delivery_delivers_vectorless_prototype_messages_on_arrival_and_counts_
         .events
         .iter()
         .filter_map(|ev| match ev {
-            Event::Violation { kind, node, .. } => Some((*kind, node.as_str())),
+            Event::Violation { kind, node, .. } => Some((kind.as_str(), node.as_str())),
             _ => None,
         })
         .collect();

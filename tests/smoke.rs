@@ -64,28 +64,29 @@ async fn broker_answers_metadata_and_creates_topics() {
 #[tokio::test]
 async fn chronyd_answers_sntp_with_sane_offset_and_delay() {
     let server: std::net::SocketAddr = env_addr("KTS_NTP_SERVER").parse().expect("host:port");
-    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let socket = sntpc_net_tokio::UdpSocketWrapper::from(socket);
-    let ctx = sntpc::NtpContext::new(sntpc::StdTimestampGen::default());
-    let r = tokio::time::timeout(
-        Duration::from_secs(5),
-        sntpc::get_time(server, &socket, ctx),
-    )
-    .await
-    .expect("no SNTP answer within 5 s")
-    .expect("SNTP exchange failed");
+    let clock = kafka_timesync::clock::PhysicalClock::system();
+    let opts = kafka_timesync::ntp::client::ExchangeOptions {
+        timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
+    let r = kafka_timesync::ntp::exchange(&clock, server, &opts).await;
+    let s = r
+        .outcome
+        .unwrap_or_else(|e| panic!("no valid SNTP answer from chronyd within 5 s: {e}"));
     // chronyd serves this host's own clock over loopback: offset and delay are tiny.
     assert!(
-        r.offset().abs() < 50_000,
-        "offset {} µs is not sane for loopback",
-        r.offset()
+        s.offset_ns.abs() < 50_000_000,
+        "offset {} ns is not sane for loopback",
+        s.offset_ns
     );
     assert!(
-        r.roundtrip() < 500_000,
-        "delay {} µs is not sane for loopback",
-        r.roundtrip()
+        s.delay_ns < 500_000_000,
+        "delay {} ns is not sane for loopback",
+        s.delay_ns
     );
-    assert!((1..=15).contains(&r.stratum()), "stratum {}", r.stratum());
+    assert!(
+        r.stratum.is_some_and(|st| (1..=15).contains(&st)),
+        "stratum {:?}",
+        r.stratum
+    );
 }

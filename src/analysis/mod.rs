@@ -70,13 +70,14 @@ mod fifo;
 mod nodes;
 mod skew;
 
+pub use crate::violation::ViolationKind;
 pub use skew::OffsetEstimate;
 
 use crate::envelope::Envelope;
 use crate::NodeId;
 use fifo::{SeqTracker, SeqVerdict};
 use nodes::{Evicted, NodeKey, NodeTable};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use skew::OffsetEstimator;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -112,62 +113,6 @@ impl Default for AnalysisConfig {
             max_skew_ms: DEFAULT_MAX_SKEW_MS,
             max_nodes: DEFAULT_MAX_NODES,
         }
-    }
-}
-
-/// The kinds of ordering violation; serialized as the JSON names (`fifo_gap`, …).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ViolationKind {
-    /// A node's seq jumped ahead.
-    FifoGap,
-    /// A missing seq arrived after a higher one.
-    FifoReorder,
-    /// The same `(node, seq)` again, or a reused message id.
-    Duplicate,
-    /// A message arrived before one of its causal predecessors.
-    ArrivalBeforeCause,
-    /// `m1 → m2` but `physical(m2) < physical(m1)`.
-    PhysicalVsCausal,
-    /// `m1 → m2` but `logical(m2) ≤ logical(m1)`.
-    LamportVsCausal,
-    /// A node's clock-offset estimate crossed the threshold.
-    SkewThreshold,
-}
-
-impl ViolationKind {
-    /// Every kind, in declaration order.
-    pub const ALL: [ViolationKind; 7] = [
-        ViolationKind::FifoGap,
-        ViolationKind::FifoReorder,
-        ViolationKind::Duplicate,
-        ViolationKind::ArrivalBeforeCause,
-        ViolationKind::PhysicalVsCausal,
-        ViolationKind::LamportVsCausal,
-        ViolationKind::SkewThreshold,
-    ];
-
-    /// The JSON name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ViolationKind::FifoGap => "fifo_gap",
-            ViolationKind::FifoReorder => "fifo_reorder",
-            ViolationKind::Duplicate => "duplicate",
-            ViolationKind::ArrivalBeforeCause => "arrival_before_cause",
-            ViolationKind::PhysicalVsCausal => "physical_vs_causal",
-            ViolationKind::LamportVsCausal => "lamport_vs_causal",
-            ViolationKind::SkewThreshold => "skew_threshold",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl std::fmt::Display for ViolationKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -339,7 +284,7 @@ pub struct Analyzer {
     ids: HashMap<Arc<str>, u32>,
     /// Window messages with a usable vector whose node is still tracked.
     vt_in_window: usize,
-    counts: [u64; 7],
+    counts: [u64; ViolationKind::COUNT],
     concurrent_pairs: u64,
     messages: u64,
     evicted_nodes: u64,
@@ -373,7 +318,7 @@ impl Analyzer {
             by_seq: HashMap::new(),
             ids: HashMap::new(),
             vt_in_window: 0,
-            counts: [0; 7],
+            counts: [0; ViolationKind::COUNT],
             concurrent_pairs: 0,
             messages: 0,
             evicted_nodes: 0,
@@ -945,7 +890,7 @@ impl Analyzer {
 
     /// Totals: counts by kind, concurrent pairs, per-node messages and offset estimates.
     pub fn summary(&self) -> AnalysisSummary {
-        let violations = ViolationKind::ALL
+        let violations = ViolationKind::ANALYSIS
             .iter()
             .map(|&k| (k, self.counts[k.index()]))
             .collect();

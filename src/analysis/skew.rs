@@ -4,7 +4,7 @@
 //!
 //! Every envelope carries two readings taken at the same stamping instant on the sending host:
 //! `timestamp.timestamp`, the host's system time, and `timestamp.physical_time`, the node's
-//! physical clock (simulated skew/drift/jitter and NTP correction applied). Their difference
+//! physical clock (simulated skew/drift/random variation and NTP correction applied). Their difference
 //! `e = physical_time − timestamp` is the node clock's error relative to its host clock at that
 //! instant — exactly what skew simulation injects and NTP correction removes — and it does not
 //! depend on when or how late the consumer reads the message.

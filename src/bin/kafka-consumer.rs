@@ -13,8 +13,10 @@ use kafka_timesync::consumer::{
 use kafka_timesync::kafka::{
     self, ClientSettings, Committer, FlushSink, LogContext, ReadOptions, Reset, Start,
 };
-use kafka_timesync::metrics::{Metrics, ViolationLabel};
+use kafka_timesync::metrics::Metrics;
 use kafka_timesync::time::{SystemTimeSource, TimeSource};
+use kafka_timesync::verify::{self, Verifier};
+use kafka_timesync::violation::ViolationKind;
 use kafka_timesync::NodeId;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use std::io::{self, BufWriter};
@@ -37,6 +39,10 @@ Examples:
 
   # the last 100 messages of every partition, then follow; NTP-corrected arrival times
   kafka-consumer time-sync --history 100 --enable-ntp --ntp-server 127.0.0.1:11123
+
+  # did Kafka keep every acknowledged write? (see docs/verify.md)
+  kafka-producer time-sync --count 100000 --format json > acks.jsonl
+  kafka-consumer time-sync --verify acks.jsonl --idle-timeout 5
 
   # SASL over TLS: any librdkafka property with -X (secrets are never printed)
   kafka-consumer time-sync -X security.protocol=SASL_SSL -X sasl.mechanisms=PLAIN \\
@@ -73,13 +79,21 @@ Message forms:
   headers); any other record is a JSON envelope. Both are analysed and delivered alike.
 
 JSON events (--format json), one per line on stdout:
-  {\"event\":\"deliver\",\"partition\":P,\"offset\":O,\"release\":\"ready\"|\"timeout\"|\"buffer-full\"|\"late\",\"message\":{...}}
+  {\"event\":\"deliver\",\"partition\":P,\"offset\":O,\"release\":\"ready\"|\"after-skip\"|\"timeout\"|\"buffer-full\"|\"late\",\"message\":{...}}
     (header-stamped records: the equivalent envelope, the value as content, then
      ,\"form\":\"headers\",\"value_encoding\":\"text\"|\"base64\")
   {\"event\":\"violation\",\"kind\":K,\"node\":\"...\",\"ids\":[\"...\"],\"detail\":\"...\"}
   {\"event\":\"malformed\",\"partition\":P,\"offset\":O,\"error\":\"...\"}
   {\"event\":\"summary\",\"received\":N,\"delivered\":N,\"malformed\":N,\"buffered\":N,\"duplicates\":N,\"already_delivered\":N,
-   \"violations\":{K:N,...},\"concurrent_pairs\":N,\"nodes\":{\"<id>\":{\"messages\":N,\"offset_ms\":X}}}";
+   \"violations\":{K:N,...},\"concurrent_pairs\":N,\"without_seq\":N,\"without_vector\":N,\"unordered\":N,
+   \"nodes\":{\"<id>\":{\"messages\":N,\"offset_ms\":X}},\"verify\":{...} (with --verify)}
+
+Verification (--verify ACKS.jsonl, the producers' `--format json` output; docs/verify.md):
+  every partition is read from its start (committed offsets are ignored); violations lost_write,
+  inconsistent_offset, duplicate_write, nonmonotonic_send, aborted_read (with \"partition\" and
+  \"offsets\"). Exit status: 0 every acknowledged write read where acknowledged; 3 acknowledged
+  writes lost; 4 other violations, none lost; 5 no violation but some acknowledged writes not
+  reached; 1 error; 2 usage.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum DeliveryArg {
@@ -181,6 +195,12 @@ struct Cli {
     #[arg(long, value_enum, default_value = "text")]
     format: FormatArg,
 
+    /// Check what is read against a producer's acknowledgement log (`kafka-producer --format
+    /// json` output; repeatable, one per producer; `-` for stdin). Reads every partition from
+    /// its start; see the exit status below.
+    #[arg(long, value_name = "ACKS.jsonl", conflicts_with = "history")]
+    verify: Vec<PathBuf>,
+
     /// Any librdkafka property, e.g. -X security.protocol=SASL_SSL (repeatable).
     #[arg(short = 'X', value_name = "KEY=VALUE")]
     properties: Vec<String>,
@@ -262,12 +282,22 @@ fn main() -> ExitCode {
                 eprintln!("kafka-consumer: error: writing output: {e}");
                 ExitCode::FAILURE
             }
-            _ => ExitCode::SUCCESS,
+            _ => verify_exit(summary.verify.as_ref()),
         },
         Err(e) => {
             common::report_error("kafka-consumer", &e);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The exit status of a run that ended without error (documented in EXAMPLES).
+fn verify_exit(report: Option<&verify::Report>) -> ExitCode {
+    match report.map(|r| r.outcome()) {
+        Some(verify::Outcome::Loss) => ExitCode::from(3),
+        Some(verify::Outcome::Violations) => ExitCode::from(4),
+        Some(verify::Outcome::Incomplete) => ExitCode::from(5),
+        Some(verify::Outcome::Clean) | None => ExitCode::SUCCESS,
     }
 }
 
@@ -377,7 +407,10 @@ fn settings(cli: &Cli) -> Result<Settings> {
     Ok(Settings {
         topic: cli.topic.clone().unwrap_or_default(),
         kafka,
-        manual: mode != DeliveryMode::Arrival || cli.from_beginning || cli.history.is_some(),
+        manual: mode != DeliveryMode::Arrival
+            || cli.from_beginning
+            || cli.history.is_some()
+            || !cli.verify.is_empty(),
         engine,
         enable_ntp: cli.enable_ntp || file.enable_ntp,
         ntp_servers,
@@ -396,6 +429,15 @@ fn run(
     summary: &mut Option<Summary>,
 ) -> Result<()> {
     let s = settings(cli)?;
+    let acked = if cli.verify.is_empty() {
+        None
+    } else {
+        let (acked, truncated) = verify::load_ack_logs(&cli.verify)?;
+        for name in truncated {
+            eprintln!("kafka-consumer: warning: {name}: the last line is cut short (a producer killed while writing?); skipped");
+        }
+        Some(acked)
+    };
     // Arrival times (skew analysis, timeouts) come from this node's physical clock, disciplined
     // by SNTP with --enable-ntp.
     let physical = Arc::new(PhysicalClock::new(Arc::new(SystemTimeSource)));
@@ -438,7 +480,8 @@ fn run(
     let mut engine = ConsumerEngine::new(s.engine.clone());
     let mut starts = Vec::new();
     if s.manual {
-        let start = if cli.from_beginning {
+        // Verification checks the whole log, whatever the group committed.
+        let start = if cli.from_beginning || acked.is_some() {
             Start::Beginning
         } else if let Some(n) = cli.history {
             Start::Last(n)
@@ -490,6 +533,10 @@ fn run(
             .map_err(|e| anyhow!("subscribing to '{}': {}", s.topic, kafka::describe(&e)))?;
     }
 
+    let mut verifier = acked.map(|a| Verifier::new(verify::Checker::new(a), metrics.clone()));
+    if let Some(v) = verifier.as_mut() {
+        v.start(out);
+    }
     let mut gauges = Gauges {
         metrics,
         last: None,
@@ -509,11 +556,22 @@ fn run(
         out,
         &mut committer,
         &mut |e| gauges.update(e),
+        verifier.as_mut(),
     );
     // Stop, commit what was delivered, report — whatever ended the loop.
     let committed = committer.commit(consumer.as_ref(), &s.topic, &engine);
     gauges.update(&engine);
-    *summary = Some(engine.summary());
+    let mut report = engine.summary();
+    if let Some(v) = verifier.as_mut() {
+        // Where each log starts now: acknowledged writes below it can no longer be read.
+        for &p in &partitions {
+            if let Ok((low, _)) = consumer.fetch_watermarks(&s.topic, p, REQUEST_TIMEOUT) {
+                v.read_up_to(p, low, out);
+            }
+        }
+        report.verify = Some(v.report());
+    }
+    *summary = Some(report);
     result.with_context(at)?;
     committed.with_context(at)
 }
@@ -533,14 +591,13 @@ impl Gauges {
         m.add_consumed(now.received.saturating_sub(last.received));
         m.add_delivered(now.delivered.saturating_sub(last.delivered));
         m.add_malformed(now.malformed.saturating_sub(last.malformed));
-        for (kind, n) in &now.violations {
-            let before = last.violations.get(kind).copied().unwrap_or(0);
-            if let Ok(label) = kind.parse::<ViolationLabel>() {
-                for _ in before..*n {
-                    m.inc_violation(label);
-                }
-            }
+        for kind in ViolationKind::CONSUMER {
+            let count = |s: &Summary| s.violations.get(kind.as_str()).copied().unwrap_or(0);
+            m.add_violations(kind, count(&now).saturating_sub(count(last)));
         }
+        let (early, before) = (now.released_early, last.released_early);
+        m.add_released_by_timeout(early.timeout.saturating_sub(before.timeout));
+        m.add_released_buffer_full(early.buffer_full.saturating_sub(before.buffer_full));
         m.set_causal_buffer_depth(usize::try_from(now.buffered).unwrap_or(usize::MAX));
         self.last = Some(now);
     }

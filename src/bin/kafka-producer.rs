@@ -7,9 +7,9 @@ use kafka_timesync::clock::physical::Simulation;
 use kafka_timesync::clock::{ClockType, PhysicalClock};
 use kafka_timesync::config::TimeSyncConfig;
 use kafka_timesync::envelope::Form;
-use kafka_timesync::kafka::{parse_property, ClientSettings};
+use kafka_timesync::kafka::{parse_property, ClientSettings, KafkaError};
 use kafka_timesync::producer::pipeline::{self, Input, OutputFormat, PipelineOptions};
-use kafka_timesync::producer::{Stamper, StamperConfig};
+use kafka_timesync::producer::{resume, Stamper, StamperConfig};
 use kafka_timesync::state::{default_state_dir, NodeState, StateStore};
 use kafka_timesync::time::{SystemTimeSource, TimeSource};
 use std::io::IsTerminal;
@@ -30,7 +30,7 @@ Examples:
   printf 'a\\nb\\n' | kafka-producer --node-id producer-1 --clock-type logical --format json time-sync
   # read the topic first and merge what others wrote (happened-before across nodes)
   kafka-producer --observe --node-id B --clock-type vector time-sync 'reply'
-  # a node whose clock is 100 ms fast, drifts 0.1 ms/s and jitters ±5 ms
+  # a node whose clock is 100 ms fast, drifts 0.1 ms/s and varies randomly by ±5 ms
   kafka-producer --simulate-skew 100 --simulate-drift 0.1 --random-variation 5 time-sync 'skewed'
   # discipline the clock with SNTP before the first message
   kafka-producer --enable-ntp --ntp-server 127.0.0.1:12300 --clock-type hybrid time-sync 'synced'
@@ -44,9 +44,12 @@ Examples:
   kafka-producer -X security.protocol=SASL_SSL -X sasl.mechanism=PLAIN \\
       -X sasl.username=me -X sasl.password=... time-sync 'hi'
 
-Node state (seq, Lamport, vector, hybrid) persists per node id in --state-dir (default
-$XDG_STATE_HOME/kafka-timesync or ~/.local/state/kafka-timesync), so separate invocations
-continue their clocks; a second running process with the same node id is refused.
+A restart continues the clocks exactly: at start-up the producer reads back its own last
+record in the topic (in the partition its key maps to) and continues seq, Lamport, vector and
+hybrid from it, so even after a kill the next message is seq + 1. The state file in --state-dir
+(default $XDG_STATE_HOME/kafka-timesync or ~/.local/state/kafka-timesync) caches the clocks and
+is the fallback when the topic cannot be read back: then a warning says so and seq may skip up
+to 4096. A second running process with the same node id and state directory is refused.
 Exit status: 0 when every message was delivered, 1 otherwise (with the reason), 2 for usage errors.";
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -119,13 +122,16 @@ struct Cli {
     /// catches up to the topic's end before the first send.
     #[arg(long)]
     observe: bool,
-    /// Directory of the persisted node state.
+    /// Directory of the node state file: the clocks' cache, and the fallback when the topic
+    /// cannot be read back at start-up.
     #[arg(long, value_name = "DIR", conflicts_with = "no_state")]
     state_dir: Option<PathBuf>,
-    /// Do not read or write node state (clocks start from zero).
+    /// No state file: the clocks continue from the node's last record in the topic (from zero
+    /// if it has none, or if the topic cannot be read).
     #[arg(long)]
     no_state: bool,
-    /// Output: a readable line per delivered message, or JSON lines.
+    /// Output: a readable line per delivered message, or JSON lines: the acknowledgement log
+    /// that `kafka-consumer --verify` checks (docs/verify.md).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
     /// Send N synthetic messages (load and benchmarks).
@@ -134,8 +140,8 @@ struct Cli {
     /// Content bytes of each synthetic message.
     #[arg(long, value_name = "BYTES", requires = "count", default_value_t = 100)]
     size: usize,
-    /// Create the topic with this many partitions if it does not exist yet (brokers such as
-    /// Tansu, or clusters with auto-creation off, do not create topics on first use).
+    /// Create the topic with this many partitions if it does not exist yet (clusters with
+    /// auto-creation off, like the docker-compose one, do not create topics on first use).
     #[arg(long, value_name = "PARTITIONS", value_parser = clap::value_parser!(i32).range(1..))]
     create_topic: Option<i32>,
     /// Replication factor of a topic created by --create-topic.
@@ -261,7 +267,7 @@ fn run(cli: Cli) -> Result<()> {
 
     // The state lock is taken before anything touches the network, so a second process with the
     // same node id is refused at once.
-    let (state, resume) = if cli.no_state {
+    let (mut state, cached) = if cli.no_state {
         (None, NodeState::new(&node_id))
     } else {
         let dir = cfg
@@ -269,14 +275,14 @@ fn run(cli: Cli) -> Result<()> {
             .clone()
             .or_else(default_state_dir)
             .ok_or(kafka_timesync::state::StateError::NoStateDir)?;
-        let (store, resume) = StateStore::open(&dir, &node_id)?;
-        (Some(store), resume)
+        let (store, cached) = StateStore::open(&dir, &node_id)?;
+        (Some(store), cached)
     };
 
     let sim = Simulation {
         skew_ms: cfg.simulation.skew_ms,
         drift_ms_per_s: cfg.simulation.drift_ms_per_s,
-        jitter_ms: cfg.simulation.random_variation_ms,
+        random_variation_ms: cfg.simulation.random_variation_ms,
         seed: cfg.simulation.seed,
     };
     let source: Arc<dyn TimeSource> = Arc::new(SystemTimeSource);
@@ -329,12 +335,38 @@ fn run(cli: Cli) -> Result<()> {
         None
     };
 
+    // The clocks continue from this node's last record in the topic; the state file is the
+    // cache, and its reservation the fallback when the topic cannot be read. The read-back runs
+    // while the producer connects.
+    let reader = {
+        let (settings, topic, node_id) = (settings.clone(), topic.clone(), node_id.clone());
+        let key = cli.key.clone().unwrap_or_else(|| node_id.clone());
+        let has_state_file = state.is_some();
+        std::thread::Builder::new()
+            .name("read-back".into())
+            .spawn(move || {
+                resume::recover(&settings, &topic, &node_id, &key, &cached, has_state_file)
+            })
+            .context("cannot start the read-back thread")?
+    };
     let stamper_cfg = StamperConfig {
         max_hlc_offset_ms: cfg.max_hlc_offset_ms,
         send_vector: cfg.vector_clock_enabled,
         ..StamperConfig::new(node_id.as_str(), clock_type)
     };
-    let stamper = Stamper::new(&stamper_cfg, physical, &resume);
+    let prepare = {
+        let topic = topic.clone();
+        move || -> pipeline::Prepared {
+            let (resume, partition) = reader.join().map_err(|_| KafkaError::Operation {
+                operation: "read back this node's last record".into(),
+                message: "the reading thread panicked".into(),
+            })??;
+            if let Some(store) = state.as_mut() {
+                store.begin(&topic, partition, &resume)?;
+            }
+            Ok((Stamper::new(&stamper_cfg, physical, &resume), state))
+        }
+    };
 
     let input = match (&cli.message, cli.count, &cli.value_file) {
         (Some(m), _, _) => Input::Message(m.clone()),
@@ -386,7 +418,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         _ => None,
     };
-    let summary = pipeline::run(&settings, stamper, state, &opts, input, out, stop);
+    let summary = pipeline::run(&settings, prepare, &opts, input, out, stop);
     drop(progress);
     let summary = summary?;
     if synthetic || cli.verbose > 0 {

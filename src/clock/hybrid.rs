@@ -163,11 +163,6 @@ impl HybridClock {
         next
     }
 
-    /// Same as [`send`](Self::send): the timestamp of a local event.
-    pub fn now(&self) -> HybridTimestamp {
-        self.send()
-    }
-
     /// A receive event (the paper's receive rule): `wall_ms = max(local, remote, pt)`; `logical`
     /// continues from whichever side(s) hold that `wall_ms`, or 0 if physical time is ahead of
     /// both. The result is greater than both `remote` and the local clock.
@@ -258,7 +253,7 @@ mod tests {
         let (t, c) = clock(500);
         assert_eq!(c.send(), ts(T0_MS, 0));
         assert_eq!(c.send(), ts(T0_MS, 1));
-        assert_eq!(c.now(), ts(T0_MS, 2));
+        assert_eq!(c.send(), ts(T0_MS, 2));
         t.advance_ms(1);
         assert_eq!(c.send(), ts(T0_MS + 1, 0));
         // Sub-millisecond progress does not move wall_ms.

@@ -1,24 +1,24 @@
 //! A node's physical clock: a base [`TimeSource`] plus an optional simulated error (skew, drift,
-//! jitter) plus the correction that time synchronization sets (offset, frequency, slew).
+//! random variation) plus the correction that time synchronization sets (offset, frequency, slew).
 //!
 //! # Time scales
 //!
 //! * **system** — the base time source (the host clock in production).
 //! * **disciplined** — `system + simulated error + correction`. This is the scale SNTP measures
-//!   and corrects ([`PhysicalClock::read_raw`]). It may go backwards (jitter, a negative step).
+//!   and corrects ([`PhysicalClock::read_raw`]). It may go backwards (random variation, a negative step).
 //! * **physical** — what [`PhysicalClock::now_ns`] returns: the disciplined scale passed through a
 //!   monotonic guard.
 //!
 //! # Invariants
 //!
-//! * Simulated error at system time `t` = `skew + drift · (t − t_created)/1 s + U(−jitter, +jitter)`,
+//! * Simulated error at system time `t` = `skew + drift · (t − t_created)/1 s + U(−random_variation, +random_variation)`,
 //!   where `t_created` is the base time when the clock was constructed (not the Unix epoch).
 //! * Correction at system time `t` = `offset + frequency · (t − frequency anchor) + slew progress`,
 //!   where slew progress moves toward the requested slew at no more than `max_slew_ppm`.
 //!   Changing the frequency or starting a slew folds everything applied so far into `offset`, so
 //!   the correction is continuous except at an explicit [`step`](PhysicalClock::step).
 //! * **Monotonicity.** `now_ns` never decreases: each reading is `max(disciplined, last returned)`.
-//!   When jitter or a backwards step puts the disciplined scale behind a value already handed out,
+//!   When random variation or a backwards step puts the disciplined scale behind a value already handed out,
 //!   the clock *holds* (returns that value again) until the disciplined scale catches up. A
 //!   negative step of `x` therefore freezes the physical clock for about `x` of real time instead
 //!   of running it backwards; slewing (bounded below 100 % of the tick rate) never holds by
@@ -50,24 +50,24 @@ pub struct Simulation {
     /// (0.1 ms/s = 100 ppm fast).
     pub drift_ms_per_s: f64,
     /// Half-width of a uniform random error added to each reading, milliseconds.
-    pub jitter_ms: f64,
-    /// RNG seed for the jitter; `None` seeds from the OS.
+    pub random_variation_ms: f64,
+    /// RNG seed for the random variation; `None` seeds from the OS.
     pub seed: Option<u64>,
 }
 
 impl Simulation {
-    /// True when skew, drift and jitter are all zero (the seed alone simulates nothing).
+    /// True when skew, drift and random variation are all zero (the seed alone simulates nothing).
     pub fn is_zero(&self) -> bool {
-        self.skew_ms == 0.0 && self.drift_ms_per_s == 0.0 && self.jitter_ms == 0.0
+        self.skew_ms == 0.0 && self.drift_ms_per_s == 0.0 && self.random_variation_ms == 0.0
     }
 
-    /// Replaces NaN/infinite parameters by zero and negative jitter by its absolute value, so a
+    /// Replaces NaN/infinite parameters by zero and negative random variation by its absolute value, so a
     /// bad flag can never poison every reading.
     fn sanitized(mut self) -> Self {
         let fin = |v: f64| if v.is_finite() { v } else { 0.0 };
         self.skew_ms = fin(self.skew_ms);
         self.drift_ms_per_s = fin(self.drift_ms_per_s);
-        self.jitter_ms = fin(self.jitter_ms).abs();
+        self.random_variation_ms = fin(self.random_variation_ms).abs();
         self
     }
 }
@@ -79,7 +79,7 @@ pub struct PhysicalReading {
     pub system_ns: UnixNanos,
     /// The node's physical clock: simulation and correction applied, monotonic.
     pub physical_ns: UnixNanos,
-    /// The injected error (skew + drift + jitter) at this reading; `None` without simulation.
+    /// The injected error (skew + drift + random variation) at this reading; `None` without simulation.
     /// This is the envelope's `simulated_skew_ms` (in nanoseconds).
     pub simulated_error_ns: Option<i64>,
 }
@@ -143,8 +143,10 @@ impl Inner {
         }
         let elapsed_s = (system_ns.saturating_sub(self.created_ns)) as f64 / 1e9;
         let mut err_ms = self.sim.skew_ms + self.sim.drift_ms_per_s * elapsed_s;
-        if self.sim.jitter_ms > 0.0 {
-            err_ms += self.rng.gen_range(-self.sim.jitter_ms..=self.sim.jitter_ms);
+        if self.sim.random_variation_ms > 0.0 {
+            err_ms += self
+                .rng
+                .gen_range(-self.sim.random_variation_ms..=self.sim.random_variation_ms);
         }
         err_ms * 1e6
     }
@@ -277,7 +279,7 @@ impl PhysicalClock {
         self.lock().raw(system_ns)
     }
 
-    /// The simulation in effect; `None` when skew, drift and jitter are all zero.
+    /// The simulation in effect; `None` when skew, drift and random variation are all zero.
     pub fn simulation(&self) -> Option<Simulation> {
         let inner = self.lock();
         (!inner.sim.is_zero()).then_some(inner.sim)
@@ -404,9 +406,9 @@ mod tests {
     }
 
     #[test]
-    fn seeded_jitter_is_reproducible_and_bounded() {
+    fn seeded_random_variation_is_reproducible_and_bounded() {
         let sim = Simulation {
-            jitter_ms: 5.0,
+            random_variation_ms: 5.0,
             seed: Some(42),
             ..Default::default()
         };
@@ -423,7 +425,10 @@ mod tests {
         let a = run();
         assert_eq!(a, run());
         assert!(a.iter().all(|e| e.abs() <= 5 * MS));
-        assert!(a.iter().any(|e| *e != a[0]), "jitter must vary");
+        assert!(
+            a.iter().any(|e| *e != a[0]),
+            "the random variation must vary"
+        );
     }
 
     #[test]
@@ -512,7 +517,7 @@ mod tests {
         let sim = Simulation {
             skew_ms: f64::NAN,
             drift_ms_per_s: f64::INFINITY,
-            jitter_ms: -1.0,
+            random_variation_ms: -1.0,
             seed: Some(1),
         };
         let c = PhysicalClock::with_simulation(src, sim);
@@ -553,16 +558,16 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(1000))]
-        /// Whatever jitter, steps, slews, frequency changes or a stepping source do, the physical
+        /// Whatever random variation, steps, slews, frequency changes or a stepping source do, the physical
         /// clock never runs backwards.
         #[test]
         fn physical_clock_never_decreases(
-            jitter in 0.0f64..20.0,
+            variation in 0.0f64..20.0,
             seed in any::<u64>(),
             ops in proptest::collection::vec(op(), 1..60),
         ) {
             let (t, src) = manual();
-            let sim = Simulation { skew_ms: 3.0, drift_ms_per_s: -0.5, jitter_ms: jitter, seed: Some(seed) };
+            let sim = Simulation { skew_ms: 3.0, drift_ms_per_s: -0.5, random_variation_ms: variation, seed: Some(seed) };
             let c = PhysicalClock::with_simulation(src, sim);
             let mut last = c.now_ns();
             for op in ops {
@@ -579,7 +584,7 @@ mod tests {
             }
         }
 
-        /// A slew alone (no jitter, source moving forward) never makes even the unguarded
+        /// A slew alone (no random variation, source moving forward) never makes even the unguarded
         /// disciplined scale go backwards, and never overshoots its target.
         #[test]
         fn slewing_scale_is_monotonic_and_bounded(

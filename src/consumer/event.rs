@@ -7,22 +7,10 @@
 
 use crate::delivery::Release;
 use crate::envelope::{Envelope, Form};
+use crate::violation::ViolationKind;
 use crate::NodeId;
 use serde::Serialize;
 use std::collections::BTreeMap;
-
-/// Violation kinds the consumer can report, in the order the summary lists them. The first seven
-/// come from the ordering analysis; `released_early` from the delivery buffers.
-pub const VIOLATION_KINDS: [&str; 8] = [
-    "fifo_gap",
-    "fifo_reorder",
-    "duplicate",
-    "arrival_before_cause",
-    "physical_vs_causal",
-    "lamport_vs_causal",
-    "skew_threshold",
-    "released_early",
-];
 
 /// One message handed to the application.
 #[derive(Debug, Clone, Copy)]
@@ -42,17 +30,36 @@ pub struct Delivery<'a> {
     pub envelope: &'a Envelope,
 }
 
-/// One ordering violation (analysis) or forced release (delivery).
+/// One ordering violation (analysis), forced release (delivery) or verification violation
+/// ([`crate::verify`]).
 #[derive(Debug, Clone, Copy)]
 pub struct ViolationReport<'a> {
-    /// One of [`VIOLATION_KINDS`].
-    pub kind: &'static str,
+    /// What was found.
+    pub kind: ViolationKind,
     /// The node whose message revealed it.
     pub node: &'a str,
     /// The message ids involved.
     pub ids: &'a [String],
     /// A sentence for people.
     pub detail: &'a str,
+    /// The partition concerned (verification violations).
+    pub partition: Option<i32>,
+    /// The offsets concerned (verification violations).
+    pub offsets: &'a [i64],
+}
+
+impl<'a> ViolationReport<'a> {
+    /// A report without partition or offsets (ordering violations and forced releases).
+    pub fn new(kind: ViolationKind, node: &'a str, ids: &'a [String], detail: &'a str) -> Self {
+        Self {
+            kind,
+            node,
+            ids,
+            detail,
+            partition: None,
+            offsets: &[],
+        }
+    }
 }
 
 /// Receives the engine's events as they happen.
@@ -103,7 +110,7 @@ pub struct Summary {
     /// Messages read again after a restart that an earlier run had delivered after its last
     /// commit position (causal and total modes): not delivered again.
     pub already_delivered: u64,
-    /// Reported violations by kind; every kind of [`VIOLATION_KINDS`] is present.
+    /// Reported violations by kind name; every kind of [`ViolationKind::CONSUMER`] is present.
     pub violations: BTreeMap<&'static str, u64>,
     /// Concurrent pairs counted by the ordering analysis (0 without it).
     pub concurrent_pairs: u64,
@@ -117,6 +124,22 @@ pub struct Summary {
     pub unordered: u64,
     /// Per-node figures, by node id.
     pub nodes: BTreeMap<String, NodeSummary>,
+    /// Causal and total modes: the `released_early` violations by reason (not in the JSON
+    /// summary; the metrics' `released_early_total{reason}`).
+    #[serde(skip)]
+    pub released_early: EarlyReleases,
+    /// The verification report (`kafka-consumer --verify`; absent without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<crate::verify::Report>,
+}
+
+/// Messages a delivery order released before their ordering condition held, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EarlyReleases {
+    /// Waited `--causal-timeout` ([`Release::Timeout`]).
+    pub timeout: u64,
+    /// The buffer was full ([`Release::BufferFull`]).
+    pub buffer_full: u64,
 }
 
 /// Owned form of everything an [`EventSink`] receives.
@@ -142,13 +165,17 @@ pub enum Event {
     /// See [`ViolationReport`].
     Violation {
         /// Kind.
-        kind: &'static str,
+        kind: ViolationKind,
         /// Node.
         node: String,
         /// Ids.
         ids: Vec<String>,
         /// Detail.
         detail: String,
+        /// Partition (verification violations).
+        partition: Option<i32>,
+        /// Offsets (verification violations).
+        offsets: Vec<i64>,
     },
     /// A malformed record.
     Malformed {
@@ -190,7 +217,7 @@ impl CollectSink {
         self.events
             .iter()
             .filter_map(|e| match e {
-                Event::Violation { kind, node, .. } => Some((*kind, node.clone())),
+                Event::Violation { kind, node, .. } => Some((kind.as_str(), node.clone())),
                 _ => None,
             })
             .collect()
@@ -229,6 +256,8 @@ impl EventSink for CollectSink {
             node: v.node.to_string(),
             ids: v.ids.to_vec(),
             detail: v.detail.to_string(),
+            partition: v.partition,
+            offsets: v.offsets.to_vec(),
         });
     }
 

@@ -21,8 +21,9 @@
 //!
 //! In causal and total modes a message whose predecessor does not come is released after the
 //! causal timeout (`"release":"timeout"`) or when the buffer is full (`"buffer-full"`), and a
-//! `released_early` violation says what was missing; a skipped predecessor that turns up later is
-//! delivered at once with `"release":"late"`. Nothing is dropped silently.
+//! `released_early` violation says what was missing; a message whose order then holds only because
+//! of that skip is delivered with `"release":"after-skip"`, and a skipped predecessor that turns
+//! up later is delivered at once with `"release":"late"`. Nothing is dropped silently.
 //!
 //! # Commit positions
 //! For each partition the position to commit is the lowest offset still held by the engine (in the
@@ -58,7 +59,7 @@ mod render;
 mod resume;
 
 pub use event::{
-    CollectSink, Delivery, Event, EventSink, NodeSummary, Summary, ViolationReport, VIOLATION_KINDS,
+    CollectSink, Delivery, EarlyReleases, Event, EventSink, NodeSummary, Summary, ViolationReport,
 };
 pub use render::{JsonSink, TextSink};
 pub use resume::{resume, Resumed};
@@ -211,7 +212,7 @@ pub struct ConsumerEngine {
     found: Vec<Violation>,
     partitions: BTreeMap<i32, PartitionState>,
     node_messages: HashMap<NodeId, u64>,
-    violations: [u64; VIOLATION_KINDS.len()],
+    violations: [u64; ViolationKind::COUNT],
     received: u64,
     delivered: u64,
     malformed: u64,
@@ -223,6 +224,8 @@ pub struct ConsumerEngine {
     /// Nodes already warned about an unmapped array-form vector (at most [`MAX_TRACKED_NODES`]).
     warned_unmapped: std::collections::HashSet<NodeId>,
     already_delivered: u64,
+    /// Messages the delivery order released early, by reason.
+    released_early: EarlyReleases,
     /// Per node, the count (causal) or seq (total) up to which the restored state says messages
     /// were delivered by an earlier run.
     restored: VectorTimestamp,
@@ -231,8 +234,8 @@ pub struct ConsumerEngine {
     /// Nodes whose first message was read (with `assume_before_start`).
     started: HashSet<NodeId>,
     /// After `max_messages`: per node, the lowest count (causal) or seq (total) the order released
-    /// but the engine withheld.
-    unsent: HashMap<NodeId, u64>,
+    /// but the engine withheld, with its Lamport time (total).
+    unsent: HashMap<NodeId, (u64, Option<u64>)>,
     /// Total order: the last key delivered in order.
     last_in_order: Option<(u64, NodeId, u64)>,
 }
@@ -246,10 +249,6 @@ impl fmt::Debug for ConsumerEngine {
             .field("buffered", &self.buffered())
             .finish_non_exhaustive()
     }
-}
-
-fn kind_index(kind: &str) -> usize {
-    VIOLATION_KINDS.iter().position(|k| *k == kind).unwrap_or(0)
 }
 
 /// What a delivery shows of a record value: a JSON envelope on one line ([`one_line`]), the
@@ -309,7 +308,7 @@ impl ConsumerEngine {
             found: Vec::new(),
             partitions: BTreeMap::new(),
             node_messages: HashMap::new(),
-            violations: [0; VIOLATION_KINDS.len()],
+            violations: [0; ViolationKind::COUNT],
             received: 0,
             delivered: 0,
             malformed: 0,
@@ -320,6 +319,7 @@ impl ConsumerEngine {
             unordered: 0,
             warned_unmapped: Default::default(),
             already_delivered: 0,
+            released_early: EarlyReleases::default(),
             restored: VectorTimestamp::new(),
             assume_before_start: false,
             started: HashSet::new(),
@@ -347,7 +347,7 @@ impl ConsumerEngine {
                 let mut nodes = buf.checkpoint();
                 if !self.unsent.is_empty() {
                     for n in &mut nodes {
-                        if let Some(&c) = self.unsent.get(&n.node) {
+                        if let Some(&(c, _)) = self.unsent.get(&n.node) {
                             n.delivered = n.delivered.min(c.saturating_sub(1));
                             let cap = n.delivered;
                             n.skipped.retain(|&(first, _)| first <= cap);
@@ -364,8 +364,11 @@ impl ConsumerEngine {
                 let mut state = buf.checkpoint();
                 if !self.unsent.is_empty() {
                     for n in &mut state.nodes {
-                        if let Some(&c) = self.unsent.get(&n.node) {
+                        if let Some(&(c, t)) = self.unsent.get(&n.node) {
                             n.delivered_seq = n.delivered_seq.min(c.saturating_sub(1));
+                            // The withheld message is read again: the node's bound stays below it.
+                            let below = t.and_then(|t| t.checked_sub(1));
+                            n.max_time = n.max_time.min(below);
                         }
                     }
                     state.last = self.last_in_order.clone();
@@ -573,12 +576,12 @@ impl ConsumerEngine {
                     node, seq.unwrap_or_default(), dup.partition, dup.offset
                 );
                 self.report(
-                    &ViolationReport {
-                        kind: "duplicate",
-                        node: &node,
-                        ids: std::slice::from_ref(&dup.env.id),
-                        detail: &detail,
-                    },
+                    &ViolationReport::new(
+                        ViolationKind::Duplicate,
+                        &node,
+                        std::slice::from_ref(&dup.env.id),
+                        &detail,
+                    ),
                     sink,
                 );
             }
@@ -696,10 +699,9 @@ impl ConsumerEngine {
 
     /// The report so far (the shell prints it on every exit path).
     pub fn summary(&self) -> Summary {
-        let violations = VIOLATION_KINDS
+        let violations = ViolationKind::CONSUMER
             .iter()
-            .zip(self.violations.iter())
-            .map(|(k, n)| (*k, *n))
+            .map(|k| (k.as_str(), self.violations[k.index()]))
             .collect();
         let mut nodes: BTreeMap<String, NodeSummary> = self
             .node_messages
@@ -731,12 +733,14 @@ impl ConsumerEngine {
             buffered: self.buffered(),
             duplicates: self.duplicates,
             already_delivered: self.already_delivered,
+            released_early: self.released_early,
             violations,
             concurrent_pairs,
             without_seq: self.without_seq,
             without_vector: self.without_vector,
             unordered: self.unordered,
             nodes,
+            verify: None,
         }
     }
 
@@ -781,7 +785,7 @@ impl ConsumerEngine {
     }
 
     fn report<S: EventSink + ?Sized>(&mut self, v: &ViolationReport<'_>, sink: &mut S) {
-        self.violations[kind_index(v.kind)] += 1;
+        self.violations[v.kind.index()] += 1;
         sink.violation(v);
     }
 
@@ -799,12 +803,7 @@ impl ConsumerEngine {
                 }
             }
             self.report(
-                &ViolationReport {
-                    kind: v.kind.as_str(),
-                    node: &v.node,
-                    ids: &v.ids,
-                    detail: &v.detail,
-                },
+                &ViolationReport::new(v.kind, &v.node, &v.ids, &v.detail),
                 sink,
             );
         }
@@ -820,24 +819,32 @@ impl ConsumerEngine {
             if let Some(st) = self.partitions.get_mut(&d.item.partition) {
                 st.held = st.held.saturating_sub(1);
             }
-            if matches!(d.release, Release::Timeout | Release::BufferFull) {
+            if d.release.is_early() {
+                if d.release == Release::Timeout {
+                    self.released_early.timeout += 1;
+                } else {
+                    self.released_early.buffer_full += 1;
+                }
                 let detail = describe_early_release(&d, self.cfg.causal_timeout_ms);
                 let h = &d.item;
                 self.report(
-                    &ViolationReport {
-                        kind: "released_early",
-                        node: &d.node,
-                        ids: std::slice::from_ref(&h.env.id),
-                        detail: &detail,
-                    },
+                    &ViolationReport::new(
+                        ViolationKind::ReleasedEarly,
+                        &d.node,
+                        std::slice::from_ref(&h.env.id),
+                        &detail,
+                    ),
                     sink,
                 );
             }
             let h = d.item;
             if self.is_done() {
                 // Released by the order but not delivered: the checkpoint must not count it.
-                let c = self.unsent.entry(d.node.clone()).or_insert(d.seq);
-                *c = (*c).min(d.seq);
+                let t = h.env.timestamp.logical_time;
+                let c = self.unsent.entry(d.node.clone()).or_insert((d.seq, t));
+                if d.seq < c.0 {
+                    *c = (d.seq, t);
+                }
                 self.withhold(h.partition, h.offset);
                 continue;
             }

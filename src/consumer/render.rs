@@ -1,8 +1,9 @@
 //! Rendering of consumer events: JSON lines for programs, text for people.
 
-use super::event::{Delivery, EventSink, Summary, ViolationReport, VIOLATION_KINDS};
+use super::event::{Delivery, EventSink, Summary, ViolationReport};
 use crate::delivery::Release;
 use crate::envelope::Form;
+use crate::violation::ViolationKind;
 use std::io::{self, Write};
 
 /// Writes every event as one JSON object per line:
@@ -10,17 +11,23 @@ use std::io::{self, Write};
 /// ```text
 /// {"event":"deliver","partition":P,"offset":O,"release":"ready","message":{…the record as received…}}
 /// {"event":"violation","kind":"fifo_gap","node":"…","ids":["…"],"detail":"…"}
+/// {"event":"violation","kind":"lost_write","node":"…","ids":["…"],"partition":P,"offsets":[O],"detail":"…"}
 /// {"event":"malformed","partition":P,"offset":O,"error":"…"}
 /// {"event":"summary","received":N,"delivered":N,"malformed":N,"buffered":N,"duplicates":N,
 ///  "already_delivered":N,"violations":{"fifo_gap":N,…},"concurrent_pairs":N,"without_seq":N,
-///  "without_vector":N,"unordered":N,"nodes":{"<id>":{"messages":N,"offset_ms":X}}}
+///  "without_vector":N,"unordered":N,"nodes":{"<id>":{"messages":N,"offset_ms":X}},
+///  "verify":{"acknowledged":N,"failed_sends":N,"delivered":N,"unseen":N,"lost":N,
+///            "violations":{"lost_write":N,…},"redelivered":N,"unseen_by_partition":{"P":N}}}
 /// ```
 ///
-/// `release` is `ready`, `timeout`, `buffer-full` or `late` (a predecessor that was given up on
-/// and turned up afterwards). A JSON envelope is embedded byte for byte (line breaks removed).
-/// A header-stamped record is shown as the equivalent envelope, its value as `content`, and the
-/// event ends with `"form":"headers","value_encoding":"text"` (the value is UTF-8, embedded as
-/// a JSON string) or `"value_encoding":"base64"` (any other bytes, standard base64 with padding).
+/// `partition` and `offsets` are present on verification violations only; `verify` with
+/// `--verify` only.
+///
+/// `release` is `ready`, `after-skip`, `timeout`, `buffer-full` or `late` (a predecessor that was
+/// given up on and turned up afterwards). A JSON envelope is embedded byte for byte (line breaks
+/// removed). A header-stamped record is shown as the equivalent envelope, its value as `content`,
+/// and the event ends with `"form":"headers","value_encoding":"text"` (the value is UTF-8, embedded
+/// as a JSON string) or `"value_encoding":"base64"` (any other bytes, standard base64 with padding).
 #[derive(Debug)]
 pub struct JsonSink<W: Write> {
     out: W,
@@ -140,6 +147,10 @@ impl<W: Write> EventSink for JsonSink<W> {
             json_str(w, v.node)?;
             w.write_all(b",\"ids\":")?;
             serde_json::to_writer(&mut *w, v.ids).map_err(io::Error::from)?;
+            if let Some(p) = v.partition {
+                write!(w, ",\"partition\":{p},\"offsets\":")?;
+                serde_json::to_writer(&mut *w, v.offsets).map_err(io::Error::from)?;
+            }
             w.write_all(b",\"detail\":")?;
             json_str(w, v.detail)?;
             w.write_all(b"}\n")
@@ -332,7 +343,7 @@ impl<W: Write, E: Write> EventSink for TextSink<W, E> {
             }
             let total: u64 = s.violations.values().sum();
             writeln!(w, "violations  {total:>8}")?;
-            for kind in VIOLATION_KINDS {
+            for kind in ViolationKind::CONSUMER.map(ViolationKind::as_str) {
                 let n = s.violations.get(kind).copied().unwrap_or(0);
                 if n > 0 {
                     writeln!(w, "  {kind:<22}{n:>8}")?;
@@ -356,9 +367,41 @@ impl<W: Write, E: Write> EventSink for TextSink<W, E> {
                     writeln!(w)?;
                 }
             }
+            if let Some(v) = &s.verify {
+                verify_report(w, v)?;
+            }
             Ok(())
         });
     }
+}
+
+/// The `verify` part of the text summary.
+fn verify_report<W: Write>(w: &mut W, v: &crate::verify::Report) -> io::Result<()> {
+    writeln!(w, "── verify ──")?;
+    writeln!(w, "acknowledged {:>8}", v.acknowledged)?;
+    writeln!(w, "  delivered  {:>8}", v.delivered)?;
+    write!(w, "  unseen     {:>8}", v.unseen)?;
+    if v.unseen > 0 {
+        write!(w, "  (not reached; by partition:")?;
+        for (p, n) in &v.unseen_by_partition {
+            write!(w, " p{p}={n}")?;
+        }
+        write!(w, ")")?;
+    }
+    writeln!(w)?;
+    writeln!(w, "  lost       {:>8}", v.lost)?;
+    writeln!(w, "failed sends {:>8}", v.failed_sends)?;
+    writeln!(w, "redelivered  {:>8}", v.redelivered)?;
+    for (kind, n) in &v.violations {
+        writeln!(w, "  {kind:<22}{n:>8}")?;
+    }
+    let verdict = match v.outcome() {
+        crate::verify::Outcome::Loss => "LOSS: acknowledged writes are missing",
+        crate::verify::Outcome::Violations => "VIOLATIONS (no acknowledged write missing)",
+        crate::verify::Outcome::Incomplete => "INCOMPLETE: no violation, some writes not reached",
+        crate::verify::Outcome::Clean => "OK: every acknowledged write was read where acknowledged",
+    };
+    writeln!(w, "verdict: {verdict}")
 }
 
 #[cfg(test)]

@@ -24,8 +24,12 @@
 //! `delivered[k]` is raised to what the message needs, the skipped counts are reported in
 //! [`Delivered::missing`] (once, on the message whose release gave them up) and remembered, so a
 //! skipped message that arrives later is delivered at once as [`Release::Late`] instead of being
-//! taken for a duplicate. Messages woken by the skip are then delivered normally (`Ready`): they
-//! follow everything still present that they depend on.
+//! taken for a duplicate. A message whose condition then holds, but one of whose causal
+//! predecessors was given up on and has not arrived, is delivered as [`Release::AfterSkip`]
+//! (whether the skip woke it or it arrived later): it follows everything present that it depends
+//! on, but not its whole causal past. `Ready` means the whole causal past was delivered before it
+//! (counts assumed delivered before the start, and given-up ranges forgotten beyond
+//! [`MAX_SKIPPED_RANGES`], count as delivered).
 //!
 //! # Malformed input
 //!
@@ -171,10 +175,11 @@ impl<T> CausalBuffer<T> {
                 .iter()
                 .all(|&(k, v)| nodes[k as usize].delivered >= v)
         {
+            let release = self.ready_release(own, own_seq, &self.scratch);
             out.push(delivered(
                 self.nodes[own as usize].name.clone(),
                 own_seq,
-                Release::Ready,
+                release,
                 item,
             ));
             self.advance(own, own_seq);
@@ -443,6 +448,10 @@ impl<T> CausalBuffer<T> {
         let Some(w) = self.waiting.remove(id) else {
             return;
         };
+        let release = match release {
+            Release::Ready => self.ready_release(w.node, w.seq, &w.deps),
+            r => r,
+        };
         let st = &mut self.nodes[w.node as usize];
         if st.pending.get(&w.seq) == Some(&id) {
             st.pending.remove(&w.seq);
@@ -461,6 +470,23 @@ impl<T> CausalBuffer<T> {
             self.pool.push(deps);
         }
         self.advance(w.node, w.seq);
+    }
+
+    /// How a message whose condition holds is released: [`Release::AfterSkip`] when one of its
+    /// causal predecessors (own counts below `seq`, `deps` counts up to their value) was given up
+    /// on and has not arrived, [`Release::Ready`] otherwise.
+    fn ready_release(&self, own: u32, seq: u64, deps: &[(u32, u64)]) -> Release {
+        let skipped_up_to = |k: u32, v: u64| {
+            self.nodes[k as usize]
+                .skipped
+                .first()
+                .is_some_and(|f| f <= v)
+        };
+        if skipped_up_to(own, seq - 1) || deps.iter().any(|&(k, v)| skipped_up_to(k, v)) {
+            Release::AfterSkip
+        } else {
+            Release::Ready
+        }
     }
 
     /// The first unmet condition of a message under early release, as (node, count needed).
@@ -737,12 +763,24 @@ mod tests {
         let mut out = Vec::new();
         b.expire(WAIT, &mut out);
         assert_eq!(items(&out), ["c1", "b1"]);
-        // c1 was woken by giving up a1 (concurrent with b1), b1 was the forced one.
+        // c1 was woken by giving up a1 (concurrent with b1), b1 was the forced one. a1 is in
+        // c1's causal past and was not delivered: c1 comes out after a skip, not ready.
         let b1 = &out[1];
         assert_eq!(b1.release, Release::Timeout);
         assert_eq!(b1.missing.len(), 1);
-        assert_eq!(out[0].release, Release::Ready);
+        assert_eq!(out[0].release, Release::AfterSkip);
+        assert!(out[0].missing.is_empty());
         assert!(b.is_empty());
+        // So is a later arrival that depends on a1, until a1 comes (late).
+        let (_, out) = offer(&mut b, "C", &[("A", 1), ("C", 2)], "c2", WAIT);
+        assert_eq!(out[0].release, Release::AfterSkip);
+        let (_, out) = offer(&mut b, "A", &[("A", 1)], "a1", WAIT);
+        assert_eq!(out[0].release, Release::Late);
+        let (_, out) = offer(&mut b, "C", &[("A", 1), ("C", 3)], "c3", WAIT);
+        assert_eq!(out[0].release, Release::Ready);
+        // A message that does not depend on what was given up is ready.
+        let (_, out) = offer(&mut b, "D", &[("D", 1)], "d1", WAIT);
+        assert_eq!(out[0].release, Release::Ready);
     }
 
     #[test]
@@ -798,7 +836,7 @@ mod tests {
         assert_eq!(out[0].release, Release::BufferFull);
         assert!(b.is_empty());
         let (_, out) = offer(&mut b, "A", &[("A", 3)], "a3", 0);
-        assert_eq!(out[0].release, Release::Ready);
+        assert_eq!(out[0].release, Release::AfterSkip, "a1 was given up");
     }
 
     #[test]
@@ -871,9 +909,9 @@ mod tests {
         assert!(out.is_empty());
         assert_eq!(r.delivered(), b.delivered());
         assert_eq!(r.checkpoint(), cp);
-        // A successor of everything delivered before: at once.
+        // A successor of everything delivered before: at once, but after a skip (a2, a3).
         let (_, out) = offer(&mut r, "B", &[("A", 3), ("B", 2)], "b2", 0);
-        assert_eq!(out[0].release, Release::Ready);
+        assert_eq!(out[0].release, Release::AfterSkip);
         // A given-up message arriving after the restart: late, not a duplicate.
         let (res, out) = offer(&mut r, "A", &[("A", 2)], "a2", 0);
         assert_eq!(res, Offer::Accepted);

@@ -10,8 +10,8 @@
 //!   given up on that have not arrived (so that one arriving after the restart is still delivered,
 //!   as `late`);
 //! * **total** — the last key delivered in order `(Lamport time, node, seq)`, and per node the
-//!   highest seq delivered and the largest Lamport time received (what a member has promised not
-//!   to go below).
+//!   highest seq delivered and the largest Lamport time delivered (everything the node can still
+//!   send, including its held messages that are read again, has a larger time).
 //!
 //! # Format, version 1
 //!
@@ -73,7 +73,9 @@ pub struct TotalNode {
     pub node: NodeId,
     /// The highest seq of this node delivered (0: none).
     pub delivered_seq: u64,
-    /// The largest Lamport time received from it (`None`: nothing yet, e.g. a silent member).
+    /// The largest Lamport time of its messages delivered (`None`: none yet, e.g. a silent
+    /// member). Its held messages, read again after a restart, and its later ones have larger
+    /// times (a node's Lamport times strictly increase).
     pub max_time: Option<u64>,
 }
 

@@ -4,10 +4,11 @@
 //! the current time (`now_ns`, Unix nanoseconds from its [`TimeSource`](crate::time::TimeSource))
 //! and receives the messages that became deliverable, in delivery order, appended to an output
 //! vector. Nothing is ever dropped silently: every accepted message eventually comes out exactly
-//! once, either because its ordering condition holds ([`Release::Ready`]), because it waited the
-//! configured maximum ([`Release::Timeout`]), because the buffer was full
-//! ([`Release::BufferFull`]), or because its place in the order had already passed when it arrived
-//! ([`Release::Late`]). A second copy of a message is handed back as [`Offer::Duplicate`].
+//! once, either because its ordering condition holds ([`Release::Ready`], or
+//! [`Release::AfterSkip`] when it holds only because a predecessor was given up on), because it
+//! waited the configured maximum ([`Release::Timeout`]), because the buffer was full
+//! ([`Release::BufferFull`]), or because its place in the order had already passed when it
+//! arrived ([`Release::Late`]). A second copy of a message is handed back as [`Offer::Duplicate`].
 //!
 //! Memory is bounded by [`DeliveryConfig::capacity`] waiting messages plus O(nodes) bookkeeping.
 
@@ -30,6 +31,11 @@ use std::fmt;
 pub enum Release {
     /// Its ordering condition holds: everything it must follow has been delivered.
     Ready,
+    /// Its ordering condition holds, but only because predecessors were given up on: one of its
+    /// causal predecessors was skipped by an early release (of itself or of another message) and
+    /// has not been delivered before it. Causal delivery only: in total order a message's
+    /// condition never depends on what was given up.
+    AfterSkip,
     /// Released early: it waited the configured maximum for something that did not come.
     Timeout,
     /// Released early: the buffer was full (the causal buffer releases the oldest waiting
@@ -40,10 +46,11 @@ pub enum Release {
 }
 
 impl Release {
-    /// The name used in JSON output: "ready", "timeout", "buffer-full", "late".
+    /// The name used in JSON output: "ready", "after-skip", "timeout", "buffer-full", "late".
     pub fn as_str(self) -> &'static str {
         match self {
             Release::Ready => "ready",
+            Release::AfterSkip => "after-skip",
             Release::Timeout => "timeout",
             Release::BufferFull => "buffer-full",
             Release::Late => "late",
@@ -96,8 +103,8 @@ pub struct Delivered<T> {
     /// could be delivered. A given-up message that arrives later is delivered as
     /// [`Release::Late`]. Empty otherwise.
     pub missing: Vec<Gap>,
-    /// Total-order buffer, early release: the members that had not yet sent anything ordered
-    /// after this message (the silent ones it stopped waiting for). Empty otherwise.
+    /// Total-order buffer, early release: the members that could still send something ordered
+    /// before this message (the silent ones it stopped waiting for). Empty otherwise.
     pub silent: Vec<NodeId>,
 }
 

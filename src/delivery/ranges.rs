@@ -20,6 +20,11 @@ impl RangeSet {
         }
     }
 
+    /// The lowest value, if any.
+    pub(crate) fn first(&self) -> Option<u64> {
+        self.ranges.first_key_value().map(|(&s, _)| s)
+    }
+
     pub(crate) fn contains(&self, v: u64) -> bool {
         matches!(self.ranges.range(..=v).next_back(), Some((_, &e)) if e >= v)
     }

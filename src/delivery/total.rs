@@ -1,12 +1,15 @@
 //! Total-order delivery buffer: Lamport time, ties broken by node id.
 //!
 //! Messages are delivered in increasing `(lamport_time, node_id)` order (then `seq`, which only
-//! matters for malformed input). The smallest held message `m = (t, n)` is delivered once every
-//! member node has a received message ordered after it. For `n` itself its own message is
-//! enough: a node's Lamport clock only grows and its messages arrive in order (one Kafka
-//! partition per node), so nothing of `n` ordered before `m` can still come. Each member is
-//! represented by the largest time received from it; the buffer keeps those in an ordered set so
-//! the check is O(log members) and a delivery is O(log held).
+//! matters for malformed input). The smallest held message `m = (t, n)` is delivered as soon as
+//! no member can still send anything ordered before it. A node's Lamport times strictly increase
+//! and its messages arrive in send order (one Kafka partition per node), so everything member `k`
+//! can still send has a time of at least `max_time[k] + 1` (at least 0 before its first message):
+//! `m` is safe once `(max_time[k] + 1, k) > (t, n)` for every member `k`, i.e. `max_time[k] >= t`,
+//! or `max_time[k] == t - 1` and `k > n`. For `n` itself `m` is enough. This is the earliest
+//! point: a member below that bound may still send a message with time `max_time[k] + 1`, which
+//! would precede `m`. Each member is represented by that lower bound on its next time; the buffer
+//! keeps those in an ordered set so the check is O(log members) and a delivery is O(log held).
 //!
 //! # Members
 //!
@@ -49,15 +52,11 @@ type Key = (u64, NodeId, u64);
 struct NodeState {
     /// Largest Lamport time received from this node (None: nothing yet).
     max_time: Option<u64>,
+    /// Largest Lamport time of this node's messages delivered (None: none yet).
+    delivered_time: Option<u64>,
     member: bool,
     /// Seqs received (held or delivered).
     seen: RangeSet,
-}
-
-struct Held<T> {
-    node: NodeId,
-    seq: u64,
-    item: T,
 }
 
 /// A total-order delivery buffer; see the [module documentation](self).
@@ -66,11 +65,12 @@ pub struct TotalOrderBuffer<T> {
     /// The member list was configured (not learned from the stream).
     fixed: bool,
     nodes: HashMap<NodeId, NodeState>,
-    /// For each member: (largest time received, node). The first element bounds what may go.
-    frontier: BTreeSet<(Option<u64>, NodeId)>,
+    /// For each member: (lowest time it can still send, node), see [`next_time`]. The first
+    /// element bounds what may go.
+    frontier: BTreeSet<(u128, NodeId)>,
     /// Held messages by order key, with their id in `waiting`.
     heap: BinaryHeap<Reverse<(Key, usize)>>,
-    waiting: Arrivals<Held<T>>,
+    waiting: Arrivals<T>,
     last: Option<Key>,
     delivered_vt: VectorTimestamp,
 }
@@ -91,7 +91,7 @@ impl<T> TotalOrderBuffer<T> {
         };
         for m in members {
             if !b.nodes.contains_key(&*m) {
-                b.frontier.insert((None, m.clone()));
+                b.frontier.insert((next_time(None), m.clone()));
                 b.nodes.insert(m, NodeState::new(true));
             }
         }
@@ -133,25 +133,19 @@ impl<T> TotalOrderBuffer<T> {
             if old.map_or(true, |o| lamport_time > o) {
                 st.max_time = Some(lamport_time);
                 // Re-key this member's frontier entry.
-                self.frontier.remove(&(old, node.clone()));
-                self.frontier.insert((Some(lamport_time), node.clone()));
+                self.frontier.remove(&(next_time(old), node.clone()));
+                self.frontier
+                    .insert((next_time(Some(lamport_time)), node.clone()));
             }
         } else {
             st.max_time = Some(st.max_time.map_or(lamport_time, |o| o.max(lamport_time)));
         }
         let key: Key = (lamport_time, node, seq);
         if self.last.as_ref().is_some_and(|l| key <= *l) {
-            self.emit(key.1, seq, Release::Late, item, Vec::new(), out);
+            self.emit(key, Release::Late, item, Vec::new(), out);
             return Offer::Accepted;
         }
-        let id = self.waiting.push(
-            Held {
-                node: key.1.clone(),
-                seq,
-                item,
-            },
-            self.cfg.deadline(now_ns),
-        );
+        let id = self.waiting.push(item, self.cfg.deadline(now_ns));
         self.heap.push(Reverse((key, id)));
         self.deliver_ready(out);
         while self.waiting.len() > self.cfg.capacity {
@@ -223,10 +217,11 @@ impl<T> TotalOrderBuffer<T> {
 
     /// The held payloads, oldest arrival first.
     pub fn iter_waiting(&self) -> impl Iterator<Item = &T> + '_ {
-        self.waiting.iter().map(|h| &h.item)
+        self.waiting.iter()
     }
 
-    /// The state a restarted buffer needs (see [`TotalState`]); nodes sorted by id.
+    /// The state a restarted buffer needs (see [`TotalState`]): the last key delivered, and per
+    /// node the highest seq and the largest Lamport time delivered; nodes sorted by id.
     pub fn checkpoint(&self) -> TotalState {
         let mut nodes: Vec<TotalNode> = self
             .nodes
@@ -234,7 +229,7 @@ impl<T> TotalOrderBuffer<T> {
             .map(|(n, st)| TotalNode {
                 node: n.clone(),
                 delivered_seq: self.delivered_vt.get(n),
-                max_time: st.max_time,
+                max_time: st.delivered_time,
             })
             .collect();
         nodes.sort_by(|a, b| a.node.as_bytes().cmp(b.node.as_bytes()));
@@ -246,7 +241,10 @@ impl<T> TotalOrderBuffer<T> {
 
     /// Restores a [`checkpoint`](Self::checkpoint) (call it before offering anything): the order
     /// continues after its last key, each node's seqs up to its delivered one count as received
-    /// (offered again: [`Offer::Duplicate`]), and each member's largest time is known again.
+    /// (offered again: [`Offer::Duplicate`]), and each member's largest delivered time bounds
+    /// what it can still send. Only delivered times are kept: the messages held at the checkpoint
+    /// are read again after a restart and may come after another member's, so a bound taken from
+    /// them would let those others overtake them.
     /// Nodes that are not configured members stay non-members when the list is fixed.
     pub fn restore(&mut self, state: &TotalState) {
         if state.last > self.last {
@@ -264,9 +262,10 @@ impl<T> TotalOrderBuffer<T> {
             let old = st.max_time;
             let max_time = old.max(n.max_time);
             st.max_time = max_time;
+            st.delivered_time = st.delivered_time.max(n.max_time);
             if st.member {
-                self.frontier.remove(&(old, n.node.clone()));
-                self.frontier.insert((max_time, n.node.clone()));
+                self.frontier.remove(&(next_time(old), n.node.clone()));
+                self.frontier.insert((next_time(max_time), n.node.clone()));
             }
             if n.delivered_seq > self.delivered_vt.get(&n.node) {
                 self.delivered_vt.set(&n.node, n.delivered_seq);
@@ -274,11 +273,11 @@ impl<T> TotalOrderBuffer<T> {
         }
     }
 
-    /// True when every member has received something ordered after `key`.
+    /// True when no member can still send anything ordered before `key`.
     fn is_ready(&self, key: &Key) -> bool {
         match self.frontier.first() {
             None => true,
-            Some((t, n)) => (*t, n) >= (Some(key.0), &key.1),
+            Some((t, n)) => (*t, n) > (u128::from(key.0), &key.1),
         }
     }
 
@@ -302,22 +301,21 @@ impl<T> TotalOrderBuffer<T> {
         } else {
             self.frontier
                 .iter()
-                .take_while(|(t, n)| (*t, n) < (Some(key.0), &key.1))
+                .take_while(|(t, n)| (*t, n) < (u128::from(key.0), &key.1))
                 .map(|(_, n)| n.clone())
                 .collect()
         };
-        let Some(held) = self.waiting.remove(id) else {
+        let Some(item) = self.waiting.remove(id) else {
             return true;
         };
-        self.last = Some(key);
-        self.emit(held.node, held.seq, release, held.item, silent, out);
+        self.last = Some(key.clone());
+        self.emit(key, release, item, silent, out);
         true
     }
 
     fn emit(
         &mut self,
-        node: NodeId,
-        seq: u64,
+        (time, node, seq): Key,
         release: Release,
         item: T,
         silent: Vec<NodeId>,
@@ -325,6 +323,9 @@ impl<T> TotalOrderBuffer<T> {
     ) {
         if seq > self.delivered_vt.get(&node) {
             self.delivered_vt.set(&node, seq);
+        }
+        if let Some(st) = self.nodes.get_mut(&node) {
+            st.delivered_time = st.delivered_time.max(Some(time));
         }
         out.push(Delivered {
             node,
@@ -337,10 +338,17 @@ impl<T> TotalOrderBuffer<T> {
     }
 }
 
+/// The lowest Lamport time a member whose largest time received is `max_time` can still send:
+/// its times strictly increase, and nothing is known before its first message.
+fn next_time(max_time: Option<u64>) -> u128 {
+    max_time.map_or(0, |t| u128::from(t) + 1)
+}
+
 impl NodeState {
     fn new(member: bool) -> Self {
         Self {
             max_time: None,
+            delivered_time: None,
             member,
             seen: RangeSet::new(MAX_SEEN_RANGES),
         }
@@ -378,31 +386,34 @@ mod tests {
     }
 
     #[test]
-    fn waits_until_every_member_has_sent_something_later() {
+    fn waits_until_no_member_can_send_anything_before() {
         let mut b = buf(10, Some(&["A", "B", "C"]));
         let (_, out) = offer(&mut b, "A", 1, 1, "a1", 0);
         assert!(out.is_empty());
         let (_, out) = offer(&mut b, "B", 1, 3, "b1", 0);
         assert!(out.is_empty(), "C has not spoken yet");
         let (_, out) = offer(&mut b, "C", 1, 2, "c1", 0);
-        // C's time 2 is after a1 (1) but before b1 (3): only a1 can go.
+        // Next possible times A:2, B:4, C:3. a1 (1, A) can go; c1 (2, C) waits: A may still
+        // send (2, A).
         assert_eq!(items(&out), ["a1"]);
         let (_, out) = offer(&mut b, "A", 2, 4, "a2", 0);
-        // Frontier now B:3, C:2, A:4 -> c1 (2, C) can go; b1 (3, B) waits for C.
-        assert_eq!(items(&out), ["c1"]);
+        // A:5, B:4, C:3. c1 goes, and so does b1 (3, B): whatever C sends next is at least
+        // (3, C). a2 (4, A) waits: C may still send (3, C).
+        assert_eq!(items(&out), ["c1", "b1"]);
         let (_, out) = offer(&mut b, "C", 2, 5, "c2", 0);
-        assert_eq!(items(&out), ["b1"]);
+        // A:5, B:4, C:6: a2 goes; c2 (5, C) waits for B.
+        assert_eq!(items(&out), ["a2"]);
         assert!(out.iter().all(|d| d.release == Release::Ready));
-        assert_eq!(b.len(), 2);
+        assert_eq!(b.len(), 1);
         assert_eq!(
             b.last_delivered().map(|(t, n, s)| (t, &**n, s)),
-            Some((3, "B", 1))
+            Some((4, "A", 2))
         );
     }
 
     #[test]
     fn a_restored_buffer_continues_the_same_sequence() {
-        // One run: everything up to b1 delivered, a2 and c2 held.
+        // One run: everything up to a2 delivered, c2 held.
         let mut b = buf(10, Some(&["A", "B", "C"]));
         for (n, s, t, i) in [
             ("A", 1, 1, "a1"),
@@ -413,22 +424,23 @@ mod tests {
         ] {
             offer(&mut b, n, s, t, i, 0);
         }
-        assert_eq!(b.len(), 2);
+        assert_eq!(b.len(), 1);
         let cp = b.checkpoint();
-        assert_eq!(cp.last, Some((3, "B".into(), 1)));
-        // Restarted: the held messages are read again, then B speaks.
+        assert_eq!(cp.last, Some((4, "A".into(), 2)));
+        // Restarted: the held message is read again, then the others speak.
         let mut r = buf(10, Some(&["A", "B", "C"]));
         r.restore(&cp);
         assert_eq!(r.checkpoint(), cp);
-        let (_, out) = offer(&mut r, "A", 2, 4, "a2", 0);
-        assert!(out.is_empty(), "B has sent nothing after (4, A) yet");
-        let (res, _) = offer(&mut r, "B", 1, 3, "b1", 0);
-        assert!(res.is_duplicate(), "delivered before the restart");
-        offer(&mut r, "C", 2, 5, "c2", 0);
+        let (_, out) = offer(&mut r, "C", 2, 5, "c2", 0);
+        assert!(out.is_empty(), "B may still send (4, B)");
+        for (n, s, t, i) in [("A", 2, 4, "a2"), ("B", 1, 3, "b1")] {
+            let (res, _) = offer(&mut r, n, s, t, i, 0);
+            assert!(res.is_duplicate(), "{i} delivered before the restart");
+        }
         let (_, out) = offer(&mut r, "B", 2, 6, "b2", 0);
-        assert_eq!(items(&out), ["a2"]);
+        assert!(out.is_empty(), "A may still send (5, A)");
         let (_, out) = offer(&mut r, "A", 3, 7, "a3", 0);
-        assert_eq!(items(&out), ["c2"], "b2 (6, B) waits for C");
+        assert_eq!(items(&out), ["c2", "b2"], "a3 (7, A) waits for C and B");
         assert!(out.iter().all(|d| d.release == Release::Ready));
         // Something ordered before the restored last key is late.
         let (_, out) = offer(&mut r, "C", 9, 0, "c-old", 0);
@@ -436,15 +448,48 @@ mod tests {
     }
 
     #[test]
+    fn after_a_restart_held_messages_read_again_are_not_overtaken() {
+        let mut b = buf(10, Some(&["A", "B"]));
+        offer(&mut b, "A", 1, 5, "a1", 0);
+        let (_, out) = offer(&mut b, "B", 1, 1, "b1", 0);
+        assert_eq!(items(&out), ["b1"]);
+        assert_eq!(b.len(), 1, "a1 (5, A) waits for B");
+        let cp = b.checkpoint();
+        // Only delivered times are saved: a1 is held, so A's bound is not 5.
+        assert_eq!(
+            cp.nodes.iter().map(|n| n.max_time).collect::<Vec<_>>(),
+            [None, Some(1)]
+        );
+        // Restarted: B's (5, B) is read before a1 is read again; it must not go first.
+        let mut r = buf(10, Some(&["A", "B"]));
+        r.restore(&cp);
+        let (_, out) = offer(&mut r, "B", 2, 5, "b2", 0);
+        assert!(
+            out.is_empty(),
+            "A may still send (5, A): its held a1 is read again"
+        );
+        let (_, out) = offer(&mut r, "A", 1, 5, "a1", 0);
+        assert_eq!(items(&out), ["a1", "b2"]);
+        assert!(out.iter().all(|d| d.release == Release::Ready));
+    }
+
+    #[test]
     fn ties_on_time_are_broken_by_node_id() {
         let mut b = buf(10, Some(&["A", "B"]));
         let (_, out) = offer(&mut b, "B", 1, 5, "b", 0);
         assert!(out.is_empty());
-        // (5, A) < (5, B): with B at (5, B), a may go; b waits for A to pass (5, B).
-        let (_, out) = offer(&mut b, "A", 1, 5, "a", 0);
+        // A's next time is at least 5 after (4, A), and (5, A) < (5, B): b must wait.
+        let (_, out) = offer(&mut b, "A", 1, 4, "a", 0);
         assert_eq!(items(&out), ["a"]);
-        let (_, out) = offer(&mut b, "A", 2, 6, "a2", 0);
-        assert_eq!(items(&out), ["b"]);
+        let (_, out) = offer(&mut b, "A", 2, 5, "a2", 0);
+        assert_eq!(items(&out), ["a2", "b"]);
+        // The other way round: B's next time is at least 5 after (4, B), and (5, B) > (5, A),
+        // so (5, A) need not wait for B to reach time 5.
+        let mut b = buf(10, Some(&["A", "B"]));
+        let (_, out) = offer(&mut b, "A", 1, 5, "a", 0);
+        assert!(out.is_empty());
+        let (_, out) = offer(&mut b, "B", 1, 4, "b", 0);
+        assert_eq!(items(&out), ["b", "a"]);
     }
 
     #[test]
@@ -495,8 +540,8 @@ mod tests {
         let mut out = Vec::new();
         b.expire(300 + WAIT, &mut out);
         assert_eq!(items(&out), ["b1", "a2"]);
-        // a2 (3, A): C silent and B (2) behind too.
-        assert_eq!(out[1].silent, vec![NodeId::from("C"), NodeId::from("B")]);
+        // a2 (3, A): only C could still precede it; B's next is at least (3, B).
+        assert_eq!(out[1].silent, vec![NodeId::from("C")]);
     }
 
     #[test]
@@ -559,9 +604,9 @@ mod tests {
         let (_, out) = offer(&mut b, "A", 1, 1, "a1", 0);
         assert_eq!(items(&out), ["a1"]);
         let (_, out) = offer(&mut b, "B", 1, 3, "b1", 0);
-        assert!(out.is_empty(), "b1 waits for A to pass time 3");
+        assert!(out.is_empty(), "A may still send (2, A)");
         let (_, out) = offer(&mut b, "A", 2, 4, "a2", 0);
-        assert_eq!(items(&out), ["b1"]);
+        assert_eq!(items(&out), ["b1", "a2"]);
         assert_eq!(b.members().map(|n| &**n).collect::<Vec<_>>(), ["A", "B"]);
         // A node joining after its place passed: late.
         let (_, out) = offer(&mut b, "C", 1, 2, "c1", 0);

@@ -9,6 +9,8 @@
 //! * [`commit`] — the consumer's commit policy: committed offsets and their metadata.
 //! * [`reader`] — the consumer's read loop (round-robin partitions, pause/resume, commits).
 //! * [`error`] — rdkafka errors mapped to clear one-line messages.
+//! * [`partitioner`] — librdkafka's key partitioners (which partition a key goes to).
+//! * [`tail`] — the newest matching record of a partition, read backwards.
 //!
 //! [`LogContext`] routes librdkafka's log and error callbacks to `tracing`, scrubbed of secrets
 //! and with repeated errors of one kind logged once at `warn` (then at `debug`).
@@ -18,9 +20,11 @@ pub mod commit;
 pub mod config;
 pub mod consumer;
 pub mod error;
+pub mod partitioner;
 pub mod reader;
 pub mod redact;
 pub mod start;
+pub mod tail;
 
 pub use admin::{topic_partitions, topic_watermarks, Admin, Watermarks};
 pub use commit::{

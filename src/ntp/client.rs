@@ -1,24 +1,40 @@
-//! The SNTP exchange on `sntpc` over a tokio UDP socket — the I/O shell around [`super::packet`]
-//! and [`super::sample`].
+//! One SNTP exchange on `sntpc`. sntpc builds the request, and reads and validates the reply
+//! (its checks are listed in [`super::packet`]); its errors become [`RejectReason`]s. The core
+//! is sans-IO: [`Request::new`] gives the datagram to send, [`Request::complete`] takes the
+//! datagram received (sntpc runs over an in-memory socket), so the demo's simulated network and
+//! the unit tests drive it without sockets. [`exchange`] is the I/O shell: a fresh tokio UDP
+//! socket connected to the server (stray datagrams from other hosts never reach it), bounded by
+//! a timeout.
 //!
-//! sntpc builds and sends the request and receives the reply. T1 and T4 come from the node's own
-//! clock through an [`NtpTimestampGenerator`] (its disciplined scale, see
-//! [`PhysicalClock::read_raw`], at full nanosecond resolution). A socket wrapper captures the
-//! bytes sent and received, so the reply is parsed and validated by the pure [`Packet`] code;
-//! a packet sntpc rejects for a reason of its own is reported as [`RejectReason::Sntpc`].
-//! Each exchange uses a fresh socket connected to the server, so stray datagrams from other
-//! hosts never reach it, and is bounded by a timeout.
+//! What sntpc 0.11 does not give, and this module adds:
+//!
+//! * **T1 and T4 in nanoseconds.** sntpc reads the local clock through an
+//!   [`NtpTimestampGenerator`] in whole microseconds; ours reads the node's disciplined scale
+//!   ([`PhysicalClock::read_raw`]) and keeps each reading at full resolution, with the clock's
+//!   correction at that moment.
+//! * **T2.** sntpc's `NtpResult` carries the server's transmit timestamp (T3) but not its receive
+//!   timestamp, and reports θ and δ only in whole microseconds, with δ clamped to at least the
+//!   client's precision, so a negative δ is invisible. We keep the eight receive-timestamp bytes
+//!   of the datagram handed to sntpc (and its length, for [`RejectReason::ShortPacket`]); nothing
+//!   else of the reply is read by us.
+//! * **Checks on T2 and δ:** a zero receive timestamp, and δ outside
+//!   [−`negative_delay_tolerance`, `max_delay`] (see [`Exchange::check_delay`]).
 
+use std::cell::Cell;
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Mutex;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sntpc::{NtpContext, NtpTimestampGenerator, NtpUdpSocket};
+use sntpc::{NtpContext, NtpResult, NtpTimestampGenerator, NtpUdpSocket, SendRequestResult};
 use tokio::net::UdpSocket;
 
-use super::packet::{Packet, RejectReason};
+use super::packet::{
+    fraction_to_ns, precision_to_ns, root_distance_ns, NtpTimestamp, RejectReason, PACKET_LEN,
+};
 use super::sample::{Exchange, Sample};
 use crate::clock::PhysicalClock;
 use crate::time::UnixNanos;
@@ -54,13 +70,13 @@ pub struct ExchangeResult {
     pub addr: SocketAddr,
     /// T1, if the request was built.
     pub t1: Option<UnixNanos>,
-    /// T2, if a reply was parsed.
+    /// T2, if sntpc accepted the reply and its receive timestamp is not zero.
     pub t2: Option<UnixNanos>,
-    /// T3, if a reply was parsed.
+    /// T3, if sntpc accepted the reply.
     pub t3: Option<UnixNanos>,
     /// T4, if a reply was received.
     pub t4: Option<UnixNanos>,
-    /// The reply's stratum, if parsed.
+    /// The reply's stratum, if sntpc accepted the reply.
     pub stratum: Option<u8>,
     /// The accepted sample, or why there is none.
     pub outcome: Result<Sample, RejectReason>,
@@ -96,32 +112,40 @@ pub async fn resolve(server: &str) -> Result<Vec<SocketAddr>, RejectReason> {
     }
 }
 
-/// Where the generator records the clock readings it hands to sntpc.
-#[derive(Debug, Default)]
-struct Slot {
-    ns: AtomicI64,
-    correction_ns: AtomicI64,
-    set: std::sync::atomic::AtomicBool,
+/// A clock reading handed to sntpc: the disciplined time and the correction in it, ns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Reading {
+    ns: UnixNanos,
+    correction_ns: i64,
 }
 
-/// An sntpc timestamp generator reading the node's clock; `Copy` as sntpc requires, recording
-/// each reading in a shared [`Slot`].
+/// An sntpc timestamp generator reading the node's clock; `Copy` as sntpc requires, it keeps
+/// its reading in a shared cell.
 #[derive(Clone, Copy)]
 struct ClockGen<'a> {
     clock: &'a PhysicalClock,
-    slot: &'a Slot,
+    taken: &'a Cell<Option<Reading>>,
     ns: UnixNanos,
+}
+
+impl<'a> ClockGen<'a> {
+    fn context(clock: &'a PhysicalClock, taken: &'a Cell<Option<Reading>>) -> NtpContext<Self> {
+        NtpContext::new(ClockGen {
+            clock,
+            taken,
+            ns: 0,
+        })
+    }
 }
 
 impl NtpTimestampGenerator for ClockGen<'_> {
     fn init(&mut self) {
         let r = self.clock.read_raw();
         self.ns = r.disciplined_ns;
-        self.slot.ns.store(r.disciplined_ns, Ordering::SeqCst);
-        self.slot
-            .correction_ns
-            .store(r.correction_ns, Ordering::SeqCst);
-        self.slot.set.store(true, Ordering::SeqCst);
+        self.taken.set(Some(Reading {
+            ns: r.disciplined_ns,
+            correction_ns: r.correction_ns,
+        }));
     }
 
     fn timestamp_sec(&self) -> u64 {
@@ -138,51 +162,196 @@ impl NtpTimestampGenerator for ClockGen<'_> {
     }
 }
 
-/// A connected UDP socket that keeps a copy of the request sent and the reply received.
-struct CapturingSocket {
-    socket: UdpSocket,
+/// An in-memory socket between sntpc and the caller: keeps the datagram sntpc sends, hands it
+/// the datagram received.
+struct Memory<'a> {
     peer: SocketAddr,
-    sent: Mutex<Option<Vec<u8>>>,
-    reply: Mutex<Option<Vec<u8>>>,
+    sent: Cell<Option<[u8; PACKET_LEN]>>,
+    received: &'a [u8],
 }
 
-impl NtpUdpSocket for CapturingSocket {
+impl NtpUdpSocket for Memory<'_> {
     async fn send_to(&self, buf: &[u8], _addr: SocketAddr) -> sntpc::Result<usize> {
-        *self.sent.lock().unwrap_or_else(|e| e.into_inner()) = Some(buf.to_vec());
-        self.socket
-            .send(buf)
-            .await
-            .map_err(|_| sntpc::Error::Network)
+        let datagram = <[u8; PACKET_LEN]>::try_from(buf).map_err(|_| sntpc::Error::Network)?;
+        self.sent.set(Some(datagram));
+        Ok(buf.len())
     }
 
     async fn recv_from(&self, buf: &mut [u8]) -> sntpc::Result<(usize, SocketAddr)> {
-        let mut tmp = [0u8; 1024];
-        let n = self
-            .socket
-            .recv(&mut tmp)
-            .await
-            .map_err(|_| sntpc::Error::Network)?;
-        let got = tmp.get(..n).unwrap_or(&[]);
-        let k = n.min(buf.len());
-        if let (Some(dst), Some(src)) = (buf.get_mut(..k), got.get(..k)) {
+        let n = self.received.len().min(buf.len());
+        if let (Some(dst), Some(src)) = (buf.get_mut(..n), self.received.get(..n)) {
             dst.copy_from_slice(src);
         }
-        *self.reply.lock().unwrap_or_else(|e| e.into_inner()) = Some(got.to_vec());
-        Ok((k, self.peer))
+        Ok((self.received.len(), self.peer))
     }
 }
 
-fn sntpc_reason(e: sntpc::Error) -> RejectReason {
-    match e {
-        sntpc::Error::Network => RejectReason::Network,
-        sntpc::Error::AddressResolve => RejectReason::Resolve,
-        sntpc::Error::IncorrectPayload => RejectReason::ShortPacket(0),
-        sntpc::Error::IncorrectOriginTimestamp => RejectReason::OriginMismatch,
-        sntpc::Error::UnsynchronizedClock => RejectReason::Unsynchronized,
-        sntpc::Error::ExcessiveRootDistance => RejectReason::RootDistance,
-        other => RejectReason::Sntpc(format!("{other:?}")),
+struct NoWake;
+
+impl Wake for NoWake {
+    fn wake(self: Arc<Self>) {}
+}
+
+/// Runs an sntpc future over a [`Memory`] socket, which never waits: it completes at its first
+/// poll (`None` if it did not).
+fn at_once<F: Future>(f: F) -> Option<F::Output> {
+    let waker = Waker::from(Arc::new(NoWake));
+    let mut cx = Context::from_waker(&waker);
+    match pin!(f).poll(&mut cx) {
+        Poll::Ready(v) => Some(v),
+        Poll::Pending => None,
     }
 }
+
+/// An SNTP request built by sntpc and not yet answered.
+#[derive(Debug, Clone, Copy)]
+pub struct Request {
+    sntpc: SendRequestResult,
+    sent: Reading,
+    /// The transmit timestamp on the wire, which a genuine reply echoes as its origin.
+    pub transmit: NtpTimestamp,
+}
+
+impl Request {
+    /// Builds a request, T1 read from `clock` now; returns it with the datagram to send.
+    pub fn new(clock: &PhysicalClock) -> Result<(Request, [u8; PACKET_LEN]), RejectReason> {
+        let taken = Cell::new(None);
+        let socket = Memory {
+            peer: SocketAddr::from(([0, 0, 0, 0], 0)),
+            sent: Cell::new(None),
+            received: &[],
+        };
+        let sntpc = at_once(sntpc::sntp_send_request(
+            socket.peer,
+            &socket,
+            ClockGen::context(clock, &taken),
+        ))
+        .ok_or(RejectReason::Network)?
+        .map_err(|e| RejectReason::from_sntpc(e, None))?;
+        let (Some(sent), Some(datagram)) = (taken.get(), socket.sent.get()) else {
+            return Err(RejectReason::Network);
+        };
+        let transmit = datagram
+            .get(40..48)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map_or(NtpTimestamp(0), |b| NtpTimestamp(u64::from_be_bytes(b)));
+        Ok((
+            Request {
+                sntpc,
+                sent,
+                transmit,
+            },
+            datagram,
+        ))
+    }
+
+    /// T1: the node's clock when the request was built, ns.
+    pub fn t1(&self) -> UnixNanos {
+        self.sent.ns
+    }
+
+    /// The outcome of this request when no reply came from `addr`, for `reason`.
+    pub fn unanswered(&self, addr: SocketAddr, reason: RejectReason) -> ExchangeResult {
+        ExchangeResult {
+            addr,
+            t1: Some(self.sent.ns),
+            t2: None,
+            t3: None,
+            t4: None,
+            stratum: None,
+            outcome: Err(reason),
+        }
+    }
+
+    /// Processes `datagram`, the reply from `addr` received just now (T4 is read from `clock`):
+    /// sntpc validates it, then T2 and δ are checked. T1..T4, the stratum, and the sample or why
+    /// there is none.
+    pub fn complete(
+        &self,
+        clock: &PhysicalClock,
+        addr: SocketAddr,
+        datagram: &[u8],
+        opts: &ExchangeOptions,
+    ) -> ExchangeResult {
+        let taken = Cell::new(None);
+        let socket = Memory {
+            peer: addr,
+            sent: Cell::new(None),
+            received: datagram,
+        };
+        let reply = at_once(sntpc::sntp_process_response(
+            addr,
+            &socket,
+            ClockGen::context(clock, &taken),
+            self.sntpc,
+        ));
+        let mut result = self.unanswered(addr, RejectReason::Network);
+        result.t4 = taken.get().map(|r| r.ns);
+        let reply = match reply {
+            Some(Ok(reply)) => reply,
+            Some(Err(e)) => {
+                result.outcome = Err(RejectReason::from_sntpc(e, Some(datagram.len())));
+                return result;
+            }
+            None => return result,
+        };
+        let Some(received) = taken.get() else {
+            return result;
+        };
+        self.assess(result, &reply, datagram, received, opts)
+    }
+
+    /// Our part, once sntpc accepted `reply`: T3 as sntpc resolved it, T2 from the datagram,
+    /// the checks on them and the sample.
+    fn assess(
+        &self,
+        mut result: ExchangeResult,
+        reply: &NtpResult,
+        datagram: &[u8],
+        received: Reading,
+        opts: &ExchangeOptions,
+    ) -> ExchangeResult {
+        let (t1, t4) = (self.sent.ns, received.ns);
+        result.stratum = Some(reply.stratum);
+        // sntpc chose T3's era around T4.
+        let t3 = i64::try_from(reply.seconds)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(fraction_to_ns(reply.seconds_fraction));
+        result.t3 = Some(t3);
+        let receive = datagram
+            .get(RECEIVE_AT..RECEIVE_AT + 8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(|b| NtpTimestamp(u64::from_be_bytes(b)))
+            .filter(|ts| !ts.is_zero());
+        let Some(receive) = receive else {
+            result.outcome = Err(RejectReason::ZeroReceive);
+            return result;
+        };
+        let t2 = receive.to_unix_ns(t1);
+        result.t2 = Some(t2);
+        let ex = Exchange { t1, t2, t3, t4 };
+        result.outcome = ex
+            .check_delay(
+                duration_ns(opts.negative_delay_tolerance),
+                duration_ns(opts.max_delay),
+            )
+            .map(|delay| {
+                // Our timestamp precision (1 µs on the wire) plus the server's and its root
+                // distance.
+                let dispersion = 1_000i64
+                    .saturating_add(precision_to_ns(reply.precision))
+                    .saturating_add(root_distance_ns(reply.root_delay, reply.root_dispersion));
+                let correction =
+                    (self.sent.correction_ns / 2).saturating_add(received.correction_ns / 2);
+                Sample::new(ex, delay, dispersion, correction)
+            });
+        result
+    }
+}
+
+/// Offset of the receive timestamp (T2) in an NTP header.
+const RECEIVE_AT: usize = 32;
 
 /// One SNTP exchange with `addr`, timestamps from `clock`. Never panics; every failure is an
 /// `Err` outcome with its reason.
@@ -191,14 +360,14 @@ pub async fn exchange(
     addr: SocketAddr,
     opts: &ExchangeOptions,
 ) -> ExchangeResult {
-    let mut result = ExchangeResult {
+    let failed = |reason| ExchangeResult {
         addr,
         t1: None,
         t2: None,
         t3: None,
         t4: None,
         stratum: None,
-        outcome: Err(RejectReason::Network),
+        outcome: Err(reason),
     };
     let bind: SocketAddr = if addr.is_ipv4() {
         (Ipv4Addr::UNSPECIFIED, 0).into()
@@ -206,135 +375,24 @@ pub async fn exchange(
         (Ipv6Addr::UNSPECIFIED, 0).into()
     };
     let socket = match UdpSocket::bind(bind).await {
-        Ok(s) => s,
-        Err(_) => return result,
+        Ok(s) if s.connect(addr).await.is_ok() => s,
+        _ => return failed(RejectReason::Network),
     };
-    if socket.connect(addr).await.is_err() {
-        return result;
-    }
-    let sock = CapturingSocket {
-        socket,
-        peer: addr,
-        sent: Mutex::new(None),
-        reply: Mutex::new(None),
-    };
-    let (slot1, slot4) = (Slot::default(), Slot::default());
-    let ctx1 = NtpContext::new(ClockGen {
-        clock,
-        slot: &slot1,
-        ns: 0,
-    });
-    let ctx4 = NtpContext::new(ClockGen {
-        clock,
-        slot: &slot4,
-        ns: 0,
-    });
-    let run = async {
-        let req = sntpc::sntp_send_request(addr, &sock, ctx1).await?;
-        sntpc::sntp_process_response(addr, &sock, ctx4, req).await
-    };
-    let sntpc_result = tokio::time::timeout(opts.timeout, run).await;
-
-    let got = |s: &Slot| {
-        s.set
-            .load(Ordering::SeqCst)
-            .then(|| s.ns.load(Ordering::SeqCst))
-    };
-    result.t1 = got(&slot1);
-    result.t4 = got(&slot4);
-    let sntpc_result = match sntpc_result {
-        Err(_) => {
-            result.outcome = Err(RejectReason::Timeout);
-            return result;
-        }
+    let (request, datagram) = match Request::new(clock) {
         Ok(r) => r,
+        Err(reason) => return failed(reason),
     };
-    let reply = sock.reply.lock().unwrap_or_else(|e| e.into_inner()).take();
-    let sent = sock.sent.lock().unwrap_or_else(|e| e.into_inner()).take();
-    let (Some(reply), Some(sent), Some(t1), Some(t4)) = (reply, sent, result.t1, result.t4) else {
-        result.outcome = Err(sntpc_result
-            .err()
-            .map_or(RejectReason::Network, sntpc_reason));
-        return result;
+    // Room for extension fields and a MAC; only the header is used.
+    let mut buf = [0u8; 1024];
+    let round_trip = async {
+        socket.send(&datagram).await?;
+        socket.recv(&mut buf).await
     };
-    let corrections = (
-        slot1.correction_ns.load(Ordering::SeqCst),
-        slot4.correction_ns.load(Ordering::SeqCst),
-    );
-    result = complete(addr, &sent, &reply, (t1, t4), corrections, opts);
-    // Our checks passed but sntpc refused the packet for a reason we do not check ourselves.
-    if result.outcome.is_ok() {
-        if let Err(e) = sntpc_result {
-            result.outcome = Err(sntpc_reason(e));
-        }
+    match tokio::time::timeout(opts.timeout, round_trip).await {
+        Err(_) => request.unanswered(addr, RejectReason::Timeout),
+        Ok(Err(_)) => request.unanswered(addr, RejectReason::Network),
+        Ok(Ok(n)) => request.complete(clock, addr, buf.get(..n).unwrap_or(&[]), opts),
     }
-    result
-}
-
-/// The outcome of an exchange whose request `sent` left at `t1` and whose `reply` arrived at
-/// `t4` (both read from the node's clock, which applied `corrections` = (at T1, at T4) of
-/// correction then): T1..T4, the stratum, and the sample or why there is none. Pure: what
-/// [`exchange`] does once the datagrams are captured, and what a simulated network calls.
-pub fn complete(
-    addr: SocketAddr,
-    sent: &[u8],
-    reply: &[u8],
-    (t1, t4): (UnixNanos, UnixNanos),
-    corrections: (i64, i64),
-    opts: &ExchangeOptions,
-) -> ExchangeResult {
-    let mut result = ExchangeResult {
-        addr,
-        t1: Some(t1),
-        t2: None,
-        t3: None,
-        t4: Some(t4),
-        stratum: None,
-        outcome: Err(RejectReason::Network),
-    };
-    result.outcome = evaluate(sent, reply, t1, t4, opts).map(|(ex, packet)| {
-        result.t2 = Some(ex.t2);
-        result.t3 = Some(ex.t3);
-        let corr = (corrections.0 / 2).saturating_add(corrections.1 / 2);
-        // Our own timestamp precision (1 µs on the wire) plus the server's and its root distance.
-        let dispersion = 1_000i64
-            .saturating_add(packet.precision_ns())
-            .saturating_add(packet.root_distance_ns());
-        Sample::new(ex, ex.delay_ns(), dispersion, corr)
-    });
-    if let Ok(p) = Packet::parse(reply) {
-        result.stratum = Some(p.stratum);
-        if !p.receive.is_zero() && !p.transmit.is_zero() {
-            result.t2 = Some(p.receive.to_unix_ns(t1));
-            result.t3 = Some(p.transmit.to_unix_ns(t1));
-        }
-    }
-    result
-}
-
-/// Pure evaluation of a captured exchange: parse, validate against the request, build T1..T4,
-/// check δ.
-pub fn evaluate(
-    sent: &[u8],
-    reply: &[u8],
-    t1: UnixNanos,
-    t4: UnixNanos,
-    opts: &ExchangeOptions,
-) -> Result<(Exchange, Packet), RejectReason> {
-    let request = Packet::parse(sent)?;
-    let packet = Packet::parse(reply)?;
-    packet.validate_reply(request.transmit, request.version)?;
-    let ex = Exchange {
-        t1,
-        t2: packet.receive.to_unix_ns(t1),
-        t3: packet.transmit.to_unix_ns(t1),
-        t4,
-    };
-    ex.check_delay(
-        duration_ns(opts.negative_delay_tolerance),
-        duration_ns(opts.max_delay),
-    )?;
-    Ok((ex, packet))
 }
 
 /// A duration in nanoseconds, saturating.
@@ -345,90 +403,127 @@ pub(crate) fn duration_ns(d: Duration) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ntp::packet::{NtpTimestamp, MODE_SERVER};
+    use crate::clock::physical::Simulation;
+    use crate::ntp::packet::KissCode;
+    use crate::time::{ManualTime, TimeSource};
 
     const T: i64 = 1_790_000_000_000_000_000;
+    const MS: i64 = 1_000_000;
 
-    fn request(t1: i64) -> Vec<u8> {
-        Packet {
-            leap: 0,
-            version: 4,
-            mode: 3,
-            stratum: 0,
-            poll: 0,
-            precision: 0,
-            root_delay: 0,
-            root_dispersion: 0,
-            reference_id: [0; 4],
-            reference: NtpTimestamp(0),
-            origin: NtpTimestamp(0),
-            receive: NtpTimestamp(0),
-            transmit: NtpTimestamp::from_unix_ns(t1),
-        }
-        .to_bytes()
-        .to_vec()
+    fn addr() -> SocketAddr {
+        "192.0.2.1:123".parse().unwrap()
     }
 
-    fn reply(origin: NtpTimestamp, t2: i64, t3: i64) -> Packet {
-        Packet {
-            leap: 0,
-            version: 4,
-            mode: MODE_SERVER,
-            stratum: 3,
-            poll: 0,
-            precision: -20,
-            root_delay: 0,
-            root_dispersion: 0,
-            reference_id: *b"LOCL",
-            reference: NtpTimestamp::from_unix_ns(t2 - 1_000_000_000),
-            origin,
-            receive: NtpTimestamp::from_unix_ns(t2),
-            transmit: NtpTimestamp::from_unix_ns(t3),
-        }
+    /// A stratum-2 server reply to `request` with receive and transmit timestamps `t2`, `t3`.
+    fn reply(request: &[u8; PACKET_LEN], t2: i64, t3: i64) -> Vec<u8> {
+        let mut b = vec![0u8; PACKET_LEN];
+        b[0] = (4 << 3) | 4; // leap 0, version 4, mode server
+        b[1] = 2;
+        b[3] = (-20i8) as u8;
+        b[8..12].copy_from_slice(&16u32.to_be_bytes()); // root dispersion
+        b[12..16].copy_from_slice(b"TEST");
+        b[24..32].copy_from_slice(&request[40..48]); // origin = our transmit
+        b[32..40].copy_from_slice(&NtpTimestamp::from_unix_ns(t2).0.to_be_bytes());
+        b[40..48].copy_from_slice(&NtpTimestamp::from_unix_ns(t3).0.to_be_bytes());
+        b
     }
 
-    #[test]
-    fn evaluates_a_good_exchange_to_nanoseconds() {
-        let sent = request(T);
-        let origin = Packet::parse(&sent).unwrap().transmit;
-        let r = reply(origin, T + 250_000_100, T + 250_000_300);
-        let (ex, _) = evaluate(
-            &sent,
-            &r.to_bytes(),
-            T,
-            T + 400,
+    /// One exchange of a clock reading `T` with a server answering `answer(request)`, the
+    /// reply arriving `round_trip_ns` later.
+    fn run(round_trip_ns: i64, answer: impl Fn(&[u8; PACKET_LEN]) -> Vec<u8>) -> ExchangeResult {
+        let time = Arc::new(ManualTime::new(T));
+        let src: Arc<dyn TimeSource> = time.clone();
+        let clock = PhysicalClock::with_simulation(src, Simulation::default());
+        let (request, datagram) = Request::new(&clock).expect("request");
+        assert_eq!(request.t1(), T);
+        assert_eq!(request.transmit.0.to_be_bytes(), datagram[40..48]);
+        time.advance(round_trip_ns);
+        request.complete(
+            &clock,
+            addr(),
+            &answer(&datagram),
             &ExchangeOptions::default(),
         )
-        .unwrap();
-        assert!(
-            (ex.offset_ns() - 250_000_000).abs() <= 1,
-            "{}",
-            ex.offset_ns()
-        );
-        assert!((ex.delay_ns() - 200).abs() <= 1);
     }
 
     #[test]
-    fn evaluate_rejects_wrong_origin_and_bad_delay() {
-        let sent = request(T);
-        let origin = Packet::parse(&sent).unwrap().transmit;
-        let opts = ExchangeOptions::default();
-        let wrong = reply(NtpTimestamp(origin.0 ^ 1), T, T);
-        assert_eq!(
-            evaluate(&sent, &wrong.to_bytes(), T, T + 10, &opts).unwrap_err(),
-            RejectReason::OriginMismatch
+    fn a_good_exchange_gives_nanosecond_timestamps() {
+        // Server 250 ms ahead, 400 ns round trip, 200 ns in the server.
+        let r = run(400, |req| {
+            reply(req, T + 250 * MS + 100, T + 250 * MS + 300)
+        });
+        let s = r.outcome.expect("accepted");
+        assert_eq!((r.t1, r.t4), (Some(T), Some(T + 400)));
+        assert!((r.t2.unwrap() - (T + 250 * MS + 100)).abs() <= 1);
+        assert!((r.t3.unwrap() - (T + 250 * MS + 300)).abs() <= 1);
+        assert_eq!(r.stratum, Some(2));
+        assert!((s.offset_ns - 250 * MS).abs() <= 1, "{}", s.offset_ns);
+        assert!((s.delay_ns - 200).abs() <= 1, "{}", s.delay_ns);
+        // 1 µs (ours) + 2^-20 s (the server's) + root dispersion 16/65536 s.
+        assert_eq!(s.dispersion_ns, 1_000 + 953 + 244_140);
+    }
+
+    #[test]
+    fn sntpc_rejections_keep_their_reasons() {
+        type Spoil = fn(&mut Vec<u8>);
+        let with = |f: Spoil| {
+            move |req: &[u8; PACKET_LEN]| {
+                let mut b = reply(req, T, T);
+                f(&mut b);
+                b
+            }
+        };
+        let cases: [(Spoil, RejectReason); 7] = [
+            (
+                |b| {
+                    b[1] = 0;
+                    b[12..16].copy_from_slice(b"DENY");
+                },
+                RejectReason::KissOfDeath(KissCode::Deny),
+            ),
+            (
+                |b| {
+                    b[1] = 0;
+                    b[12..16].copy_from_slice(b"RATE");
+                },
+                RejectReason::KissOfDeath(KissCode::Rate),
+            ),
+            (|b| b.truncate(20), RejectReason::ShortPacket(20)),
+            (|b| b[31] ^= 1, RejectReason::OriginMismatch),
+            (|b| b[1] = 16, RejectReason::BadStratum),
+            (|b| b[0] |= 3 << 6, RejectReason::Unsynchronized),
+            (|b| b[40..48].fill(0), RejectReason::ZeroTransmit),
+        ];
+        for (f, want) in cases {
+            let r = run(100, with(f));
+            assert_eq!(r.outcome, Err(want));
+            assert!(r.t1.is_some() && r.t4.is_some() && r.t2.is_none());
+        }
+    }
+
+    #[test]
+    fn what_sntpc_does_not_check_is_rejected_here() {
+        let r = run(100, |req| {
+            let mut b = reply(req, T, T);
+            b[32..40].fill(0);
+            b
+        });
+        assert_eq!(r.outcome, Err(RejectReason::ZeroReceive));
+        assert!(r.t3.is_some(), "T3 is reported all the same");
+        // The server claims it held the request 1 ms while our round trip took 10 µs: sntpc
+        // clamps that round trip to its precision; δ is negative.
+        let r = run(10_000, |req| reply(req, T, T + MS));
+        assert!(
+            matches!(r.outcome, Err(RejectReason::NegativeDelay(d)) if (d - (10_000 - MS)).abs() <= 1),
+            "{:?}",
+            r.outcome
         );
-        // Server claims it held the request 1 ms while our round trip took 10 µs.
-        let neg = reply(origin, T, T + 1_000_000);
-        assert!(matches!(
-            evaluate(&sent, &neg.to_bytes(), T, T + 10_000, &opts),
-            Err(RejectReason::NegativeDelay(_))
-        ));
-        let slow = reply(origin, T, T);
-        assert!(matches!(
-            evaluate(&sent, &slow.to_bytes(), T, T + 5_000_000_000, &opts),
-            Err(RejectReason::AbsurdDelay(_))
-        ));
+        let r = run(5_000 * MS, |req| reply(req, T, T));
+        assert!(
+            matches!(r.outcome, Err(RejectReason::AbsurdDelay(d)) if (d - 5_000 * MS).abs() <= 1),
+            "{:?}",
+            r.outcome
+        );
     }
 
     #[tokio::test]

@@ -1,21 +1,28 @@
 //! SNTP time synchronisation of a node's [`PhysicalClock`](crate::clock::PhysicalClock).
 //!
-//! The pure core — [`packet`] (wire format, validation), [`sample`] (θ and δ), [`filter`]
-//! (per-server clock filter), [`select`] (Marzullo + combine), [`discipline`] (slew/step/ignore,
-//! drift regression) and the [`sync::SyncEngine`] that ties them together — is deterministic and
-//! tested without sockets. [`client`] (sntpc over tokio UDP) and the background task in [`sync`]
-//! are the thin I/O shell.
+//! The pure core — [`packet`] (rejection reasons, NTP timestamps), [`sample`] (θ and δ),
+//! [`filter`] (per-server clock filter), [`select`] (Marzullo + combine), [`discipline`]
+//! (slew/step/ignore, drift regression) and the [`engine::SyncEngine`] that ties them together,
+//! configured by [`options`] and reporting through [`status`] — is deterministic and tested
+//! without sockets. [`client`] (one exchange with sntpc over tokio UDP) and the background
+//! [`task`] are the thin I/O shell.
 
 pub mod client;
 pub mod discipline;
+pub mod engine;
 pub mod filter;
+pub mod options;
 pub mod packet;
 pub mod sample;
 pub mod select;
-pub mod sync;
+pub mod status;
+pub mod task;
 
 pub use client::{exchange, ExchangeResult};
 pub use discipline::{Action, Thresholds};
+pub use engine::SyncEngine;
+pub use options::SyncOptions;
 pub use packet::{KissCode, RejectReason};
 pub use sample::{Exchange, Sample};
-pub use sync::{spawn, SyncEngine, SyncEvent, SyncHandle, SyncOptions, SyncStatus};
+pub use status::{ExchangeRecord, RoundRecord, ServerState, ServerStatus, SyncEvent, SyncStatus};
+pub use task::{spawn, SyncHandle};

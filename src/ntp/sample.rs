@@ -226,9 +226,50 @@ mod tests {
         }
 
         #[test]
-        fn math_never_panics(t1 in any::<i64>(), t2 in any::<i64>(), t3 in any::<i64>(), t4 in any::<i64>()) {
+        fn extreme_timestamps_saturate_without_changing_sign(
+            t1 in any::<i64>(), t2 in any::<i64>(), t3 in any::<i64>(), t4 in any::<i64>(),
+        ) {
             let e = Exchange { t1, t2, t3, t4 };
-            let _ = (e.offset_ns(), e.delay_ns(), e.local_midpoint_ns(), e.check_delay(i64::MIN, 0));
+            let (t1, t2, t3, t4) = (i128::from(t1), i128::from(t2), i128::from(t3), i128::from(t4));
+            let exact_offset = ((t2 - t1) + (t3 - t4)) / 2;
+            let exact_delay = (t4 - t1) - (t3 - t2);
+            // Saturation keeps the sign and never overstates the magnitude.
+            prop_assert_eq!(i128::from(e.offset_ns()).signum(), exact_offset.signum());
+            prop_assert!(i128::from(e.offset_ns()).abs() <= exact_offset.abs());
+            prop_assert_eq!(i128::from(e.delay_ns()).signum(), exact_delay.signum());
+            prop_assert!(i128::from(e.delay_ns()).abs() <= exact_delay.abs());
+            // The midpoint is between T1 and T4.
+            let mid = i128::from(e.local_midpoint_ns());
+            prop_assert!(t1.min(t4) <= mid && mid <= t1.max(t4));
+        }
+
+        #[test]
+        fn shifting_the_server_clock_shifts_only_the_offset(
+            t1 in -(1i64 << 60)..(1i64 << 60), t2 in -(1i64 << 60)..(1i64 << 60),
+            t3 in -(1i64 << 60)..(1i64 << 60), t4 in -(1i64 << 60)..(1i64 << 60),
+            k in -(1i64 << 60)..(1i64 << 60),
+        ) {
+            let e = Exchange { t1, t2, t3, t4 };
+            let shifted = Exchange { t2: t2 + k, t3: t3 + k, ..e };
+            prop_assert_eq!(shifted.delay_ns(), e.delay_ns());
+            // θ is halved with rounding toward zero, so the shift shows up within 1 ns.
+            prop_assert!((shifted.offset_ns() - e.offset_ns() - k).abs() <= 1);
+        }
+
+        #[test]
+        fn check_delay_accepts_exactly_the_bounded_delays(
+            t1 in any::<i64>(), t2 in any::<i64>(), t3 in any::<i64>(), t4 in any::<i64>(),
+            tolerance in any::<i64>(), max in any::<i64>(),
+        ) {
+            let e = Exchange { t1, t2, t3, t4 };
+            let d = e.delay_ns();
+            let floor = -tolerance.saturating_abs();
+            match e.check_delay(tolerance, max) {
+                Ok(got) => prop_assert!(got == d && floor <= d && d <= max),
+                Err(RejectReason::NegativeDelay(got)) => prop_assert!(got == d && d < floor),
+                Err(RejectReason::AbsurdDelay(got)) => prop_assert!(got == d && d >= floor && d > max),
+                Err(other) => prop_assert!(false, "unexpected {other:?}"),
+            }
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The producer: a pure stamping core ([`Stamper`]) and the Kafka shell ([`pipeline`],
-//! [`observe`]).
+//! The producer: a pure stamping core ([`Stamper`]), where a restart continues ([`resume`]) and
+//! the Kafka shell ([`pipeline`], [`observe`]).
 //!
 //! The stamper turns content into the next [`Envelope`] of a node: seq + 1, one physical clock
 //! reading, Lamport tick, vector send-stamp (own entry + 1), HLC send. What the node observes of
@@ -14,6 +14,7 @@
 
 pub mod observe;
 pub mod pipeline;
+pub mod resume;
 
 use crate::clock::hybrid::HlcError;
 use crate::clock::{ClockType, HybridClock, LamportClock, PhysicalClock, VectorTimestamp};

@@ -7,8 +7,9 @@
 //! high watermark of its fetch response), so the first message stamped afterwards has seen
 //! everything written before the observer started. It keeps merging until stopped.
 //!
-//! EOF rather than ListOffsets watermarks: Tansu 0.6 answers ListOffsets(latest) with the last
-//! batch's base offset + 1, which would stop the catch-up short; fetch responses are right.
+//! End-of-partition needs no ListOffsets round trip per partition: the fetch that reports it has
+//! delivered everything below the high watermark its response carries, which covers every record
+//! written before the observer started.
 
 use super::{Observed, Stamper};
 use crate::envelope::DecodeLimits;

@@ -42,7 +42,9 @@ pub enum OutputFormat {
     /// `delivered seq=N partition=P offset=O id=…`
     #[default]
     Text,
-    /// `{"event":"delivered","id":"…","partition":P,"offset":O}`
+    /// The acknowledgement log (docs/verify.md), one JSON object per line:
+    /// `{"event":"delivered","id":"…","node":"…","seq":N,"partition":P,"offset":O}` and
+    /// `{"event":"failed","id":"…","node":"…","seq":N,"error":"…"}`.
     Json,
 }
 
@@ -177,8 +179,18 @@ struct Shared {
     stop_sending: AtomicBool,
     out: Mutex<Output>,
     format: OutputFormat,
+    /// The sending node (in every JSON event): set once `prepare` has yielded the stamper,
+    /// before the first send.
+    node: std::sync::OnceLock<crate::NodeId>,
     flush_each: bool,
     metrics: Option<Arc<crate::metrics::Metrics>>,
+}
+
+impl Shared {
+    /// The sending node ("" before `prepare` has run, when nothing has been sent yet).
+    fn node(&self) -> &str {
+        self.node.get().map_or("", |n| n.as_ref())
+    }
 }
 
 /// Where the per-message lines go, with the buffer each line is formatted in.
@@ -235,7 +247,8 @@ impl ProducerContext for DeliveryContext {
                 }
                 let id = payload_id(m.payload().unwrap_or_default());
                 line.clear();
-                delivered_line(line, sh.format, seq, id, m.partition(), m.offset());
+                let at = (m.partition(), m.offset());
+                delivered_line(line, sh.format, sh.node(), seq, id, at);
                 out.write_all(line)
             }
             Err((e, m)) => {
@@ -249,14 +262,7 @@ impl ProducerContext for DeliveryContext {
                     }
                 }
                 let id = payload_id(m.payload().unwrap_or_default());
-                match sh.format {
-                    OutputFormat::Json => writeln!(
-                        out,
-                        "{}",
-                        serde_json::json!({"event": "failed", "id": id, "seq": seq, "error": reason})
-                    ),
-                    OutputFormat::Text => writeln!(out, "FAILED seq={seq} id={id}: {reason}"),
-                }
+                failed_line(out, sh, seq, id, &reason)
             }
         };
         if sh.flush_each {
@@ -265,15 +271,33 @@ impl ProducerContext for DeliveryContext {
     }
 }
 
-/// Appends the line printed for a delivered message (hand-formatted: it is written once per
-/// message).
+/// Writes the line printed for a message whose delivery failed.
+fn failed_line(
+    out: &mut dyn Write,
+    sh: &Shared,
+    seq: usize,
+    id: &str,
+    reason: &str,
+) -> std::io::Result<()> {
+    match sh.format {
+        OutputFormat::Json => writeln!(
+            out,
+            "{}",
+            serde_json::json!({"event": "failed", "id": id, "node": sh.node(), "seq": seq, "error": reason})
+        ),
+        OutputFormat::Text => writeln!(out, "FAILED seq={seq} id={id}: {reason}"),
+    }
+}
+
+/// Appends the line printed for a delivered message at `(partition, offset)` (hand-formatted:
+/// it is written once per message).
 fn delivered_line(
     line: &mut Vec<u8>,
     format: OutputFormat,
+    node: &str,
     seq: usize,
     id: &str,
-    partition: i32,
-    offset: i64,
+    (partition, offset): (i32, i64),
 ) {
     let mut num = itoa::Buffer::new();
     match format {
@@ -281,6 +305,10 @@ fn delivered_line(
             // Envelope ids written by this crate are UUIDs; anything else is escaped.
             line.extend_from_slice(b"{\"event\":\"delivered\",\"id\":");
             crate::envelope::write_json_str(line, id);
+            line.extend_from_slice(b",\"node\":");
+            crate::envelope::write_json_str(line, node);
+            line.extend_from_slice(b",\"seq\":");
+            line.extend_from_slice(num.format(seq).as_bytes());
             line.extend_from_slice(b",\"partition\":");
             line.extend_from_slice(num.format(partition).as_bytes());
             line.extend_from_slice(b",\"offset\":");
@@ -321,13 +349,17 @@ fn drain(producer: &BaseProducer<DeliveryContext>, bound: Duration) -> Result<()
     Ok(())
 }
 
-/// Stamps and sends `input` to `opts.topic`; see the module docs. `stop` ends the run early
-/// (what has been sent is still flushed and checked). On return the state (if any) holds the
-/// clocks after the last stamp.
+/// The stamper and the state store (if any) of a run, once the node's clocks are known.
+pub type Prepared = Result<(Stamper, Option<StateStore>), ProducerError>;
+
+/// Stamps and sends `input` to `opts.topic`; see the module docs. `prepare` yields the stamper
+/// and the state store; it is called once the producer has its metadata, so a caller can overlap
+/// its own start-up work (reading back the node's last record) with the producer's. `stop` ends
+/// the run early (what has been sent is still flushed and checked). On return the state (if
+/// any) holds the clocks after the last stamp.
 pub fn run(
     settings: &ClientSettings,
-    stamper: Stamper,
-    mut state: Option<StateStore>,
+    prepare: impl FnOnce() -> Prepared,
     opts: &PipelineOptions,
     input: Input,
     out: Box<dyn Write + Send>,
@@ -344,6 +376,7 @@ pub fn run(
             line: Vec::with_capacity(128),
         }),
         format: opts.format,
+        node: std::sync::OnceLock::new(),
         flush_each,
         metrics: opts.metrics.clone(),
     });
@@ -369,6 +402,8 @@ pub fn run(
     let _ = producer
         .client()
         .fetch_metadata(Some(&opts.topic), opts.metadata_timeout);
+    let (stamper, mut state) = prepare()?;
+    let _ = shared.node.set(stamper.node().clone());
 
     let key: String = opts
         .key
@@ -463,6 +498,15 @@ pub fn run(
                     // Not handed over: the seq is burnt (a gap the consumer reports).
                     let reason = settings.scrub(&describe(&e));
                     shared.failed.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut o) = shared.out.lock() {
+                        let _ = failed_line(
+                            &mut o.sink,
+                            &shared,
+                            seq as usize,
+                            payload_id(&buf),
+                            &reason,
+                        );
+                    }
                     if let Ok(mut first) = shared.first_error.lock() {
                         first.get_or_insert(reason);
                     }
@@ -630,22 +674,30 @@ mod tests {
     #[test]
     fn delivered_lines_keep_their_documented_shape() {
         let mut line = Vec::new();
-        delivered_line(&mut line, OutputFormat::Text, 7, "6f1c-1", 2, 41);
+        delivered_line(&mut line, OutputFormat::Text, "n1", 7, "6f1c-1", (2, 41));
         assert_eq!(line, b"delivered seq=7 partition=2 offset=41 id=6f1c-1\n");
 
         line.clear();
-        delivered_line(&mut line, OutputFormat::Json, 7, "6f1c-1", 2, -1001);
+        delivered_line(&mut line, OutputFormat::Json, "n1", 7, "6f1c-1", (2, -1001));
         assert_eq!(
             line,
-            b"{\"event\":\"delivered\",\"id\":\"6f1c-1\",\"partition\":2,\"offset\":-1001}\n"
+            b"{\"event\":\"delivered\",\"id\":\"6f1c-1\",\"node\":\"n1\",\"seq\":7,\"partition\":2,\"offset\":-1001}\n"
         );
 
         // An id that is not a UUID still yields one valid JSON line.
         line.clear();
-        delivered_line(&mut line, OutputFormat::Json, 1, "a\"b\\c\n", 0, 0);
+        delivered_line(
+            &mut line,
+            OutputFormat::Json,
+            "n\"1",
+            1,
+            "a\"b\\c\n",
+            (0, 0),
+        );
         assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
         let v: serde_json::Value = serde_json::from_slice(&line).expect("valid JSON");
         assert_eq!(v["id"], "a\"b\\c\n");
         assert_eq!(v["event"], "delivered");
+        assert_eq!(v["node"], "n\"1");
     }
 }

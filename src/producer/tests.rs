@@ -150,7 +150,7 @@ fn simulation_is_reported_per_message() {
     let sim = crate::clock::physical::Simulation {
         skew_ms: 250.0,
         drift_ms_per_s: 0.0,
-        jitter_ms: 0.0,
+        random_variation_ms: 0.0,
         seed: Some(1),
     };
     let pc = Arc::new(PhysicalClock::with_simulation(src, sim));

@@ -44,7 +44,8 @@ pub fn unique_topic(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// Runs a future to completion on a fresh current-thread runtime.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -55,9 +56,14 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 /// Creates a unique topic with `partitions` partitions (replication 1) and waits until the broker
 /// shows it with a leader for every partition. Returns its name.
 pub fn create_topic(prefix: &str, partitions: i32) -> String {
+    create_replicated_topic(prefix, partitions, 1)
+}
+
+/// Like [`create_topic`] with `replication` replicas of every partition.
+pub fn create_replicated_topic(prefix: &str, partitions: i32, replication: i32) -> String {
     let topic = unique_topic(prefix);
     assert!(
-        create_named_topic(&topic, partitions, 1, &[]),
+        create_named_topic(&topic, partitions, replication, &[]),
         "topic {topic} already existed"
     );
     topic
