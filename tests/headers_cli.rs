@@ -306,3 +306,43 @@ fn observe_merges_the_clocks_of_header_stamped_records() {
     );
     assert_eq!(b["timestamp"]["vector_time"]["B"], 1, "{b}");
 }
+
+#[test]
+fn a_producer_without_its_state_file_continues_from_its_header_stamped_records() {
+    let topic = create_topic("headers-readback", 1);
+    let bs = common::bootstrap();
+    let send = |state: &std::path::Path, stdin: &[u8]| {
+        let dir = state.to_str().unwrap();
+        let args = [
+            "--bootstrap",
+            &bs,
+            "--state-dir",
+            dir,
+            "--node-id",
+            "R",
+            "--clock-type",
+            "logical",
+            "--envelope",
+            "headers",
+            &topic,
+        ];
+        run(PRODUCER, &args, Some(stdin), TIMEOUT).assert_success();
+    };
+    let first = tempfile::tempdir().expect("tempdir");
+    send(first.path(), b"a\nb\nc\n");
+    // A fresh state directory: only the topic knows where node R stopped.
+    let second = tempfile::tempdir().expect("tempdir");
+    send(second.path(), b"d\n");
+    let seqs: Vec<String> = read_all(&topic)
+        .iter()
+        .map(|r| {
+            let h = r
+                .headers
+                .iter()
+                .find(|(n, _)| n == "kts-seq")
+                .expect("kts-seq");
+            String::from_utf8(h.1.clone().unwrap()).unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, ["1", "2", "3", "4"], "seq continues from the topic");
+}
