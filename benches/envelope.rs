@@ -2,6 +2,10 @@
 //! (the end-to-end benchmark's size) stamped with each clock type, vector clocks of 3, 16 and 128
 //! nodes. The encoded size of each is printed before the measurements (and criterion reports
 //! bytes/s). Times are the benchmark thread's CPU time (see `support/cpu_time.rs`).
+//!
+//! Group `headers` (issue 16): the same stamps in record headers ([`stamp_headers`]), encoded into
+//! a reused set and decoded (the 300-byte value is never parsed), beside the JSON envelope's
+//! `encode_into` and `decode` of the same message.
 
 #[path = "support/cpu_time.rs"]
 mod cpu_time;
@@ -9,7 +13,8 @@ mod cpu_time;
 use cpu_time::ThreadCpuTime;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kafka_timesync::clock::{ClockType, HybridTimestamp, VectorTimestamp};
-use kafka_timesync::envelope::{Envelope, MessageTimestamp};
+use kafka_timesync::envelope::{DecodeLimits, Envelope, MessageTimestamp};
+use kafka_timesync::stamp_headers::{self, EncodedHeaders, Header};
 use kafka_timesync::NodeId;
 use std::hint::black_box;
 
@@ -92,6 +97,59 @@ fn bench(c: &mut Criterion<ThreadCpuTime>) {
             b.iter(|| black_box(serde_json::to_vec(black_box(e)).expect("encodes")))
         });
         g.bench_with_input(BenchmarkId::new("decode", name), &bytes, |b, bytes| {
+            b.iter(|| black_box(Envelope::decode(black_box(bytes))))
+        });
+    }
+    g.finish();
+    bench_headers(c, &cases);
+}
+
+fn bench_headers(c: &mut Criterion<ThreadCpuTime>, cases: &[(&'static str, Envelope)]) {
+    let limits = DecodeLimits::default();
+    eprintln!("header stamp sizes (names + values; the value is the {CONTENT}-byte content):");
+    for (name, env) in cases {
+        let mut h = EncodedHeaders::new();
+        h.encode(env);
+        let view: Vec<Header<'_>> = h.iter().map(|(n, v)| (n, Some(v))).collect();
+        let mut stamp = env.clone();
+        stamp.content.clear();
+        assert_eq!(
+            stamp_headers::decode(&view, CONTENT, &limits).as_ref(),
+            Ok(&stamp),
+            "{name} round trip"
+        );
+        let size: usize = h.iter().map(|(n, v)| n.len() + v.len()).sum();
+        eprintln!(
+            "  {name:<11} {:>2} headers, {size:>5} bytes (JSON envelope overhead {} bytes)",
+            h.len(),
+            env.encode().len() - CONTENT
+        );
+    }
+
+    let mut g = c.benchmark_group("headers");
+    for (name, env) in cases {
+        let mut h = EncodedHeaders::new();
+        g.bench_with_input(BenchmarkId::new("encode", name), env, |b, e| {
+            b.iter(|| {
+                h.encode(black_box(e));
+                black_box(h.len())
+            })
+        });
+        h.encode(env);
+        let view: Vec<Header<'_>> = h.iter().map(|(n, v)| (n, Some(v))).collect();
+        g.bench_with_input(BenchmarkId::new("decode", name), &view, |b, view| {
+            b.iter(|| black_box(stamp_headers::decode(black_box(view), CONTENT, &limits)))
+        });
+        let mut buf = Vec::new();
+        g.bench_with_input(BenchmarkId::new("json_encode_into", name), env, |b, e| {
+            b.iter(|| {
+                buf.clear();
+                black_box(e).encode_into(&mut buf);
+                black_box(buf.len())
+            })
+        });
+        let bytes = env.encode();
+        g.bench_with_input(BenchmarkId::new("json_decode", name), &bytes, |b, bytes| {
             b.iter(|| black_box(Envelope::decode(black_box(bytes))))
         });
     }

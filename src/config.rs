@@ -58,6 +58,9 @@ pub struct TimeSyncConfig {
     /// `vector` or `hybrid` (alias `hlc`). Default `physical`.
     #[serde(deserialize_with = "clock_type_from_str")]
     pub clock_type: ClockType,
+    /// Where the producer puts the stamp: `json` (the envelope is the record value) or `headers`
+    /// (record headers, the value untouched; CLI `--envelope`). Default `json`.
+    pub envelope: crate::envelope::Form,
     /// Largest accepted distance, in ms, of a received hybrid timestamp ahead of local physical
     /// time; further ahead is refused and counted. Default 500.
     pub max_hlc_offset_ms: u64,
@@ -144,6 +147,7 @@ impl Default for TimeSyncConfig {
             bootstrap: "localhost:9092".into(),
             node_id: None,
             clock_type: ClockType::Physical,
+            envelope: crate::envelope::Form::Json,
             max_hlc_offset_ms: 500,
             causal_timeout_ms: 5000,
             buffer_size: 1000,
@@ -487,6 +491,7 @@ impl fmt::Debug for TimeSyncConfig {
             .field("bootstrap", &self.bootstrap)
             .field("node_id", &self.node_id)
             .field("clock_type", &self.clock_type)
+            .field("envelope", &self.envelope)
             .field("max_hlc_offset_ms", &self.max_hlc_offset_ms)
             .field("causal_timeout_ms", &self.causal_timeout_ms)
             .field("buffer_size", &self.buffer_size)

@@ -53,6 +53,50 @@ use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 
+/// Where a record carries its stamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Form {
+    /// The JSON [`Envelope`] is the record value, the content one of its fields.
+    #[default]
+    Json,
+    /// The stamp is in record headers ([`crate::stamp_headers`]); the value is the content,
+    /// byte for byte.
+    Headers,
+}
+
+impl Form {
+    /// The command-line and configuration name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Form::Json => "json",
+            Form::Headers => "headers",
+        }
+    }
+}
+
+impl fmt::Display for Form {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A form name that is neither `json` nor `headers`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown envelope form '{0}' (expected json or headers)")]
+pub struct UnknownForm(pub String);
+
+impl std::str::FromStr for Form {
+    type Err = UnknownForm;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "json" => Ok(Form::Json),
+            "headers" => Ok(Form::Headers),
+            other => Err(UnknownForm(other.to_string())),
+        }
+    }
+}
+
 /// One message as it travels through Kafka.
 ///
 /// [`Envelope::encode_into`] writes these fields by hand, in this order: a new field belongs
@@ -138,13 +182,19 @@ impl Envelope {
     /// the same field order, strings escaped by [`write_json_str`], integers by `itoa` and
     /// floats by `zmij` as serde_json does (a non-finite float is written as `null`).
     pub fn encode_into(&self, buf: &mut Vec<u8>) {
+        self.encode_with_content(&self.content, buf);
+    }
+
+    /// Appends the compact JSON of this envelope with `content` in place of its own (renders a
+    /// header-stamped record, whose content is its value, as the equivalent envelope).
+    pub fn encode_with_content(&self, content: &str, buf: &mut Vec<u8>) {
         let ts = &self.timestamp;
         let vector_len = ts.vector_time.as_ref().map_or(0, |v| v.len());
-        buf.reserve(240 + self.id.len() + self.content.len() + ts.node_id.len() * (1 + vector_len));
+        buf.reserve(240 + self.id.len() + content.len() + ts.node_id.len() * (1 + vector_len));
         buf.extend_from_slice(b"{\"id\":");
         write_json_str(buf, &self.id);
         buf.extend_from_slice(b",\"content\":");
-        write_json_str(buf, &self.content);
+        write_json_str(buf, content);
         if let Some(seq) = self.seq {
             buf.extend_from_slice(b",\"seq\":");
             write_u64(buf, seq);
@@ -313,10 +363,14 @@ pub(crate) fn write_json_str(buf: &mut Vec<u8>, s: &str) {
 /// Bounds the decoder enforces on untrusted input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodeLimits {
-    /// Largest accepted record, in bytes (default 1 MiB).
+    /// Largest accepted record, in bytes (default 1 MiB); for a header-stamped record, its value
+    /// plus every header name and value.
     pub max_bytes: usize,
     /// Most entries in `vector_time` (default 1024).
     pub max_vector_entries: usize,
+    /// Most record headers (all of them, not only the stamp's) on a header-stamped record
+    /// ([`crate::stamp_headers`]; default 256).
+    pub max_headers: usize,
     /// Deepest nesting of objects/arrays, the envelope itself being level 1 (default 32). The
     /// known schema needs 3; deeper levels can only occur inside unknown fields. Values are
     /// clamped to `3..=64`.
@@ -337,6 +391,7 @@ impl Default for DecodeLimits {
         Self {
             max_bytes: 1024 * 1024,
             max_vector_entries: 1024,
+            max_headers: 256,
             max_depth: 32,
             max_id_len: 256,
             max_node_id_len: 256,

@@ -6,6 +6,7 @@
 //! * [`time`] — the injected time source every "now" comes from.
 //! * [`clock`] — physical (simulated skew/drift/random variation plus correction), Lamport, vector, hybrid.
 //! * [`envelope`] — the JSON message format and its strict, bounded decoder.
+//! * [`stamp_headers`] — the same stamp in Kafka record headers, the value left untouched.
 //! * [`delivery`] — causal and total-order delivery buffers.
 //! * [`analysis`] — ordering analysis over a stream (FIFO, causality, skew).
 //! * [`ntp`] — SNTP math, filtering, selection and clock discipline (pure) plus the UDP client.
@@ -25,6 +26,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod ntp;
 pub mod producer;
+pub mod stamp_headers;
 pub mod state;
 pub mod time;
 pub mod verify;

@@ -1,8 +1,10 @@
 //! Decoder fuzzing and hostile records (issue 7): the envelope decoder never panics, fails with a
-//! typed error, never allocates beyond what its caps allow, and round-trips valid envelopes.
+//! typed error, never allocates beyond what its caps allow, and round-trips valid envelopes. The
+//! same for the header form of the stamp (issue 16, [`kafka_timesync::stamp_headers`]).
 
 use kafka_timesync::clock::{ClockType, HybridTimestamp, VectorTimestamp};
 use kafka_timesync::envelope::{decode, DecodeError, DecodeLimits, Envelope, MessageTimestamp};
+use kafka_timesync::stamp_headers::{self, EncodedHeaders, Header};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -309,7 +311,219 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The header form (issue 16)
+
+/// Header names that reach every branch of the header decoder.
+const HEADER_NAMES: &[&str] = &[
+    "kts-v",
+    "kts-id",
+    "kts-node",
+    "kts-seq",
+    "kts-clock",
+    "kts-ts",
+    "kts-pt",
+    "kts-lt",
+    "kts-vt",
+    "kts-hlc",
+    "kts-skew",
+    "kts-future",
+    "traceparent",
+    "KTS-V",
+    "",
+];
+
+/// The envelope as the header form carries it: no content (the value), no `simulated_time`
+/// (the prototype's, never written by kafka-timesync).
+fn header_form(mut env: Envelope) -> Envelope {
+    env.content.clear();
+    env.timestamp.simulated_time = None;
+    env
+}
+
+fn owned_headers(env: &Envelope) -> Vec<(String, Option<Vec<u8>>)> {
+    let mut h = EncodedHeaders::new();
+    h.encode(env);
+    h.iter()
+        .map(|(n, v)| (n.to_string(), Some(v.to_vec())))
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+enum HeaderMutation {
+    /// Mutates the value of one header as the JSON mutations do.
+    Value(Index, Mutation),
+    /// Nulls one header's value.
+    Null(Index),
+    /// Removes one header.
+    Drop(Index),
+    /// Repeats one header.
+    Repeat(Index),
+    /// Renames one header.
+    Rename(Index, usize),
+}
+
+fn arb_header_mutation() -> impl Strategy<Value = HeaderMutation> {
+    prop_oneof![
+        4 => (any::<Index>(), arb_mutation()).prop_map(|(i, m)| HeaderMutation::Value(i, m)),
+        1 => any::<Index>().prop_map(HeaderMutation::Null),
+        1 => any::<Index>().prop_map(HeaderMutation::Drop),
+        1 => any::<Index>().prop_map(HeaderMutation::Repeat),
+        1 => (any::<Index>(), 0..HEADER_NAMES.len()).prop_map(|(i, n)| HeaderMutation::Rename(i, n)),
+    ]
+}
+
+fn apply_to_headers(hs: &mut Vec<(String, Option<Vec<u8>>)>, m: &HeaderMutation) {
+    if hs.is_empty() {
+        return;
+    }
+    match m {
+        HeaderMutation::Value(i, m) => {
+            let i = i.index(hs.len());
+            if let Some(v) = hs[i].1.as_mut() {
+                apply(v, m);
+            }
+        }
+        HeaderMutation::Null(i) => {
+            let i = i.index(hs.len());
+            hs[i].1 = None;
+        }
+        HeaderMutation::Drop(i) => {
+            hs.remove(i.index(hs.len()));
+        }
+        HeaderMutation::Repeat(i) => {
+            let h = hs[i.index(hs.len())].clone();
+            hs.push(h);
+        }
+        HeaderMutation::Rename(i, n) => {
+            let i = i.index(hs.len());
+            hs[i].0 = HEADER_NAMES[*n].to_string();
+        }
+    }
+}
+
+/// Whatever the header decoder makes of a header set, it is a typed result; a success survives
+/// a re-encode unchanged; an error is one line naming its header first. Returns whether it
+/// decoded.
+fn check_headers(
+    hs: &[(String, Option<Vec<u8>>)],
+    limits: &DecodeLimits,
+) -> Result<bool, TestCaseError> {
+    let view: Vec<Header<'_>> = hs.iter().map(|(n, v)| (n.as_str(), v.as_deref())).collect();
+    match stamp_headers::decode(&view, 0, limits) {
+        Ok(env) => {
+            let again = owned_headers(&env);
+            let again: Vec<Header<'_>> = again
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_deref()))
+                .collect();
+            prop_assert_eq!(stamp_headers::decode(&again, 0, limits), Ok(env));
+            Ok(true)
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            prop_assert!(
+                !msg.is_empty() && !msg.contains('\n'),
+                "bad message {:?}",
+                msg
+            );
+            if let Some(header) = e.header() {
+                let prefix = format!("header {header}");
+                prop_assert!(
+                    msg.starts_with(&prefix),
+                    "{:?} does not name {:?}",
+                    msg,
+                    header
+                );
+            }
+            Ok(false)
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn header_stamps_round_trip(env in arb_envelope()) {
+        let env = header_form(env);
+        let hs = owned_headers(&env);
+        let view: Vec<Header<'_>> = hs.iter().map(|(n, v)| (n.as_str(), v.as_deref())).collect();
+        prop_assert!(stamp_headers::is_stamped(&view));
+        prop_assert_eq!(stamp_headers::decode(&view, 0, &DecodeLimits::default()), Ok(env));
+    }
+
+    #[test]
+    fn mutated_header_sets_never_panic(
+        env in arb_envelope(),
+        mutations in proptest::collection::vec(arb_header_mutation(), 1..5),
+    ) {
+        let mut hs = owned_headers(&header_form(env));
+        for m in &mutations {
+            apply_to_headers(&mut hs, m);
+        }
+        let tight = DecodeLimits { max_vector_entries: 4, max_headers: 12, ..DecodeLimits::default() };
+        check_headers(&hs, &tight)?;
+        check_headers(&hs, &DecodeLimits::default())?;
+    }
+
+    #[test]
+    fn arbitrary_header_sets_never_panic(
+        hs in proptest::collection::vec(
+            (0..HEADER_NAMES.len(), proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40))),
+            0..16,
+        ),
+    ) {
+        let hs: Vec<(String, Option<Vec<u8>>)> =
+            hs.into_iter().map(|(n, v)| (HEADER_NAMES[n].to_string(), v)).collect();
+        check_headers(&hs, &DecodeLimits::default())?;
+    }
+
+    #[test]
+    fn header_decoding_allocates_within_the_header_size(
+        env in arb_envelope(),
+        m in arb_header_mutation(),
+    ) {
+        let mut hs = owned_headers(&header_form(env));
+        apply_to_headers(&mut hs, &m);
+        let size: usize = hs.iter().map(|(n, v)| n.len() + v.as_ref().map_or(0, Vec::len)).sum();
+        let view: Vec<Header<'_>> = hs.iter().map(|(n, v)| (n.as_str(), v.as_deref())).collect();
+        let (_, peak) = peak_alloc(|| stamp_headers::decode(&view, 0, &DecodeLimits::default()));
+        prop_assert!(peak <= 4 * size + 4096, "{} bytes allocated for {} header bytes", peak, size);
+    }
+}
+
+#[test]
+fn hostile_header_vector_with_a_million_entries_is_stopped_at_the_cap() {
+    let env = header_form(valid_envelope());
+    let mut hs = owned_headers(&env);
+    let huge: Vec<u8> = (0..1_000_000)
+        .map(|i| format!("n{i}=1"))
+        .collect::<Vec<_>>()
+        .join(",")
+        .into_bytes();
+    hs.retain(|(n, _)| n != "kts-vt");
+    hs.push(("kts-vt".into(), Some(huge)));
+    let view: Vec<Header<'_>> = hs.iter().map(|(n, v)| (n.as_str(), v.as_deref())).collect();
+    let limits = DecodeLimits {
+        max_bytes: 64 << 20,
+        ..DecodeLimits::default()
+    };
+    let (result, peak) = peak_alloc(|| stamp_headers::decode(&view, 0, &limits));
+    assert_eq!(
+        result.unwrap_err(),
+        stamp_headers::HeaderError::TooManyVectorEntries { max: 1024 }
+    );
+    // Stopped at entry 1025: nothing like the 10^6 entries was ever allocated.
+    assert!(peak < 256 * 1024, "{peak} bytes allocated");
+}
+
+// ---------------------------------------------------------------------------------------------
 // Hostile records (issue 7)
+
+/// The envelope of [`valid_json`].
+fn valid_envelope() -> Envelope {
+    dec(&valid_json()).expect("valid")
+}
 
 fn valid_json() -> String {
     r#"{"id":"a","content":"x","seq":1,"timestamp":{"node_id":"n","timestamp":1.5,"clock_type":"logical","physical_time":1.5,"logical_time":1}}"#

@@ -626,6 +626,8 @@ fn bad_command_lines_give_one_line_errors() {
         "--format",
         "--count",
         "--size",
+        "--envelope",
+        "--value-file",
         "Examples:",
     ] {
         assert!(help.stdout.contains(flag), "--help lacks {flag}");

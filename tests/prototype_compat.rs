@@ -200,6 +200,7 @@ fn feed(e: &mut ConsumerEngine, sink: &mut CollectSink, partition: i32, offset: 
             partition,
             offset,
             payload: Some(v),
+            headers: &[],
             arrival_ns: 1_764_158_300_000_000_000 + offset * 1_000_000,
         },
         sink,

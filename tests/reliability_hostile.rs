@@ -294,3 +294,176 @@ fn hostile_records_are_reported_and_valid_messages_keep_flowing() {
     );
     eprintln!("hostile: {figures}");
 }
+
+/// Issue 16: header-stamped records (`kts-*` headers, binary values) with hostile header sets,
+/// between 300 valid header-stamped messages of one node. Each is reported as `malformed` naming
+/// the offending header; every valid message is delivered causally; memory stays bounded.
+#[test]
+fn hostile_header_sets_are_reported_by_name_and_valid_messages_keep_flowing() {
+    let bootstrap = common::bootstrap();
+    let topic = common::unique_topic("rel-hostile-headers");
+    common::create_named_topic(&topic, 2, 1, &[("max.message.bytes", "30000000")]);
+    let value: Vec<u8> = (0..=255u8).collect();
+    let stamp = |seq: u64| {
+        let env = reliability_support::envelope(NODE, seq, &[(NODE, seq)], "");
+        (env.id.clone(), common::stamp_headers(&env))
+    };
+    let set = |mut hs: common::HeaderList, name: &str, v: Option<Vec<u8>>| {
+        match hs.iter_mut().find(|(n, _)| n == name) {
+            Some(h) => h.1 = v,
+            None => hs.push((name.to_string(), v)),
+        }
+        hs
+    };
+    // (label, headers, what the malformed event must say)
+    let mut hostile: Vec<(&str, common::HeaderList, &str)> = Vec::new();
+    let base = || stamp(7).1;
+    let mut dup = base();
+    dup.push(("kts-seq".into(), Some(b"8".to_vec())));
+    hostile.push(("duplicate header", dup, "header kts-seq: duplicate header"));
+    hostile.push((
+        "oversized header",
+        set(base(), "kts-id", Some(vec![b'x'; 2 * 1024 * 1024])),
+        "exceeds the 1048576-byte limit; largest part: header kts-id (2097158 bytes)",
+    ));
+    hostile.push((
+        "bad number",
+        set(base(), "kts-lt", Some(b"-5".to_vec())),
+        "header kts-lt: expected a decimal counter",
+    ));
+    hostile.push((
+        "fractional seq",
+        set(base(), "kts-seq", Some(b"7.5".to_vec())),
+        "header kts-seq: expected a decimal counter",
+    ));
+    hostile.push((
+        "infinite time",
+        set(base(), "kts-pt", Some(b"1e400".to_vec())),
+        "header kts-pt: time is not a finite number",
+    ));
+    let many: Vec<u8> = (0..100_000)
+        .map(|i| format!("n{i}=1"))
+        .collect::<Vec<_>>()
+        .join(",")
+        .into_bytes();
+    hostile.push((
+        "too many vector entries",
+        set(base(), "kts-vt", Some(many)),
+        "header kts-vt: more than 1024 vector entries",
+    ));
+    hostile.push((
+        "unknown version",
+        set(base(), "kts-v", Some(b"2".to_vec())),
+        "header kts-v: unsupported version '2'",
+    ));
+    hostile.push((
+        "null value",
+        set(base(), "kts-node", None),
+        "header kts-node: null value",
+    ));
+    hostile.push((
+        "missing node",
+        base()
+            .into_iter()
+            .filter(|(n, _)| n != "kts-node")
+            .collect(),
+        "header kts-node: missing",
+    ));
+    let mut crowd = base();
+    crowd.extend((0..1000).map(|i| (format!("x-{i}"), None)));
+    hostile.push(("1000 headers", crowd, "headers exceed the limit of 256"));
+
+    let goods: Vec<(String, common::HeaderList)> = (1..=VALID).map(stamp).collect();
+    let mut records: Vec<common::RawRecord<'_>> = Vec::new();
+    for (s, (_, hs)) in goods.iter().enumerate() {
+        records.push(common::RawRecord {
+            partition: Some(0),
+            key: Some(NODE),
+            value: &value,
+            headers: hs,
+        });
+        if s == 100 {
+            for (_, hs, _) in &hostile {
+                records.push(common::RawRecord {
+                    partition: Some(1),
+                    key: Some("hostile"),
+                    value: &value,
+                    headers: hs,
+                });
+            }
+        }
+    }
+    common::produce_with_headers(
+        &topic,
+        &[("message.max.bytes", "30000000"), ("linger.ms", "5")],
+        &records,
+    );
+
+    let group = unique_node("hostile-headers-group");
+    let c = Watched::spawn(
+        "kafka-consumer",
+        CONSUMER,
+        &[
+            &topic,
+            "--bootstrap",
+            &bootstrap,
+            "--group",
+            &group,
+            "--from-beginning",
+            "--delivery",
+            "causal",
+            "--analyze-ordering",
+            "--format",
+            "json",
+            "--idle-timeout",
+            "10",
+        ],
+    )
+    .wait(Duration::from_secs(240));
+    c.assert_success();
+    let events = c.events();
+    let d = Deliveries::from_events(&events);
+    let errors: Vec<String> = d
+        .malformed
+        .iter()
+        .map(|m| m["error"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let unreported: Vec<&str> = hostile
+        .iter()
+        .filter(|(_, _, want)| !errors.iter().any(|e| e.contains(want)))
+        .map(|(label, _, _)| *label)
+        .collect();
+    let delivered_valid = goods
+        .iter()
+        .filter(|(id, _)| d.by_id.contains_key(id))
+        .count();
+    let figures = format!(
+        "{} hostile header sets, malformed events {:?}; valid sent {VALID}, delivered \
+         {delivered_valid} (in order: {}); consumer peak RSS {} MiB",
+        hostile.len(),
+        errors,
+        d.order.windows(2).all(|w| w[0].1 < w[1].1),
+        c.peak_kib / 1024,
+    );
+    assert!(
+        unreported.is_empty(),
+        "unreported: {unreported:?}: {figures}"
+    );
+    assert_eq!(errors.len(), hostile.len(), "{figures}");
+    assert_eq!(
+        delivered_valid, VALID as usize,
+        "valid messages lost: {figures}"
+    );
+    assert!(d.order.windows(2).all(|w| w[0].1 < w[1].1), "{figures}");
+    // Every delivered value is the binary value, byte for byte (base64 in the JSON event).
+    for e in events.iter().filter(|e| e["event"] == "deliver") {
+        assert_eq!(e["form"], "headers");
+        assert_eq!(e["value_encoding"], "base64");
+        assert_eq!(common::delivered_value(e), value);
+    }
+    assert!(
+        c.peak_kib / 1024 < PEAK_RSS_BOUND_MIB,
+        "memory bound exceeded: {figures}"
+    );
+    eprintln!("hostile headers: {figures}");
+}

@@ -73,8 +73,15 @@ Offsets:
   producer writes them.)
   SIGINT/SIGTERM: stop, commit, print the summary. The summary is printed on every exit.
 
+Message forms:
+  Each record is read in the form it has, without a flag: a record with a kts-v header carries
+  its clocks in kts-* headers and its value is the content, any bytes (kafka-producer --envelope
+  headers); any other record is a JSON envelope. Both are analysed and delivered alike.
+
 JSON events (--format json), one per line on stdout:
   {\"event\":\"deliver\",\"partition\":P,\"offset\":O,\"release\":\"ready\"|\"after-skip\"|\"timeout\"|\"buffer-full\"|\"late\",\"message\":{...}}
+    (header-stamped records: the equivalent envelope, the value as content, then
+     ,\"form\":\"headers\",\"value_encoding\":\"text\"|\"base64\")
   {\"event\":\"violation\",\"kind\":K,\"node\":\"...\",\"ids\":[\"...\"],\"detail\":\"...\"}
   {\"event\":\"malformed\",\"partition\":P,\"offset\":O,\"error\":\"...\"}
   {\"event\":\"summary\",\"received\":N,\"delivered\":N,\"malformed\":N,\"buffered\":N,\"duplicates\":N,\"already_delivered\":N,

@@ -6,7 +6,7 @@
 //! [`CollectSink`] (tests, tools).
 
 use crate::delivery::Release;
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, Form};
 use crate::violation::ViolationKind;
 use crate::NodeId;
 use serde::Serialize;
@@ -21,9 +21,12 @@ pub struct Delivery<'a> {
     pub offset: i64,
     /// Why it was released now.
     pub release: Release,
-    /// The record's value exactly as received (valid JSON with no raw line breaks).
+    /// Where the record carried its stamp.
+    pub form: Form,
+    /// The record's value: for [`Form::Json`] the envelope as received (valid JSON, raw line
+    /// breaks removed); for [`Form::Headers`] the content exactly as received (any bytes).
     pub raw: &'a [u8],
-    /// The decoded envelope.
+    /// The decoded stamp (for [`Form::Headers`] its `content` is empty: the content is `raw`).
     pub envelope: &'a Envelope,
 }
 

@@ -69,7 +69,8 @@ use crate::clock::VectorTimestamp;
 use crate::delivery::{
     CausalBuffer, Checkpoint, Delivered, DeliveryConfig, Offer, Release, TotalOrderBuffer,
 };
-use crate::envelope::{self, DecodeLimits, Envelope};
+use crate::envelope::{DecodeLimits, Envelope, Form};
+use crate::stamp_headers::{self, Header};
 use crate::NodeId;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -170,6 +171,8 @@ pub struct Record<'a> {
     pub offset: i64,
     /// The record value (`None` for a null value).
     pub payload: Option<&'a [u8]>,
+    /// The record headers (a header-stamped record carries its stamp there).
+    pub headers: &'a [Header<'a>],
     /// When it was read, from the consumer's physical clock (ns since the epoch).
     pub arrival_ns: i64,
 }
@@ -180,6 +183,7 @@ struct Held {
     partition: i32,
     offset: i64,
     raw: Box<[u8]>,
+    form: Form,
     env: Envelope,
 }
 
@@ -244,6 +248,15 @@ impl fmt::Debug for ConsumerEngine {
             .field("delivered", &self.delivered)
             .field("buffered", &self.buffered())
             .finish_non_exhaustive()
+    }
+}
+
+/// What a delivery shows of a record value: a JSON envelope on one line ([`one_line`]), the
+/// value of a header-stamped record as it is.
+fn shown(form: Form, payload: &[u8]) -> Cow<'_, [u8]> {
+    match form {
+        Form::Json => one_line(payload),
+        Form::Headers => Cow::Borrowed(payload),
     }
 }
 
@@ -439,17 +452,17 @@ impl ConsumerEngine {
             self.withhold(rec.partition, rec.offset);
             return;
         }
-        let Some(payload) = rec.payload else {
-            self.report_malformed(rec.partition, rec.offset, "empty record (null value)", sink);
-            return;
-        };
-        let env = match envelope::decode(payload, &self.cfg.limits) {
-            Ok(env) => env,
-            Err(e) => {
-                self.report_malformed(rec.partition, rec.offset, &e.to_string(), sink);
-                return;
-            }
-        };
+        // The stamp is in the headers when the version header is there, else the value is a
+        // JSON envelope.
+        let (form, env) =
+            match stamp_headers::decode_record(rec.payload, rec.headers, &self.cfg.limits) {
+                Ok(decoded) => decoded,
+                Err(e) => {
+                    self.report_malformed(rec.partition, rec.offset, &e.to_string(), sink);
+                    return;
+                }
+            };
+        let payload = rec.payload.unwrap_or_default();
         self.count_node(&env.timestamp.node_id);
         self.note_lacking(&env);
 
@@ -459,29 +472,31 @@ impl ConsumerEngine {
         }
 
         if matches!(self.orderer, Orderer::Arrival) {
-            self.deliver_now(rec, payload, &env, sink);
+            self.deliver_now(rec, form, payload, &env, sink);
         } else if !self.orderable(&env) {
             self.unordered += 1;
-            self.deliver_now(rec, payload, &env, sink);
+            self.deliver_now(rec, form, payload, &env, sink);
         } else {
-            self.offer(rec, payload, env, sink);
+            self.offer(rec, form, payload, env, sink);
         }
     }
 
     fn deliver_now<S: EventSink + ?Sized>(
         &mut self,
         rec: &Record<'_>,
+        form: Form,
         payload: &[u8],
         env: &Envelope,
         sink: &mut S,
     ) {
         self.emit_found(false, sink);
-        let raw = one_line(payload);
+        let raw = shown(form, payload);
         self.delivered += 1;
         sink.deliver(&Delivery {
             partition: rec.partition,
             offset: rec.offset,
             release: Release::Ready,
+            form,
             raw: &raw,
             envelope: env,
         });
@@ -524,6 +539,7 @@ impl ConsumerEngine {
     fn offer<S: EventSink + ?Sized>(
         &mut self,
         rec: &Record<'_>,
+        form: Form,
         payload: &[u8],
         env: Envelope,
         sink: &mut S,
@@ -533,7 +549,8 @@ impl ConsumerEngine {
         let held = Held {
             partition: rec.partition,
             offset: rec.offset,
-            raw: one_line(payload).into_owned().into_boxed_slice(),
+            raw: shown(form, payload).into_owned().into_boxed_slice(),
+            form,
             env,
         };
         let offered = self.offer_to_buffer(held, rec.arrival_ns);
@@ -843,6 +860,7 @@ impl ConsumerEngine {
                 partition: h.partition,
                 offset: h.offset,
                 release: d.release,
+                form: h.form,
                 raw: &h.raw,
                 envelope: &h.env,
             });

@@ -2,6 +2,7 @@
 
 use super::event::{Delivery, EventSink, Summary, ViolationReport};
 use crate::delivery::Release;
+use crate::envelope::Form;
 use crate::violation::ViolationKind;
 use std::io::{self, Write};
 
@@ -23,17 +24,26 @@ use std::io::{self, Write};
 /// `--verify` only.
 ///
 /// `release` is `ready`, `after-skip`, `timeout`, `buffer-full` or `late` (a predecessor that was
-/// given up on and turned up afterwards). The message is embedded byte for byte (line breaks removed).
+/// given up on and turned up afterwards). A JSON envelope is embedded byte for byte (line breaks
+/// removed). A header-stamped record is shown as the equivalent envelope, its value as `content`,
+/// and the event ends with `"form":"headers","value_encoding":"text"` (the value is UTF-8, embedded
+/// as a JSON string) or `"value_encoding":"base64"` (any other bytes, standard base64 with padding).
 #[derive(Debug)]
 pub struct JsonSink<W: Write> {
     out: W,
     error: Option<io::Error>,
+    /// Reused for the envelope of a header-stamped record.
+    scratch: Vec<u8>,
 }
 
 impl<W: Write> JsonSink<W> {
     /// A sink writing to `out` (wrap stdout in a `BufWriter`).
     pub fn new(out: W) -> Self {
-        Self { out, error: None }
+        Self {
+            out,
+            error: None,
+            scratch: Vec::new(),
+        }
     }
 
     /// The first write error, if any (e.g. a closed pipe); later writes are skipped.
@@ -63,12 +73,50 @@ impl<W: Write> JsonSink<W> {
     }
 }
 
+/// Standard base64 (RFC 4648, `+/`, `=` padding).
+fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ABC[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 fn json_str<W: Write>(w: &mut W, s: &str) -> io::Result<()> {
     serde_json::to_writer(&mut *w, s).map_err(io::Error::from)
 }
 
 impl<W: Write> EventSink for JsonSink<W> {
     fn deliver(&mut self, d: &Delivery<'_>) {
+        // A header-stamped record is shown as the equivalent envelope, its value the content.
+        let mut message = std::mem::take(&mut self.scratch);
+        message.clear();
+        let encoding = match d.form {
+            Form::Json => None,
+            Form::Headers => Some(match std::str::from_utf8(d.raw) {
+                Ok(text) => {
+                    d.envelope.encode_with_content(text, &mut message);
+                    "text"
+                }
+                Err(_) => {
+                    d.envelope.encode_with_content(&base64(d.raw), &mut message);
+                    "base64"
+                }
+            }),
+        };
         self.put(|w| {
             write!(
                 w,
@@ -77,9 +125,16 @@ impl<W: Write> EventSink for JsonSink<W> {
                 d.offset,
                 d.release.as_str()
             )?;
-            w.write_all(d.raw)?;
+            match encoding {
+                None => w.write_all(d.raw)?,
+                Some(encoding) => {
+                    w.write_all(&message)?;
+                    write!(w, ",\"form\":\"headers\",\"value_encoding\":\"{encoding}\"")?;
+                }
+            }
             w.write_all(b"}\n")
         });
+        self.scratch = message;
     }
 
     fn violation(&mut self, v: &ViolationReport<'_>) {
@@ -234,7 +289,13 @@ impl<W: Write, E: Write> EventSink for TextSink<W, E> {
             if let Some(h) = &ts.hybrid_time {
                 write!(w, " hlc {}.{}", h.wall_ms, h.logical)?;
             }
-            writeln!(w, "  {}", env.content.escape_debug())
+            match (d.form, std::str::from_utf8(d.raw)) {
+                (Form::Json, _) => writeln!(w, "  {}", env.content.escape_debug()),
+                (Form::Headers, Ok(text)) => writeln!(w, "  {}", text.escape_debug()),
+                (Form::Headers, Err(_)) => {
+                    writeln!(w, "  [{} bytes, base64] {}", d.raw.len(), base64(d.raw))
+                }
+            }
         });
     }
 
@@ -341,4 +402,26 @@ fn verify_report<W: Write>(w: &mut W, v: &crate::verify::Report) -> io::Result<(
         crate::verify::Outcome::Clean => "OK: every acknowledged write was read where acknowledged",
     };
     writeln!(w, "verdict: {verdict}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base64;
+
+    #[test]
+    fn base64_is_rfc_4648() {
+        // The RFC's test vectors.
+        for (raw, enc) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(raw.as_bytes()), enc);
+        }
+        assert_eq!(base64(&[0xff, 0xfe, 0x00]), "//4A");
+    }
 }

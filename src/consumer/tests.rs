@@ -51,6 +51,7 @@ fn feed(
             partition,
             offset,
             payload: Some(payload),
+            headers: &[],
             arrival_ns: at,
         },
         sink,
@@ -120,6 +121,7 @@ fn malformed_records_are_reported_skipped_and_committable() {
                 partition: 1,
                 offset: 3,
                 payload: None,
+                headers: &[],
                 arrival_ns: T0,
             },
             &mut sink,
@@ -634,6 +636,7 @@ fn json_output_has_exactly_the_documented_shapes() {
                 partition: 0,
                 offset: 0,
                 payload: Some(&pretty),
+                headers: &[],
                 arrival_ns: T0,
             },
             sink,
@@ -643,6 +646,7 @@ fn json_output_has_exactly_the_documented_shapes() {
                 partition: 0,
                 offset: 1,
                 payload: Some(b"{oops"),
+                headers: &[],
                 arrival_ns: T0,
             },
             sink,
@@ -653,6 +657,7 @@ fn json_output_has_exactly_the_documented_shapes() {
                 partition: 1,
                 offset: 0,
                 payload: Some(&b),
+                headers: &[],
                 arrival_ns: T0,
             },
             sink,
@@ -719,6 +724,7 @@ fn text_output_is_readable_and_diagnostics_go_to_stderr() {
             partition: 2,
             offset: 40,
             payload: Some(&m),
+            headers: &[],
             arrival_ns: T0,
         },
         &mut sink,
@@ -728,6 +734,7 @@ fn text_output_is_readable_and_diagnostics_go_to_stderr() {
             partition: 2,
             offset: 41,
             payload: Some(b"junk"),
+            headers: &[],
             arrival_ns: T0,
         },
         &mut sink,
@@ -940,4 +947,155 @@ proptest! {
         prop_assert_eq!(&flat[..], &expected[..]);
         prop_assert_eq!(matches!(flat, Cow::Borrowed(_)), expected.len() == payload.len());
     }
+}
+
+/// The stamp of `env` as headers (owned), and a binary value standing for its content.
+fn stamped(env: &Envelope) -> (Vec<(&'static str, Vec<u8>)>, Vec<u8>) {
+    let mut h = crate::stamp_headers::EncodedHeaders::new();
+    h.encode(env);
+    let headers = h.iter().map(|(n, v)| (n, v.to_vec())).collect();
+    let mut value = vec![0xff, 0x00, b'\n'];
+    value.extend_from_slice(env.id.as_bytes());
+    (headers, value)
+}
+
+fn feed_stamped(e: &mut ConsumerEngine, sink: &mut CollectSink, offset: i64, env: &Envelope) {
+    let (headers, value) = stamped(env);
+    let view: Vec<Header<'_>> = headers.iter().map(|(n, v)| (*n, Some(&v[..]))).collect();
+    e.on_record(
+        &Record {
+            partition: 0,
+            offset,
+            payload: Some(&value),
+            headers: &view,
+            arrival_ns: T0 + offset * MS,
+        },
+        sink,
+    );
+}
+
+/// A causal history over two nodes: B's messages depend on A's.
+fn two_node_history() -> Vec<Envelope> {
+    vec![
+        envelope("A", 1, Some(&[("A", 1)]), 1),
+        envelope("B", 1, Some(&[("A", 1), ("B", 1)]), 2),
+        envelope("A", 2, Some(&[("A", 2), ("B", 1)]), 3),
+        envelope("B", 2, Some(&[("A", 2), ("B", 2)]), 4),
+        envelope("B", 2, Some(&[("A", 2), ("B", 2)]), 4),
+        envelope("A", 3, Some(&[("A", 3)]), 5),
+    ]
+}
+
+proptest! {
+    /// Whatever the arrival order, a header-stamped stream is analysed and delivered exactly as
+    /// the same stream of JSON envelopes, in every mode; the delivered value is the record's.
+    #[test]
+    fn both_forms_are_delivered_and_analysed_identically(
+        order in Just(two_node_history()).prop_shuffle(),
+        mode in prop_oneof![Just(DeliveryMode::Arrival), Just(DeliveryMode::Causal), Just(DeliveryMode::Total)],
+    ) {
+        let cfg = EngineConfig { mode, analyze: true, ..EngineConfig::default() };
+        let (mut ej, mut eh) = (ConsumerEngine::new(cfg.clone()), ConsumerEngine::new(cfg));
+        let (mut sj, mut sh) = (CollectSink::default(), CollectSink::default());
+        for (i, env) in order.iter().enumerate() {
+            feed(&mut ej, &mut sj, 0, i as i64, &bytes(env), T0 + i as i64 * MS);
+            feed_stamped(&mut eh, &mut sh, i as i64, env);
+        }
+        let end = T0 + 60_000 * MS;
+        ej.tick(end, &mut sj);
+        eh.tick(end, &mut sh);
+        prop_assert_eq!(sj.delivered(), sh.delivered());
+        prop_assert_eq!(sj.violations(), sh.violations());
+        prop_assert_eq!(ej.summary(), eh.summary());
+        prop_assert_eq!(ej.commit_positions(), eh.commit_positions());
+        for ev in &sh.events {
+            if let Event::Deliver { raw, id, .. } = ev {
+                prop_assert_eq!(raw, &stamped(order.iter().find(|e| &e.id == id).unwrap()).1);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_malformed_header_set_is_reported_by_header_name() {
+    let mut e = engine(DeliveryMode::Causal);
+    let mut sink = CollectSink::default();
+    let headers: [Header<'_>; 3] = [
+        ("kts-v", Some(b"1")),
+        ("kts-seq", Some(b"1")),
+        ("kts-seq", Some(b"2")),
+    ];
+    e.on_record(
+        &Record {
+            partition: 0,
+            offset: 7,
+            payload: Some(b"\x00binary"),
+            headers: &headers,
+            arrival_ns: T0,
+        },
+        &mut sink,
+    );
+    match &sink.events[..] {
+        [Event::Malformed {
+            offset: 7, error, ..
+        }] => {
+            assert_eq!(error, "header kts-seq: duplicate header")
+        }
+        other => panic!("expected one malformed event, got {other:?}"),
+    }
+    assert_eq!(e.commit_positions(), vec![(0, 8)]);
+}
+
+#[test]
+fn json_events_show_a_stamped_record_as_its_envelope_with_the_value_encoding() {
+    let env = envelope("A", 1, Some(&[("A", 1)]), 1);
+    for (value, encoding, content) in [
+        (&b"caf\xc3\xa9 \"x\""[..], "text", "café \"x\""),
+        (&b"\x89PNG\r\n"[..], "base64", "iVBORw0K"),
+    ] {
+        let mut stamp = env.clone();
+        stamp.content.clear();
+        let mut sink = JsonSink::new(Vec::new());
+        sink.deliver(&Delivery {
+            partition: 2,
+            offset: 9,
+            release: Release::Ready,
+            form: Form::Headers,
+            raw: value,
+            envelope: &stamp,
+        });
+        let line = String::from_utf8(sink.into_inner()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(line.trim_end()).unwrap();
+        assert_eq!(v["form"], "headers");
+        assert_eq!(v["value_encoding"], encoding);
+        assert_eq!(v["message"]["content"], content);
+        let mut want = env.clone();
+        want.content = content.to_string();
+        assert_eq!(
+            Envelope::decode(v["message"].to_string().as_bytes()).unwrap(),
+            want
+        );
+    }
+}
+
+#[test]
+fn text_lines_show_a_stamped_value_as_text_or_base64() {
+    let mut stamp = envelope("A", 1, Some(&[("A", 1)]), 1);
+    stamp.content.clear();
+    let mut sink = TextSink::new(Vec::new(), Vec::new());
+    for value in [&b"hello\n"[..], &b"\xff\x00"[..]] {
+        sink.deliver(&Delivery {
+            partition: 0,
+            offset: 1,
+            release: Release::Ready,
+            form: Form::Headers,
+            raw: value,
+            envelope: &stamp,
+        });
+    }
+    let (out, _) = sink.into_inner();
+    let out = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].ends_with("  hello\\n"), "{out}");
+    assert!(lines[1].ends_with("  [2 bytes, base64] /wA="), "{out}");
 }

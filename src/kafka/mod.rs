@@ -42,6 +42,15 @@ use rdkafka::consumer::ConsumerContext;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
+/// The headers of a record as the stamp decoder takes them
+/// ([`crate::stamp_headers::decode_record`]); no allocation for a record without headers.
+pub fn headers_of<'a>(msg: &'a impl rdkafka::Message) -> Vec<crate::stamp_headers::Header<'a>> {
+    use rdkafka::message::Headers as _;
+    msg.headers()
+        .map(|hs| hs.iter().map(|h| (h.key, h.value)).collect())
+        .unwrap_or_default()
+}
+
 /// Distinct error lines remembered for de-duplication (bounded memory).
 const MAX_REMEMBERED_ERRORS: usize = 256;
 

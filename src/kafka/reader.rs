@@ -258,15 +258,21 @@ impl<S: FlushSink + ?Sized> Reader<'_, S> {
     fn record(&mut self, msg: &BorrowedMessage<'_>) {
         self.last_record = Instant::now();
         let (p, o) = (msg.partition(), msg.offset());
+        let headers = super::headers_of(msg);
         // Records taken after `--max-messages` was reached are not delivered: for verification
         // they were not read either (the run stopped before them).
-        if let Some(v) = self.verify.as_deref_mut().filter(|_| !self.engine.is_done()) {
-            v.record(p, o, msg.payload(), self.sink);
+        if let Some(v) = self
+            .verify
+            .as_deref_mut()
+            .filter(|_| !self.engine.is_done())
+        {
+            v.record(p, o, msg.payload(), &headers, self.sink);
         }
         let rec = Record {
             partition: p,
             offset: o,
             payload: msg.payload(),
+            headers: &headers,
             arrival_ns: self.clock.now_ns(),
         };
         self.engine.on_record(&rec, self.sink);
@@ -394,6 +400,7 @@ mod tests {
                     partition: 1,
                     offset: i as i64,
                     payload: Some(&rec),
+                    headers: &[],
                     arrival_ns: 0,
                 },
                 &mut sink,

@@ -1,5 +1,6 @@
 //! `--observe`: a consumer on all partitions of the topic that merges every timestamp it reads
-//! into the node's clocks ([`Stamper::observe`]), on its own thread.
+//! into the node's clocks ([`Stamper::observe`]), on its own thread. Records of either form
+//! (JSON envelope or header-stamped, [`decode_record`]) are merged.
 //!
 //! It starts at the beginning of every partition; [`Observer::wait_caught_up`] returns once every
 //! partition has reported end-of-partition (librdkafka's partition EOF: the fetch reached the
@@ -11,10 +12,11 @@
 //! written before the observer started.
 
 use super::{Observed, Stamper};
-use crate::envelope::Envelope;
+use crate::envelope::DecodeLimits;
 use crate::kafka::{
     assign_all_partitions, describe, ClientSettings, KafkaError, LogContext, StartAt,
 };
+use crate::stamp_headers::decode_record;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaError as RdError;
 use rdkafka::Message;
@@ -70,6 +72,7 @@ impl Observer {
         if pending.is_empty() {
             let _ = tx.send(());
         }
+        let limits = DecodeLimits::default();
         let (stop2, stats2) = (Arc::clone(&stop), Arc::clone(&stats));
         let handle = std::thread::Builder::new()
             .name("observe".into())
@@ -79,8 +82,9 @@ impl Observer {
                     match consumer.poll(Duration::from_millis(100)) {
                         Some(Ok(m)) => {
                             stats2.records.fetch_add(1, Ordering::Relaxed);
-                            match Envelope::decode(m.payload().unwrap_or_default()) {
-                                Ok(env) => {
+                            let headers = crate::kafka::headers_of(&m);
+                            match decode_record(m.payload(), &headers, &limits) {
+                                Ok((_, env)) => {
                                     let outcome = match stamper.lock() {
                                         Ok(mut s) => s.observe(&env.timestamp),
                                         Err(p) => p.into_inner().observe(&env.timestamp),

@@ -11,11 +11,14 @@
 
 use super::observe::Observer;
 use super::Stamper;
+use crate::envelope::Form;
 use crate::kafka::error::describe_code;
 use crate::kafka::{describe, topic_partitions, ClientSettings, KafkaError, LogContext};
+use crate::stamp_headers::EncodedHeaders;
 use crate::state::{StateError, StateStore};
 use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::Message;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -49,9 +52,11 @@ pub enum OutputFormat {
 pub enum Input {
     /// One message.
     Message(String),
-    /// Every line of a reader is a message (streamed; `\n` or `\r\n` stripped; invalid UTF-8
-    /// replaced by U+FFFD).
+    /// Every line of a reader is a message (streamed; `\n` or `\r\n` stripped; in the JSON form
+    /// invalid UTF-8 is replaced by U+FFFD, the headers form sends the bytes as they are).
     Lines(Box<dyn Read + Send>),
+    /// One message whose content is any bytes (`--value-file`); the JSON form needs UTF-8.
+    Value(Vec<u8>),
     /// `count` synthetic messages of `size` content bytes.
     Synthetic {
         /// Number of messages.
@@ -65,6 +70,7 @@ impl std::fmt::Debug for Input {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Input::Message(m) => f.debug_tuple("Message").field(&m.len()).finish(),
+            Input::Value(v) => f.debug_tuple("Value").field(&v.len()).finish(),
             Input::Lines(_) => f.write_str("Lines"),
             Input::Synthetic { count, size } => write!(f, "Synthetic({count}x{size})"),
         }
@@ -80,6 +86,9 @@ pub struct PipelineOptions {
     pub key: Option<String>,
     /// Per-message output format.
     pub format: OutputFormat,
+    /// Where the stamp goes: the JSON envelope as the value, or record headers with the content
+    /// as the value, byte for byte.
+    pub form: Form,
     /// Run an [`Observer`] and catch up before the first send.
     pub observe: bool,
     /// Bound of metadata round trips (topic check, observer set-up).
@@ -97,6 +106,7 @@ impl PipelineOptions {
             topic: topic.into(),
             key: None,
             format: OutputFormat::Text,
+            form: Form::Json,
             observe: false,
             metadata_timeout: Duration::from_secs(10),
             catch_up_timeout: Duration::from_secs(60),
@@ -147,6 +157,9 @@ pub enum ProducerError {
     /// State file failure.
     #[error(transparent)]
     State(#[from] StateError),
+    /// A binary value for the JSON envelope, which carries text only.
+    #[error("the value is not UTF-8 text ({0}); the JSON envelope carries text only, use --envelope headers for binary values")]
+    NotText(std::str::Utf8Error),
     /// Some messages were not delivered.
     #[error("{failed} of {sent} messages not delivered: {reason}")]
     NotDelivered {
@@ -413,7 +426,8 @@ pub fn run(
     let mut summary = Summary::default();
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     let started = Instant::now();
-    let mut send_one = |content: &str, summary: &mut Summary| -> Result<bool, ProducerError> {
+    let mut stamp_headers = EncodedHeaders::new();
+    let mut send_one = |content: &[u8], summary: &mut Summary| -> Result<bool, ProducerError> {
         if stop.load(Ordering::Relaxed) {
             summary.interrupted = true;
             return Ok(false);
@@ -426,9 +440,21 @@ pub fn run(
                 Ok(g) => g,
                 Err(p) => p.into_inner(),
             };
-            let env = s.stamp(content);
             buf.clear();
-            env.encode_into(&mut buf);
+            let env = match opts.form {
+                Form::Json => {
+                    let text = std::str::from_utf8(content).map_err(ProducerError::NotText)?;
+                    let env = s.stamp(text);
+                    env.encode_into(&mut buf);
+                    env
+                }
+                Form::Headers => {
+                    let env = s.stamp("");
+                    stamp_headers.encode(env);
+                    buf.extend_from_slice(content);
+                    env
+                }
+            };
             // The record's Kafka timestamp is the envelope's `timestamp` (the host clock, not the
             // simulated one); librdkafka would otherwise read the clock again.
             let create_time_ms = (env.timestamp.timestamp * 1e3).round() as i64;
@@ -443,6 +469,16 @@ pub fn run(
             .key(key.as_str())
             .payload(&buf)
             .timestamp(create_time_ms);
+        if opts.form == Form::Headers {
+            let mut headers = OwnedHeaders::new_with_capacity(stamp_headers.len());
+            for (key, value) in stamp_headers.iter() {
+                headers = headers.insert(Header {
+                    key,
+                    value: Some(value),
+                });
+            }
+            record = record.headers(headers);
+        }
         let mut full = 0u32;
         loop {
             match producer.send(record) {
@@ -489,12 +525,15 @@ pub fn run(
     let result: Result<(), ProducerError> = (|| {
         match input {
             Input::Message(m) => {
-                send_one(&m, &mut summary)?;
+                send_one(m.as_bytes(), &mut summary)?;
+            }
+            Input::Value(v) => {
+                send_one(&v, &mut summary)?;
             }
             Input::Synthetic { count, size } => {
                 let content: String = (0..size).map(|i| (b'a' + (i % 26) as u8) as char).collect();
                 for _ in 0..count {
-                    if !send_one(&content, &mut summary)? {
+                    if !send_one(content.as_bytes(), &mut summary)? {
                         break;
                     }
                 }
@@ -502,7 +541,7 @@ pub fn run(
             Input::Lines(reader) => {
                 // A reader thread keeps the loop responsive to `stop` while stdin blocks; the
                 // bounded channel is the backpressure.
-                let (tx, rx) = sync_channel::<String>(1024);
+                let (tx, rx) = sync_channel::<Vec<u8>>(1024);
                 std::thread::Builder::new()
                     .name("stdin".into())
                     .spawn(move || {
@@ -519,8 +558,7 @@ pub fn run(
                                             line.pop();
                                         }
                                     }
-                                    let s = String::from_utf8_lossy(&line).into_owned();
-                                    if tx.send(s).is_err() {
+                                    if tx.send(std::mem::take(&mut line)).is_err() {
                                         break;
                                     }
                                 }
@@ -542,7 +580,17 @@ pub fn run(
                     producer.poll(Duration::ZERO);
                     match rx.recv_timeout(Duration::from_millis(10)) {
                         Ok(line) => {
-                            if !send_one(&line, &mut summary)? {
+                            // The JSON envelope carries text: invalid UTF-8 becomes U+FFFD
+                            // there; the headers form sends the line's bytes as they are.
+                            let lossy;
+                            let bytes: &[u8] = match opts.form {
+                                Form::Json => {
+                                    lossy = String::from_utf8_lossy(&line);
+                                    lossy.as_bytes()
+                                }
+                                Form::Headers => &line,
+                            };
+                            if !send_one(bytes, &mut summary)? {
                                 break;
                             }
                         }

@@ -31,12 +31,13 @@
 //! seqs are used twice.
 
 use crate::clock::{HybridTimestamp, VectorTimestamp};
-use crate::envelope::Envelope;
+use crate::envelope::{DecodeLimits, Envelope};
 use crate::kafka::partitioner::Partitioner;
 use crate::kafka::tail::{
     close_in_background, follow_until_quiet, newest_matching, tail_consumer, Tail, TailScan,
 };
 use crate::kafka::{topic_partitions, ClientSettings, KafkaError};
+use crate::stamp_headers;
 use crate::state::{NodeState, RunRecord, DEFAULT_RESERVATION};
 use crate::NodeId;
 use rdkafka::consumer::Consumer as _;
@@ -295,10 +296,18 @@ pub fn read_last_sent(
     let mut marker = b"\"node_id\":".to_vec();
     crate::envelope::write_json_str(&mut marker, node);
     let finder = memchr::memmem::Finder::new(&marker);
+    let limits = DecodeLimits::default();
     let pick = |m: &rdkafka::message::BorrowedMessage<'_>| {
-        let payload = m.payload()?;
-        finder.find(payload)?;
-        let env = Envelope::decode(payload).ok()?;
+        // A header-stamped record (`--envelope headers`) carries its stamp in headers; any other
+        // is a JSON envelope, skipped unless it names the node (no decode of others' records).
+        let headers = crate::kafka::headers_of(m);
+        let env = if stamp_headers::is_stamped(&headers) {
+            stamp_headers::decode(&headers, 0, &limits).ok()?
+        } else {
+            let payload = m.payload()?;
+            finder.find(payload)?;
+            Envelope::decode(payload).ok()?
+        };
         (&*env.timestamp.node_id == node).then(|| LastSent::of(&env))
     };
     let unreadable = |e: KafkaError| Recovery {

@@ -62,6 +62,15 @@ impl<'a> Observed<'a> {
             seq: p.seq,
         })
     }
+
+    /// The id, node and seq of a decoded stamp (a header-stamped record); `None` without a seq.
+    pub fn from_envelope(env: &'a crate::envelope::Envelope) -> Option<Self> {
+        Some(Observed {
+            id: Cow::Borrowed(&env.id),
+            node: Cow::Borrowed(&env.timestamp.node_id),
+            seq: env.seq?,
+        })
+    }
 }
 
 /// The verification report. Accounting: `acknowledged = delivered + unseen + lost`, and

@@ -3,7 +3,9 @@
 
 use super::checker::{Checker, Finding, Observed, Report};
 use crate::consumer::{EventSink, ViolationReport};
+use crate::envelope::DecodeLimits;
 use crate::metrics::Metrics;
+use crate::stamp_headers::{self, Header};
 use std::sync::Arc;
 
 /// Feeds records to a [`Checker`] and reports every finding as a violation event (and a metric)
@@ -37,9 +39,17 @@ impl Verifier {
         partition: i32,
         offset: i64,
         payload: Option<&[u8]>,
+        headers: &[Header<'_>],
         sink: &mut S,
     ) {
-        let msg = payload.and_then(Observed::from_payload);
+        // A header-stamped record carries id, node and seq in its headers (bounded decode).
+        let stamped;
+        let msg = if stamp_headers::is_stamped(headers) {
+            stamped = stamp_headers::decode(headers, 0, &DecodeLimits::default()).ok();
+            stamped.as_ref().and_then(Observed::from_envelope)
+        } else {
+            payload.and_then(Observed::from_payload)
+        };
         self.checker
             .observe(partition, offset, msg.as_ref(), &mut self.findings);
         self.emit(sink);

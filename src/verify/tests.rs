@@ -522,8 +522,8 @@ fn the_verifier_reports_findings_as_events_and_metrics() {
             3 - i
         )
     };
-    v.record(0, 0, Some(payload(0).as_bytes()), &mut sink);
-    v.record(0, 2, Some(payload(2).as_bytes()), &mut sink);
+    v.record(0, 0, Some(payload(0).as_bytes()), &[], &mut sink);
+    v.record(0, 2, Some(payload(2).as_bytes()), &[], &mut sink);
     let got: Vec<(&str, Option<i32>, Vec<i64>)> = sink
         .events
         .iter()
@@ -551,4 +551,45 @@ fn the_verifier_reports_findings_as_events_and_metrics() {
     assert!(text.contains(&format!("{} 1\n", line(ViolationKind::LostWrite))));
     assert!(text.contains(&format!("{} 0\n", line(ViolationKind::AbortedRead))));
     assert_eq!(v.report().delivered, 2);
+}
+
+#[test]
+fn a_header_stamped_record_is_verified_by_its_headers() {
+    use crate::clock::ClockType;
+    use crate::consumer::CollectSink;
+    use crate::envelope::{Envelope, MessageTimestamp};
+    use crate::stamp_headers::{EncodedHeaders, Header};
+    let id = uuid(0);
+    let log = delivered(&id, "n1", 1, 0, 0);
+    let env = Envelope {
+        id: id.clone(),
+        content: String::new(),
+        seq: Some(1),
+        timestamp: MessageTimestamp {
+            node_id: "n1".into(),
+            timestamp: 1.5,
+            clock_type: ClockType::Physical,
+            physical_time: Some(1.5),
+            logical_time: Some(1),
+            vector_time: None,
+            hybrid_time: None,
+            simulated_time: None,
+            unmapped_vector_entries: None,
+        },
+        simulated_skew_ms: None,
+    };
+    let mut h = EncodedHeaders::new();
+    h.encode(&env);
+    let headers: Vec<Header<'_>> = h.iter().map(|(n, v)| (n, Some(v))).collect();
+    let binary = b"\xff\x00 not an envelope";
+    let mut sink = CollectSink::default();
+    let mut v = Verifier::new(checker_from(&log), None);
+    v.start(&mut sink);
+    v.record(0, 0, Some(binary), &headers, &mut sink);
+    assert_eq!(v.report().delivered, 1, "{:?}", v.report());
+    // Without its headers the same value is no record of the node: the write is missing.
+    let mut v = Verifier::new(checker_from(&log), None);
+    v.start(&mut sink);
+    v.record(0, 0, Some(binary), &[], &mut sink);
+    assert_eq!(v.report().delivered, 0);
 }

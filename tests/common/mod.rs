@@ -110,6 +110,8 @@ pub struct Record {
     pub payload: Option<Vec<u8>>,
     /// The record's Kafka timestamp (milliseconds since the epoch), when it has one.
     pub timestamp: Option<i64>,
+    /// The record headers, in order.
+    pub headers: HeaderList,
 }
 
 impl Record {
@@ -163,6 +165,15 @@ pub fn read_all(topic: &str) -> Vec<Record> {
                 key: m.key().map(<[u8]>::to_vec),
                 payload: m.payload().map(<[u8]>::to_vec),
                 timestamp: m.timestamp().to_millis(),
+                headers: m
+                    .headers()
+                    .map(|hs| {
+                        use rdkafka::message::Headers as _;
+                        hs.iter()
+                            .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             }),
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
                 pending.remove(&p);
@@ -202,18 +213,70 @@ pub fn produce_records(
     topic: &str,
     records: &[(Option<i32>, Option<&str>, &[u8])],
 ) -> Vec<(i32, i64)> {
+    let bare: Vec<RawRecord<'_>> = records
+        .iter()
+        .map(|&(partition, key, value)| RawRecord {
+            partition,
+            key,
+            value,
+            headers: &[],
+        })
+        .collect();
+    produce_with_headers(topic, &[], &bare)
+}
+
+/// Record headers as a test writes them: (name, value or null).
+pub type RawHeaders = [(String, Option<Vec<u8>>)];
+/// Owned [`RawHeaders`].
+pub type HeaderList = Vec<(String, Option<Vec<u8>>)>;
+
+/// A record written by rdkafka directly, headers included.
+#[derive(Debug, Clone, Copy)]
+pub struct RawRecord<'a> {
+    /// Target partition (`None`: the partitioner's choice by key).
+    pub partition: Option<i32>,
+    /// Key (`None`: no key).
+    pub key: Option<&'a str>,
+    /// Value.
+    pub value: &'a [u8],
+    /// Headers, in this order.
+    pub headers: &'a RawHeaders,
+}
+
+/// Writes records (with their headers) straight to `topic` with extra librdkafka `props`, waits
+/// for every delivery report and returns each record's (partition, offset), in order of delivery.
+pub fn produce_with_headers(
+    topic: &str,
+    props: &[(&str, &str)],
+    records: &[RawRecord<'_>],
+) -> Vec<(i32, i64)> {
+    use rdkafka::message::{Header, OwnedHeaders};
     let log = Arc::new(Mutex::new(Vec::new()));
-    let producer: ThreadedProducer<DeliveryLog> = settings()
+    let mut settings = settings();
+    for (k, v) in props {
+        settings.set(*k, *v);
+    }
+    let producer: ThreadedProducer<DeliveryLog> = settings
         .producer_config()
         .create_with_context(DeliveryLog(Arc::clone(&log)))
         .expect("producer");
-    for (partition, key, payload) in records {
-        let mut rec = BaseRecord::<str, [u8]>::to(topic).payload(*payload);
-        if let Some(k) = key {
-            rec = rec.key(*k);
+    for r in records {
+        let mut rec = BaseRecord::<str, [u8]>::to(topic).payload(r.value);
+        if let Some(k) = r.key {
+            rec = rec.key(k);
         }
-        if let Some(p) = partition {
-            rec = rec.partition(*p);
+        if let Some(p) = r.partition {
+            rec = rec.partition(p);
+        }
+        if !r.headers.is_empty() {
+            let mut hs = OwnedHeaders::new_with_capacity(r.headers.len());
+            for (key, value) in r.headers {
+                hs = hs.insert(Header {
+                    key: key.as_str(),
+                    value: value.as_deref(),
+                });
+            }
+            rec = rec.headers(hs);
         }
         producer
             .send(rec)
@@ -228,6 +291,15 @@ pub fn produce_records(
             r.clone()
                 .unwrap_or_else(|e| panic!("raw record not delivered: {e}"))
         })
+        .collect()
+}
+
+/// The stamp of `env` as record headers (kafka-timesync's header form).
+pub fn stamp_headers(env: &kafka_timesync::envelope::Envelope) -> HeaderList {
+    let mut h = kafka_timesync::stamp_headers::EncodedHeaders::new();
+    h.encode(env);
+    h.iter()
+        .map(|(n, v)| (n.to_string(), Some(v.to_vec())))
         .collect()
 }
 
@@ -365,5 +437,40 @@ pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool)
             "timed out after {timeout:?} waiting for {what}"
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Decodes standard base64 (the consumer's `"value_encoding":"base64"`); panics on bad input.
+pub fn base64_decode(text: &str) -> Vec<u8> {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let digits: Vec<u32> = text
+        .bytes()
+        .filter(|&b| b != b'=')
+        .map(|b| {
+            ABC.iter()
+                .position(|&c| c == b)
+                .unwrap_or_else(|| panic!("not base64: {text:?}")) as u32
+        })
+        .collect();
+    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
+    for chunk in digits.chunks(4) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, d)| n | d << (18 - 6 * i));
+        for i in 0..chunk.len().saturating_sub(1) {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    out
+}
+
+/// The value a consumer's `deliver` event carries: the envelope's content for a JSON envelope or a
+/// header-stamped text value, the decoded bytes for `"value_encoding":"base64"`.
+pub fn delivered_value(event: &serde_json::Value) -> Vec<u8> {
+    let content = event["message"]["content"].as_str().unwrap_or_default();
+    match event["value_encoding"].as_str() {
+        Some("base64") => base64_decode(content),
+        _ => content.as_bytes().to_vec(),
     }
 }

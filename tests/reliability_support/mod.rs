@@ -882,6 +882,16 @@ pub fn unique_node(prefix: &str) -> String {
 /// A valid envelope of `node` with the given seq and vector (Lamport time = sum of the vector),
 /// as the JSON bytes a producer would write.
 pub fn envelope_bytes(node: &str, seq: u64, vector: &[(&str, u64)], content: &str) -> Vec<u8> {
+    envelope(node, seq, vector, content).encode()
+}
+
+/// The envelope [`envelope_bytes`] encodes (stamped now, a fresh id).
+pub fn envelope(
+    node: &str,
+    seq: u64,
+    vector: &[(&str, u64)],
+    content: &str,
+) -> kafka_timesync::envelope::Envelope {
     use kafka_timesync::clock::{ClockType, VectorTimestamp};
     use kafka_timesync::envelope::{Envelope, MessageTimestamp};
     let now = kafka_timesync::time::nanos_to_secs(kafka_timesync::time::TimeSource::now_ns(
@@ -904,7 +914,6 @@ pub fn envelope_bytes(node: &str, seq: u64, vector: &[(&str, u64)], content: &st
         },
         simulated_skew_ms: None,
     }
-    .encode()
 }
 
 /// The `id` of an envelope's JSON bytes.
