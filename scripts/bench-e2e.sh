@@ -18,13 +18,16 @@
 # producer so both tools write one partition each, librdkafka defaults where rdkafka_performance
 # would change them: linger.ms, retries, queued.min.messages, session.timeout.ms):
 #   producer:  rdkafka_performance -P -s SIZE -c N   vs   kafka-producer --count N --size SIZE
-#              --clock-type vector --no-state --format json >/dev/null, and rdkafka_performance
+#              --clock-type vector --no-state --format json >/dev/null (the JSON envelope, and
+#              --envelope headers: the SIZE-byte content as the value, the clocks in headers),
+#              and rdkafka_performance
 #              with payloads of the envelope's size (the same bytes, no stamping: the bound any
 #              producer of these envelopes meets on this broker)
 #   consumer:  rdkafka_performance -G (balanced consumer, fresh group) -c N   vs
 #              kafka-consumer --delivery causal|arrival --format json --from-beginning
 #              --idle-timeout 2 --max-messages N >/dev/null, on one topic of N envelopes written
-#              by three producer nodes with --observe (real cross-partition happened-before).
+#              by three producer nodes with --observe (real cross-partition happened-before);
+#              and causal delivery of a second such topic written with --envelope headers.
 # Runs are interleaved (the order rotates every run) so the shared machine's noise hits every
 # tool alike. msgs/s = N / the process's wall time (start-up, metadata, group join and final
 # flush included for every tool); peak RSS and CPU time come from GNU time, the broker's CPU
@@ -163,16 +166,17 @@ check_rd_consumed() {
         || { tail -n 3 "$OUT/last.out" >&2; die "rdkafka_performance did not consume $1 messages"; }
 }
 
-# fill TOPIC COUNT: COUNT envelopes from three producer nodes that observe each other.
+# fill TOPIC COUNT [ENVELOPE]: COUNT messages from three producer nodes that observe each other,
+# stamped in the JSON envelope (default) or in headers.
 fill() {
-    local topic=$1 count=$2 each pids=() i
+    local topic=$1 count=$2 envelope=${3:-json} each pids=() i
     each=$(((count + 2) / 3))
-    log "filling $topic with 3 x $each vector-stamped envelopes (--observe)"
+    log "filling $topic with 3 x $each vector-stamped messages (--observe, --envelope $envelope)"
     for i in 0 1 2; do
         local c=$each
         [ $i = 2 ] && c=$((count - 2 * each))
         "$PRODUCER" --bootstrap "$B" --node-id "node-$i" --observe --count "$c" --size "$SIZE" \
-            --clock-type vector --no-state "$topic" >/dev/null 2>"$OUT/fill.$i.err" &
+            --clock-type vector --envelope "$envelope" --no-state "$topic" >/dev/null 2>"$OUT/fill.$i.err" &
         pids+=($!)
     done
     for i in 0 1 2; do
@@ -199,13 +203,14 @@ PY
 run_consumer() { # PAIR TOOL RUN TOPIC COUNT
     local pair=$1 tool=$2 run=$3 topic=$4 count=$5 g="$1-$2-$3-$RANDOM$RANDOM"
     case $tool in
-        rdkafka_performance)
+        rdkafka_performance|rdkafka_performance-headers-topic)
             measure "$pair" "$tool" "$run" "$count" \
                 "$RDPERF" -G "$g" -t "$topic" -b "$B" -c "$count" "${RD_CONSUMER_X[@]}"
             check_rd_consumed "$count" ;;
-        kafka-consumer-causal|kafka-consumer-arrival)
+        kafka-consumer-causal|kafka-consumer-arrival|kafka-consumer-causal-headers)
+            local delivery=${tool#kafka-consumer-}
             STDOUT=/dev/null measure "$pair" "$tool" "$run" "$count" \
-                "$CONSUMER" --bootstrap "$B" --group "$g" --delivery "${tool#kafka-consumer-}" \
+                "$CONSUMER" --bootstrap "$B" --group "$g" --delivery "${delivery%-headers}" \
                 --format json --from-beginning --idle-timeout 2 --max-messages "$count" "$topic" ;;
     esac
 }
@@ -234,10 +239,12 @@ producer_run() { # TOOL RUN MSGS PAIR
             measure "$pair" "$tool" "$run" "$msgs" \
                 "$RDPERF" -P -t "$t" -b "$B" -s "$size" -c "$msgs" -k bench-node "${RD_PRODUCER_X[@]}"
             check_rd_produced "$msgs" ;;
-        kafka-producer-vector)
+        kafka-producer-vector|kafka-producer-vector-headers)
+            local envelope=json
+            [ "$tool" = kafka-producer-vector ] || envelope=headers
             STDOUT=/dev/null measure "$pair" "$tool" "$run" "$msgs" \
                 "$PRODUCER" --bootstrap "$B" --node-id bench-node --count "$msgs" --size "$SIZE" \
-                --clock-type vector --no-state --format json "$t" ;;
+                --clock-type vector --envelope "$envelope" --no-state --format json "$t" ;;
     esac
 }
 if [ -n "$PRODUCER_RUN" ]; then
@@ -259,10 +266,11 @@ log "N=$N runs=$RUNS size=$SIZE broker=$B (pid ${KTS_BROKER_PID:-?}) results in 
 # --- 1. producer ----------------------------------------------------------------------------
 if wants producer; then
     short=$((N / 5))
-    tools=(rdkafka_performance kafka-producer-vector rdkafka_performance-envelope-size)
+    tools=(rdkafka_performance kafka-producer-vector rdkafka_performance-envelope-size
+        kafka-producer-vector-headers)
     log "producer: rdkafka_performance-envelope-size sends $(envelope_size)-byte payloads"
     for ((r = 1; r <= RUNS; r++)); do
-        for k in $(rotate 3 "$r"); do
+        for k in $(rotate 4 "$r"); do
             for spec in "$N producer" "$short producer-short"; do
                 # shellcheck disable=SC2086 # MSGS PAIR
                 "$here/scripts/testenv.sh" run -- "$0" -s "$SIZE" --out "$OUT" \
@@ -279,10 +287,17 @@ if wants consumer; then
     fill "$src" "$N"
     consume_verify "$src" causal "$N"
     consume_verify "$src" arrival "$N"
-    tools=(rdkafka_performance kafka-consumer-causal kafka-consumer-arrival)
+    src_h=cons-src-headers-$stamp
+    mktopic "$src_h"
+    fill "$src_h" "$N" headers
+    consume_verify "$src_h" causal "$N"
+    tools=(rdkafka_performance kafka-consumer-causal kafka-consumer-arrival
+        kafka-consumer-causal-headers rdkafka_performance-headers-topic)
     for ((r = 1; r <= RUNS; r++)); do
-        for k in $(rotate 3 "$r"); do
-            run_consumer consumer "${tools[$k]}" "$r" "$src" "$N"
+        for k in $(rotate 5 "$r"); do
+            t=$src
+            [[ ${tools[$k]} == *headers* ]] && t=$src_h
+            run_consumer consumer "${tools[$k]}" "$r" "$t" "$N"
         done
     done
 fi
