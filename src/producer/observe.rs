@@ -2,25 +2,24 @@
 //! into the node's clocks ([`Stamper::observe`]), on its own thread. Records of either form
 //! (JSON envelope or header-stamped, [`decode_record`]) are merged.
 //!
-//! It starts at the beginning of every partition; [`Observer::wait_caught_up`] returns once every
-//! partition has reported end-of-partition (librdkafka's partition EOF: the fetch reached the
-//! high watermark of its fetch response), so the first message stamped afterwards has seen
-//! everything written before the observer started. It keeps merging until stopped.
-//!
-//! End-of-partition needs no ListOffsets round trip per partition: the fetch that reports it has
-//! delivered everything below the high watermark its response carries, which covers every record
-//! written before the observer started.
+//! It starts at the beginning of every partition and notes where each one ends at that moment
+//! (its high watermark); [`Observer::wait_caught_up`] returns once, in every partition, a record
+//! at or past that end has been merged or librdkafka has reported end-of-partition (the fetch
+//! reached the high watermark of its response). So the first message stamped afterwards has seen
+//! everything written before the observer started. A partition that was empty needs nothing.
+//! It keeps merging until stopped.
 
 use super::{Observed, Stamper};
 use crate::envelope::DecodeLimits;
 use crate::kafka::{
-    assign_all_partitions, describe, ClientSettings, KafkaError, LogContext, StartAt,
+    assign_all_partitions, describe, topic_watermarks, ClientSettings, KafkaError, LogContext,
+    StartAt,
 };
 use crate::stamp_headers::decode_record;
-use rdkafka::consumer::BaseConsumer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError as RdError;
 use rdkafka::Message;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -62,10 +61,15 @@ impl Observer {
         let consumer: BaseConsumer<LogContext> = cfg
             .create_with_context(LogContext::new(settings))
             .map_err(|e| settings.client_error("consumer", &e))?;
-        let mut pending: HashSet<i32> =
-            assign_all_partitions(&consumer, topic, StartAt::Beginning, timeout)?
-                .into_iter()
-                .collect();
+        let partitions = assign_all_partitions(&consumer, topic, StartAt::Beginning, timeout)?;
+        // Where each partition ends now: caught up once a record at or past it is read, or its
+        // end-of-partition event arrives. An empty partition has nothing to catch up on.
+        let mut pending: HashMap<i32, i64> = HashMap::new();
+        for w in topic_watermarks(consumer.client(), topic, timeout)? {
+            if partitions.contains(&w.partition) && w.high > w.low {
+                pending.insert(w.partition, w.high);
+            }
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(ObserveStats::default());
         let (tx, rx) = mpsc::channel();
@@ -82,6 +86,12 @@ impl Observer {
                     match consumer.poll(Duration::from_millis(100)) {
                         Some(Ok(m)) => {
                             stats2.records.fetch_add(1, Ordering::Relaxed);
+                            if pending
+                                .get(&m.partition())
+                                .is_some_and(|end| m.offset() + 1 >= *end)
+                            {
+                                pending.remove(&m.partition());
+                            }
                             let headers = crate::kafka::headers_of(&m);
                             match decode_record(m.payload(), &headers, &limits) {
                                 Ok((_, env)) => {
