@@ -52,8 +52,8 @@ Partitions and replicas:
   In causal and total modes the consumer reads ALL partitions of the topic itself (manual
   assignment; the group id only stores committed offsets), so several consumers are replicas that
   each deliver every message in the same order. Arrival mode uses normal group-managed
-  partitions (consumers of one group share the partitions), except with --from-beginning or
-  --history, which read every partition from the requested position.
+  partitions (consumers of one group share the partitions), except with --from-beginning,
+  --history or --verify, which read every partition from the requested position.
 
 Offsets:
   Only what has been delivered is committed (every second and at exit; never automatically): per
