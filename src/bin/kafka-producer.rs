@@ -49,7 +49,9 @@ record in the topic (in the partition its key maps to) and continues seq, Lampor
 hybrid from it, so even after a kill the next message is seq + 1. The state file in --state-dir
 (default $XDG_STATE_HOME/kafka-timesync or ~/.local/state/kafka-timesync) caches the clocks and
 is the fallback when the topic cannot be read back: then a warning says so and seq may skip up
-to 4096. A second running process with the same node id and state directory is refused.
+to 4096. After a kill it also waits until the killed run's last records have landed (2 s of
+quiet); with --no-state it cannot tell a kill from a clean exit and does not wait. A second
+running process with the same node id and state directory is refused.
 Exit status: 0 when every message was delivered, 1 otherwise (with the reason), 2 for usage errors.";
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
