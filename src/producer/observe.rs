@@ -12,8 +12,7 @@
 use super::{Observed, Stamper};
 use crate::envelope::DecodeLimits;
 use crate::kafka::{
-    assign_all_partitions, describe, topic_watermarks, ClientSettings, KafkaError, LogContext,
-    StartAt,
+    assign_all_partitions, describe, ClientSettings, KafkaError, LogContext, StartAt,
 };
 use crate::stamp_headers::decode_record;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -65,9 +64,15 @@ impl Observer {
         // Where each partition ends now: caught up once a record at or past it is read, or its
         // end-of-partition event arrives. An empty partition has nothing to catch up on.
         let mut pending: HashMap<i32, i64> = HashMap::new();
-        for w in topic_watermarks(consumer.client(), topic, timeout)? {
-            if partitions.contains(&w.partition) && w.high > w.low {
-                pending.insert(w.partition, w.high);
+        for &p in &partitions {
+            let (low, high) = consumer.fetch_watermarks(topic, p, timeout).map_err(|e| {
+                KafkaError::Operation {
+                    operation: format!("fetch watermarks of {topic}/{p}"),
+                    message: describe(&e),
+                }
+            })?;
+            if high > low {
+                pending.insert(p, high);
             }
         }
         let stop = Arc::new(AtomicBool::new(false));
