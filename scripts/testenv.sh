@@ -189,11 +189,11 @@ run() {
             0|130|143) ;;
             *)
                 local f
-                log "exit $rc; the brokers' last warnings and errors (full logs are removed now):"
+                log "exit $rc; the brokers' last warnings, errors and fencing changes (full logs are removed now):"
                 for f in "$TESTENV_DIR"/node-*/broker.log; do
                     [ -f "$f" ] || continue
                     printf '  %s:\n' "${f#"$TESTENV_DIR"/}" >&2
-                    grep -E '^\[[^]]*\] (WARN|ERROR) ' "$f" | tail -n 10 | sed 's/^/    /' >&2 || true
+                    grep -E '^\[[^]]*\] (WARN|ERROR) |Fencing broker|has been unfenced' "$f" | tail -n 16 | sed 's/^/    /' >&2 || true
                 done
                 ;;
         esac
