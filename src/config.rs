@@ -470,7 +470,7 @@ impl fmt::Debug for TimeSyncConfig {
                     .entries(self.0.iter().map(|(k, v)| {
                         (
                             k,
-                            if crate::kafka::redact::is_sensitive(k) {
+                            if crate::redact::is_sensitive(k) {
                                 "***"
                             } else {
                                 v.as_str()

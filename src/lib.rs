@@ -22,10 +22,14 @@ pub mod config;
 pub mod consumer;
 pub mod delivery;
 pub mod envelope;
+#[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "kafka")]
 pub mod metrics;
 pub mod ntp;
+#[cfg(feature = "kafka")]
 pub mod producer;
+pub mod redact;
 pub mod stamp_headers;
 pub mod state;
 pub mod time;

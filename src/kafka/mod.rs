@@ -22,7 +22,7 @@ pub mod consumer;
 pub mod error;
 pub mod partitioner;
 pub mod reader;
-pub mod redact;
+pub use crate::redact;
 pub mod start;
 pub mod tail;
 

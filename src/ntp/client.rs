@@ -22,7 +22,9 @@
 
 use std::cell::Cell;
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+#[cfg(feature = "kafka")]
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
@@ -30,6 +32,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sntpc::{NtpContext, NtpResult, NtpTimestampGenerator, NtpUdpSocket, SendRequestResult};
+#[cfg(feature = "kafka")]
 use tokio::net::UdpSocket;
 
 use super::packet::{
@@ -98,6 +101,7 @@ impl ExchangeResult {
 }
 
 /// Resolves `host[:port]` (port defaults to 123; IPv6 literals as `[::1]:123` or bare `::1`).
+#[cfg(feature = "kafka")]
 pub async fn resolve(server: &str) -> Result<Vec<SocketAddr>, RejectReason> {
     let server = server.trim();
     if let Ok(sa) = server.parse::<SocketAddr>() {
@@ -370,6 +374,7 @@ const RECEIVE_AT: usize = 32;
 
 /// One SNTP exchange with `addr`, timestamps from `clock`. Never panics; every failure is an
 /// `Err` outcome with its reason.
+#[cfg(feature = "kafka")]
 pub async fn exchange(
     clock: &PhysicalClock,
     addr: SocketAddr,
@@ -533,6 +538,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "kafka")]
     #[tokio::test]
     async fn resolve_handles_ports_and_literals() {
         assert_eq!(
@@ -565,6 +571,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "kafka")]
     #[tokio::test]
     async fn silent_server_times_out() {
         // A bound socket that never answers.

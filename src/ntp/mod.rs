@@ -16,13 +16,17 @@ pub mod packet;
 pub mod sample;
 pub mod select;
 pub mod status;
+#[cfg(feature = "kafka")]
 pub mod task;
 
-pub use client::{exchange, ExchangeResult};
+#[cfg(feature = "kafka")]
+pub use client::exchange;
+pub use client::ExchangeResult;
 pub use discipline::{Action, Thresholds};
 pub use engine::SyncEngine;
 pub use options::SyncOptions;
 pub use packet::{KissCode, RejectReason};
 pub use sample::{Exchange, Sample};
 pub use status::{ExchangeRecord, RoundRecord, ServerState, ServerStatus, SyncEvent, SyncStatus};
+#[cfg(feature = "kafka")]
 pub use task::{spawn, SyncHandle};

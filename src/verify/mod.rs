@@ -24,11 +24,13 @@
 mod acked;
 mod acklog;
 mod checker;
+#[cfg(feature = "kafka")]
 mod session;
 
 pub use acked::{AckedSet, AckedSetBuilder, IdKey, State};
 pub use acklog::{load_ack_logs, read_ack_log, AckLogError, AckLogStats};
 pub use checker::{Checker, Finding, Observed, Outcome, Report};
+#[cfg(feature = "kafka")]
 pub use session::Verifier;
 
 #[cfg(test)]

@@ -503,6 +503,7 @@ fn the_acknowledged_set_at_ten_million() {
     assert!(b <= 60.0, "{b} bytes per message");
 }
 
+#[cfg(feature = "kafka")]
 #[test]
 fn the_verifier_reports_findings_as_events_and_metrics() {
     use crate::consumer::{CollectSink, Event};

@@ -1,4 +1,4 @@
-//! Secret redaction for librdkafka properties.
+//! Secret redaction for librdkafka properties (pure; also re-exported as `kafka::redact`).
 //!
 //! Invariant: a value of a property for which [`is_sensitive`] is true is never written by this
 //! crate to a log, an error message or debug output; it appears as [`REDACTED`] instead.
