@@ -22,9 +22,9 @@
 
 use std::cell::Cell;
 use std::future::Future;
+use std::net::SocketAddr;
 #[cfg(feature = "kafka")]
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
