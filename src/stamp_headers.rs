@@ -97,6 +97,55 @@ pub enum RecordError {
 /// Decodes the stamp of a Kafka record, whichever form it has: from its headers when the version
 /// header is present (the value is then the content, any bytes, possibly null), else from the
 /// value as a JSON envelope.
+///
+/// # Example
+///
+/// One envelope written both ways: as a JSON value, and as headers beside the content.
+///
+/// ```
+/// use kafka_timesync::clock::{ClockType, LamportClock};
+/// use kafka_timesync::envelope::{DecodeLimits, Envelope, Form, MessageTimestamp};
+/// use kafka_timesync::stamp_headers::{decode_record, EncodedHeaders, Header, RecordError};
+///
+/// let lamport = LamportClock::new();
+/// let envelope = Envelope {
+///     id: "m-1".into(),
+///     content: "hello".into(),
+///     seq: Some(1),
+///     timestamp: MessageTimestamp {
+///         node_id: "n1".into(),
+///         timestamp: 1_790_000_000.25,
+///         clock_type: ClockType::Logical,
+///         physical_time: Some(1_790_000_000.25),
+///         logical_time: Some(lamport.tick()),
+///         vector_time: None,
+///         hybrid_time: None,
+///         simulated_time: None,
+///         unmapped_vector_entries: None,
+///     },
+///     simulated_skew_ms: None,
+/// };
+/// let limits = DecodeLimits::default();
+///
+/// // JSON form: the envelope is the value.
+/// let value = envelope.encode();
+/// assert!(value.starts_with(br#"{"id":"m-1","content":"hello","seq":1,"#));
+/// let (form, decoded) = decode_record(Some(&value[..]), &[], &limits).unwrap();
+/// assert_eq!((form, &decoded), (Form::Json, &envelope));
+///
+/// // Header form: the value is the content, the stamp is in `kts-` headers.
+/// let mut stamp = EncodedHeaders::new();
+/// stamp.encode(&envelope);
+/// let headers: Vec<Header<'_>> = stamp.iter().map(|(name, v)| (name, Some(v))).collect();
+/// let (form, decoded) = decode_record(Some(b"hello"), &headers, &limits).unwrap();
+/// assert_eq!(form, Form::Headers);
+/// assert_eq!(decoded.content, "", "the content is the record value");
+/// assert_eq!(decoded.timestamp, envelope.timestamp);
+///
+/// // A malformed record is a typed error naming the field.
+/// let err = decode_record(Some(&b"{\"id\":7}"[..]), &[], &limits).unwrap_err();
+/// assert!(matches!(&err, RecordError::Json(e) if e.field() == Some("id")), "{err}");
+/// ```
 pub fn decode_record(
     value: Option<&[u8]>,
     headers: &[Header<'_>],

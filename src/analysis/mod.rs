@@ -271,6 +271,56 @@ impl Record {
 }
 
 /// The ordering analyzer. See the module docs for the rules.
+///
+/// # Example
+///
+/// `b` answered `a`'s message, but its clock is 50 ms behind: its reply carries an earlier
+/// physical time than the message it answers, and it is read first.
+///
+/// ```
+/// use kafka_timesync::analysis::{AnalysisConfig, Analyzer, ViolationKind};
+/// use kafka_timesync::clock::{ClockType, VectorTimestamp};
+/// use kafka_timesync::envelope::{Envelope, MessageTimestamp};
+///
+/// fn stamped(node: &str, vector: &[(&str, u64)], physical_time: f64) -> Envelope {
+///     let vt = VectorTimestamp::from_entries(vector.iter().copied());
+///     Envelope {
+///         id: format!("{node}-1"),
+///         content: String::new(),
+///         seq: Some(vt.get(node)),
+///         timestamp: MessageTimestamp {
+///             node_id: node.into(),
+///             timestamp: physical_time,
+///             clock_type: ClockType::Vector,
+///             physical_time: Some(physical_time),
+///             logical_time: Some(vector.iter().map(|&(_, count)| count).sum()),
+///             vector_time: Some(vt),
+///             hybrid_time: None,
+///             simulated_time: None,
+///             unmapped_vector_entries: None,
+///         },
+///         simulated_skew_ms: None,
+///     }
+/// }
+///
+/// let arrivals = [
+///     stamped("b", &[("a", 1), ("b", 1)], 1_790_000_000.060), // the reply, read first
+///     stamped("a", &[("a", 1)], 1_790_000_000.100),
+/// ];
+/// let mut analyzer = Analyzer::new(AnalysisConfig::default());
+/// let mut violations = Vec::new();
+/// for (i, envelope) in arrivals.iter().enumerate() {
+///     let received_ns = 1_790_000_000_200_000_000 + i as i64 * 1_000_000;
+///     analyzer.observe(envelope, received_ns, &mut violations);
+/// }
+/// let found: Vec<_> = violations.iter().map(|v| (v.kind, &*v.node)).collect();
+/// assert_eq!(
+///     found,
+///     [(ViolationKind::ArrivalBeforeCause, "b"), (ViolationKind::PhysicalVsCausal, "b")]
+/// );
+/// assert_eq!(violations[1].ids, ["a-1", "b-1"]); // [predecessor, successor]
+/// assert_eq!(analyzer.summary().messages, 2);
+/// ```
 #[derive(Debug)]
 pub struct Analyzer {
     window_cap: usize,

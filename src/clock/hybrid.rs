@@ -105,6 +105,25 @@ pub enum HlcError {
 }
 
 /// A thread-safe hybrid logical clock over an injected physical time source.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Arc;
+/// use kafka_timesync::clock::{HybridClock, HybridTimestamp};
+/// use kafka_timesync::time::ManualTime;
+///
+/// let time = Arc::new(ManualTime::new(1_790_000_000_000_000_000)); // ns: 1790000000000 ms
+/// let clock = HybridClock::new(time.clone(), 500);
+/// // Two sends within one millisecond: same wall time, the logical part orders them.
+/// assert_eq!(clock.send(), HybridTimestamp::new(1_790_000_000_000, 0));
+/// assert_eq!(clock.send(), HybridTimestamp::new(1_790_000_000_000, 1));
+/// // A message from a node 200 ms ahead: the clock moves past it, whatever its own time says.
+/// let remote = HybridTimestamp::new(1_790_000_000_200, 3);
+/// assert_eq!(clock.receive(&remote), Ok(HybridTimestamp::new(1_790_000_000_200, 4)));
+/// // One more than max_offset_ms (500) ahead of physical time is refused.
+/// assert!(clock.receive(&HybridTimestamp::new(1_790_000_000_501, 0)).is_err());
+/// ```
 #[derive(Debug)]
 pub struct HybridClock {
     physical: Arc<dyn TimeSource>,

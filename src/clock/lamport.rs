@@ -7,6 +7,20 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A thread-safe Lamport clock (lock-free).
+///
+/// # Example
+///
+/// ```
+/// use kafka_timesync::clock::LamportClock;
+///
+/// let a = LamportClock::new();
+/// let b = LamportClock::new();
+/// let sent = a.tick(); // a stamps a message: 1
+/// b.tick(); // b stamps one of its own: 1
+/// let received = b.update(sent); // b receives a's message: max(1, 1) + 1
+/// assert_eq!((sent, received), (1, 2));
+/// assert!(b.tick() > received, "every later event is stamped higher");
+/// ```
 #[derive(Debug, Default)]
 pub struct LamportClock {
     value: AtomicU64,

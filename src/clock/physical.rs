@@ -200,6 +200,29 @@ fn add_f64(base: UnixNanos, delta: f64) -> UnixNanos {
 }
 
 /// A node's physical clock. `Send + Sync`; share one per node behind an `Arc`.
+///
+/// # Example
+///
+/// A clock 100 ms fast (simulated skew) on a manually driven time source, corrected by a step:
+///
+/// ```
+/// use std::sync::Arc;
+/// use kafka_timesync::clock::{PhysicalClock, Simulation};
+/// use kafka_timesync::time::ManualTime;
+///
+/// const MS: i64 = 1_000_000;
+/// let base = Arc::new(ManualTime::new(1_790_000_000_000 * MS));
+/// let sim = Simulation { skew_ms: 100.0, seed: Some(7), ..Simulation::default() };
+/// let clock = PhysicalClock::with_simulation(base.clone(), sim);
+/// assert_eq!(clock.now_ns(), 1_790_000_000_100 * MS);
+///
+/// // Time synchronisation found the clock 100 ms ahead and steps it back. The physical clock
+/// // never runs backwards: it holds its last reading until the corrected scale catches up.
+/// clock.step(-100 * MS);
+/// assert_eq!(clock.now_ns(), 1_790_000_000_100 * MS);
+/// base.advance_ms(250);
+/// assert_eq!(clock.now_ns(), 1_790_000_000_250 * MS);
+/// ```
 #[derive(Debug)]
 pub struct PhysicalClock {
     source: Arc<dyn TimeSource>,

@@ -324,6 +324,25 @@ impl<'de> Deserialize<'de> for VectorTimestamp {
 }
 
 /// One node's thread-safe vector clock.
+///
+/// # Example
+///
+/// Node `b` reads `a`'s message before sending its own: `a`'s message happened before `b`'s,
+/// and `c`'s, sent without reading either, is concurrent with both.
+///
+/// ```
+/// use kafka_timesync::clock::{CausalOrder, VectorClock, VectorTimestamp};
+///
+/// let (a, b, c) = (VectorClock::new("a"), VectorClock::new("b"), VectorClock::new("c"));
+/// let m1 = a.send_stamp();
+/// b.merge(&m1); // b observes m1, counts no event
+/// let m2 = b.send_stamp();
+/// let m3 = c.send_stamp();
+/// assert_eq!(m2, VectorTimestamp::from_entries([("a", 1), ("b", 1)]));
+/// assert!(m1.happened_before(&m2));
+/// assert_eq!(m2.compare(&m1), CausalOrder::After);
+/// assert_eq!(m3.compare(&m2), CausalOrder::Concurrent);
+/// ```
 #[derive(Debug)]
 pub struct VectorClock {
     node: NodeId,

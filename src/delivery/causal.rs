@@ -93,6 +93,29 @@ enum Check {
 }
 
 /// A causal delivery buffer; see the [module documentation](self).
+///
+/// # Example
+///
+/// `b`'s reply to `a`'s first message arrives first: it is held until that message arrives, then
+/// both are delivered, cause first.
+///
+/// ```
+/// use kafka_timesync::clock::VectorTimestamp;
+/// use kafka_timesync::delivery::{CausalBuffer, DeliveryConfig, Release};
+///
+/// let mut buffer = CausalBuffer::new(DeliveryConfig::new(1_000, 5_000_000_000)); // 5 s wait
+/// let mut out = Vec::new();
+/// let reply = VectorTimestamp::from_entries([("a", 1), ("b", 1)]);
+/// buffer.offer("b".into(), &reply, "re: hello", 0, &mut out);
+/// assert!(out.is_empty());
+/// assert_eq!(buffer.len(), 1, "held: a's first message is missing");
+///
+/// let hello = VectorTimestamp::from_entries([("a", 1)]);
+/// buffer.offer("a".into(), &hello, "hello", 1_000, &mut out);
+/// let delivered: Vec<_> = out.iter().map(|d| (&*d.node, d.seq, d.item, d.release)).collect();
+/// assert_eq!(delivered, [("a", 1, "hello", Release::Ready), ("b", 1, "re: hello", Release::Ready)]);
+/// assert!(buffer.is_empty());
+/// ```
 pub struct CausalBuffer<T> {
     cfg: DeliveryConfig,
     /// Node names sorted, with their stable index.

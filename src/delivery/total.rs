@@ -60,6 +60,31 @@ struct NodeState {
 }
 
 /// A total-order delivery buffer; see the [module documentation](self).
+///
+/// # Example
+///
+/// Two members, `a` and `b`. A message is delivered once neither can still send anything ordered
+/// before it, in `(Lamport time, node id)` order whatever the arrival order:
+///
+/// ```
+/// use kafka_timesync::delivery::{DeliveryConfig, TotalOrderBuffer};
+///
+/// let members = Some(vec!["a".into(), "b".into()]);
+/// let mut buffer = TotalOrderBuffer::new(DeliveryConfig::new(1_000, 5_000_000_000), members);
+/// let mut out = Vec::new();
+/// // (node, seq, Lamport time): b's message at time 2 arrives first.
+/// buffer.offer("b".into(), 1, 2, "b1@2", 0, &mut out);
+/// assert!(out.is_empty(), "a may still send something at time 1");
+/// // a1@1 is delivered at once: b's next message has a time of at least 3.
+/// buffer.offer("a".into(), 1, 1, "a1@1", 0, &mut out);
+/// assert_eq!(out.len(), 1);
+/// // a's next time is now at least 4: b1@2 is safe, and so is a2@3 (a tie at 3 with b's next
+/// // message would be ordered a before b).
+/// buffer.offer("a".into(), 2, 3, "a2@3", 0, &mut out);
+/// let order: Vec<&str> = out.iter().map(|d| d.item).collect();
+/// assert_eq!(order, ["a1@1", "b1@2", "a2@3"]);
+/// assert!(buffer.is_empty());
+/// ```
 pub struct TotalOrderBuffer<T> {
     cfg: DeliveryConfig,
     /// The member list was configured (not learned from the stream).

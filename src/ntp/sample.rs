@@ -11,6 +11,22 @@ use crate::time::UnixNanos;
 
 /// The four timestamps of an exchange, Unix nanoseconds. T1 and T4 are read from the local
 /// (disciplined) clock, T2 and T3 from the server's reply.
+///
+/// # Example
+///
+/// The local clock is 5 ms behind the server; the request takes 10 ms, the server holds it 1 ms,
+/// the reply takes 10 ms:
+///
+/// ```
+/// use kafka_timesync::ntp::Exchange;
+///
+/// const MS: i64 = 1_000_000;
+/// let t1 = 1_790_000_000_000 * MS; // request sent, local clock
+/// let x = Exchange { t1, t2: t1 + 15 * MS, t3: t1 + 16 * MS, t4: t1 + 21 * MS };
+/// assert_eq!(x.offset_ns(), 5 * MS); // θ: advance the local clock by 5 ms
+/// assert_eq!(x.delay_ns(), 20 * MS); // δ: the round trip without the server's 1 ms
+/// assert_eq!(x.check_delay(MS / 1000, 1_000 * MS), Ok(20 * MS));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Exchange {
     /// Request sent (local clock).
