@@ -12,10 +12,10 @@
 //! * [`analysis`] — ordering analysis over a stream (FIFO, causality, skew).
 //! * [`ntp`] — SNTP math, filtering, selection and clock discipline (pure), and the request and
 //!   reply of one exchange without a socket.
-//! * [`consumer`] — the consumer engine: records in, deliveries, violations and commit positions out.
+//! * [`consumer`] — the consumer engine: records in; deliveries, violations, commit positions out.
 //! * [`config`] — `TimeSyncConfig`, loadable from TOML.
 //! * [`verify`] — did Kafka keep every acknowledged write (acknowledgement logs vs. what was read).
-//! * [`violation`], [`redact`], [`state`] — violation kinds, secret redaction, persisted clock state.
+//! * [`violation`], [`redact`], [`state`] — violation kinds, secret redaction, saved clock state.
 //!
 //! The `kafka` feature (default) adds the shells on rdkafka and tokio: `kafka` (the Kafka
 //! client layer), `producer`, `metrics` (with its HTTP endpoint), the NTP UDP client and

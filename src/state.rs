@@ -3,7 +3,7 @@
 //!
 //! The log is the truth: at start-up the producer recovers its exact clocks from its own last
 //! record in the topic and only falls back to this file's floors when the broker cannot be read
-//! (see [`crate::producer::resume`]).
+//! (see `producer::resume`).
 //!
 //! # Files
 //! In the state directory (default [`default_state_dir`]), node `N` owns `<enc(N)>.state.json`

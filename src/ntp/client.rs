@@ -2,9 +2,9 @@
 //! (its checks are listed in [`super::packet`]); its errors become [`RejectReason`]s. The core
 //! is sans-IO: [`Request::new`] gives the datagram to send, [`Request::complete`] takes the
 //! datagram received (sntpc runs over an in-memory socket), so the demo's simulated network and
-//! the unit tests drive it without sockets. [`exchange`] is the I/O shell: a fresh tokio UDP
-//! socket connected to the server (stray datagrams from other hosts never reach it), bounded by
-//! a timeout.
+//! the unit tests drive it without sockets. `exchange` (feature `kafka`) is the I/O shell: a
+//! fresh tokio UDP socket connected to the server (stray datagrams from other hosts never reach
+//! it), bounded by a timeout.
 //!
 //! What sntpc 0.11 does not give, and this module adds:
 //!

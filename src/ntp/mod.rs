@@ -4,8 +4,9 @@
 //! [`filter`] (per-server clock filter), [`select`] (Marzullo + combine), [`discipline`]
 //! (slew/step/ignore, drift regression) and the [`engine::SyncEngine`] that ties them together,
 //! configured by [`options`] and reporting through [`status`] — is deterministic and tested
-//! without sockets. [`client`] (one exchange with sntpc over tokio UDP) and the background
-//! [`task`] are the thin I/O shell.
+//! without sockets. [`client`] (one exchange with sntpc: the datagrams without a socket, and
+//! over tokio UDP) and the background `task` are the thin I/O shell; the socket and the task
+//! need the `kafka` feature (tokio).
 
 pub mod client;
 pub mod discipline;

@@ -8,7 +8,7 @@
 //! * [`Checker`] consumes observations — (partition, offset, id, node, seq) of every record
 //!   read, in offset order per partition, and where a partition's log starts — and reports
 //!   [`Finding`]s as it goes, and a [`Report`] at any time;
-//! * [`Verifier`] wires a checker to the consumer's event sink and metrics.
+//! * `Verifier` (feature `kafka`) wires a checker to the consumer's event sink and metrics.
 //!
 //! Definitions (P/O = partition/offset):
 //! * `lost_write`: acknowledged at P/O, and the consumer read P past O without seeing it;
