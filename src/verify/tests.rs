@@ -554,6 +554,7 @@ fn the_verifier_reports_findings_as_events_and_metrics() {
     assert_eq!(v.report().delivered, 2);
 }
 
+#[cfg(feature = "kafka")]
 #[test]
 fn a_header_stamped_record_is_verified_by_its_headers() {
     use crate::clock::ClockType;
