@@ -54,22 +54,24 @@
 //! * Memory is bounded by the buffer size (ordering buffer and analysis window) plus per-node
 //!   bookkeeping capped at [`MAX_TRACKED_NODES`] nodes.
 
+mod config;
 mod event;
 mod render;
+mod restart;
 mod resume;
 
+pub use config::{DeliveryMode, EngineConfig, UnknownDeliveryMode};
 pub use event::{
     CollectSink, Delivery, EarlyReleases, Event, EventSink, NodeSummary, Summary, ViolationReport,
 };
 pub use render::{JsonSink, TextSink};
+pub use restart::ModeMismatch;
 pub use resume::{resume, Resumed};
 
 use crate::analysis::{AnalysisConfig, Analyzer, Violation, ViolationKind};
 use crate::clock::VectorTimestamp;
-use crate::delivery::{
-    CausalBuffer, Checkpoint, Delivered, DeliveryConfig, Offer, Release, TotalOrderBuffer,
-};
-use crate::envelope::{DecodeLimits, Envelope, Form};
+use crate::delivery::{CausalBuffer, Delivered, DeliveryConfig, Offer, Release, TotalOrderBuffer};
+use crate::envelope::{Envelope, Form};
 use crate::stamp_headers::{self, Header};
 use crate::NodeId;
 use std::borrow::Cow;
@@ -79,88 +81,6 @@ use std::fmt;
 /// Per-node message counts are kept for at most this many nodes (hostile input may carry a new
 /// node id in every record); further nodes are still processed but not listed in the summary.
 pub const MAX_TRACKED_NODES: usize = 10_000;
-
-/// How messages are ordered for delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DeliveryMode {
-    /// In the order they are read.
-    #[default]
-    Arrival,
-    /// Respecting happened-before (vector clocks).
-    Causal,
-    /// One total order (Lamport time, node id), identical in every replica.
-    Total,
-}
-
-impl DeliveryMode {
-    /// The command-line name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryMode::Arrival => "arrival",
-            DeliveryMode::Causal => "causal",
-            DeliveryMode::Total => "total",
-        }
-    }
-}
-
-impl fmt::Display for DeliveryMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A delivery mode name that is none of arrival, causal, total.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown delivery mode '{0}' (expected arrival, causal or total)")]
-pub struct UnknownDeliveryMode(pub String);
-
-impl std::str::FromStr for DeliveryMode {
-    type Err = UnknownDeliveryMode;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "arrival" => Ok(DeliveryMode::Arrival),
-            "causal" => Ok(DeliveryMode::Causal),
-            "total" => Ok(DeliveryMode::Total),
-            other => Err(UnknownDeliveryMode(other.to_string())),
-        }
-    }
-}
-
-/// The engine's settings (the consumer's command line maps onto these).
-#[derive(Debug, Clone)]
-pub struct EngineConfig {
-    /// Delivery order.
-    pub mode: DeliveryMode,
-    /// Capacity of the causal/total buffer and size of the analysis window (`--buffer-size`).
-    pub buffer_size: usize,
-    /// Longest a message waits for a missing predecessor, ms (`--causal-timeout`).
-    pub causal_timeout_ms: u64,
-    /// Total-order membership (`--nodes`); `None` = the nodes seen so far.
-    pub nodes: Option<Vec<NodeId>>,
-    /// Run the ordering analysis (`--analyze-ordering`).
-    pub analyze: bool,
-    /// Skew warning threshold, ms (`--max-skew-ms`).
-    pub max_skew_ms: f64,
-    /// Deliver at most this many messages (`--max-messages`); later ones are held, not committed.
-    pub max_messages: Option<u64>,
-    /// Limits of the envelope decoder.
-    pub limits: DecodeLimits,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        Self {
-            mode: DeliveryMode::Arrival,
-            buffer_size: 1_000,
-            causal_timeout_ms: 5_000,
-            nodes: None,
-            analyze: false,
-            max_skew_ms: 100.0,
-            max_messages: None,
-            limits: DecodeLimits::default(),
-        }
-    }
-}
 
 /// One record read from Kafka.
 #[derive(Debug, Clone, Copy)]
@@ -333,106 +253,6 @@ impl ConsumerEngine {
     pub fn start_partition(&mut self, partition: i32, offset: i64) {
         let st = self.partitions.entry(partition).or_default();
         st.next = st.next.max(offset);
-    }
-
-    /// The ordering state to commit together with [`commit_positions`](Self::commit_positions)
-    /// (`None` in arrival mode, which has none).
-    ///
-    /// After `max_messages`, what the order released but the engine withheld is not counted: a
-    /// node's state stops below the first of its withheld messages.
-    pub fn checkpoint(&self) -> Option<Checkpoint> {
-        match &self.orderer {
-            Orderer::Arrival => None,
-            Orderer::Causal(buf) => {
-                let mut nodes = buf.checkpoint();
-                if !self.unsent.is_empty() {
-                    for n in &mut nodes {
-                        if let Some(&(c, _)) = self.unsent.get(&n.node) {
-                            n.delivered = n.delivered.min(c.saturating_sub(1));
-                            let cap = n.delivered;
-                            n.skipped.retain(|&(first, _)| first <= cap);
-                            if let Some(last) = n.skipped.last_mut() {
-                                last.1 = last.1.min(cap);
-                            }
-                        }
-                    }
-                    nodes.retain(|n| n.delivered > 0);
-                }
-                Some(Checkpoint::Causal(nodes))
-            }
-            Orderer::Total(buf) => {
-                let mut state = buf.checkpoint();
-                if !self.unsent.is_empty() {
-                    for n in &mut state.nodes {
-                        if let Some(&(c, t)) = self.unsent.get(&n.node) {
-                            n.delivered_seq = n.delivered_seq.min(c.saturating_sub(1));
-                            // The withheld message is read again: the node's bound stays below it.
-                            let below = t.and_then(|t| t.checked_sub(1));
-                            n.max_time = n.max_time.min(below);
-                        }
-                    }
-                    state.last = self.last_in_order.clone();
-                }
-                Some(Checkpoint::Total(state))
-            }
-        }
-    }
-
-    /// Continues from an earlier run's [`checkpoint`](Self::checkpoint). Call it before the first
-    /// record. A checkpoint of another delivery mode is refused (nothing changes).
-    pub fn restore(&mut self, cp: &Checkpoint) -> Result<(), ModeMismatch> {
-        match (&mut self.orderer, cp) {
-            (Orderer::Causal(buf), Checkpoint::Causal(nodes)) => {
-                buf.restore(nodes, &mut self.released);
-                for n in nodes {
-                    self.restored.set(&n.node, n.delivered);
-                }
-            }
-            (Orderer::Total(buf), Checkpoint::Total(state)) => {
-                buf.restore(state);
-                for n in &state.nodes {
-                    self.restored.set(&n.node, n.delivered_seq);
-                }
-            }
-            _ => {
-                return Err(ModeMismatch {
-                    engine: self.cfg.mode,
-                    checkpoint: match cp {
-                        Checkpoint::Causal(_) => DeliveryMode::Causal,
-                        Checkpoint::Total(_) => DeliveryMode::Total,
-                    },
-                })
-            }
-        }
-        // Restoring releases nothing (nothing waits yet); drop any bookkeeping it produced.
-        self.released.clear();
-        Ok(())
-    }
-
-    /// Without a checkpoint, at a start that is not the beginning of the log: in causal mode,
-    /// everything a node sent before its first message read counts as delivered (see the module
-    /// docs). Call it before the first record. No effect in the other modes: the total order
-    /// waits for its members' next messages, not for predecessors.
-    pub fn assume_delivered_before_start(&mut self) {
-        self.assume_before_start = matches!(self.orderer, Orderer::Causal(_));
-    }
-
-    /// The shell has read every partition up to where it ended when reading started. With
-    /// [`assume_delivered_before_start`](Self::assume_delivered_before_start), messages waiting
-    /// for nodes of which nothing was read are released (`ready`): those nodes' messages all lie
-    /// before the start.
-    pub fn caught_up<S: EventSink + ?Sized>(&mut self, sink: &mut S) {
-        if !self.assume_before_start {
-            return;
-        }
-        if let Orderer::Causal(buf) = &mut self.orderer {
-            for (node, need) in buf.awaited() {
-                if !self.started.contains(&node) {
-                    buf.assume_delivered(&node, need, &mut self.released);
-                }
-            }
-        }
-        self.emit_released(sink);
     }
 
     /// The configuration.
@@ -744,21 +564,6 @@ impl ConsumerEngine {
         }
     }
 
-    /// True when the restored state counts `env` as delivered by an earlier run: its own count
-    /// (causal: its own vector entry, when it has a vector; total: its seq) is within it.
-    fn delivered_before_restart(&self, env: &Envelope) -> bool {
-        let node = &env.timestamp.node_id;
-        let own = match (&self.orderer, &env.timestamp.vector_time) {
-            (Orderer::Causal(_), Some(vt)) => vt.get(node),
-            // Without a seq a message is unordered: never held, so never counted by a checkpoint.
-            _ => match env.seq {
-                Some(seq) => seq,
-                None => return false,
-            },
-        };
-        own <= self.restored.get(node)
-    }
-
     fn count_node(&mut self, node: &NodeId) {
         if let Some(n) = self.node_messages.get_mut(node) {
             *n += 1;
@@ -867,16 +672,6 @@ impl ConsumerEngine {
         }
         self.released = released;
     }
-}
-
-/// A checkpoint of one delivery mode given to an engine of another.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the stored ordering state is for {checkpoint} delivery, this consumer delivers in {engine} order")]
-pub struct ModeMismatch {
-    /// This engine's mode.
-    pub engine: DeliveryMode,
-    /// The checkpoint's mode.
-    pub checkpoint: DeliveryMode,
 }
 
 /// "node B seq 4 released after waiting 5000 ms; missing: A 3..5; silent members: C".

@@ -1,5 +1,6 @@
 use super::*;
 use crate::clock::ClockType;
+use crate::delivery::Checkpoint;
 use crate::envelope::MessageTimestamp;
 use proptest::prelude::*;
 
