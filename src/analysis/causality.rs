@@ -63,7 +63,7 @@ impl Analyzer {
     pub(super) fn check_own_order(&mut self, m: &Arrival<'_>, out: &mut Vec<Violation>) {
         let seq = m.end.seq;
         if let Some(&p) = self.by_seq.get(&(m.key, seq - 1)) {
-            if let Some(r) = self.record(p) {
+            if let Some(r) = self.in_window(p) {
                 let found = pair_violations(&r.end(), &m.end);
                 self.push_all(out, found);
             }
@@ -73,7 +73,7 @@ impl Analyzer {
                 .checked_add(1)
                 .and_then(|next| self.by_seq.get(&(m.key, next)))
             {
-                if let Some(r) = self.record(s) {
+                if let Some(r) = self.in_window(s) {
                     let found = pair_violations(&m.end, &r.end());
                     self.push_all(out, found);
                 }
@@ -120,7 +120,7 @@ impl Analyzer {
                     // A predecessor without a vector is not in `window_seqs`.
                     let pred = pred.or_else(|| self.by_seq.get(&(kk, c)).copied());
                     if let Some(p) = pred {
-                        if let Some(r) = self.record(p) {
+                        if let Some(r) = self.in_window(p) {
                             let found = pair_violations(&r.end(), &m.end);
                             self.push_all(out, found);
                         }
@@ -189,7 +189,7 @@ impl Analyzer {
             None => Vec::new(),
         };
         for x in waiting {
-            if let Some(r) = self.record(x) {
+            if let Some(r) = self.in_window(x) {
                 let found = pair_violations(&m.end, &r.end());
                 self.push_all(out, found);
             }

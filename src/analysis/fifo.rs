@@ -305,7 +305,11 @@ impl Analyzer {
         id: &str,
     ) {
         let mut ids = vec![id.to_owned()];
-        if let Some(r) = self.by_seq.get(&(key, seq)).and_then(|&i| self.record(i)) {
+        if let Some(r) = self
+            .by_seq
+            .get(&(key, seq))
+            .and_then(|&i| self.in_window(i))
+        {
             if &*r.id != id {
                 ids.push(r.id.to_string());
             }

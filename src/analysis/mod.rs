@@ -206,7 +206,7 @@ pub struct Footprint {
 
 /// Per-node analysis state.
 #[derive(Debug)]
-struct NodeState {
+struct TrackedNode {
     seqs: SeqTracker,
     messages: u64,
     /// `(seq, arrival index)` of this node's vector-stamped messages in the window, by seq.
@@ -221,7 +221,7 @@ struct NodeState {
     offsets: BTreeMap<i32, i64>,
 }
 
-impl NodeState {
+impl TrackedNode {
     fn new(offset_samples: usize) -> Self {
         Self {
             seqs: SeqTracker::default(),
@@ -241,8 +241,8 @@ pub struct Analyzer {
     window_cap: usize,
     threshold_ms: f64,
     offset_samples: usize,
-    nodes: NodeTable<NodeState>,
-    window: VecDeque<window::Record>,
+    nodes: NodeTable<TrackedNode>,
+    window: VecDeque<window::WindowEntry>,
     /// Arrival index of `window[0]`.
     front: u64,
     by_seq: HashMap<(NodeKey, u64), u64>,
@@ -330,7 +330,7 @@ impl Analyzer {
         });
     }
 
-    fn forget_node(&mut self, ev: Evicted<NodeState>) {
+    fn forget_node(&mut self, ev: Evicted<TrackedNode>) {
         self.evicted_nodes += 1;
         self.vt_in_window = self.vt_in_window.saturating_sub(ev.value.window_seqs.len());
         drop(ev.id);
@@ -420,7 +420,9 @@ impl Analyzer {
             self.nodes.touch(k);
             return Some(k);
         }
-        let (k, evicted) = self.nodes.insert(id, NodeState::new(self.offset_samples))?;
+        let (k, evicted) = self
+            .nodes
+            .insert(id, TrackedNode::new(self.offset_samples))?;
         if let Some(ev) = evicted {
             self.forget_node(ev);
         }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 /// A message in the window.
 #[derive(Debug)]
-pub(super) struct Record {
+pub(super) struct WindowEntry {
     pub(super) node: NodeKey,
     node_id: NodeId,
     seq: u64,
@@ -23,7 +23,7 @@ pub(super) struct Record {
     regs: Vec<(NodeKey, u64)>,
 }
 
-impl Record {
+impl WindowEntry {
     /// This message as one end of a causal pair.
     pub(super) fn end(&self) -> End<'_> {
         End {
@@ -38,7 +38,7 @@ impl Record {
 
 impl Analyzer {
     /// The window message of arrival index `idx`, if still in the window.
-    pub(super) fn record(&self, idx: u64) -> Option<&Record> {
+    pub(super) fn in_window(&self, idx: u64) -> Option<&WindowEntry> {
         let off = idx.checked_sub(self.front)?;
         self.window.get(usize::try_from(off).ok()?)
     }
@@ -66,7 +66,7 @@ impl Analyzer {
         let id: Arc<str> = Arc::from(m.end.id);
         *self.ids.entry(id.clone()).or_insert(0) += 1;
         self.by_seq.insert((key, seq), idx);
-        self.window.push_back(Record {
+        self.window.push_back(WindowEntry {
             node: key,
             node_id: m.end.node.clone(),
             seq,
