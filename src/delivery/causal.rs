@@ -51,8 +51,8 @@ pub const MAX_SKIPPED_RANGES: usize = 1024;
 
 const NIL: usize = usize::MAX;
 
-/// Bookkeeping for one node (stable index into `CausalBuffer::nodes`).
-struct NodeState {
+/// One sender as the causal buffer tracks it (stable index into `CausalBuffer::nodes`).
+struct CausalSource {
     name: NodeId,
     /// Messages of this node delivered or given up on.
     delivered: u64,
@@ -97,7 +97,7 @@ pub struct CausalBuffer<T> {
     cfg: DeliveryConfig,
     /// Node names sorted, with their stable index.
     names: Vec<(NodeId, u32)>,
-    nodes: Vec<NodeState>,
+    nodes: Vec<CausalSource>,
     delivered_vt: VectorTimestamp,
     waiting: Arrivals<Waiting<T>>,
     /// Messages to (re)check.
@@ -331,7 +331,7 @@ impl<T> CausalBuffer<T> {
             Ok(p) => (self.names[from + p].1, from + p),
             Err(p) => {
                 let idx = self.nodes.len() as u32;
-                self.nodes.push(NodeState {
+                self.nodes.push(CausalSource {
                     name: name.clone(),
                     delivered: 0,
                     pending: BTreeMap::new(),
