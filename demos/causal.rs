@@ -16,7 +16,7 @@ use std::path::Path;
 const PER_PROCESS: u32 = 3;
 
 /// What a process's buffer holds: message id and timestamp.
-type Held = (u32, VectorTimestamp);
+type StampedId = (u32, VectorTimestamp);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Multicast {
@@ -120,7 +120,7 @@ pub fn demo(
     loop {
         let Some(ev) = net.next_event()? else { break };
         let now = net.now_ns();
-        let mut to_deliver: Vec<(usize, Vec<Delivered<Held>>)> = vec![];
+        let mut to_deliver: Vec<(usize, Vec<Delivered<StampedId>>)> = vec![];
         match ev {
             Event::Timer { node, .. } => {
                 if remaining[node] > 0 {

@@ -84,7 +84,7 @@ pub const MAX_TRACKED_NODES: usize = 10_000;
 
 /// One record read from Kafka.
 #[derive(Debug, Clone, Copy)]
-pub struct Record<'a> {
+pub struct ConsumedRecord<'a> {
     /// Partition.
     pub partition: i32,
     /// Offset in the partition.
@@ -99,7 +99,7 @@ pub struct Record<'a> {
 
 /// A message held by an ordering buffer.
 #[derive(Debug)]
-struct Held {
+struct BufferedMessage {
     partition: i32,
     offset: i64,
     raw: Box<[u8]>,
@@ -109,8 +109,8 @@ struct Held {
 
 enum Orderer {
     Arrival,
-    Causal(CausalBuffer<Held>),
-    Total(TotalOrderBuffer<Held>),
+    Causal(CausalBuffer<BufferedMessage>),
+    Total(TotalOrderBuffer<BufferedMessage>),
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -128,7 +128,7 @@ pub struct ConsumerEngine {
     cfg: EngineConfig,
     orderer: Orderer,
     analyzer: Option<Analyzer>,
-    released: Vec<Delivered<Held>>,
+    released: Vec<Delivered<BufferedMessage>>,
     found: Vec<Violation>,
     partitions: BTreeMap<i32, PartitionState>,
     node_messages: HashMap<NodeId, u64>,
@@ -262,7 +262,7 @@ impl ConsumerEngine {
 
     /// Processes one record read from Kafka. Time moves to `rec.arrival_ns` first (timeouts due
     /// by then fire before the record is considered).
-    pub fn on_record<S: EventSink + ?Sized>(&mut self, rec: &Record<'_>, sink: &mut S) {
+    pub fn on_record<S: EventSink + ?Sized>(&mut self, rec: &ConsumedRecord<'_>, sink: &mut S) {
         self.received += 1;
         let st = self.partitions.entry(rec.partition).or_default();
         st.next = st.next.max(rec.offset.saturating_add(1));
@@ -303,7 +303,7 @@ impl ConsumerEngine {
 
     fn deliver_now<S: EventSink + ?Sized>(
         &mut self,
-        rec: &Record<'_>,
+        rec: &ConsumedRecord<'_>,
         form: Form,
         payload: &[u8],
         env: &Envelope,
@@ -358,7 +358,7 @@ impl ConsumerEngine {
 
     fn offer<S: EventSink + ?Sized>(
         &mut self,
-        rec: &Record<'_>,
+        rec: &ConsumedRecord<'_>,
         form: Form,
         payload: &[u8],
         env: Envelope,
@@ -366,7 +366,7 @@ impl ConsumerEngine {
     ) {
         let node = env.timestamp.node_id.clone();
         let seq = env.seq;
-        let held = Held {
+        let held = BufferedMessage {
             partition: rec.partition,
             offset: rec.offset,
             raw: shown(form, payload).into_owned().into_boxed_slice(),
@@ -409,7 +409,7 @@ impl ConsumerEngine {
         self.emit_released(sink);
     }
 
-    fn offer_to_buffer(&mut self, held: Held, now_ns: i64) -> Offer<Held> {
+    fn offer_to_buffer(&mut self, held: BufferedMessage, now_ns: i64) -> Offer<BufferedMessage> {
         let node = held.env.timestamp.node_id.clone();
         // Only orderable messages reach the buffer: they carry a seq (and, for total order, a
         // Lamport time).
@@ -504,7 +504,7 @@ impl ConsumerEngine {
             .iter()
             .map(|(p, s)| (*p, s.withheld_min.map_or(s.next, |w| w.min(s.next))))
             .collect();
-        let mut lower = |h: &Held| {
+        let mut lower = |h: &BufferedMessage| {
             if let Some(p) = pos.get_mut(&h.partition) {
                 *p = (*p).min(h.offset);
             }
