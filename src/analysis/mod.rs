@@ -133,7 +133,7 @@ pub struct Violation {
 
 /// Per-node totals.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct NodeSummary {
+pub struct AnalysisNodeSummary {
     /// Distinct messages received from the node (duplicates excluded).
     pub messages: u64,
     /// Highest seq received.
@@ -160,7 +160,7 @@ pub struct AnalysisSummary {
     /// Concurrent pairs among messages fewer than `window` arrivals apart (see the module docs).
     pub concurrent_pairs: u64,
     /// Per tracked node.
-    pub nodes: BTreeMap<NodeId, NodeSummary>,
+    pub nodes: BTreeMap<NodeId, AnalysisNodeSummary>,
     /// Nodes evicted from tracking because more than `max_nodes` were active.
     pub evicted_nodes: u64,
     /// Messages whose vector was not a send stamp (`vector_time[own node] != seq`).
@@ -441,7 +441,7 @@ impl Analyzer {
             .filter(|(_, st)| st.messages > 0)
             .map(|(id, st)| {
                 let est = st.offset.estimate();
-                let s = NodeSummary {
+                let s = AnalysisNodeSummary {
                     messages: st.messages,
                     highest_seq: st.seqs.highest(),
                     missing: st.seqs.missing(),

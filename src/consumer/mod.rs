@@ -14,10 +14,10 @@
 //!   keep no vector clock) are given the FIFO-only stamp `{node: seq}`: they wait for their own
 //!   node's earlier messages and for nothing else, because they carry no information about other
 //!   nodes. A message with neither vector nor seq (the prototype's) has no known predecessor and
-//!   is delivered on arrival. Both are counted in [`Summary::without_vector`].
+//!   is delivered on arrival. Both are counted in [`ConsumerSummary::without_vector`].
 //! * **total** — a [`TotalOrderBuffer`] delivers by Lamport `(logical_time, node id)`, the same
 //!   sequence in every replica. A message without seq or Lamport time cannot be placed in it and
-//!   is delivered on arrival ([`Summary::unordered`]).
+//!   is delivered on arrival ([`ConsumerSummary::unordered`]).
 //!
 //! In causal and total modes a message whose predecessor does not come is released after the
 //! causal timeout (`"release":"timeout"`) or when the buffer is full (`"buffer-full"`), and a
@@ -38,7 +38,7 @@
 //! the first record. The restored order knows what was delivered before: a message whose
 //! predecessors were delivered by the earlier run is delivered at once (`ready`), and a message
 //! read again that the earlier run had already delivered (it lay between the committed position
-//! and the last record read) is counted in [`Summary::already_delivered`], not delivered twice.
+//! and the last record read) is counted in [`ConsumerSummary::already_delivered`], not delivered twice.
 //! Without a usable checkpoint at a start that is not the beginning of the log (`--history`, say),
 //! [`ConsumerEngine::assume_delivered_before_start`] makes the causal order assume that
 //! everything a node sent before its first message read in this run was delivered, and, once the
@@ -48,7 +48,7 @@
 //!
 //! # Invariants
 //! * Every record read is accounted for exactly once: delivered, malformed, duplicate, already
-//!   delivered (before a restart) or held (see [`Summary`]).
+//!   delivered (before a restart) or held (see [`ConsumerSummary`]).
 //! * Bad input never panics and never stalls a partition: a record that fails to decode is
 //!   reported and its offset becomes committable at once.
 //! * Memory is bounded by the buffer size (ordering buffer and analysis window) plus per-node
@@ -62,7 +62,8 @@ mod resume;
 
 pub use config::{DeliveryMode, EngineConfig, UnknownDeliveryMode};
 pub use event::{
-    CollectSink, Delivery, EarlyReleases, Event, EventSink, NodeSummary, Summary, ViolationReport,
+    CollectSink, ConsumerNodeSummary, ConsumerSummary, Delivery, EarlyReleases, Event, EventSink,
+    ViolationReport,
 };
 pub use render::{JsonSink, TextSink};
 pub use restart::ModeMismatch;
@@ -518,18 +519,18 @@ impl ConsumerEngine {
     }
 
     /// The report so far (the shell prints it on every exit path).
-    pub fn summary(&self) -> Summary {
+    pub fn summary(&self) -> ConsumerSummary {
         let violations = ViolationKind::CONSUMER
             .iter()
             .map(|k| (k.as_str(), self.violations[k.index()]))
             .collect();
-        let mut nodes: BTreeMap<String, NodeSummary> = self
+        let mut nodes: BTreeMap<String, ConsumerNodeSummary> = self
             .node_messages
             .iter()
             .map(|(n, m)| {
                 (
                     n.to_string(),
-                    NodeSummary {
+                    ConsumerNodeSummary {
                         messages: *m,
                         offset_ms: None,
                     },
@@ -546,7 +547,7 @@ impl ConsumerEngine {
                 }
             }
         }
-        Summary {
+        ConsumerSummary {
             received: self.received,
             delivered: self.delivered,
             malformed: self.malformed,
