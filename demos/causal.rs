@@ -7,7 +7,7 @@ use crate::report::{ms, Report, Table};
 use crate::sim_net::{Event, NetConfig, SimNet, Wire, MS};
 use anyhow::Result;
 use kafka_timesync::clock::{CausalOrder, VectorClock, VectorTimestamp};
-use kafka_timesync::delivery::{CausalBuffer, Delivered, DeliveryConfig, Release};
+use kafka_timesync::delivery::{CausalBuffer, Delivered, DeliveryConfig, Release, SenderNumber};
 use kafka_timesync::NodeId;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -158,7 +158,7 @@ pub fn demo(
                     // Fault injection: deliver on arrival, no buffer.
                     out.push(Delivered {
                         node: nodes[p.from].clone(),
-                        seq: vt.get(&nodes[p.from]),
+                        number: SenderNumber::VectorEntry(vt.get(&nodes[p.from])),
                         release: Release::Ready,
                         item: (id, vt.clone()),
                         missing: vec![],

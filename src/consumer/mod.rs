@@ -647,9 +647,10 @@ impl ConsumerEngine {
             if self.is_done() {
                 // Released by the order but not delivered: the checkpoint must not count it.
                 let t = h.env.timestamp.logical_time;
-                let c = self.unsent.entry(d.node.clone()).or_insert((d.seq, t));
-                if d.seq < c.0 {
-                    *c = (d.seq, t);
+                let n = d.number.get();
+                let c = self.unsent.entry(d.node.clone()).or_insert((n, t));
+                if n < c.0 {
+                    *c = (n, t);
                 }
                 self.withhold(h.partition, h.offset);
                 continue;
@@ -658,7 +659,7 @@ impl ConsumerEngine {
                 self.last_in_order = Some((
                     h.env.timestamp.logical_time.unwrap_or_default(),
                     d.node.clone(),
-                    d.seq,
+                    d.number.get(),
                 ));
             }
             self.delivered += 1;
@@ -678,7 +679,8 @@ impl ConsumerEngine {
 /// "node B seq 4 released after waiting 5000 ms; missing: A 3..5; silent members: C".
 fn describe_early_release<T>(d: &Delivered<T>, timeout_ms: u64) -> String {
     use std::fmt::Write;
-    let (node, seq) = (&d.node, d.seq);
+    // A send stamp's own vector entry is its seq, so both buffers' numbers read as a seq.
+    let (node, seq) = (&d.node, d.number.get());
     let mut s = match d.release {
         Release::Timeout => format!("node {node} seq {seq} released after waiting {timeout_ms} ms"),
         _ => format!("node {node} seq {seq} released because the buffer is full"),

@@ -39,7 +39,7 @@
 
 use super::arrivals::Arrivals;
 use super::ranges::RangeSet;
-use super::{CausalNode, Delivered, DeliveryConfig, Gap, Offer, Release};
+use super::{CausalNode, Delivered, DeliveryConfig, Gap, Offer, Release, SenderNumber};
 use crate::clock::VectorTimestamp;
 use crate::NodeId;
 use std::collections::BTreeMap;
@@ -69,7 +69,8 @@ struct CausalSource {
 
 struct Waiting<T> {
     node: u32,
-    seq: u64,
+    /// The sender's own vector entry.
+    count: u64,
     /// (node index, count) for every other node in the vector.
     deps: Vec<(u32, u64)>,
     /// `deps[..cursor]` are known to be met.
@@ -140,34 +141,34 @@ impl<T> CausalBuffer<T> {
         self.expire(now_ns, out);
         let own = self.intern_one(&node);
         self.scratch.clear();
-        let mut own_seq = 0;
+        let mut own_count = 0;
         let mut hint = 0;
         for (k, v) in vt.iter() {
             let (idx, at) = self.intern_from(k, hint);
             hint = at + 1;
             if idx == own {
-                own_seq = v;
+                own_count = v;
             } else {
                 self.scratch.push((idx, v));
             }
         }
         let st = &mut self.nodes[own as usize];
-        if own_seq == 0 {
+        if own_count == 0 {
             // Not counted in its own vector: there is no place for it in the causal order.
             out.push(delivered(st.name.clone(), 0, Release::Late, item));
             return Offer::Accepted;
         }
-        if own_seq <= st.delivered {
-            if st.skipped.remove(own_seq) {
-                out.push(delivered(st.name.clone(), own_seq, Release::Late, item));
+        if own_count <= st.delivered {
+            if st.skipped.remove(own_count) {
+                out.push(delivered(st.name.clone(), own_count, Release::Late, item));
                 return Offer::Accepted;
             }
             return Offer::Duplicate(item);
         }
-        if st.pending.contains_key(&own_seq) {
+        if st.pending.contains_key(&own_count) {
             return Offer::Duplicate(item);
         }
-        let own_next = own_seq == st.delivered + 1; // delivered < own_seq: no overflow
+        let own_next = own_count == st.delivered + 1; // delivered < own_count: no overflow
         let nodes = &self.nodes;
         if own_next
             && self
@@ -175,14 +176,14 @@ impl<T> CausalBuffer<T> {
                 .iter()
                 .all(|&(k, v)| nodes[k as usize].delivered >= v)
         {
-            let release = self.ready_release(own, own_seq, &self.scratch);
+            let release = self.ready_release(own, own_count, &self.scratch);
             out.push(delivered(
                 self.nodes[own as usize].name.clone(),
-                own_seq,
+                own_count,
                 release,
                 item,
             ));
-            self.advance(own, own_seq);
+            self.advance(own, own_count);
             self.run(out);
             return Offer::Accepted;
         }
@@ -190,7 +191,7 @@ impl<T> CausalBuffer<T> {
         deps.extend_from_slice(&self.scratch);
         let w = Waiting {
             node: own,
-            seq: own_seq,
+            count: own_count,
             deps,
             cursor: 0,
             forcing: false,
@@ -200,7 +201,7 @@ impl<T> CausalBuffer<T> {
             item,
         };
         let id = self.waiting.push(w, self.cfg.deadline(now_ns));
-        self.nodes[own as usize].pending.insert(own_seq, id);
+        self.nodes[own as usize].pending.insert(own_count, id);
         self.work.push(id);
         self.run(out);
         while self.waiting.len() > self.cfg.capacity {
@@ -375,7 +376,7 @@ impl<T> CausalBuffer<T> {
 
     fn check(&mut self, id: usize) -> Option<Check> {
         let w = self.waiting.get_mut(id)?;
-        if self.nodes[w.node as usize].delivered < w.seq - 1 {
+        if self.nodes[w.node as usize].delivered < w.count - 1 {
             return Some(Check::OwnWait);
         }
         while let Some(&(k, v)) = w.deps.get(w.cursor) {
@@ -449,16 +450,16 @@ impl<T> CausalBuffer<T> {
             return;
         };
         let release = match release {
-            Release::Ready => self.ready_release(w.node, w.seq, &w.deps),
+            Release::Ready => self.ready_release(w.node, w.count, &w.deps),
             r => r,
         };
         let st = &mut self.nodes[w.node as usize];
-        if st.pending.get(&w.seq) == Some(&id) {
-            st.pending.remove(&w.seq);
+        if st.pending.get(&w.count) == Some(&id) {
+            st.pending.remove(&w.count);
         }
         out.push(Delivered {
             node: st.name.clone(),
-            seq: w.seq,
+            number: SenderNumber::VectorEntry(w.count),
             release,
             item: w.item,
             missing,
@@ -469,7 +470,7 @@ impl<T> CausalBuffer<T> {
             deps.clear();
             self.pool.push(deps);
         }
-        self.advance(w.node, w.seq);
+        self.advance(w.node, w.count);
     }
 
     /// How a message whose condition holds is released: [`Release::AfterSkip`] when one of its
@@ -492,8 +493,8 @@ impl<T> CausalBuffer<T> {
     /// The first unmet condition of a message under early release, as (node, count needed).
     fn first_unmet(&mut self, id: usize) -> Option<(u32, u64)> {
         let w = self.waiting.get_mut(id)?;
-        if self.nodes[w.node as usize].delivered < w.seq - 1 {
-            return Some((w.node, w.seq - 1));
+        if self.nodes[w.node as usize].delivered < w.count - 1 {
+            return Some((w.node, w.count - 1));
         }
         while let Some(&(k, v)) = w.deps.get(w.cursor) {
             if self.nodes[k as usize].delivered < v {
@@ -567,10 +568,10 @@ impl<T> CausalBuffer<T> {
     }
 }
 
-fn delivered<T>(node: NodeId, seq: u64, release: Release, item: T) -> Delivered<T> {
+fn delivered<T>(node: NodeId, count: u64, release: Release, item: T) -> Delivered<T> {
     Delivered {
         node,
-        seq,
+        number: SenderNumber::VectorEntry(count),
         release,
         item,
         missing: Vec::new(),

@@ -36,7 +36,7 @@
 
 use super::arrivals::Arrivals;
 use super::ranges::RangeSet;
-use super::{Delivered, DeliveryConfig, Offer, Release, TotalNode, TotalState};
+use super::{Delivered, DeliveryConfig, Offer, Release, SenderNumber, TotalNode, TotalState};
 use crate::clock::VectorTimestamp;
 use crate::NodeId;
 use std::cmp::Reverse;
@@ -331,7 +331,7 @@ impl<T> TotalOrderBuffer<T> {
         }
         out.push(Delivered {
             node,
-            seq,
+            number: SenderNumber::Seq(seq),
             release,
             item,
             missing: Vec::new(),

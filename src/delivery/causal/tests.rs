@@ -33,7 +33,10 @@ fn in_order_messages_are_delivered_at_once() {
     assert_eq!(r, Offer::Accepted);
     assert_eq!(items(&out), ["a1"]);
     assert_eq!(out[0].release, Release::Ready);
-    assert_eq!((&*out[0].node, out[0].seq), ("A", 1));
+    assert_eq!(
+        (&*out[0].node, out[0].number),
+        ("A", SenderNumber::VectorEntry(1))
+    );
     let (_, out) = offer(&mut b, "B", &[("A", 1), ("B", 1)], "b1", 0);
     assert_eq!(items(&out), ["b1"]);
     assert!(b.is_empty());
