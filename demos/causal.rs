@@ -7,7 +7,7 @@ use crate::report::{ms, Report, Table};
 use crate::sim_net::{Event, NetConfig, SimNet, Wire, MS};
 use anyhow::Result;
 use kafka_timesync::clock::{CausalOrder, VectorClock, VectorTimestamp};
-use kafka_timesync::delivery::{CausalBuffer, Delivered, DeliveryConfig, Release};
+use kafka_timesync::delivery::{CausalBuffer, Delivered, DeliveryConfig, Release, SenderNumber};
 use kafka_timesync::NodeId;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -16,7 +16,7 @@ use std::path::Path;
 const PER_PROCESS: u32 = 3;
 
 /// What a process's buffer holds: message id and timestamp.
-type Held = (u32, VectorTimestamp);
+type StampedId = (u32, VectorTimestamp);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Multicast {
@@ -120,7 +120,7 @@ pub fn demo(
     loop {
         let Some(ev) = net.next_event()? else { break };
         let now = net.now_ns();
-        let mut to_deliver: Vec<(usize, Vec<Delivered<Held>>)> = vec![];
+        let mut to_deliver: Vec<(usize, Vec<Delivered<StampedId>>)> = vec![];
         match ev {
             Event::Timer { node, .. } => {
                 if remaining[node] > 0 {
@@ -158,7 +158,7 @@ pub fn demo(
                     // Fault injection: deliver on arrival, no buffer.
                     out.push(Delivered {
                         node: nodes[p.from].clone(),
-                        seq: vt.get(&nodes[p.from]),
+                        number: SenderNumber::VectorEntry(vt.get(&nodes[p.from])),
                         release: Release::Ready,
                         item: (id, vt.clone()),
                         missing: vec![],

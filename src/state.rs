@@ -86,9 +86,9 @@ pub enum StateError {
 }
 
 /// The persisted clocks of one node: exact after a clean exit, floors (≥ every value used) while
-/// a run is going or after a crash ([`NodeState::run`] present).
+/// a run is going or after a crash ([`PersistedClocks::run`] present).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct NodeState {
+pub struct PersistedClocks {
     /// File format version.
     #[serde(default)]
     pub version: u32,
@@ -131,7 +131,7 @@ pub struct RunRecord {
     pub start_hybrid: Option<HybridTimestamp>,
 }
 
-impl NodeState {
+impl PersistedClocks {
     /// The zero state of `node`.
     pub fn new(node: &str) -> Self {
         Self {
@@ -142,7 +142,7 @@ impl NodeState {
         }
     }
 
-    /// True when the values are exact (see [`NodeState::exact`]).
+    /// True when the values are exact (see [`PersistedClocks::exact`]).
     pub fn is_exact(&self) -> bool {
         self.exact
     }
@@ -199,7 +199,7 @@ pub struct StateStore {
     /// Holds the OS lock for the lifetime of the store.
     _lock: File,
     /// What the file currently says.
-    on_disk: NodeState,
+    on_disk: PersistedClocks,
     reservation: u64,
     writes: u64,
     fsyncs: u64,
@@ -208,7 +208,7 @@ pub struct StateStore {
 impl StateStore {
     /// Opens (creating the directory if needed) and locks `node`'s state in `dir`, returning the
     /// store and the state to resume from (zero for a new node).
-    pub fn open(dir: &Path, node: &str) -> Result<(Self, NodeState), StateError> {
+    pub fn open(dir: &Path, node: &str) -> Result<(Self, PersistedClocks), StateError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| StateError::Io { path, source }
@@ -251,7 +251,7 @@ impl StateStore {
                     node: node.to_string(),
                     reason,
                 };
-                let s: NodeState =
+                let s: PersistedClocks =
                     serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
                 if s.node_id != node {
                     return Err(corrupt(format!("it belongs to node '{}'", s.node_id)));
@@ -264,7 +264,7 @@ impl StateStore {
                 }
                 s
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => NodeState::new(node),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => PersistedClocks::new(node),
             Err(e) => return Err(StateError::Io { path, source: e }),
         };
         let store = Self {
@@ -292,7 +292,7 @@ impl StateStore {
     }
 
     /// What the state file currently holds.
-    pub fn on_disk(&self) -> &NodeState {
+    pub fn on_disk(&self) -> &PersistedClocks {
         &self.on_disk
     }
 
@@ -308,7 +308,7 @@ impl StateStore {
         &mut self,
         topic: &str,
         partition: Option<i32>,
-        resumed: &NodeState,
+        resumed: &PersistedClocks,
     ) -> Result<(), StateError> {
         let d = &self.on_disk;
         let own_id: crate::NodeId = self.node.as_str().into();
@@ -371,7 +371,7 @@ impl StateStore {
 
     /// Writes the exact current values (clean shutdown), fsynced. Values never go below what a
     /// message carried, because `current` is the clocks' state after the last stamp.
-    pub fn save(&mut self, current: &NodeState) -> Result<(), StateError> {
+    pub fn save(&mut self, current: &PersistedClocks) -> Result<(), StateError> {
         let mut s = current.clone();
         s.version = FORMAT_VERSION;
         s.node_id = self.node.clone();
@@ -380,7 +380,7 @@ impl StateStore {
         self.write(&s, true)
     }
 
-    fn write(&mut self, state: &NodeState, durable: bool) -> Result<(), StateError> {
+    fn write(&mut self, state: &PersistedClocks, durable: bool) -> Result<(), StateError> {
         let tmp = self
             .dir
             .join(format!(".{}.state.json.tmp", encode_node_id(&self.node)));
@@ -424,7 +424,7 @@ mod tests {
     /// Simulates a node stamping `n` messages (seq, Lamport and own vector entry tick together,
     /// HLC advances 1 ms each) from `start`, covering each before "sending" it. Returns the last
     /// values sent.
-    fn stamp(store: &mut StateStore, start: &NodeState, n: u64) -> NodeState {
+    fn stamp(store: &mut StateStore, start: &PersistedClocks, n: u64) -> PersistedClocks {
         let mut s = start.clone();
         let node: crate::NodeId = s.node_id.as_str().into();
         for _ in 0..n {
@@ -462,7 +462,7 @@ mod tests {
         let (_, s1) = StateStore::open(dir.path(), "A").unwrap();
         assert_eq!(
             s1,
-            NodeState {
+            PersistedClocks {
                 version: FORMAT_VERSION,
                 ..last
             }
@@ -581,7 +581,7 @@ mod tests {
         std::fs::write(dir.path().join("A.state.json"), b"{not json").unwrap();
         let err = StateStore::open(dir.path(), "A").unwrap_err();
         assert!(err.to_string().contains("corrupt"), "{err}");
-        let other = serde_json::to_vec(&NodeState::new("Z")).unwrap();
+        let other = serde_json::to_vec(&PersistedClocks::new("Z")).unwrap();
         std::fs::write(dir.path().join("B.state.json"), other).unwrap();
         let err = StateStore::open(dir.path(), "B").unwrap_err();
         assert!(err.to_string().contains("belongs to node 'Z'"), "{err}");

@@ -99,7 +99,7 @@ fn with_duplicates(order: Vec<usize>, rng: &mut SmallRng, p: f64) -> Vec<usize> 
 }
 
 fn key(d: &Delivered<usize>) -> (NodeId, u64) {
-    (d.node.clone(), d.seq)
+    (d.node.clone(), d.number.get())
 }
 
 /// Offers `order` to a causal buffer with no effective bounds and checks the guarantees.

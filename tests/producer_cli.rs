@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{create_topic, read_all, run, run_with_env, Record, RunOutput, TIMEOUT};
+use common::{create_topic, read_all, run, run_with_env, RunOutput, TopicRecord, TIMEOUT};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
@@ -27,8 +27,8 @@ fn producer_stdin(args: &[&str], input: &str) -> RunOutput {
     run(BIN, &all, Some(input.as_bytes()), TIMEOUT)
 }
 
-fn envelopes(records: &[Record]) -> Vec<Value> {
-    records.iter().map(Record::json).collect()
+fn envelopes(records: &[TopicRecord]) -> Vec<Value> {
+    records.iter().map(TopicRecord::json).collect()
 }
 
 fn ts(v: &Value) -> &Value {

@@ -12,7 +12,7 @@ use common::{bootstrap, create_topic, produce_records, TIMEOUT};
 use kafka_timesync::analysis::{AnalysisConfig, Analyzer, ViolationKind};
 use kafka_timesync::clock::{ClockType, VectorTimestamp};
 use kafka_timesync::consumer::{
-    CollectSink, ConsumerEngine, DeliveryMode, EngineConfig, Event, Record,
+    CollectSink, ConsumedRecord, ConsumerEngine, DeliveryMode, EngineConfig, Event,
 };
 use kafka_timesync::delivery::Release;
 use kafka_timesync::envelope::{DecodeLimits, Envelope, MessageTimestamp};
@@ -196,7 +196,7 @@ fn without_seq_fifo_is_checked_by_kafka_offset_per_node_and_partition() {
 
 fn feed(e: &mut ConsumerEngine, sink: &mut CollectSink, partition: i32, offset: i64, v: &[u8]) {
     e.on_record(
-        &Record {
+        &ConsumedRecord {
             partition,
             offset,
             payload: Some(v),

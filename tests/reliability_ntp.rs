@@ -14,10 +14,10 @@ const SKEW_MS: f64 = 300.0;
 const TOLERANCE_MS: f64 = 25.0;
 
 /// (physical_time − timestamp) in ms of the delivered message with content `content`.
-fn error_ms(records: &[common::Record], content: &str) -> f64 {
+fn error_ms(records: &[common::TopicRecord], content: &str) -> f64 {
     let m = records
         .iter()
-        .map(common::Record::json)
+        .map(common::TopicRecord::json)
         .find(|m| m["content"] == content)
         .unwrap_or_else(|| panic!("message {content:?} not in the topic"));
     let ts = &m["timestamp"];
@@ -151,7 +151,7 @@ fn ntp_server_lost_mid_run_keeps_last_correction_warns_once_and_recovers() {
         (control_err - SKEW_MS).abs() < TOLERANCE_MS,
         "without NTP the stamp should show the simulated {SKEW_MS} ms, shows {control_err:.3} ms"
     );
-    let records: Vec<common::Record> = records
+    let records: Vec<common::TopicRecord> = records
         .into_iter()
         .filter(|r| r.json()["content"] != control.as_str())
         .collect();

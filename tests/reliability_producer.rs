@@ -96,7 +96,7 @@ fn kill_and_restart(clock_type: &str) {
     let mine: Vec<serde_json::Value> = records
         .iter()
         .filter(|r| r.key_str() == node)
-        .map(common::Record::json)
+        .map(common::TopicRecord::json)
         .collect();
     let partitions: std::collections::BTreeSet<i32> = records.iter().map(|r| r.partition).collect();
     assert_eq!(
@@ -282,7 +282,7 @@ fn causal_consumer_delivers_everything_at_once_after_a_producer_kill_and_restart
     // In the topic: seq and the node's vector entry are 1, 2, …, n without a jump.
     let mine: Vec<serde_json::Value> = common::read_all(&topic)
         .iter()
-        .map(common::Record::json)
+        .map(common::TopicRecord::json)
         .collect();
     let seqs: Vec<u64> = mine.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
     let own: Vec<u64> = mine

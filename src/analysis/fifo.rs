@@ -13,8 +13,16 @@
 //! A jump of more than [`MAX_PLAUSIBLE_JUMP`] seqs ahead (e.g. a hostile or corrupt `seq` near
 //! 2^64) is [`SeqVerdict::Implausible`] and leaves the state untouched, so one bad record does not
 //! make every later honest message of the node look out of order.
+//!
+//! The analyzer's FIFO step reports those verdicts, the reuse of a message id still in the
+//! window, and the Kafka-offset order of messages without seq.
 
 use std::collections::BTreeMap;
+
+use super::nodes::NodeKey;
+use super::{Analyzer, Violation, ViolationKind, MAX_GAP_RANGES_PER_NODE};
+use crate::envelope::Envelope;
+use crate::NodeId;
 
 /// The largest forward jump adopted as a gap: 2^32 messages never sent is not a crash, it is a
 /// corrupt or hostile seq.
@@ -126,6 +134,188 @@ impl SeqTracker {
             }
             _ => SeqVerdict::Duplicate,
         }
+    }
+}
+
+impl Analyzer {
+    /// The FIFO step for message `seq` of node `key`: reports a gap, a reorder or a duplicate.
+    /// Returns the node's highest seq before this message, or `None` when the message is not
+    /// analysed further (a duplicate, or an implausible seq).
+    pub(super) fn check_fifo(
+        &mut self,
+        key: NodeKey,
+        env: &Envelope,
+        seq: u64,
+        out: &mut Vec<Violation>,
+    ) -> Option<u64> {
+        let node_id = &env.timestamp.node_id;
+        let st = self.nodes.get_mut(key)?;
+        let (old_high, verdict) = (
+            st.seqs.highest(),
+            st.seqs.observe(seq, MAX_GAP_RANGES_PER_NODE),
+        );
+        let id = env.id.as_str();
+        match verdict {
+            SeqVerdict::InOrder => {}
+            SeqVerdict::Gap { from, to } => {
+                let n = to - from + 1;
+                let detail = if from == to {
+                    format!("{node_id}: seq {from} missing (received seq {seq})")
+                } else {
+                    format!(
+                        "{node_id}: seqs {from}..={to} missing ({n} messages; received seq {seq})"
+                    )
+                };
+                self.report(
+                    out,
+                    ViolationKind::FifoGap,
+                    node_id,
+                    vec![id.to_owned()],
+                    detail,
+                );
+            }
+            SeqVerdict::LateFill { highest } => {
+                let detail = format!("{node_id}: seq {seq} arrived after seq {highest}");
+                self.report(
+                    out,
+                    ViolationKind::FifoReorder,
+                    node_id,
+                    vec![id.to_owned()],
+                    detail,
+                );
+            }
+            SeqVerdict::Duplicate => {
+                self.report_duplicate(out, key, node_id, seq, id);
+                return None;
+            }
+            SeqVerdict::Implausible { highest } => {
+                let detail = format!(
+                    "{node_id}: seq {seq} jumps more than 2^32 past seq {highest}: a corrupt or \
+                     hostile seq, not used for FIFO tracking or causality"
+                );
+                self.report(
+                    out,
+                    ViolationKind::FifoGap,
+                    node_id,
+                    vec![id.to_owned()],
+                    detail,
+                );
+                return None;
+            }
+            SeqVerdict::Untracked { highest } => {
+                if self.by_seq.contains_key(&(key, seq)) {
+                    self.report_duplicate(out, key, node_id, seq, id);
+                    return None;
+                }
+                let detail = format!(
+                    "{node_id}: seq {seq} arrived after seq {highest} (older than the tracked gaps: a late \
+                     arrival or a duplicate of a message outside the window)"
+                );
+                self.report(
+                    out,
+                    ViolationKind::FifoReorder,
+                    node_id,
+                    vec![id.to_owned()],
+                    detail,
+                );
+            }
+        }
+        Some(old_high)
+    }
+
+    /// A new `(node, seq)` that reuses the id of a message still in the window is a duplicate.
+    pub(super) fn check_id_reuse(&mut self, env: &Envelope, seq: u64, out: &mut Vec<Violation>) {
+        let (node_id, id) = (&env.timestamp.node_id, env.id.as_str());
+        if self.ids.contains_key(id) {
+            let detail =
+                format!("{node_id}:{seq} reuses message id {id} of another message in the window");
+            self.report(
+                out,
+                ViolationKind::Duplicate,
+                node_id,
+                vec![id.to_owned()],
+                detail,
+            );
+        }
+    }
+
+    /// The analysis of a message without `seq` (see [`observe_at`](Self::observe_at)).
+    pub(super) fn observe_without_seq(
+        &mut self,
+        key: NodeKey,
+        env: &Envelope,
+        position: Option<(i32, i64)>,
+        received_ns: i64,
+        out: &mut Vec<Violation>,
+    ) {
+        let node_id = &env.timestamp.node_id;
+        let id = env.id.as_str();
+        self.seq_absent += 1;
+        if env.timestamp.vector_time.is_some() {
+            // Without a seq the vector cannot be checked to be a send stamp.
+            self.unusable_vectors += 1;
+        }
+        let Some(st) = self.nodes.get_mut(key) else {
+            return;
+        };
+        let mut finding = None;
+        if let Some((partition, offset)) = position {
+            match st.offsets.insert(partition, offset) {
+                Some(last) if offset < last => {
+                    st.offsets.insert(partition, last);
+                    finding = Some((
+                        ViolationKind::FifoReorder,
+                        format!(
+                            "{node_id}: message without seq at partition {partition} offset \
+                             {offset} arrived after offset {last}"
+                        ),
+                    ));
+                }
+                Some(last) if offset == last => {
+                    finding = Some((
+                        ViolationKind::Duplicate,
+                        format!(
+                            "{node_id}: partition {partition} offset {offset} already received"
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if let Some((kind, detail)) = finding {
+            let duplicate = kind == ViolationKind::Duplicate;
+            self.report(out, kind, node_id, vec![id.to_owned()], detail);
+            if duplicate {
+                return;
+            }
+        }
+        if let Some(st) = self.nodes.get_mut(key) {
+            st.messages += 1;
+        }
+        self.messages += 1;
+        self.offset_sample(key, env, received_ns, out);
+    }
+
+    fn report_duplicate(
+        &mut self,
+        out: &mut Vec<Violation>,
+        key: NodeKey,
+        node_id: &NodeId,
+        seq: u64,
+        id: &str,
+    ) {
+        let mut ids = vec![id.to_owned()];
+        if let Some(r) = self
+            .by_seq
+            .get(&(key, seq))
+            .and_then(|&i| self.in_window(i))
+        {
+            if &*r.id != id {
+                ids.push(r.id.to_string());
+            }
+        }
+        let detail = format!("{node_id}:{seq} already received");
+        self.report(out, ViolationKind::Duplicate, node_id, ids, detail);
     }
 }
 

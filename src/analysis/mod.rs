@@ -66,21 +66,23 @@
 //! starts afresh), each with at most [`MAX_GAP_RANGES_PER_NODE`] gap ranges and
 //! `min(window, MAX_OFFSET_SAMPLES)` offset samples. [`Analyzer::footprint`] reports the sizes.
 
+mod causality;
 mod fifo;
 mod nodes;
 mod skew;
+mod window;
 
 pub use crate::violation::ViolationKind;
 pub use skew::OffsetEstimate;
 
 use crate::envelope::Envelope;
 use crate::NodeId;
-use fifo::{SeqTracker, SeqVerdict};
+use causality::{Arrival, Causes, End};
+use fifo::SeqTracker;
 use nodes::{Evicted, NodeKey, NodeTable};
 use serde::Serialize;
 use skew::OffsetEstimator;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 /// Default analysis window (messages).
@@ -131,7 +133,7 @@ pub struct Violation {
 
 /// Per-node totals.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct NodeSummary {
+pub struct AnalysisNodeSummary {
     /// Distinct messages received from the node (duplicates excluded).
     pub messages: u64,
     /// Highest seq received.
@@ -158,7 +160,7 @@ pub struct AnalysisSummary {
     /// Concurrent pairs among messages fewer than `window` arrivals apart (see the module docs).
     pub concurrent_pairs: u64,
     /// Per tracked node.
-    pub nodes: BTreeMap<NodeId, NodeSummary>,
+    pub nodes: BTreeMap<NodeId, AnalysisNodeSummary>,
     /// Nodes evicted from tracking because more than `max_nodes` were active.
     pub evicted_nodes: u64,
     /// Messages whose vector was not a send stamp (`vector_time[own node] != seq`).
@@ -204,7 +206,7 @@ pub struct Footprint {
 
 /// Per-node analysis state.
 #[derive(Debug)]
-struct NodeState {
+struct TrackedNode {
     seqs: SeqTracker,
     messages: u64,
     /// `(seq, arrival index)` of this node's vector-stamped messages in the window, by seq.
@@ -219,7 +221,7 @@ struct NodeState {
     offsets: BTreeMap<i32, i64>,
 }
 
-impl NodeState {
+impl TrackedNode {
     fn new(offset_samples: usize) -> Self {
         Self {
             seqs: SeqTracker::default(),
@@ -229,43 +231,6 @@ impl NodeState {
             ahead: 0,
             offset: OffsetEstimator::new(offset_samples),
             offsets: BTreeMap::new(),
-        }
-    }
-}
-
-/// A message in the window.
-#[derive(Debug)]
-struct Record {
-    node: NodeKey,
-    node_id: NodeId,
-    seq: u64,
-    id: Arc<str>,
-    physical: f64,
-    logical: Option<u64>,
-    /// Other nodes' vector entries by key, sorted by key; `None` without a usable vector.
-    vt: Option<Box<[(NodeKey, u64)]>>,
-    /// Registrations `(node, c)` this message made in `pending`.
-    regs: Vec<(NodeKey, u64)>,
-}
-
-/// One end of a happened-before pair being checked.
-struct End<'a> {
-    node: &'a NodeId,
-    seq: u64,
-    id: &'a str,
-    physical: f64,
-    logical: Option<u64>,
-}
-
-impl Record {
-    /// This message as one end of a causal pair.
-    fn end(&self) -> End<'_> {
-        End {
-            node: &self.node_id,
-            seq: self.seq,
-            id: &self.id,
-            physical: self.physical,
-            logical: self.logical,
         }
     }
 }
@@ -326,8 +291,8 @@ pub struct Analyzer {
     window_cap: usize,
     threshold_ms: f64,
     offset_samples: usize,
-    nodes: NodeTable<NodeState>,
-    window: VecDeque<Record>,
+    nodes: NodeTable<TrackedNode>,
+    window: VecDeque<window::WindowEntry>,
     /// Arrival index of `window[0]`.
     front: u64,
     by_seq: HashMap<(NodeKey, u64), u64>,
@@ -415,7 +380,7 @@ impl Analyzer {
         });
     }
 
-    fn forget_node(&mut self, ev: Evicted<NodeState>) {
+    fn forget_node(&mut self, ev: Evicted<TrackedNode>) {
         self.evicted_nodes += 1;
         self.vt_in_window = self.vt_in_window.saturating_sub(ev.value.window_seqs.len());
         drop(ev.id);
@@ -443,26 +408,11 @@ impl Analyzer {
         out: &mut Vec<Violation>,
     ) {
         let ts = &env.timestamp;
-        let node_id = &ts.node_id;
         self.nodes.begin_epoch();
-        let key = match self.nodes.find(node_id) {
-            Some(k) => {
-                self.nodes.touch(k);
-                k
-            }
-            None => match self
-                .nodes
-                .insert(node_id, NodeState::new(self.offset_samples))
-            {
-                Some((k, evicted)) => {
-                    if let Some(ev) = evicted {
-                        self.forget_node(ev);
-                    }
-                    k
-                }
-                // Unreachable: nothing is touched yet in this epoch, so a victim exists.
-                None => return,
-            },
+        let found = self.nodes.find(&ts.node_id);
+        // `None` is unreachable: nothing is touched yet in this epoch, so a victim exists.
+        let Some(key) = self.track(found, &ts.node_id) else {
+            return;
         };
         let Some(seq) = env.seq else {
             self.observe_without_seq(key, env, position, received_ns, out);
@@ -472,470 +422,61 @@ impl Analyzer {
             self.unsequenced += 1;
             return;
         }
-
-        // FIFO.
-        let (old_high, verdict) = match self.nodes.get_mut(key) {
-            Some(st) => (
-                st.seqs.highest(),
-                st.seqs.observe(seq, MAX_GAP_RANGES_PER_NODE),
-            ),
-            None => return,
+        let Some(old_high) = self.check_fifo(key, env, seq, out) else {
+            return;
         };
-        let id = env.id.as_str();
-        match verdict {
-            SeqVerdict::InOrder => {}
-            SeqVerdict::Gap { from, to } => {
-                let n = to - from + 1;
-                let detail = if from == to {
-                    format!("{node_id}: seq {from} missing (received seq {seq})")
-                } else {
-                    format!(
-                        "{node_id}: seqs {from}..={to} missing ({n} messages; received seq {seq})"
-                    )
-                };
-                self.report(
-                    out,
-                    ViolationKind::FifoGap,
-                    node_id,
-                    vec![id.to_owned()],
-                    detail,
-                );
-            }
-            SeqVerdict::LateFill { highest } => {
-                let detail = format!("{node_id}: seq {seq} arrived after seq {highest}");
-                self.report(
-                    out,
-                    ViolationKind::FifoReorder,
-                    node_id,
-                    vec![id.to_owned()],
-                    detail,
-                );
-            }
-            SeqVerdict::Duplicate => {
-                self.report_duplicate(out, key, node_id, seq, id);
-                return;
-            }
-            SeqVerdict::Implausible { highest } => {
-                let detail = format!(
-                    "{node_id}: seq {seq} jumps more than 2^32 past seq {highest}: a corrupt or \
-                     hostile seq, not used for FIFO tracking or causality"
-                );
-                self.report(
-                    out,
-                    ViolationKind::FifoGap,
-                    node_id,
-                    vec![id.to_owned()],
-                    detail,
-                );
-                return;
-            }
-            SeqVerdict::Untracked { highest } => {
-                if self.by_seq.contains_key(&(key, seq)) {
-                    self.report_duplicate(out, key, node_id, seq, id);
-                    return;
-                }
-                let detail = format!(
-                    "{node_id}: seq {seq} arrived after seq {highest} (older than the tracked gaps: a late \
-                     arrival or a duplicate of a message outside the window)"
-                );
-                self.report(
-                    out,
-                    ViolationKind::FifoReorder,
-                    node_id,
-                    vec![id.to_owned()],
-                    detail,
-                );
-            }
-        }
-        if self.ids.contains_key(id) {
-            let detail =
-                format!("{node_id}:{seq} reuses message id {id} of another message in the window");
-            self.report(
-                out,
-                ViolationKind::Duplicate,
-                node_id,
-                vec![id.to_owned()],
-                detail,
-            );
-        }
+        self.check_id_reuse(env, seq, out);
         if let Some(st) = self.nodes.get_mut(key) {
             st.messages += 1;
         }
         self.messages += 1;
 
-        let idx = self.front + self.window.len() as u64;
-        let late = seq <= old_high;
-        let me = End {
-            node: node_id,
-            seq,
-            id,
-            physical: ts.clock_reading(),
-            logical: ts.logical_time,
+        let m = Arrival {
+            key,
+            idx: self.front + self.window.len() as u64,
+            late: seq <= old_high,
+            end: End {
+                node: &ts.node_id,
+                seq,
+                id: env.id.as_str(),
+                physical: ts.clock_reading(),
+                logical: ts.logical_time,
+            },
         };
-
-        // Own-node order: (i, seq - 1) → m, and m → (i, seq + 1) when m fills a gap.
-        if let Some(&p) = self.by_seq.get(&(key, seq - 1)) {
-            if let Some(r) = self.record(p) {
-                let cause = r.end();
-                let found = pair_violations(&cause, &me);
-                self.push_all(out, found);
-            }
-        }
-        if late {
-            if let Some(&s) = seq
-                .checked_add(1)
-                .and_then(|next| self.by_seq.get(&(key, next)))
-            {
-                if let Some(r) = self.record(s) {
-                    let eff = r.end();
-                    let found = pair_violations(&me, &eff);
-                    self.push_all(out, found);
-                }
-            }
-        }
-
-        // Vector rules.
-        let usable = match &ts.vector_time {
-            Some(vt) if vt.get(node_id) == seq => Some(vt),
-            Some(_) => {
-                self.unusable_vectors += 1;
-                None
-            }
-            None => None,
+        self.check_own_order(&m, out);
+        let vt = self.usable_vector(env, seq);
+        let causes = match vt {
+            Some(vt) => self.check_causes(&m, vt, out),
+            None => Causes::default(),
         };
-        let mut entries: Vec<(NodeKey, u64)> = Vec::new();
-        let mut regs: Vec<(NodeKey, u64)> = Vec::new();
-        // Window messages that happened before m (from other nodes): per node k, those with
-        // seq ≤ vt[k], counted by binary search in k's sorted window seqs.
-        let mut preds = 0usize;
-        if let Some(vt) = usable {
-            entries.reserve(vt.len().saturating_sub(1));
-            let mut needed = String::new();
-            for (pos, (k_id, c)) in vt.iter().enumerate() {
-                if **k_id == **node_id {
-                    continue;
-                }
-                let found = self.resolve(pos, k_id);
-                let (mut arrived, mut high, mut pred) = (false, 0, None);
-                if let Some(st) = found.and_then(|k| self.nodes.get(k)) {
-                    arrived = st.seqs.arrived(c);
-                    high = st.seqs.highest();
-                    let n = st.window_seqs.partition_point(|&(q, _)| q <= c);
-                    preds += n;
-                    pred = n
-                        .checked_sub(1)
-                        .and_then(|i| st.window_seqs.get(i))
-                        .filter(|e| e.0 == c)
-                        .map(|e| e.1);
-                }
-                if arrived {
-                    if let Some(kk) = found {
-                        self.nodes.touch(kk);
-                        entries.push((kk, c));
-                        // A predecessor without a vector is not in `window_seqs`.
-                        let pred = pred.or_else(|| self.by_seq.get(&(kk, c)).copied());
-                        if let Some(p) = pred {
-                            if let Some(r) = self.record(p) {
-                                let cause = r.end();
-                                let found = pair_violations(&cause, &me);
-                                self.push_all(out, found);
-                            }
-                        }
-                    }
-                    continue;
-                }
-                if !needed.is_empty() {
-                    needed.push_str(", ");
-                }
-                let _ = write!(needed, "{k_id}:{c} (received up to {k_id}:{high})");
-                // Register so the pair is checked when (k, c) arrives.
-                let kk = match found {
-                    Some(kk) => {
-                        self.nodes.touch(kk);
-                        Some(kk)
-                    }
-                    None => match self.nodes.insert(k_id, NodeState::new(self.offset_samples)) {
-                        Some((kk, evicted)) => {
-                            if let Some(ev) = evicted {
-                                self.forget_node(ev);
-                            }
-                            Some(kk)
-                        }
-                        None => None,
-                    },
-                };
-                if let Some(kk) = kk {
-                    if let Some(st) = self.nodes.get_mut(kk) {
-                        st.pending.entry(c).or_default().push(idx);
-                        if c > st.seqs.highest() {
-                            st.ahead += 1;
-                        }
-                        entries.push((kk, c));
-                        regs.push((kk, c));
-                    }
-                }
-            }
-            if !needed.is_empty() {
-                let detail = format!("{node_id}:{seq} arrived before its causes: needs {needed}");
-                self.report(
-                    out,
-                    ViolationKind::ArrivalBeforeCause,
-                    node_id,
-                    vec![id.to_owned()],
-                    detail,
-                );
-            }
-        }
-
-        // Messages that were waiting for m: resolve their registrations, and count how many
-        // messages in the window m happened before.
-        let mut m_before = 0usize;
-        let waiting = match self.nodes.get_mut(key) {
-            Some(st) => {
-                if !late {
-                    let moved: usize = st
-                        .pending
-                        .range(old_high.saturating_add(1)..seq)
-                        .map(|(_, v)| v.len())
-                        .sum();
-                    st.ahead = st.ahead.saturating_sub(moved);
-                    m_before = st.ahead;
-                }
-                let w = st.pending.remove(&seq).unwrap_or_default();
-                if !late {
-                    st.ahead = st.ahead.saturating_sub(w.len());
-                }
-                w
-            }
-            None => Vec::new(),
-        };
-        for x in waiting {
-            if let Some(r) = self.record(x) {
-                let eff = r.end();
-                let found = pair_violations(&me, &eff);
-                self.push_all(out, found);
-            }
-        }
-        if late && usable.is_some() {
-            m_before = self
-                .window
-                .iter()
-                .filter(|r| r.node != key)
-                .filter_map(|r| r.vt.as_deref())
-                .filter(
-                    |vt| matches!(vt.binary_search_by_key(&key, |e| e.0), Ok(p) if vt[p].1 >= seq),
-                )
-                .count();
-        }
-
-        // Concurrent pairs.
-        if usable.is_some() {
-            let mut ordered = m_before + preds;
-            if let Some(st) = self.nodes.get(key) {
-                ordered += st.window_seqs.len();
-            }
-            self.concurrent_pairs += self.vt_in_window.saturating_sub(ordered) as u64;
-        }
-
-        self.offset_sample(key, env, received_ns, out);
-
-        // Into the window.
-        let vt = usable.map(|_| {
-            entries.sort_unstable_by_key(|e| e.0);
-            entries.into_boxed_slice()
-        });
+        let successors = self.resolve_waiting(&m, old_high, out);
         if vt.is_some() {
-            if let Some(st) = self.nodes.get_mut(key) {
-                let pos = st.window_seqs.partition_point(|&(q, _)| q < seq);
-                st.window_seqs.insert(pos, (seq, idx));
-                self.vt_in_window += 1;
-            }
+            let successors = if m.late {
+                self.count_successors(key, seq)
+            } else {
+                successors
+            };
+            self.count_concurrent(key, successors + causes.preds);
         }
-        let id: Arc<str> = Arc::from(id);
-        *self.ids.entry(id.clone()).or_insert(0) += 1;
-        self.by_seq.insert((key, seq), idx);
-        self.window.push_back(Record {
-            node: key,
-            node_id: node_id.clone(),
-            seq,
-            id,
-            physical: ts.clock_reading(),
-            logical: ts.logical_time,
-            vt,
-            regs,
-        });
-        // Keep the `window − 1` latest: the next arrival is compared against exactly those.
-        // Evicting here, not before the FIFO update above, keeps the bookkeeping of
-        // registrations (counted as "ahead" by comparing with the node's highest seq) exact.
-        while self.window.len() >= self.window_cap {
-            self.evict_oldest();
-        }
-    }
-
-    /// The analysis of a message without `seq` (see [`observe_at`](Self::observe_at)).
-    fn observe_without_seq(
-        &mut self,
-        key: NodeKey,
-        env: &Envelope,
-        position: Option<(i32, i64)>,
-        received_ns: i64,
-        out: &mut Vec<Violation>,
-    ) {
-        let node_id = &env.timestamp.node_id;
-        let id = env.id.as_str();
-        self.seq_absent += 1;
-        if env.timestamp.vector_time.is_some() {
-            // Without a seq the vector cannot be checked to be a send stamp.
-            self.unusable_vectors += 1;
-        }
-        let Some(st) = self.nodes.get_mut(key) else {
-            return;
-        };
-        let mut finding = None;
-        if let Some((partition, offset)) = position {
-            match st.offsets.insert(partition, offset) {
-                Some(last) if offset < last => {
-                    st.offsets.insert(partition, last);
-                    finding = Some((
-                        ViolationKind::FifoReorder,
-                        format!(
-                            "{node_id}: message without seq at partition {partition} offset \
-                             {offset} arrived after offset {last}"
-                        ),
-                    ));
-                }
-                Some(last) if offset == last => {
-                    finding = Some((
-                        ViolationKind::Duplicate,
-                        format!(
-                            "{node_id}: partition {partition} offset {offset} already received"
-                        ),
-                    ));
-                }
-                _ => {}
-            }
-        }
-        if let Some((kind, detail)) = finding {
-            let duplicate = kind == ViolationKind::Duplicate;
-            self.report(out, kind, node_id, vec![id.to_owned()], detail);
-            if duplicate {
-                return;
-            }
-        }
-        if let Some(st) = self.nodes.get_mut(key) {
-            st.messages += 1;
-        }
-        self.messages += 1;
         self.offset_sample(key, env, received_ns, out);
+        let entries = vt.is_some().then_some(causes.entries);
+        self.admit(&m, entries, causes.regs);
     }
 
-    /// Feeds the node's clock-offset estimate with this message's clock error at stamping
-    /// (its [clock reading](crate::envelope::MessageTimestamp::clock_reading) − `timestamp`),
-    /// reporting a threshold crossing.
-    fn offset_sample(
-        &mut self,
-        key: NodeKey,
-        env: &Envelope,
-        received_ns: i64,
-        out: &mut Vec<Violation>,
-    ) {
-        let ts = &env.timestamp;
-        let reading = ts.clock_reading();
-        let stamp_ms = (reading - ts.timestamp) * 1000.0;
-        let recv_ms = reading * 1000.0 - received_ns as f64 / 1e6;
-        let threshold = self.threshold_ms;
-        let crossing = self
+    /// The key of node `id`, `found` or else inserted (evicting the least recently seen node
+    /// when the table is full); `None` when every tracked node was seen in this epoch.
+    fn track(&mut self, found: Option<NodeKey>, id: &NodeId) -> Option<NodeKey> {
+        if let Some(k) = found {
+            self.nodes.touch(k);
+            return Some(k);
+        }
+        let (k, evicted) = self
             .nodes
-            .get_mut(key)
-            .and_then(|st| st.offset.push(stamp_ms, recv_ms, threshold));
-        if let Some(e) = crossing {
-            let node_id = &ts.node_id;
-            let detail = format!(
-                "{node_id}: clock offset {:+.3} ms (±{:.3} ms; median of clock reading − timestamp over its last {} \
-                 messages) exceeds the {} ms threshold",
-                e.offset_ms, e.error_ms, e.samples, threshold
-            );
-            self.report(
-                out,
-                ViolationKind::SkewThreshold,
-                node_id,
-                vec![env.id.clone()],
-                detail,
-            );
+            .insert(id, TrackedNode::new(self.offset_samples))?;
+        if let Some(ev) = evicted {
+            self.forget_node(ev);
         }
-    }
-
-    fn report_duplicate(
-        &mut self,
-        out: &mut Vec<Violation>,
-        key: NodeKey,
-        node_id: &NodeId,
-        seq: u64,
-        id: &str,
-    ) {
-        let mut ids = vec![id.to_owned()];
-        if let Some(r) = self.by_seq.get(&(key, seq)).and_then(|&i| self.record(i)) {
-            if &*r.id != id {
-                ids.push(r.id.to_string());
-            }
-        }
-        let detail = format!("{node_id}:{seq} already received");
-        self.report(out, ViolationKind::Duplicate, node_id, ids, detail);
-    }
-
-    fn push_all(&mut self, out: &mut Vec<Violation>, found: [Option<Violation>; 2]) {
-        for v in found.into_iter().flatten() {
-            self.counts[v.kind.index()] += 1;
-            out.push(v);
-        }
-    }
-
-    fn record(&self, idx: u64) -> Option<&Record> {
-        let off = idx.checked_sub(self.front)?;
-        self.window.get(usize::try_from(off).ok()?)
-    }
-
-    fn evict_oldest(&mut self) {
-        let Some(r) = self.window.pop_front() else {
-            return;
-        };
-        let idx = self.front;
-        self.front += 1;
-        if self.by_seq.get(&(r.node, r.seq)) == Some(&idx) {
-            self.by_seq.remove(&(r.node, r.seq));
-        }
-        if let Some(n) = self.ids.get_mut(&r.id) {
-            *n -= 1;
-            if *n == 0 {
-                self.ids.remove(&r.id);
-            }
-        }
-        if r.vt.is_some() {
-            if let Some(st) = self.nodes.get_mut(r.node) {
-                if let Ok(p) = st.window_seqs.binary_search_by_key(&r.seq, |e| e.0) {
-                    st.window_seqs.remove(p);
-                    self.vt_in_window = self.vt_in_window.saturating_sub(1);
-                }
-            }
-        }
-        for (k, c) in r.regs {
-            let Some(st) = self.nodes.get_mut(k) else {
-                continue;
-            };
-            let Some(list) = st.pending.get_mut(&c) else {
-                continue;
-            };
-            let Some(p) = list.iter().position(|&x| x == idx) else {
-                continue;
-            };
-            list.swap_remove(p);
-            if list.is_empty() {
-                st.pending.remove(&c);
-            }
-            if c > st.seqs.highest() {
-                st.ahead = st.ahead.saturating_sub(1);
-            }
-        }
+        Some(k)
     }
 
     /// Totals: counts by kind, concurrent pairs, per-node messages and offset estimates.
@@ -950,7 +491,7 @@ impl Analyzer {
             .filter(|(_, st)| st.messages > 0)
             .map(|(id, st)| {
                 let est = st.offset.estimate();
-                let s = NodeSummary {
+                let s = AnalysisNodeSummary {
                     messages: st.messages,
                     highest_seq: st.seqs.highest(),
                     missing: st.seqs.missing(),
@@ -1005,38 +546,6 @@ impl Analyzer {
         }
         f
     }
-}
-
-/// The violations of one happened-before pair `cause → effect`.
-fn pair_violations(cause: &End, effect: &End) -> [Option<Violation>; 2] {
-    let ids = || vec![cause.id.to_owned(), effect.id.to_owned()];
-    let physical = (effect.physical < cause.physical).then(|| Violation {
-        kind: ViolationKind::PhysicalVsCausal,
-        node: effect.node.clone(),
-        ids: ids(),
-        detail: format!(
-            "{}:{} → {}:{} but its physical time is {:.3} ms earlier",
-            cause.node,
-            cause.seq,
-            effect.node,
-            effect.seq,
-            (cause.physical - effect.physical) * 1000.0
-        ),
-    });
-    // A message without a Lamport time is not checked against Lamport order.
-    let lamport = match (cause.logical, effect.logical) {
-        (Some(c), Some(e)) if e <= c => Some(Violation {
-            kind: ViolationKind::LamportVsCausal,
-            node: effect.node.clone(),
-            ids: ids(),
-            detail: format!(
-                "{}:{} → {}:{} but Lamport time {} ≤ {}",
-                cause.node, cause.seq, effect.node, effect.seq, e, c
-            ),
-        }),
-        _ => None,
-    };
-    [physical, lamport]
 }
 
 #[cfg(test)]

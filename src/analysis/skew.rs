@@ -1,4 +1,5 @@
-//! Per-node clock-offset estimation.
+//! Per-node clock-offset estimation, and the analyzer's skew step that feeds it and reports
+//! [`SkewThreshold`](super::ViolationKind::SkewThreshold) crossings.
 //!
 //! # Method
 //!
@@ -39,6 +40,9 @@
 //! samples against fixed bounds makes each update `O(1)`; the median itself is only computed for
 //! a warning or a summary (`O(n log n)`, `n` ≤ 64).
 
+use super::nodes::NodeKey;
+use super::{Analyzer, Violation, ViolationKind};
+use crate::envelope::Envelope;
 use std::collections::VecDeque;
 
 /// Rounding allowance for f64 seconds since the epoch, both readings (ms).
@@ -171,6 +175,44 @@ impl OffsetEstimator {
             receive_bound_ms,
             samples: n,
         })
+    }
+}
+
+impl Analyzer {
+    /// Feeds the node's clock-offset estimate with this message's clock error at stamping
+    /// (its [clock reading](crate::envelope::MessageTimestamp::clock_reading) − `timestamp`),
+    /// reporting a threshold crossing.
+    pub(super) fn offset_sample(
+        &mut self,
+        key: NodeKey,
+        env: &Envelope,
+        received_ns: i64,
+        out: &mut Vec<Violation>,
+    ) {
+        let ts = &env.timestamp;
+        let reading = ts.clock_reading();
+        let stamp_ms = (reading - ts.timestamp) * 1000.0;
+        let recv_ms = reading * 1000.0 - received_ns as f64 / 1e6;
+        let threshold = self.threshold_ms;
+        let crossing = self
+            .nodes
+            .get_mut(key)
+            .and_then(|st| st.offset.push(stamp_ms, recv_ms, threshold));
+        if let Some(e) = crossing {
+            let node_id = &ts.node_id;
+            let detail = format!(
+                "{node_id}: clock offset {:+.3} ms (±{:.3} ms; median of clock reading − timestamp over its last {} \
+                 messages) exceeds the {} ms threshold",
+                e.offset_ms, e.error_ms, e.samples, threshold
+            );
+            self.report(
+                out,
+                ViolationKind::SkewThreshold,
+                node_id,
+                vec![env.id.clone()],
+                detail,
+            );
+        }
     }
 }
 

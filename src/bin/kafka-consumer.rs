@@ -8,7 +8,8 @@ use clap::{Parser, ValueEnum};
 use kafka_timesync::clock::PhysicalClock;
 use kafka_timesync::config::TimeSyncConfig;
 use kafka_timesync::consumer::{
-    resume, ConsumerEngine, DeliveryMode, EngineConfig, JsonSink, Resumed, Summary, TextSink,
+    resume, ConsumerEngine, ConsumerSummary, DeliveryMode, EngineConfig, JsonSink, Resumed,
+    TextSink,
 };
 use kafka_timesync::kafka::{
     self, ClientSettings, Committer, FlushSink, LogContext, ReadOptions, Reset, Start,
@@ -270,7 +271,7 @@ fn main() -> ExitCode {
             io::stderr(),
         )),
     };
-    let mut summary: Option<Summary> = None;
+    let mut summary: Option<ConsumerSummary> = None;
     let result = run(&cli, &runtime, &stop, out.as_mut(), &mut summary);
     // The summary is printed on every exit path, even when nothing could be read.
     let summary = summary.unwrap_or_else(|| ConsumerEngine::new(EngineConfig::default()).summary());
@@ -426,7 +427,7 @@ fn run(
     runtime: &tokio::runtime::Runtime,
     stop: &AtomicBool,
     out: &mut dyn FlushSink,
-    summary: &mut Option<Summary>,
+    summary: &mut Option<ConsumerSummary>,
 ) -> Result<()> {
     let s = settings(cli)?;
     let acked = if cli.verify.is_empty() {
@@ -579,7 +580,7 @@ fn run(
 /// Prometheus metrics fed from the engine's counters (at housekeeping, not per record).
 struct Gauges {
     metrics: Option<Arc<Metrics>>,
-    last: Option<Summary>,
+    last: Option<ConsumerSummary>,
 }
 
 impl Gauges {
@@ -592,7 +593,7 @@ impl Gauges {
         m.add_delivered(now.delivered.saturating_sub(last.delivered));
         m.add_malformed(now.malformed.saturating_sub(last.malformed));
         for kind in ViolationKind::CONSUMER {
-            let count = |s: &Summary| s.violations.get(kind.as_str()).copied().unwrap_or(0);
+            let count = |s: &ConsumerSummary| s.violations.get(kind.as_str()).copied().unwrap_or(0);
             m.add_violations(kind, count(&now).saturating_sub(count(last)));
         }
         let (early, before) = (now.released_early, last.released_early);

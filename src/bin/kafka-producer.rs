@@ -10,7 +10,7 @@ use kafka_timesync::envelope::Form;
 use kafka_timesync::kafka::{parse_property, ClientSettings, KafkaError};
 use kafka_timesync::producer::pipeline::{self, Input, OutputFormat, PipelineOptions};
 use kafka_timesync::producer::{resume, Stamper, StamperConfig};
-use kafka_timesync::state::{default_state_dir, NodeState, StateStore};
+use kafka_timesync::state::{default_state_dir, PersistedClocks, StateStore};
 use kafka_timesync::time::{SystemTimeSource, TimeSource};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -270,7 +270,7 @@ fn run(cli: Cli) -> Result<()> {
     // The state lock is taken before anything touches the network, so a second process with the
     // same node id is refused at once.
     let (mut state, cached) = if cli.no_state {
-        (None, NodeState::new(&node_id))
+        (None, PersistedClocks::new(&node_id))
     } else {
         let dir = cfg
             .state_dir

@@ -74,12 +74,12 @@ pub trait EventSink {
     /// A record that is not a valid envelope; it is skipped.
     fn malformed(&mut self, partition: i32, offset: i64, error: &str);
     /// The final report (printed on every exit path).
-    fn summary(&mut self, s: &Summary);
+    fn summary(&mut self, s: &ConsumerSummary);
 }
 
 /// Per-node figures in the summary.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct NodeSummary {
+pub struct ConsumerNodeSummary {
     /// Valid messages received from the node.
     pub messages: u64,
     /// Estimated clock offset of the node in milliseconds (ordering analysis only; `null` when
@@ -96,7 +96,7 @@ pub struct NodeSummary {
 /// In arrival mode duplicates are delivered as they come and `duplicates` counts what the ordering
 /// analysis recognised as such (0 without `--analyze-ordering`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Summary {
+pub struct ConsumerSummary {
     /// Records read from Kafka (valid or not).
     pub received: u64,
     /// Messages delivered.
@@ -123,7 +123,7 @@ pub struct Summary {
     /// needs (causal: a vector or a seq; total: a seq and a Lamport time).
     pub unordered: u64,
     /// Per-node figures, by node id.
-    pub nodes: BTreeMap<String, NodeSummary>,
+    pub nodes: BTreeMap<String, ConsumerNodeSummary>,
     /// Causal and total modes: the `released_early` violations by reason (not in the JSON
     /// summary; the metrics' `released_early_total{reason}`).
     #[serde(skip)]
@@ -187,7 +187,7 @@ pub enum Event {
         error: String,
     },
     /// The summary.
-    Summary(Summary),
+    Summary(ConsumerSummary),
 }
 
 /// A sink that keeps every event (tests and tools).
@@ -269,7 +269,7 @@ impl EventSink for CollectSink {
         });
     }
 
-    fn summary(&mut self, s: &Summary) {
+    fn summary(&mut self, s: &ConsumerSummary) {
         self.events.push(Event::Summary(s.clone()));
     }
 }

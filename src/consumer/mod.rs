@@ -14,10 +14,10 @@
 //!   keep no vector clock) are given the FIFO-only stamp `{node: seq}`: they wait for their own
 //!   node's earlier messages and for nothing else, because they carry no information about other
 //!   nodes. A message with neither vector nor seq (the prototype's) has no known predecessor and
-//!   is delivered on arrival. Both are counted in [`Summary::without_vector`].
+//!   is delivered on arrival. Both are counted in [`ConsumerSummary::without_vector`].
 //! * **total** — a [`TotalOrderBuffer`] delivers by Lamport `(logical_time, node id)`, the same
 //!   sequence in every replica. A message without seq or Lamport time cannot be placed in it and
-//!   is delivered on arrival ([`Summary::unordered`]).
+//!   is delivered on arrival ([`ConsumerSummary::unordered`]).
 //!
 //! In causal and total modes a message whose predecessor does not come is released after the
 //! causal timeout (`"release":"timeout"`) or when the buffer is full (`"buffer-full"`), and a
@@ -38,7 +38,7 @@
 //! the first record. The restored order knows what was delivered before: a message whose
 //! predecessors were delivered by the earlier run is delivered at once (`ready`), and a message
 //! read again that the earlier run had already delivered (it lay between the committed position
-//! and the last record read) is counted in [`Summary::already_delivered`], not delivered twice.
+//! and the last record read) is counted in [`ConsumerSummary::already_delivered`], not delivered twice.
 //! Without a usable checkpoint at a start that is not the beginning of the log (`--history`, say),
 //! [`ConsumerEngine::assume_delivered_before_start`] makes the causal order assume that
 //! everything a node sent before its first message read in this run was delivered, and, once the
@@ -48,28 +48,31 @@
 //!
 //! # Invariants
 //! * Every record read is accounted for exactly once: delivered, malformed, duplicate, already
-//!   delivered (before a restart) or held (see [`Summary`]).
+//!   delivered (before a restart) or held (see [`ConsumerSummary`]).
 //! * Bad input never panics and never stalls a partition: a record that fails to decode is
 //!   reported and its offset becomes committable at once.
 //! * Memory is bounded by the buffer size (ordering buffer and analysis window) plus per-node
 //!   bookkeeping capped at [`MAX_TRACKED_NODES`] nodes.
 
+mod config;
 mod event;
 mod render;
+mod restart;
 mod resume;
 
+pub use config::{DeliveryMode, EngineConfig, UnknownDeliveryMode};
 pub use event::{
-    CollectSink, Delivery, EarlyReleases, Event, EventSink, NodeSummary, Summary, ViolationReport,
+    CollectSink, ConsumerNodeSummary, ConsumerSummary, Delivery, EarlyReleases, Event, EventSink,
+    ViolationReport,
 };
 pub use render::{JsonSink, TextSink};
+pub use restart::ModeMismatch;
 pub use resume::{resume, Resumed};
 
 use crate::analysis::{AnalysisConfig, Analyzer, Violation, ViolationKind};
 use crate::clock::VectorTimestamp;
-use crate::delivery::{
-    CausalBuffer, Checkpoint, Delivered, DeliveryConfig, Offer, Release, TotalOrderBuffer,
-};
-use crate::envelope::{DecodeLimits, Envelope, Form};
+use crate::delivery::{CausalBuffer, Delivered, DeliveryConfig, Offer, Release, TotalOrderBuffer};
+use crate::envelope::{Envelope, Form};
 use crate::stamp_headers::{self, Header};
 use crate::NodeId;
 use std::borrow::Cow;
@@ -80,91 +83,9 @@ use std::fmt;
 /// node id in every record); further nodes are still processed but not listed in the summary.
 pub const MAX_TRACKED_NODES: usize = 10_000;
 
-/// How messages are ordered for delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DeliveryMode {
-    /// In the order they are read.
-    #[default]
-    Arrival,
-    /// Respecting happened-before (vector clocks).
-    Causal,
-    /// One total order (Lamport time, node id), identical in every replica.
-    Total,
-}
-
-impl DeliveryMode {
-    /// The command-line name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryMode::Arrival => "arrival",
-            DeliveryMode::Causal => "causal",
-            DeliveryMode::Total => "total",
-        }
-    }
-}
-
-impl fmt::Display for DeliveryMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A delivery mode name that is none of arrival, causal, total.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown delivery mode '{0}' (expected arrival, causal or total)")]
-pub struct UnknownDeliveryMode(pub String);
-
-impl std::str::FromStr for DeliveryMode {
-    type Err = UnknownDeliveryMode;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "arrival" => Ok(DeliveryMode::Arrival),
-            "causal" => Ok(DeliveryMode::Causal),
-            "total" => Ok(DeliveryMode::Total),
-            other => Err(UnknownDeliveryMode(other.to_string())),
-        }
-    }
-}
-
-/// The engine's settings (the consumer's command line maps onto these).
-#[derive(Debug, Clone)]
-pub struct EngineConfig {
-    /// Delivery order.
-    pub mode: DeliveryMode,
-    /// Capacity of the causal/total buffer and size of the analysis window (`--buffer-size`).
-    pub buffer_size: usize,
-    /// Longest a message waits for a missing predecessor, ms (`--causal-timeout`).
-    pub causal_timeout_ms: u64,
-    /// Total-order membership (`--nodes`); `None` = the nodes seen so far.
-    pub nodes: Option<Vec<NodeId>>,
-    /// Run the ordering analysis (`--analyze-ordering`).
-    pub analyze: bool,
-    /// Skew warning threshold, ms (`--max-skew-ms`).
-    pub max_skew_ms: f64,
-    /// Deliver at most this many messages (`--max-messages`); later ones are held, not committed.
-    pub max_messages: Option<u64>,
-    /// Limits of the envelope decoder.
-    pub limits: DecodeLimits,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        Self {
-            mode: DeliveryMode::Arrival,
-            buffer_size: 1_000,
-            causal_timeout_ms: 5_000,
-            nodes: None,
-            analyze: false,
-            max_skew_ms: 100.0,
-            max_messages: None,
-            limits: DecodeLimits::default(),
-        }
-    }
-}
-
 /// One record read from Kafka.
 #[derive(Debug, Clone, Copy)]
-pub struct Record<'a> {
+pub struct ConsumedRecord<'a> {
     /// Partition.
     pub partition: i32,
     /// Offset in the partition.
@@ -179,7 +100,7 @@ pub struct Record<'a> {
 
 /// A message held by an ordering buffer.
 #[derive(Debug)]
-struct Held {
+struct BufferedMessage {
     partition: i32,
     offset: i64,
     raw: Box<[u8]>,
@@ -189,8 +110,8 @@ struct Held {
 
 enum Orderer {
     Arrival,
-    Causal(CausalBuffer<Held>),
-    Total(TotalOrderBuffer<Held>),
+    Causal(CausalBuffer<BufferedMessage>),
+    Total(TotalOrderBuffer<BufferedMessage>),
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -208,7 +129,7 @@ pub struct ConsumerEngine {
     cfg: EngineConfig,
     orderer: Orderer,
     analyzer: Option<Analyzer>,
-    released: Vec<Delivered<Held>>,
+    released: Vec<Delivered<BufferedMessage>>,
     found: Vec<Violation>,
     partitions: BTreeMap<i32, PartitionState>,
     node_messages: HashMap<NodeId, u64>,
@@ -335,106 +256,6 @@ impl ConsumerEngine {
         st.next = st.next.max(offset);
     }
 
-    /// The ordering state to commit together with [`commit_positions`](Self::commit_positions)
-    /// (`None` in arrival mode, which has none).
-    ///
-    /// After `max_messages`, what the order released but the engine withheld is not counted: a
-    /// node's state stops below the first of its withheld messages.
-    pub fn checkpoint(&self) -> Option<Checkpoint> {
-        match &self.orderer {
-            Orderer::Arrival => None,
-            Orderer::Causal(buf) => {
-                let mut nodes = buf.checkpoint();
-                if !self.unsent.is_empty() {
-                    for n in &mut nodes {
-                        if let Some(&(c, _)) = self.unsent.get(&n.node) {
-                            n.delivered = n.delivered.min(c.saturating_sub(1));
-                            let cap = n.delivered;
-                            n.skipped.retain(|&(first, _)| first <= cap);
-                            if let Some(last) = n.skipped.last_mut() {
-                                last.1 = last.1.min(cap);
-                            }
-                        }
-                    }
-                    nodes.retain(|n| n.delivered > 0);
-                }
-                Some(Checkpoint::Causal(nodes))
-            }
-            Orderer::Total(buf) => {
-                let mut state = buf.checkpoint();
-                if !self.unsent.is_empty() {
-                    for n in &mut state.nodes {
-                        if let Some(&(c, t)) = self.unsent.get(&n.node) {
-                            n.delivered_seq = n.delivered_seq.min(c.saturating_sub(1));
-                            // The withheld message is read again: the node's bound stays below it.
-                            let below = t.and_then(|t| t.checked_sub(1));
-                            n.max_time = n.max_time.min(below);
-                        }
-                    }
-                    state.last = self.last_in_order.clone();
-                }
-                Some(Checkpoint::Total(state))
-            }
-        }
-    }
-
-    /// Continues from an earlier run's [`checkpoint`](Self::checkpoint). Call it before the first
-    /// record. A checkpoint of another delivery mode is refused (nothing changes).
-    pub fn restore(&mut self, cp: &Checkpoint) -> Result<(), ModeMismatch> {
-        match (&mut self.orderer, cp) {
-            (Orderer::Causal(buf), Checkpoint::Causal(nodes)) => {
-                buf.restore(nodes, &mut self.released);
-                for n in nodes {
-                    self.restored.set(&n.node, n.delivered);
-                }
-            }
-            (Orderer::Total(buf), Checkpoint::Total(state)) => {
-                buf.restore(state);
-                for n in &state.nodes {
-                    self.restored.set(&n.node, n.delivered_seq);
-                }
-            }
-            _ => {
-                return Err(ModeMismatch {
-                    engine: self.cfg.mode,
-                    checkpoint: match cp {
-                        Checkpoint::Causal(_) => DeliveryMode::Causal,
-                        Checkpoint::Total(_) => DeliveryMode::Total,
-                    },
-                })
-            }
-        }
-        // Restoring releases nothing (nothing waits yet); drop any bookkeeping it produced.
-        self.released.clear();
-        Ok(())
-    }
-
-    /// Without a checkpoint, at a start that is not the beginning of the log: in causal mode,
-    /// everything a node sent before its first message read counts as delivered (see the module
-    /// docs). Call it before the first record. No effect in the other modes: the total order
-    /// waits for its members' next messages, not for predecessors.
-    pub fn assume_delivered_before_start(&mut self) {
-        self.assume_before_start = matches!(self.orderer, Orderer::Causal(_));
-    }
-
-    /// The shell has read every partition up to where it ended when reading started. With
-    /// [`assume_delivered_before_start`](Self::assume_delivered_before_start), messages waiting
-    /// for nodes of which nothing was read are released (`ready`): those nodes' messages all lie
-    /// before the start.
-    pub fn caught_up<S: EventSink + ?Sized>(&mut self, sink: &mut S) {
-        if !self.assume_before_start {
-            return;
-        }
-        if let Orderer::Causal(buf) = &mut self.orderer {
-            for (node, need) in buf.awaited() {
-                if !self.started.contains(&node) {
-                    buf.assume_delivered(&node, need, &mut self.released);
-                }
-            }
-        }
-        self.emit_released(sink);
-    }
-
     /// The configuration.
     pub fn config(&self) -> &EngineConfig {
         &self.cfg
@@ -442,7 +263,7 @@ impl ConsumerEngine {
 
     /// Processes one record read from Kafka. Time moves to `rec.arrival_ns` first (timeouts due
     /// by then fire before the record is considered).
-    pub fn on_record<S: EventSink + ?Sized>(&mut self, rec: &Record<'_>, sink: &mut S) {
+    pub fn on_record<S: EventSink + ?Sized>(&mut self, rec: &ConsumedRecord<'_>, sink: &mut S) {
         self.received += 1;
         let st = self.partitions.entry(rec.partition).or_default();
         st.next = st.next.max(rec.offset.saturating_add(1));
@@ -483,7 +304,7 @@ impl ConsumerEngine {
 
     fn deliver_now<S: EventSink + ?Sized>(
         &mut self,
-        rec: &Record<'_>,
+        rec: &ConsumedRecord<'_>,
         form: Form,
         payload: &[u8],
         env: &Envelope,
@@ -538,7 +359,7 @@ impl ConsumerEngine {
 
     fn offer<S: EventSink + ?Sized>(
         &mut self,
-        rec: &Record<'_>,
+        rec: &ConsumedRecord<'_>,
         form: Form,
         payload: &[u8],
         env: Envelope,
@@ -546,7 +367,7 @@ impl ConsumerEngine {
     ) {
         let node = env.timestamp.node_id.clone();
         let seq = env.seq;
-        let held = Held {
+        let held = BufferedMessage {
             partition: rec.partition,
             offset: rec.offset,
             raw: shown(form, payload).into_owned().into_boxed_slice(),
@@ -589,7 +410,7 @@ impl ConsumerEngine {
         self.emit_released(sink);
     }
 
-    fn offer_to_buffer(&mut self, held: Held, now_ns: i64) -> Offer<Held> {
+    fn offer_to_buffer(&mut self, held: BufferedMessage, now_ns: i64) -> Offer<BufferedMessage> {
         let node = held.env.timestamp.node_id.clone();
         // Only orderable messages reach the buffer: they carry a seq (and, for total order, a
         // Lamport time).
@@ -684,7 +505,7 @@ impl ConsumerEngine {
             .iter()
             .map(|(p, s)| (*p, s.withheld_min.map_or(s.next, |w| w.min(s.next))))
             .collect();
-        let mut lower = |h: &Held| {
+        let mut lower = |h: &BufferedMessage| {
             if let Some(p) = pos.get_mut(&h.partition) {
                 *p = (*p).min(h.offset);
             }
@@ -698,18 +519,18 @@ impl ConsumerEngine {
     }
 
     /// The report so far (the shell prints it on every exit path).
-    pub fn summary(&self) -> Summary {
+    pub fn summary(&self) -> ConsumerSummary {
         let violations = ViolationKind::CONSUMER
             .iter()
             .map(|k| (k.as_str(), self.violations[k.index()]))
             .collect();
-        let mut nodes: BTreeMap<String, NodeSummary> = self
+        let mut nodes: BTreeMap<String, ConsumerNodeSummary> = self
             .node_messages
             .iter()
             .map(|(n, m)| {
                 (
                     n.to_string(),
-                    NodeSummary {
+                    ConsumerNodeSummary {
                         messages: *m,
                         offset_ms: None,
                     },
@@ -726,7 +547,7 @@ impl ConsumerEngine {
                 }
             }
         }
-        Summary {
+        ConsumerSummary {
             received: self.received,
             delivered: self.delivered,
             malformed: self.malformed,
@@ -742,21 +563,6 @@ impl ConsumerEngine {
             nodes,
             verify: None,
         }
-    }
-
-    /// True when the restored state counts `env` as delivered by an earlier run: its own count
-    /// (causal: its own vector entry, when it has a vector; total: its seq) is within it.
-    fn delivered_before_restart(&self, env: &Envelope) -> bool {
-        let node = &env.timestamp.node_id;
-        let own = match (&self.orderer, &env.timestamp.vector_time) {
-            (Orderer::Causal(_), Some(vt)) => vt.get(node),
-            // Without a seq a message is unordered: never held, so never counted by a checkpoint.
-            _ => match env.seq {
-                Some(seq) => seq,
-                None => return false,
-            },
-        };
-        own <= self.restored.get(node)
     }
 
     fn count_node(&mut self, node: &NodeId) {
@@ -841,9 +647,10 @@ impl ConsumerEngine {
             if self.is_done() {
                 // Released by the order but not delivered: the checkpoint must not count it.
                 let t = h.env.timestamp.logical_time;
-                let c = self.unsent.entry(d.node.clone()).or_insert((d.seq, t));
-                if d.seq < c.0 {
-                    *c = (d.seq, t);
+                let n = d.number.get();
+                let c = self.unsent.entry(d.node.clone()).or_insert((n, t));
+                if n < c.0 {
+                    *c = (n, t);
                 }
                 self.withhold(h.partition, h.offset);
                 continue;
@@ -852,7 +659,7 @@ impl ConsumerEngine {
                 self.last_in_order = Some((
                     h.env.timestamp.logical_time.unwrap_or_default(),
                     d.node.clone(),
-                    d.seq,
+                    d.number.get(),
                 ));
             }
             self.delivered += 1;
@@ -869,20 +676,11 @@ impl ConsumerEngine {
     }
 }
 
-/// A checkpoint of one delivery mode given to an engine of another.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the stored ordering state is for {checkpoint} delivery, this consumer delivers in {engine} order")]
-pub struct ModeMismatch {
-    /// This engine's mode.
-    pub engine: DeliveryMode,
-    /// The checkpoint's mode.
-    pub checkpoint: DeliveryMode,
-}
-
 /// "node B seq 4 released after waiting 5000 ms; missing: A 3..5; silent members: C".
 fn describe_early_release<T>(d: &Delivered<T>, timeout_ms: u64) -> String {
     use std::fmt::Write;
-    let (node, seq) = (&d.node, d.seq);
+    // A send stamp's own vector entry is its seq, so both buffers' numbers read as a seq.
+    let (node, seq) = (&d.node, d.number.get());
     let mut s = match d.release {
         Release::Timeout => format!("node {node} seq {seq} released after waiting {timeout_ms} ms"),
         _ => format!("node {node} seq {seq} released because the buffer is full"),

@@ -1,6 +1,6 @@
 //! Rendering of consumer events: JSON lines for programs, text for people.
 
-use super::event::{Delivery, EventSink, Summary, ViolationReport};
+use super::event::{ConsumerSummary, Delivery, EventSink, ViolationReport};
 use crate::delivery::Release;
 use crate::envelope::Form;
 use crate::violation::ViolationKind;
@@ -165,12 +165,12 @@ impl<W: Write> EventSink for JsonSink<W> {
         });
     }
 
-    fn summary(&mut self, s: &Summary) {
+    fn summary(&mut self, s: &ConsumerSummary) {
         #[derive(serde::Serialize)]
         struct Tagged<'a> {
             event: &'static str,
             #[serde(flatten)]
-            summary: &'a Summary,
+            summary: &'a ConsumerSummary,
         }
         self.put(|w| {
             serde_json::to_writer(
@@ -310,7 +310,7 @@ impl<W: Write, E: Write> EventSink for TextSink<W, E> {
         );
     }
 
-    fn summary(&mut self, s: &Summary) {
+    fn summary(&mut self, s: &ConsumerSummary) {
         self.put(|w| {
             writeln!(w, "── summary ──")?;
             writeln!(w, "received    {:>8}", s.received)?;

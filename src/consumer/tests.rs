@@ -1,5 +1,6 @@
 use super::*;
 use crate::clock::ClockType;
+use crate::delivery::Checkpoint;
 use crate::envelope::MessageTimestamp;
 use proptest::prelude::*;
 
@@ -47,7 +48,7 @@ fn feed(
     at: i64,
 ) {
     e.on_record(
-        &Record {
+        &ConsumedRecord {
             partition,
             offset,
             payload: Some(payload),
@@ -117,7 +118,7 @@ fn malformed_records_are_reported_skipped_and_committable() {
         feed(&mut e, &mut sink, 1, 1, b"not json", T0);
         feed(&mut e, &mut sink, 1, 2, br#"{"id":"x"}"#, T0);
         e.on_record(
-            &Record {
+            &ConsumedRecord {
                 partition: 1,
                 offset: 3,
                 payload: None,
@@ -632,7 +633,7 @@ fn json_output_has_exactly_the_documented_shapes() {
             ..EngineConfig::default()
         });
         e.on_record(
-            &Record {
+            &ConsumedRecord {
                 partition: 0,
                 offset: 0,
                 payload: Some(&pretty),
@@ -642,7 +643,7 @@ fn json_output_has_exactly_the_documented_shapes() {
             sink,
         );
         e.on_record(
-            &Record {
+            &ConsumedRecord {
                 partition: 0,
                 offset: 1,
                 payload: Some(b"{oops"),
@@ -653,7 +654,7 @@ fn json_output_has_exactly_the_documented_shapes() {
         );
         let b = vmsg("B", 1, &[("Z", 1), ("B", 1)]);
         e.on_record(
-            &Record {
+            &ConsumedRecord {
                 partition: 1,
                 offset: 0,
                 payload: Some(&b),
@@ -720,7 +721,7 @@ fn text_output_is_readable_and_diagnostics_go_to_stderr() {
         5,
     ));
     e.on_record(
-        &Record {
+        &ConsumedRecord {
             partition: 2,
             offset: 40,
             payload: Some(&m),
@@ -730,7 +731,7 @@ fn text_output_is_readable_and_diagnostics_go_to_stderr() {
         &mut sink,
     );
     e.on_record(
-        &Record {
+        &ConsumedRecord {
             partition: 2,
             offset: 41,
             payload: Some(b"junk"),
@@ -963,7 +964,7 @@ fn feed_stamped(e: &mut ConsumerEngine, sink: &mut CollectSink, offset: i64, env
     let (headers, value) = stamped(env);
     let view: Vec<Header<'_>> = headers.iter().map(|(n, v)| (*n, Some(&v[..]))).collect();
     e.on_record(
-        &Record {
+        &ConsumedRecord {
             partition: 0,
             offset,
             payload: Some(&value),
@@ -1026,7 +1027,7 @@ fn a_malformed_header_set_is_reported_by_header_name() {
         ("kts-seq", Some(b"2")),
     ];
     e.on_record(
-        &Record {
+        &ConsumedRecord {
             partition: 0,
             offset: 7,
             payload: Some(b"\x00binary"),

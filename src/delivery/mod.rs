@@ -88,13 +88,33 @@ impl Gap {
     }
 }
 
+/// Which of its sender's messages a released message is. The causal buffer knows a message by
+/// the sender's own vector entry, the total-order buffer by its seq; the two are equal for a send
+/// stamp (a kafka-timesync vector counts messages sent), not for arbitrary input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SenderNumber {
+    /// Causal buffer: the sender's own vector entry (messages it had sent, this one included).
+    VectorEntry(u64),
+    /// Total-order buffer: the message's seq.
+    Seq(u64),
+}
+
+impl SenderNumber {
+    /// The number, whichever buffer gave it.
+    pub fn get(self) -> u64 {
+        match self {
+            SenderNumber::VectorEntry(n) | SenderNumber::Seq(n) => n,
+        }
+    }
+}
+
 /// A message leaving a buffer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivered<T> {
     /// The sending node.
     pub node: NodeId,
-    /// The sender's send count for this message (causal: its own vector entry; total: its seq).
-    pub seq: u64,
+    /// Which of the sender's messages this is, as the releasing buffer numbers them.
+    pub number: SenderNumber,
     /// Why it was released now.
     pub release: Release,
     /// The caller's payload, as offered.

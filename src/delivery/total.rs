@@ -36,7 +36,7 @@
 
 use super::arrivals::Arrivals;
 use super::ranges::RangeSet;
-use super::{Delivered, DeliveryConfig, Offer, Release, TotalNode, TotalState};
+use super::{Delivered, DeliveryConfig, Offer, Release, SenderNumber, TotalNode, TotalState};
 use crate::clock::VectorTimestamp;
 use crate::NodeId;
 use std::cmp::Reverse;
@@ -49,11 +49,13 @@ pub const MAX_SEEN_RANGES: usize = 1024;
 /// The order key of a message: (Lamport time, node, seq).
 type Key = (u64, NodeId, u64);
 
-struct NodeState {
+/// What the total order knows of one sender (a member, or a node it orders without awaiting).
+struct TotalSender {
     /// Largest Lamport time received from this node (None: nothing yet).
     max_time: Option<u64>,
     /// Largest Lamport time of this node's messages delivered (None: none yet).
     delivered_time: Option<u64>,
+    /// The order waits for this node's messages.
     member: bool,
     /// Seqs received (held or delivered).
     seen: RangeSet,
@@ -89,7 +91,7 @@ pub struct TotalOrderBuffer<T> {
     cfg: DeliveryConfig,
     /// The member list was configured (not learned from the stream).
     fixed: bool,
-    nodes: HashMap<NodeId, NodeState>,
+    nodes: HashMap<NodeId, TotalSender>,
     /// For each member: (lowest time it can still send, node), see [`next_time`]. The first
     /// element bounds what may go.
     frontier: BTreeSet<(u128, NodeId)>,
@@ -117,7 +119,7 @@ impl<T> TotalOrderBuffer<T> {
         for m in members {
             if !b.nodes.contains_key(&*m) {
                 b.frontier.insert((next_time(None), m.clone()));
-                b.nodes.insert(m, NodeState::new(true));
+                b.nodes.insert(m, TotalSender::new(true));
             }
         }
         b
@@ -149,7 +151,7 @@ impl<T> TotalOrderBuffer<T> {
         let st = self
             .nodes
             .entry(node.clone())
-            .or_insert_with(|| NodeState::new(!fixed));
+            .or_insert_with(|| TotalSender::new(!fixed));
         if !st.seen.insert(seq) {
             return Offer::Duplicate(item);
         }
@@ -280,7 +282,7 @@ impl<T> TotalOrderBuffer<T> {
             let st = self
                 .nodes
                 .entry(n.node.clone())
-                .or_insert_with(|| NodeState::new(!fixed));
+                .or_insert_with(|| TotalSender::new(!fixed));
             if n.delivered_seq > 0 {
                 st.seen.insert_range(1, n.delivered_seq);
             }
@@ -354,7 +356,7 @@ impl<T> TotalOrderBuffer<T> {
         }
         out.push(Delivered {
             node,
-            seq,
+            number: SenderNumber::Seq(seq),
             release,
             item,
             missing: Vec::new(),
@@ -369,7 +371,7 @@ fn next_time(max_time: Option<u64>) -> u128 {
     max_time.map_or(0, |t| u128::from(t) + 1)
 }
 
-impl NodeState {
+impl TotalSender {
     fn new(member: bool) -> Self {
         Self {
             max_time: None,

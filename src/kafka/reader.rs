@@ -18,7 +18,9 @@ use super::commit::{Committer, COMMIT_INTERVAL};
 use super::error::{describe, is_fatal_consume_error, KafkaError};
 use super::start::PartitionStart;
 use super::LogContext;
-use crate::consumer::{ConsumerEngine, DeliveryMode, EventSink, JsonSink, Record, TextSink};
+use crate::consumer::{
+    ConsumedRecord, ConsumerEngine, DeliveryMode, EventSink, JsonSink, TextSink,
+};
 use crate::time::TimeSource;
 use crate::verify::Verifier;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -268,7 +270,7 @@ impl<S: FlushSink + ?Sized> Reader<'_, S> {
         {
             v.record(p, o, msg.payload(), &headers, self.sink);
         }
-        let rec = Record {
+        let rec = ConsumedRecord {
             partition: p,
             offset: o,
             payload: msg.payload(),
@@ -396,7 +398,7 @@ mod tests {
         for i in 1..=4u64 {
             let rec = vmsg("B", i, &[("A", i), ("B", i)]);
             e.on_record(
-                &Record {
+                &ConsumedRecord {
                     partition: 1,
                     offset: i as i64,
                     payload: Some(&rec),

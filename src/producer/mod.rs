@@ -19,7 +19,7 @@ pub mod resume;
 use crate::clock::hybrid::HlcError;
 use crate::clock::{ClockType, HybridClock, LamportClock, PhysicalClock, VectorTimestamp};
 use crate::envelope::{Envelope, MessageTimestamp};
-use crate::state::{ClockValues, NodeState};
+use crate::state::{ClockValues, PersistedClocks};
 use crate::time::{nanos_to_secs, TimeSource};
 use crate::NodeId;
 use rand::rngs::SmallRng;
@@ -85,8 +85,12 @@ pub struct Stamper {
 
 impl Stamper {
     /// A stamper for `cfg` reading `physical`, resuming from `resume` (a node's persisted state,
-    /// or [`NodeState::new`] for a fresh one).
-    pub fn new(cfg: &StamperConfig, physical: Arc<PhysicalClock>, resume: &NodeState) -> Self {
+    /// or [`PersistedClocks::new`] for a fresh one).
+    pub fn new(
+        cfg: &StamperConfig,
+        physical: Arc<PhysicalClock>,
+        resume: &PersistedClocks,
+    ) -> Self {
         let send_vector = cfg.send_vector || cfg.clock_type == ClockType::Vector;
         let pt: Arc<dyn TimeSource> = physical.clone();
         let hybrid =
@@ -249,8 +253,8 @@ impl Stamper {
     }
 
     /// The node's current clocks, for a clean save.
-    pub fn snapshot(&self) -> NodeState {
-        let mut s = NodeState::new(&self.node);
+    pub fn snapshot(&self) -> PersistedClocks {
+        let mut s = PersistedClocks::new(&self.node);
         s.seq = self.seq();
         s.lamport = self.lamport.value();
         s.vector = self.vector().clone();

@@ -117,7 +117,7 @@ impl PipelineOptions {
 
 /// What a run did.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Summary {
+pub struct ProducerSummary {
     /// Messages stamped and handed to librdkafka.
     pub sent: u64,
     /// Delivery reports with success.
@@ -136,7 +136,7 @@ pub struct Summary {
     pub interrupted: bool,
 }
 
-impl Summary {
+impl ProducerSummary {
     /// Delivered messages per second.
     pub fn rate(&self) -> f64 {
         let s = self.elapsed.as_secs_f64();
@@ -364,7 +364,7 @@ pub fn run(
     input: Input,
     out: Box<dyn Write + Send>,
     stop: Arc<AtomicBool>,
-) -> Result<Summary, ProducerError> {
+) -> Result<ProducerSummary, ProducerError> {
     let flush_each = !matches!(input, Input::Synthetic { .. });
     let shared = Arc::new(Shared {
         delivered: AtomicU64::new(0),
@@ -423,104 +423,105 @@ pub fn run(
         None
     };
 
-    let mut summary = Summary::default();
+    let mut summary = ProducerSummary::default();
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     let started = Instant::now();
     let mut stamp_headers = EncodedHeaders::new();
-    let mut send_one = |content: &[u8], summary: &mut Summary| -> Result<bool, ProducerError> {
-        if stop.load(Ordering::Relaxed) {
-            summary.interrupted = true;
-            return Ok(false);
-        }
-        if shared.stop_sending.load(Ordering::Relaxed) {
-            return Ok(false);
-        }
-        let (seq, create_time_ms) = {
-            let mut s = match stamper.lock() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
-            buf.clear();
-            let env = match opts.form {
-                Form::Json => {
-                    let text = std::str::from_utf8(content).map_err(ProducerError::NotText)?;
-                    let env = s.stamp(text);
-                    env.encode_into(&mut buf);
-                    env
-                }
-                Form::Headers => {
-                    let env = s.stamp("");
-                    stamp_headers.encode(env);
-                    buf.extend_from_slice(content);
-                    env
-                }
-            };
-            // The record's Kafka timestamp is the envelope's `timestamp` (the host clock, not the
-            // simulated one); librdkafka would otherwise read the clock again.
-            let create_time_ms = (env.timestamp.timestamp * 1e3).round() as i64;
-            let seq = s.seq();
-            if let Some(st) = state.as_mut() {
-                st.cover(&s.values())?;
+    let mut send_one =
+        |content: &[u8], summary: &mut ProducerSummary| -> Result<bool, ProducerError> {
+            if stop.load(Ordering::Relaxed) {
+                summary.interrupted = true;
+                return Ok(false);
             }
-            (seq, create_time_ms)
+            if shared.stop_sending.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+            let (seq, create_time_ms) = {
+                let mut s = match stamper.lock() {
+                    Ok(g) => g,
+                    Err(p) => p.into_inner(),
+                };
+                buf.clear();
+                let env = match opts.form {
+                    Form::Json => {
+                        let text = std::str::from_utf8(content).map_err(ProducerError::NotText)?;
+                        let env = s.stamp(text);
+                        env.encode_into(&mut buf);
+                        env
+                    }
+                    Form::Headers => {
+                        let env = s.stamp("");
+                        stamp_headers.encode(env);
+                        buf.extend_from_slice(content);
+                        env
+                    }
+                };
+                // The record's Kafka timestamp is the envelope's `timestamp` (the host clock, not the
+                // simulated one); librdkafka would otherwise read the clock again.
+                let create_time_ms = (env.timestamp.timestamp * 1e3).round() as i64;
+                let seq = s.seq();
+                if let Some(st) = state.as_mut() {
+                    st.cover(&s.values())?;
+                }
+                (seq, create_time_ms)
+            };
+            summary.seq_range = Some((summary.seq_range.map_or(seq, |r| r.0), seq));
+            let mut record = BaseRecord::with_opaque_to(&opts.topic, seq as usize)
+                .key(key.as_str())
+                .payload(&buf)
+                .timestamp(create_time_ms);
+            if opts.form == Form::Headers {
+                let mut headers = OwnedHeaders::new_with_capacity(stamp_headers.len());
+                for (key, value) in stamp_headers.iter() {
+                    headers = headers.insert(Header {
+                        key,
+                        value: Some(value),
+                    });
+                }
+                record = record.headers(headers);
+            }
+            let mut full = 0u32;
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((RdError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        // Serving reports frees room in the queue; while there is none to serve,
+                        // wait in short sleeps (`poll` with a timeout would spin on the clock for
+                        // its last millisecond).
+                        record = r;
+                        if full > 0 {
+                            std::thread::sleep(WAIT_PAUSE);
+                        }
+                        full = full.saturating_add(1);
+                        producer.poll(Duration::ZERO);
+                    }
+                    Err((e, _)) => {
+                        // Not handed over: the seq is burnt (a gap the consumer reports).
+                        let reason = settings.scrub(&describe(&e));
+                        shared.failed.fetch_add(1, Ordering::Relaxed);
+                        if let Ok(mut o) = shared.out.lock() {
+                            let _ = failed_line(
+                                &mut o.sink,
+                                &shared,
+                                seq as usize,
+                                payload_id(&buf),
+                                &reason,
+                            );
+                        }
+                        if let Ok(mut first) = shared.first_error.lock() {
+                            first.get_or_insert(reason);
+                        }
+                        summary.sent += 1;
+                        return Ok(false);
+                    }
+                }
+            }
+            summary.sent += 1;
+            if summary.sent % POLL_EVERY == 0 {
+                producer.poll(Duration::ZERO);
+            }
+            Ok(true)
         };
-        summary.seq_range = Some((summary.seq_range.map_or(seq, |r| r.0), seq));
-        let mut record = BaseRecord::with_opaque_to(&opts.topic, seq as usize)
-            .key(key.as_str())
-            .payload(&buf)
-            .timestamp(create_time_ms);
-        if opts.form == Form::Headers {
-            let mut headers = OwnedHeaders::new_with_capacity(stamp_headers.len());
-            for (key, value) in stamp_headers.iter() {
-                headers = headers.insert(Header {
-                    key,
-                    value: Some(value),
-                });
-            }
-            record = record.headers(headers);
-        }
-        let mut full = 0u32;
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((RdError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    // Serving reports frees room in the queue; while there is none to serve,
-                    // wait in short sleeps (`poll` with a timeout would spin on the clock for
-                    // its last millisecond).
-                    record = r;
-                    if full > 0 {
-                        std::thread::sleep(WAIT_PAUSE);
-                    }
-                    full = full.saturating_add(1);
-                    producer.poll(Duration::ZERO);
-                }
-                Err((e, _)) => {
-                    // Not handed over: the seq is burnt (a gap the consumer reports).
-                    let reason = settings.scrub(&describe(&e));
-                    shared.failed.fetch_add(1, Ordering::Relaxed);
-                    if let Ok(mut o) = shared.out.lock() {
-                        let _ = failed_line(
-                            &mut o.sink,
-                            &shared,
-                            seq as usize,
-                            payload_id(&buf),
-                            &reason,
-                        );
-                    }
-                    if let Ok(mut first) = shared.first_error.lock() {
-                        first.get_or_insert(reason);
-                    }
-                    summary.sent += 1;
-                    return Ok(false);
-                }
-            }
-        }
-        summary.sent += 1;
-        if summary.sent % POLL_EVERY == 0 {
-            producer.poll(Duration::ZERO);
-        }
-        Ok(true)
-    };
 
     let result: Result<(), ProducerError> = (|| {
         match input {

@@ -38,7 +38,7 @@ use crate::kafka::tail::{
 };
 use crate::kafka::{topic_partitions, ClientSettings, KafkaError};
 use crate::stamp_headers;
-use crate::state::{NodeState, RunRecord, DEFAULT_RESERVATION};
+use crate::state::{PersistedClocks, RunRecord, DEFAULT_RESERVATION};
 use crate::NodeId;
 use rdkafka::consumer::Consumer as _;
 use rdkafka::Message as _;
@@ -85,7 +85,7 @@ pub const SETTLE_BOUND: std::time::Duration = std::time::Duration::from_secs(30)
 /// floors; false after a clean exit (it waited for every delivery report) and without a state
 /// file (`--no-state`), which cannot tell a kill from a clean exit: waiting there would cost
 /// every quick re-run of the same node [`SETTLE_QUIET`].
-pub fn must_settle(file: &NodeState, has_state_file: bool) -> bool {
+pub fn must_settle(file: &PersistedClocks, has_state_file: bool) -> bool {
     has_state_file && !file.is_exact()
 }
 
@@ -122,7 +122,7 @@ pub enum Source {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resumed {
     /// The clocks to continue from (the next message gets `seq + 1`).
-    pub state: NodeState,
+    pub state: PersistedClocks,
     /// Where they come from.
     pub source: Source,
     /// Why the topic could not be read, if it could not.
@@ -150,14 +150,14 @@ impl Resumed {
 }
 
 /// Decides which clocks a starting node continues from (see the module docs for the table).
-/// `file` is what the state file holds ([`NodeState::new`] without one), `topic` the topic of
+/// `file` is what the state file holds ([`PersistedClocks::new`] without one), `topic` the topic of
 /// this run, `log` what that topic says.
-pub fn resolve(node: &str, topic: &str, file: &NodeState, log: &LogTail) -> Resumed {
+pub fn resolve(node: &str, topic: &str, file: &PersistedClocks, log: &LogTail) -> Resumed {
     let unreadable = match log {
         LogTail::Unreadable(e) => Some(e.clone()),
         _ => None,
     };
-    let done = |state: NodeState, source| Resumed {
+    let done = |state: PersistedClocks, source| Resumed {
         state: exact(state),
         source,
         unreadable: unreadable.clone(),
@@ -240,7 +240,7 @@ pub fn resolve(node: &str, topic: &str, file: &NodeState, log: &LogTail) -> Resu
 }
 
 /// `s` as exact values to continue from.
-fn exact(mut s: NodeState) -> NodeState {
+fn exact(mut s: PersistedClocks) -> PersistedClocks {
     s.exact = true;
     s.run = None;
     s
@@ -257,7 +257,7 @@ pub struct Recovery {
 }
 
 /// Reads back `node`'s newest record in `topic` (see the module docs). `key` is this run's
-/// message key, `file` the state file's contents ([`NodeState::new`] and `has_state_file` false
+/// message key, `file` the state file's contents ([`PersistedClocks::new`] and `has_state_file` false
 /// without one; a killed run's partition is read). When [`must_settle`], the partition is then
 /// followed until [`SETTLE_QUIET`] passes without a new record of the node. Errors (returned) are
 /// those the run could not survive anyway: no such topic, no metadata; a topic that cannot be
@@ -267,7 +267,7 @@ pub fn read_last_sent(
     topic: &str,
     node: &str,
     key: &str,
-    file: &NodeState,
+    file: &PersistedClocks,
     has_state_file: bool,
     scan: &TailScan,
 ) -> Result<Recovery, KafkaError> {
@@ -373,9 +373,9 @@ pub fn recover(
     topic: &str,
     node: &str,
     key: &str,
-    file: &NodeState,
+    file: &PersistedClocks,
     has_state_file: bool,
-) -> Result<(NodeState, Option<i32>), KafkaError> {
+) -> Result<(PersistedClocks, Option<i32>), KafkaError> {
     let reading = std::time::Instant::now();
     let recovery = read_last_sent(
         settings,

@@ -17,7 +17,7 @@ fn stamper(node: &str, ct: ClockType) -> (Arc<ManualTime>, Stamper) {
         id_seed: Some(7),
         ..StamperConfig::new(node, ct)
     };
-    (t, Stamper::new(&cfg, pc, &NodeState::new(node)))
+    (t, Stamper::new(&cfg, pc, &PersistedClocks::new(node)))
 }
 
 fn vt(pairs: &[(&str, u64)]) -> VectorTimestamp {
@@ -157,7 +157,7 @@ fn simulation_is_reported_per_message() {
     let mut s = Stamper::new(
         &StamperConfig::new("S", ClockType::Physical),
         pc,
-        &NodeState::new("S"),
+        &PersistedClocks::new("S"),
     );
     let e = s.stamp("x");
     assert_eq!(e.simulated_skew_ms, Some(250.0));
@@ -168,7 +168,7 @@ fn simulation_is_reported_per_message() {
 #[test]
 fn resumes_from_persisted_state() {
     let (_, pc) = physical();
-    let mut st = NodeState::new("A");
+    let mut st = PersistedClocks::new("A");
     st.seq = 4096;
     st.lamport = 5000;
     st.vector = vt(&[("A", 4096), ("B", 7)]);

@@ -103,7 +103,7 @@ pub fn create_named_topic(
 
 /// One record read back from a topic.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Record {
+pub struct TopicRecord {
     pub partition: i32,
     pub offset: i64,
     pub key: Option<Vec<u8>>,
@@ -114,7 +114,7 @@ pub struct Record {
     pub headers: HeaderList,
 }
 
-impl Record {
+impl TopicRecord {
     /// The key as UTF-8 (lossy), "" when absent.
     pub fn key_str(&self) -> String {
         String::from_utf8_lossy(self.key.as_deref().unwrap_or_default()).into_owned()
@@ -137,7 +137,7 @@ impl Record {
 /// Every record currently in `topic`, sorted by (partition, offset): reads every partition from
 /// the beginning until librdkafka reports end-of-partition for all of them. Panics if that does
 /// not happen within [`TIMEOUT`].
-pub fn read_all(topic: &str) -> Vec<Record> {
+pub fn read_all(topic: &str) -> Vec<TopicRecord> {
     let mut cfg = settings().consumer_config(None);
     cfg.set("enable.partition.eof", "true");
     let consumer: BaseConsumer = cfg.create().expect("consumer");
@@ -159,7 +159,7 @@ pub fn read_all(topic: &str) -> Vec<Record> {
             out.len()
         );
         match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => out.push(Record {
+            Some(Ok(m)) => out.push(TopicRecord {
                 partition: m.partition(),
                 offset: m.offset(),
                 key: m.key().map(<[u8]>::to_vec),

@@ -16,8 +16,8 @@ fn sent(seq: u64, lamport: u64, own: Option<u64>, wall_ms: Option<u64>) -> LastS
     }
 }
 
-fn exact_file(seq: u64) -> NodeState {
-    let mut f = NodeState::new("N");
+fn exact_file(seq: u64) -> PersistedClocks {
+    let mut f = PersistedClocks::new("N");
     f.seq = seq;
     f.lamport = seq;
     f.vector = vt(&[("N", seq)]);
@@ -25,7 +25,7 @@ fn exact_file(seq: u64) -> NodeState {
 }
 
 /// Floors of a run to topic `t` that started at `start` (seq = Lamport = own entry).
-fn floors(start: u64) -> NodeState {
+fn floors(start: u64) -> PersistedClocks {
     let mut f = exact_file(start + DEFAULT_RESERVATION + 300);
     f.exact = false;
     f.hybrid = Some(HybridTimestamp::new(5_100, 0));
@@ -40,7 +40,7 @@ fn floors(start: u64) -> NodeState {
     f
 }
 
-fn clocks(s: &NodeState) -> (u64, u64, u64) {
+fn clocks(s: &PersistedClocks) -> (u64, u64, u64) {
     (s.seq, s.lamport, s.vector.get("N"))
 }
 
@@ -158,7 +158,7 @@ fn an_exact_file_is_never_undercut_and_a_stale_one_yields_to_the_log() {
     let r = resolve(
         "N",
         "t",
-        &NodeState::new("N"),
+        &PersistedClocks::new("N"),
         &LogTail::Unreadable("x".into()),
     );
     assert_eq!(clocks(&r.state), (0, 0, 0));
@@ -170,13 +170,13 @@ fn only_a_killed_run_waits_for_records_still_in_flight() {
     assert!(must_settle(&floors(1), true), "killed run");
     assert!(!must_settle(&exact_file(5), true), "clean exit");
     assert!(
-        !must_settle(&NodeState::new("N"), false),
+        !must_settle(&PersistedClocks::new("N"), false),
         "no state file: a kill cannot be told from a clean exit"
     );
 }
 
 /// One message: seq, Lamport, own entry and HLC advance; Lamport also by `observed` receives.
-fn next(s: &NodeState, observed: u64) -> NodeState {
+fn next(s: &PersistedClocks, observed: u64) -> PersistedClocks {
     let mut n = s.clone();
     n.seq += 1;
     n.lamport += 1 + observed;
@@ -187,7 +187,7 @@ fn next(s: &NodeState, observed: u64) -> NodeState {
     n
 }
 
-fn newest_in(topic: &[NodeState]) -> LogTail {
+fn newest_in(topic: &[PersistedClocks]) -> LogTail {
     match topic.last() {
         Some(l) => LogTail::Found(LastSent {
             seq: l.seq,
@@ -213,7 +213,7 @@ proptest! {
         reservation in 4u64..32,
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let mut topic: Vec<NodeState> = Vec::new();
+        let mut topic: Vec<PersistedClocks> = Vec::new();
         // What the fallback must cover: the topic's newest record, the killed run's last stamp.
         let mut must_cover = (0u64, 0u64, 0u64);
         for (n, k, clean, observed) in runs {
