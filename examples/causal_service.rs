@@ -7,7 +7,7 @@
 //! delivered. Each delivery is printed as one JSON line:
 //!
 //! ```text
-//! {"node":"b","seq":1,"release":"ready","id":"b-1","content":"re: hello","partition":0,"offset":0}
+//! {"node":"b","vector_entry":1,"release":"ready","id":"b-1","content":"re: hello","partition":0,"offset":0}
 //! ```
 //!
 //! ```text
@@ -190,7 +190,7 @@ fn print(out: &mut Vec<Delivered<Received>>) -> std::io::Result<u64> {
     for d in out.drain(..) {
         let line = serde_json::json!({
             "node": &*d.node,
-            "seq": d.seq,
+            "vector_entry": d.number.get(),
             "release": d.release.as_str(),
             "id": d.item.id,
             "content": d.item.content,

@@ -113,7 +113,7 @@ fn the_example_service_delivers_a_reversed_topic_in_causal_order() {
         .map(|l| {
             (
                 l["id"].as_str().expect("id"),
-                l["seq"].as_u64().expect("seq"),
+                l["vector_entry"].as_u64().expect("vector_entry"),
                 l["release"].as_str().expect("release"),
                 l["content"].as_str().expect("content"),
                 l["offset"].as_i64().expect("offset"),

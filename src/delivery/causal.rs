@@ -113,7 +113,7 @@ enum Check {
 ///
 /// let hello = VectorTimestamp::from_entries([("a", 1)]);
 /// buffer.offer("a".into(), &hello, "hello", 1_000, &mut out);
-/// let delivered: Vec<_> = out.iter().map(|d| (&*d.node, d.seq, d.item, d.release)).collect();
+/// let delivered: Vec<_> = out.iter().map(|d| (&*d.node, d.number.get(), d.item, d.release)).collect();
 /// assert_eq!(delivered, [("a", 1, "hello", Release::Ready), ("b", 1, "re: hello", Release::Ready)]);
 /// assert!(buffer.is_empty());
 /// ```
