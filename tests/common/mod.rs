@@ -4,6 +4,8 @@
 //! Missing `KTS_BOOTSTRAP` / `KTS_NTP_SERVER` make the test FAIL with a clear message: never skip.
 #![allow(dead_code)]
 
+pub mod watched;
+
 use kafka_timesync::kafka::{Admin, ClientSettings};
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
