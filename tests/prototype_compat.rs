@@ -273,7 +273,9 @@ fn summary(lines: &[Value]) -> &Value {
     last
 }
 
-fn consume(topic: &str, extra: &[&str]) -> (Vec<Value>, String) {
+/// Runs a causal consumer over the whole topic until it has delivered `n` messages.
+fn consume(topic: &str, n: usize, extra: &[&str]) -> (Vec<Value>, String) {
+    let n = n.to_string();
     let bs = bootstrap();
     let group = format!("kts-test-{}", uuid::Uuid::new_v4());
     let args = [
@@ -288,8 +290,8 @@ fn consume(topic: &str, extra: &[&str]) -> (Vec<Value>, String) {
         "causal",
         "--format",
         "json",
-        "--idle-timeout",
-        "4",
+        "--max-messages",
+        &n,
     ];
     let out = common::run(CONSUMER, &[&args[..], extra].concat(), None, TIMEOUT);
     out.assert_success();
@@ -317,7 +319,7 @@ fn a_topic_of_prototype_and_kafka_timesync_messages_is_analysed_and_delivered_ca
     records.push((Some(0), Some("A"), &a1));
     produce_records(&topic, &records);
 
-    let (lines, stderr) = consume(&topic, &[]);
+    let (lines, stderr) = consume(&topic, records.len(), &[]);
     let s = summary(&lines);
     assert_eq!(s["received"], 11, "{s}");
     assert_eq!(s["delivered"], 11, "{s}");
@@ -364,7 +366,7 @@ fn a_topic_of_prototype_and_kafka_timesync_messages_is_analysed_and_delivered_ca
     }
 
     // With the node order the design doc's vector is mapped, and nothing is to be warned about.
-    let (lines, stderr) = consume(&topic, &["--legacy-vector-nodes", "A,B,C"]);
+    let (lines, stderr) = consume(&topic, records.len(), &["--legacy-vector-nodes", "A,B,C"]);
     let s = summary(&lines);
     assert_eq!(
         (&s["delivered"], &s["without_vector"]),

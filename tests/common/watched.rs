@@ -29,12 +29,24 @@ pub fn vm_hwm_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-
 /// What a watched process has printed so far.
 #[derive(Default)]
 struct Captured {
     stdout: Vec<String>,
     stderr: Vec<String>,
+    /// The JSON objects among `stdout[..parsed]`, parsed once each.
+    events: Vec<serde_json::Value>,
+    parsed: usize,
+}
+
+impl Captured {
+    /// The JSON objects printed on stdout so far.
+    fn events(&mut self) -> &[serde_json::Value] {
+        let new = json_events(&self.stdout[self.parsed..]);
+        self.events.extend(new);
+        self.parsed = self.stdout.len();
+        &self.events
+    }
 }
 
 /// A child process whose stdout and stderr are collected line by line while it runs, so a test
@@ -250,24 +262,28 @@ impl Watched {
         limit: Duration,
         cond: impl Fn(&[serde_json::Value]) -> bool,
     ) {
-        self.wait_output(what, limit, |c| cond(&json_events(&c.stdout)));
+        self.wait_output(what, limit, |c| cond(c.events()));
     }
 
     /// Polls `cond` on the output every 20 ms. Once the process has exited, waits for the
     /// readers to reach the end of its pipes before the last check.
-    fn wait_output(&mut self, what: &str, limit: Duration, cond: impl Fn(&Captured) -> bool) {
+    fn wait_output(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        mut cond: impl FnMut(&mut Captured) -> bool,
+    ) {
         let deadline = Instant::now() + limit;
         loop {
-            if cond(&self.captured.lock().expect("captured")) {
+            if cond(&mut self.captured.lock().expect("captured")) {
                 return;
             }
             if !self.running() {
-                while !self.readers.iter().all(JoinHandle::is_finished)
-                    && Instant::now() < deadline
+                while !self.readers.iter().all(JoinHandle::is_finished) && Instant::now() < deadline
                 {
                     std::thread::sleep(Duration::from_millis(10));
                 }
-                if cond(&self.captured.lock().expect("captured")) {
+                if cond(&mut self.captured.lock().expect("captured")) {
                     return;
                 }
                 panic!(

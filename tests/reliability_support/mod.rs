@@ -678,7 +678,6 @@ pub fn committed_offsets(bootstrap: &str, group: &str, topic: &str, partitions: 
         .collect()
 }
 
-
 /// Checks exactly-once delivery of the producer's reported ids by the consumer.
 pub fn assert_exactly_once(what: &str, lines: usize, p: &Finished, c: &Finished, extra: &str) {
     assert_exactly_once_from(what, lines, &[p], c, extra);
