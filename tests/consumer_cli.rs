@@ -103,6 +103,21 @@ fn printed(c: &Watched) -> Vec<Value> {
     json_events(&c.stdout())
 }
 
+/// `TOPIC --bootstrap BS --group GROUP --format json`, then `extra`.
+fn json_args<'a>(topic: &'a str, bs: &'a str, group: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        topic,
+        "--bootstrap",
+        bs,
+        "--group",
+        group,
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
 fn run_consumer(args: &[&str]) -> (Vec<Value>, String) {
     let out = common::run(BIN, args, None, TIMEOUT);
     out.assert_success();
@@ -296,22 +311,20 @@ fn total_order_is_the_same_sequence_in_two_consumer_groups() {
         let g = group();
         let (lines, _) = run_consumer_until(
             expected.len(),
-            &[
+            &json_args(
                 &topic,
-                "--bootstrap",
                 &bs,
-                "--group",
                 &g,
-                "--from-beginning",
-                "--delivery",
-                "total",
-                "--nodes",
-                "A,B,C",
-                "--causal-timeout",
-                "1000",
-                "--format",
-                "json",
-            ],
+                &[
+                    "--from-beginning",
+                    "--delivery",
+                    "total",
+                    "--nodes",
+                    "A,B,C",
+                    "--causal-timeout",
+                    "1000",
+                ],
+            ),
         );
         lines
     };
@@ -341,20 +354,18 @@ fn a_missing_predecessor_is_released_after_the_causal_timeout_and_reported() {
     produce_raw(&topic, &[(Some(2), "C", &c1), (Some(0), "D", &d1)]);
     let (lines, _) = run_consumer_until(
         2,
-        &[
+        &json_args(
             &topic,
-            "--bootstrap",
             &bs,
-            "--group",
             &g,
-            "--from-beginning",
-            "--delivery",
-            "causal",
-            "--causal-timeout",
-            "500",
-            "--format",
-            "json",
-        ],
+            &[
+                "--from-beginning",
+                "--delivery",
+                "causal",
+                "--causal-timeout",
+                "500",
+            ],
+        ),
     );
     let delivered: HashMap<String, String> = events(&lines, "deliver")
         .iter()
@@ -441,20 +452,18 @@ fn stopped_mid_backlog_and_restarted_loses_nothing_and_redelivers_only_after_the
     let (stamps, positions) = write_b_before_a(&topic, N);
 
     // Run 1 stops after 30 deliveries, in the middle of the backlog.
-    let (run1, _) = run_consumer(&[
+    let (run1, _) = run_consumer(&json_args(
         &topic,
-        "--bootstrap",
         &bs,
-        "--group",
         &g,
-        "--from-beginning",
-        "--delivery",
-        "causal",
-        "--max-messages",
-        "30",
-        "--format",
-        "json",
-    ]);
+        &[
+            "--from-beginning",
+            "--delivery",
+            "causal",
+            "--max-messages",
+            "30",
+        ],
+    ));
     let ids1 = delivered_ids(&run1);
     assert_eq!(ids1.len(), 30);
     assert_causal(&ids1, &stamps);
@@ -474,19 +483,12 @@ fn stopped_mid_backlog_and_restarted_loses_nothing_and_redelivers_only_after_the
     // redelivery would take the place of a message never delivered: "lost" below).
     let (run2, _) = run_consumer_until(
         2 * N as usize - 30,
-        &[
+        &json_args(
             &topic,
-            "--bootstrap",
             &bs,
-            "--group",
             &g,
-            "--delivery",
-            "causal",
-            "--causal-timeout",
-            "1000",
-            "--format",
-            "json",
-        ],
+            &["--delivery", "causal", "--causal-timeout", "1000"],
+        ),
     );
     let ids2 = delivered_ids(&run2);
     let all: HashSet<&String> = ids1.iter().chain(ids2.iter()).collect();
@@ -524,19 +526,12 @@ fn stopped_mid_backlog_and_restarted_loses_nothing_and_redelivers_only_after_the
 /// with a missing predecessor far longer than the run may last (a run that waits for one fails on
 /// [`TIMEOUT`] before delivering all it expects).
 fn causal_args<'a>(topic: &'a str, bs: &'a str, g: &'a str) -> Vec<&'a str> {
-    vec![
+    json_args(
         topic,
-        "--bootstrap",
         bs,
-        "--group",
         g,
-        "--delivery",
-        "causal",
-        "--causal-timeout",
-        "600000",
-        "--format",
-        "json",
-    ]
+        &["--delivery", "causal", "--causal-timeout", "600000"],
+    )
 }
 
 #[test]
@@ -704,18 +699,12 @@ fn garbage_records_are_reported_and_valid_ones_still_flow() {
     for mode in ["causal", "arrival"] {
         let g = group();
         // The last record is garbage: the run ends once all ten records are accounted for.
-        let c = live(&[
+        let c = live(&json_args(
             &topic,
-            "--bootstrap",
             &bs,
-            "--group",
             &g,
-            "--from-beginning",
-            "--delivery",
-            mode,
-            "--format",
-            "json",
-        ]);
+            &["--from-beginning", "--delivery", mode],
+        ));
         let (lines, _) = stop_when(c, "5 deliveries and 5 malformed records", |l| {
             events(l, "deliver").len() + events(l, "malformed").len() >= 10
         });
@@ -875,20 +864,18 @@ fn round_trip_for_each_clock_type_shows_what_the_producer_sent() {
     let ntp = common::ntp_server();
     let (lines, _) = run_consumer_until(
         sent.len(),
-        &[
+        &json_args(
             &topic,
-            "--bootstrap",
             &bs,
-            "--group",
             &group(),
-            "--from-beginning",
-            "--format",
-            "json",
-            "--enable-ntp",
-            "--ntp-server",
-            &ntp,
-            "--analyze-ordering",
-        ],
+            &[
+                "--from-beginning",
+                "--enable-ntp",
+                "--ntp-server",
+                &ntp,
+                "--analyze-ordering",
+            ],
+        ),
     );
     let got = events(&lines, "deliver");
     assert_eq!(got.len(), sent.len(), "{lines:?}");
@@ -924,17 +911,7 @@ fn killed_with_sigkill_and_restarted_delivers_everything_at_least_once() {
     // Run 1 (no committed offsets yet: starts at the beginning), killed as soon as it has
     // delivered something: whatever it had committed by then (possibly nothing) is where run 2
     // resumes.
-    let mut run1 = live(&[
-        &topic,
-        "--bootstrap",
-        &bs,
-        "--group",
-        &g,
-        "--delivery",
-        "causal",
-        "--format",
-        "json",
-    ]);
+    let mut run1 = live(&json_args(&topic, &bs, &g, &["--delivery", "causal"]));
     run1.wait_events("50 deliveries", TIMEOUT, |l| delivered_ids(l).len() >= 50);
     let lines1 = run1.kill9().events();
     assert!(
@@ -946,17 +923,7 @@ fn killed_with_sigkill_and_restarted_delivers_everything_at_least_once() {
     let commits = committed(&g, &topic, 3);
 
     // Run 2 runs until every message has been delivered by one run or the other.
-    let run2 = live(&[
-        &topic,
-        "--bootstrap",
-        &bs,
-        "--group",
-        &g,
-        "--delivery",
-        "causal",
-        "--format",
-        "json",
-    ]);
+    let run2 = live(&json_args(&topic, &bs, &g, &["--delivery", "causal"]));
     let (run2, _) = stop_when(run2, "every message delivered by run 1 or 2", |l| {
         let all: HashSet<String> = ids1.iter().cloned().chain(delivered_ids(l)).collect();
         all.len() == stamps.len()
@@ -1050,19 +1017,17 @@ fn skewed_producer_is_flagged_and_an_ntp_corrected_one_is_not() {
 
     let (lines, _) = run_consumer_until(
         7,
-        &[
+        &json_args(
             &topic,
-            "--bootstrap",
             &bs,
-            "--group",
             &group(),
-            "--from-beginning",
-            "--analyze-ordering",
-            "--delivery",
-            "causal",
-            "--format",
-            "json",
-        ],
+            &[
+                "--from-beginning",
+                "--analyze-ordering",
+                "--delivery",
+                "causal",
+            ],
+        ),
     );
     assert_eq!(delivered_ids(&lines).len(), 7, "{lines:?}");
     let kinds = |kind: &str| -> Vec<String> {
