@@ -188,22 +188,23 @@ pub fn read_all(topic: &str) -> Vec<Record> {
     out
 }
 
-type Deliveries = Arc<Mutex<Vec<Result<(i32, i64), String>>>>;
+/// Delivery reports by the index of the record in the batch sent.
+type Deliveries = Arc<Mutex<Vec<(usize, Result<(i32, i64), String>)>>>;
 struct DeliveryLog(Deliveries);
 impl ClientContext for DeliveryLog {}
 impl ProducerContext for DeliveryLog {
-    type DeliveryOpaque = ();
-    fn delivery(&self, r: &DeliveryResult<'_>, _: ()) {
+    type DeliveryOpaque = usize;
+    fn delivery(&self, r: &DeliveryResult<'_>, index: usize) {
         let entry = match r {
             Ok(m) => Ok((m.partition(), m.offset())),
             Err((e, _)) => Err(e.to_string()),
         };
-        self.0.lock().expect("delivery log").push(entry);
+        self.0.lock().expect("delivery log").push((index, entry));
     }
 }
 
 /// Writes raw records straight to `topic` (each `(partition or None, key, payload)`), waits for
-/// every delivery report and returns each record's (partition, offset), in order of delivery.
+/// every delivery report and returns each record's (partition, offset), in the order of `records`.
 pub fn produce_raw(topic: &str, records: &[(Option<i32>, &str, &[u8])]) -> Vec<(i32, i64)> {
     let keyed: Vec<(Option<i32>, Option<&str>, &[u8])> =
         records.iter().map(|&(p, k, v)| (p, Some(k), v)).collect();
@@ -246,7 +247,8 @@ pub struct RawRecord<'a> {
 }
 
 /// Writes records (with their headers) straight to `topic` with extra librdkafka `props`, waits
-/// for every delivery report and returns each record's (partition, offset), in order of delivery.
+/// for every delivery report and returns each record's (partition, offset), in the order of
+/// `records` (reports of different partitions come back in any order).
 pub fn produce_with_headers(
     topic: &str,
     props: &[(&str, &str)],
@@ -262,8 +264,8 @@ pub fn produce_with_headers(
         .producer_config()
         .create_with_context(DeliveryLog(Arc::clone(&log)))
         .expect("producer");
-    for r in records {
-        let mut rec = BaseRecord::<str, [u8]>::to(topic).payload(r.value);
+    for (i, r) in records.iter().enumerate() {
+        let mut rec = BaseRecord::<str, [u8], usize>::with_opaque_to(topic, i).payload(r.value);
         if let Some(k) = r.key {
             rec = rec.key(k);
         }
@@ -286,10 +288,11 @@ pub fn produce_with_headers(
             .expect("enqueue record");
     }
     producer.flush(TIMEOUT).expect("flush");
-    let log = log.lock().expect("delivery log");
+    let mut log = log.lock().expect("delivery log");
     assert_eq!(log.len(), records.len(), "missing delivery reports");
+    log.sort_by_key(|(i, _)| *i);
     log.iter()
-        .map(|r| {
+        .map(|(_, r)| {
             r.clone()
                 .unwrap_or_else(|e| panic!("raw record not delivered: {e}"))
         })
