@@ -9,7 +9,6 @@ mod common;
 use common::watched::{json_events, Watched};
 use common::{bootstrap, create_topic, produce_raw, TIMEOUT};
 use kafka_timesync::clock::{ClockType, VectorTimestamp};
-use kafka_timesync::envelope::{Envelope, MessageTimestamp};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
@@ -24,29 +23,14 @@ fn group() -> String {
 
 /// An envelope as a producer would stamp it; vector stamps when `vt` is given.
 fn message(node: &str, seq: u64, vt: Option<&[(&str, u64)]>, lamport: u64) -> Vec<u8> {
-    let now = 1_790_000_000.0 + seq as f64 / 1000.0;
-    Envelope {
-        id: format!("{node}-{seq}"),
-        content: format!("{node} says {seq}"),
-        seq: Some(seq),
-        timestamp: MessageTimestamp {
-            node_id: node.into(),
-            timestamp: now,
-            clock_type: if vt.is_some() {
-                ClockType::Vector
-            } else {
-                ClockType::Logical
-            },
-            physical_time: Some(now),
-            logical_time: Some(lamport),
-            vector_time: vt.map(|e| VectorTimestamp::from_entries(e.iter().map(|(k, v)| (*k, *v)))),
-            hybrid_time: None,
-            simulated_time: None,
-            unmapped_vector_entries: None,
-        },
-        simulated_skew_ms: None,
+    let at = 1_790_000_000.0 + seq as f64 / 1000.0;
+    let mut e = common::vector_envelope(node, seq, vt.unwrap_or_default(), at);
+    e.timestamp.logical_time = Some(lamport);
+    if vt.is_none() {
+        e.timestamp.clock_type = ClockType::Logical;
+        e.timestamp.vector_time = None;
     }
-    .encode()
+    e.encode()
 }
 
 fn events<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {

@@ -15,7 +15,7 @@ use kafka_timesync::consumer::{
     CollectSink, ConsumerEngine, DeliveryMode, EngineConfig, Event, Record,
 };
 use kafka_timesync::delivery::Release;
-use kafka_timesync::envelope::{DecodeLimits, Envelope, MessageTimestamp};
+use kafka_timesync::envelope::{DecodeLimits, Envelope};
 use serde_json::Value;
 
 const CONSUMER: &str = env!("CARGO_BIN_EXE_kafka-consumer");
@@ -46,25 +46,7 @@ fn decode(name: &str) -> Envelope {
 /// A kafka-timesync message with a vector send stamp, as `kafka-producer --clock-type vector`
 /// writes it.
 fn ours(node: &str, seq: u64, vt: &[(&str, u64)]) -> Vec<u8> {
-    let now = 1_764_158_240.0 + seq as f64 / 1000.0;
-    Envelope {
-        id: format!("{node}-{seq}"),
-        content: format!("{node} says {seq}"),
-        seq: Some(seq),
-        timestamp: MessageTimestamp {
-            node_id: node.into(),
-            timestamp: now,
-            clock_type: ClockType::Vector,
-            physical_time: Some(now),
-            logical_time: Some(vt.iter().map(|(_, c)| c).sum()),
-            vector_time: Some(VectorTimestamp::from_entries(vt.iter().copied())),
-            hybrid_time: None,
-            simulated_time: None,
-            unmapped_vector_entries: None,
-        },
-        simulated_skew_ms: None,
-    }
-    .encode()
+    common::vector_envelope(node, seq, vt, 1_764_158_240.0 + seq as f64 / 1000.0).encode()
 }
 
 #[test]

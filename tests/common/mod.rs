@@ -299,6 +299,36 @@ pub fn produce_with_headers(
         .collect()
 }
 
+/// A message of `node` as `kafka-producer --clock-type vector` stamps it: id `NODE-SEQ`, content
+/// `NODE says SEQ`, vector send stamp `vt`, Lamport time the sum of its entries, physical and
+/// stamp time `at` (seconds since the epoch).
+pub fn vector_envelope(
+    node: &str,
+    seq: u64,
+    vt: &[(&str, u64)],
+    at: f64,
+) -> kafka_timesync::envelope::Envelope {
+    use kafka_timesync::clock::{ClockType, VectorTimestamp};
+    use kafka_timesync::envelope::{Envelope, MessageTimestamp};
+    Envelope {
+        id: format!("{node}-{seq}"),
+        content: format!("{node} says {seq}"),
+        seq: Some(seq),
+        timestamp: MessageTimestamp {
+            node_id: node.into(),
+            timestamp: at,
+            clock_type: ClockType::Vector,
+            physical_time: Some(at),
+            logical_time: Some(vt.iter().map(|(_, c)| c).sum()),
+            vector_time: Some(VectorTimestamp::from_entries(vt.iter().copied())),
+            hybrid_time: None,
+            simulated_time: None,
+            unmapped_vector_entries: None,
+        },
+        simulated_skew_ms: None,
+    }
+}
+
 /// The stamp of `env` as record headers (kafka-timesync's header form).
 pub fn stamp_headers(env: &kafka_timesync::envelope::Envelope) -> HeaderList {
     let mut h = kafka_timesync::stamp_headers::EncodedHeaders::new();

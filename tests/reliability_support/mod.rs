@@ -532,28 +532,13 @@ pub fn envelope(
     vector: &[(&str, u64)],
     content: &str,
 ) -> kafka_timesync::envelope::Envelope {
-    use kafka_timesync::clock::{ClockType, VectorTimestamp};
-    use kafka_timesync::envelope::{Envelope, MessageTimestamp};
     let now = kafka_timesync::time::nanos_to_secs(kafka_timesync::time::TimeSource::now_ns(
         &kafka_timesync::time::SystemTimeSource,
     ));
-    Envelope {
-        id: uuid::Uuid::new_v4().to_string(),
-        content: content.to_string(),
-        seq: Some(seq),
-        timestamp: MessageTimestamp {
-            node_id: node.into(),
-            timestamp: now,
-            clock_type: ClockType::Vector,
-            physical_time: Some(now),
-            logical_time: Some(vector.iter().map(|(_, c)| c).sum()),
-            vector_time: Some(VectorTimestamp::from_entries(vector.iter().copied())),
-            hybrid_time: None,
-            simulated_time: None,
-            unmapped_vector_entries: None,
-        },
-        simulated_skew_ms: None,
-    }
+    let mut e = crate::common::vector_envelope(node, seq, vector, now);
+    e.id = uuid::Uuid::new_v4().to_string();
+    e.content = content.to_string();
+    e
 }
 
 /// The `id` of an envelope's JSON bytes.
