@@ -13,8 +13,9 @@ use reliability_support::{envelope, unique_node, CONSUMER, PRODUCER};
 use serde_json::Value;
 use std::collections::HashMap;
 
-/// Runs kafka-consumer over the whole topic (JSON events) until it is idle for 4 s.
-fn consume(topic: &str, extra: &[&str]) -> Vec<Value> {
+/// Runs kafka-consumer over the whole topic (JSON events) until it has delivered `n` messages.
+fn consume(topic: &str, n: usize, extra: &[&str]) -> Vec<Value> {
+    let n = n.to_string();
     let bs = common::bootstrap();
     let group = unique_node("headers-group");
     let mut args = vec![
@@ -26,8 +27,8 @@ fn consume(topic: &str, extra: &[&str]) -> Vec<Value> {
         "--from-beginning",
         "--format",
         "json",
-        "--idle-timeout",
-        "4",
+        "--max-messages",
+        &n,
     ];
     args.extend_from_slice(extra);
     let out = run(CONSUMER, &args, None, TIMEOUT);
@@ -91,6 +92,7 @@ fn records_of_another_client_with_our_headers_are_delivered_causally() {
 
     let events = consume(
         &topic,
+        2 * ROUNDS as usize + 1,
         &[
             "--delivery",
             "causal",
@@ -200,7 +202,7 @@ fn producer_headers_mode_sends_a_file_byte_for_byte_and_the_consumer_reads_it() 
         "Kafka timestamp as in JSON mode"
     );
 
-    let events = consume(&topic, &["--delivery", "total"]);
+    let events = consume(&topic, 1, &["--delivery", "total"]);
     let delivered = deliveries(&events);
     assert_eq!(delivered.len(), 1, "{events:?}");
     assert_eq!(delivered_value(delivered[0]), bytes);
@@ -233,7 +235,7 @@ fn producer_headers_mode_sends_stdin_lines_as_they_are() {
         .collect();
     let want: Vec<&[u8]> = vec![b"plain text", b"bin\xff\xfe", b"{\"not\":\"an envelope\"}"];
     assert_eq!(values, want);
-    let events = consume(&topic, &[]);
+    let events = consume(&topic, want.len(), &[]);
     let encodings: Vec<&str> = deliveries(&events)
         .iter()
         .map(|d| d["value_encoding"].as_str().unwrap())

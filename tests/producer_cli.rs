@@ -3,12 +3,10 @@
 
 mod common;
 
+use common::watched::Watched;
 use common::{create_topic, read_all, run, run_with_env, RunOutput, TopicRecord, TIMEOUT};
 use serde_json::{json, Value};
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kafka-producer");
@@ -344,47 +342,11 @@ fn state_continues_clocks_across_invocations() {
     assert_eq!(ts(five)["vector_time"]["P"], 6);
 }
 
-/// A producer reading stdin, whose stdout lines arrive on a channel.
-struct Streaming {
-    child: std::process::Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Streaming {
-    fn start(args: &[&str]) -> Self {
-        let bs = common::bootstrap();
-        let mut child = Command::new(BIN)
-            .arg("--bootstrap")
-            .arg(&bs)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn kafka-producer");
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        Self { child, lines: rx }
-    }
-
-    fn send(&mut self, line: &str) {
-        let stdin = self.child.stdin.as_mut().unwrap();
-        writeln!(stdin, "{line}").unwrap();
-        stdin.flush().unwrap();
-    }
-
-    fn next_line(&self) -> String {
-        self.lines
-            .recv_timeout(TIMEOUT)
-            .expect("a delivery line within the timeout")
-    }
+/// A producer reading stdin (written with `write_line`), watched while it runs.
+fn streaming(args: &[&str]) -> Watched {
+    let bs = common::bootstrap();
+    let all = [&["--bootstrap", bs.as_str()], args].concat();
+    Watched::spawn_with("kafka-producer", BIN, &all, true, &[])
 }
 
 #[test]
@@ -392,12 +354,9 @@ fn a_second_live_process_with_the_same_node_id_is_refused() {
     let topic = create_topic("prod-lock", 3);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    let mut first = Streaming::start(&["--state-dir", d, "--node-id", "L", &topic]);
-    first.send("hello");
-    assert!(
-        first.next_line().starts_with("delivered"),
-        "first producer delivered"
-    );
+    let mut first = streaming(&["--state-dir", d, "--node-id", "L", &topic]);
+    first.write_line("hello");
+    first.wait_stdout("delivered", 1, TIMEOUT);
     let second = producer(&["--state-dir", d, "--node-id", "L", &topic, "x"]);
     assert!(!second.success() && !second.timed_out);
     assert!(
@@ -411,9 +370,8 @@ fn a_second_live_process_with_the_same_node_id_is_refused() {
         "one-line error: {}",
         second.stderr
     );
-    drop(first.child.stdin.take()); // EOF: the first exits cleanly
-    let out = common::collect(first.child, TIMEOUT);
-    assert!(out.success(), "{out:?}");
+    // End of input: the first exits cleanly.
+    first.wait(TIMEOUT).assert_success();
     producer(&["--state-dir", d, "--node-id", "L", &topic, "after"]).assert_success();
     assert_eq!(read_all(&topic).len(), 2);
 }
@@ -425,7 +383,7 @@ fn sigkilled_producer_restarts_with_clocks_that_never_go_backwards() {
     let d = dir.path().to_str().unwrap();
     let mut max_seen = (0u64, 0u64, 0u64);
     for round in 0..3 {
-        let mut p = Streaming::start(&[
+        let mut p = streaming(&[
             "--state-dir",
             d,
             "--node-id",
@@ -435,13 +393,10 @@ fn sigkilled_producer_restarts_with_clocks_that_never_go_backwards() {
             &topic,
         ]);
         for i in 0..20 {
-            p.send(&format!("r{round} m{i}"));
+            p.write_line(&format!("r{round} m{i}"));
         }
-        for _ in 0..20 {
-            assert!(p.next_line().starts_with("delivered"));
-        }
-        p.child.kill().expect("SIGKILL");
-        let _ = p.child.wait();
+        p.wait_stdout("delivered", 20, TIMEOUT);
+        p.kill9();
         let es = envelopes(&read_all(&topic));
         let mine: Vec<&Value> = es
             .iter()

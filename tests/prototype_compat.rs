@@ -15,7 +15,7 @@ use kafka_timesync::consumer::{
     CollectSink, ConsumedRecord, ConsumerEngine, DeliveryMode, EngineConfig, Event,
 };
 use kafka_timesync::delivery::Release;
-use kafka_timesync::envelope::{DecodeLimits, Envelope, MessageTimestamp};
+use kafka_timesync::envelope::{DecodeLimits, Envelope};
 use serde_json::Value;
 
 const CONSUMER: &str = env!("CARGO_BIN_EXE_kafka-consumer");
@@ -46,25 +46,7 @@ fn decode(name: &str) -> Envelope {
 /// A kafka-timesync message with a vector send stamp, as `kafka-producer --clock-type vector`
 /// writes it.
 fn ours(node: &str, seq: u64, vt: &[(&str, u64)]) -> Vec<u8> {
-    let now = 1_764_158_240.0 + seq as f64 / 1000.0;
-    Envelope {
-        id: format!("{node}-{seq}"),
-        content: format!("{node} says {seq}"),
-        seq: Some(seq),
-        timestamp: MessageTimestamp {
-            node_id: node.into(),
-            timestamp: now,
-            clock_type: ClockType::Vector,
-            physical_time: Some(now),
-            logical_time: Some(vt.iter().map(|(_, c)| c).sum()),
-            vector_time: Some(VectorTimestamp::from_entries(vt.iter().copied())),
-            hybrid_time: None,
-            simulated_time: None,
-            unmapped_vector_entries: None,
-        },
-        simulated_skew_ms: None,
-    }
-    .encode()
+    common::vector_envelope(node, seq, vt, 1_764_158_240.0 + seq as f64 / 1000.0).encode()
 }
 
 #[test]
@@ -273,7 +255,9 @@ fn summary(lines: &[Value]) -> &Value {
     last
 }
 
-fn consume(topic: &str, extra: &[&str]) -> (Vec<Value>, String) {
+/// Runs a causal consumer over the whole topic until it has delivered `n` messages.
+fn consume(topic: &str, n: usize, extra: &[&str]) -> (Vec<Value>, String) {
+    let n = n.to_string();
     let bs = bootstrap();
     let group = format!("kts-test-{}", uuid::Uuid::new_v4());
     let args = [
@@ -288,8 +272,8 @@ fn consume(topic: &str, extra: &[&str]) -> (Vec<Value>, String) {
         "causal",
         "--format",
         "json",
-        "--idle-timeout",
-        "4",
+        "--max-messages",
+        &n,
     ];
     let out = common::run(CONSUMER, &[&args[..], extra].concat(), None, TIMEOUT);
     out.assert_success();
@@ -317,7 +301,7 @@ fn a_topic_of_prototype_and_kafka_timesync_messages_is_analysed_and_delivered_ca
     records.push((Some(0), Some("A"), &a1));
     produce_records(&topic, &records);
 
-    let (lines, stderr) = consume(&topic, &[]);
+    let (lines, stderr) = consume(&topic, records.len(), &[]);
     let s = summary(&lines);
     assert_eq!(s["received"], 11, "{s}");
     assert_eq!(s["delivered"], 11, "{s}");
@@ -364,7 +348,7 @@ fn a_topic_of_prototype_and_kafka_timesync_messages_is_analysed_and_delivered_ca
     }
 
     // With the node order the design doc's vector is mapped, and nothing is to be warned about.
-    let (lines, stderr) = consume(&topic, &["--legacy-vector-nodes", "A,B,C"]);
+    let (lines, stderr) = consume(&topic, records.len(), &["--legacy-vector-nodes", "A,B,C"]);
     let s = summary(&lines);
     assert_eq!(
         (&s["delivered"], &s["without_vector"]),

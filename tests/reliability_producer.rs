@@ -167,7 +167,8 @@ fn kill_and_restart(clock_type: &str) {
         );
     }
 
-    // The consumer's view of the same stream.
+    // The consumer's view of the same stream, every record of the topic.
+    let all_records = records.len().to_string();
     let c = common::run(
         CONSUMER,
         &[
@@ -180,8 +181,8 @@ fn kill_and_restart(clock_type: &str) {
             "--analyze-ordering",
             "--format",
             "json",
-            "--idle-timeout",
-            "8",
+            "--max-messages",
+            &all_records,
         ],
         None,
         Duration::from_secs(180),
@@ -293,6 +294,9 @@ fn causal_consumer_delivers_everything_at_once_after_a_producer_kill_and_restart
     assert_eq!(seqs, expected, "seq continues exactly across the kill");
     assert_eq!(own, expected, "the vector entry continues exactly");
 
+    // The run ends once every record of the topic is delivered (a duplicate would take a
+    // missing message's place: "not delivered" below).
+    let all_records = mine.len().to_string();
     let c = common::run(
         CONSUMER,
         &[
@@ -309,8 +313,8 @@ fn causal_consumer_delivers_everything_at_once_after_a_producer_kill_and_restart
             "--analyze-ordering",
             "--format",
             "json",
-            "--idle-timeout",
-            "4",
+            "--max-messages",
+            &all_records,
         ],
         None,
         Duration::from_secs(180),

@@ -82,7 +82,15 @@ fn connection_cut_during_produce_loses_and_duplicates_nothing() {
     let reconnections = proxy.connections() - connections_before;
     // Read it all back after the fault.
     let c = consumer(bootstrap, &topic, "8").wait(Duration::from_secs(180));
-    assert!(before < LINES, "the cut was not mid-stream");
+    // The second half was written after the cut: none of it can be acknowledged before the
+    // connections are back, so the cut really stopped the stream and the rest went through the
+    // reconnection.
+    assert!(
+        before + during <= LINES / 2,
+        "{before} delivered before the cut and {during} during it: more than the {} written \
+         before it, so the proxy did not cut the producer off",
+        LINES / 2
+    );
     assert!(
         reconnections > 0,
         "the producer never reconnected through the proxy"
@@ -107,14 +115,25 @@ fn connection_cut_during_consume_loses_and_duplicates_nothing() {
     let topic = common::create_topic("rel-proxy-consume", 3);
     let mut c = consumer(bootstrap, &topic, "30");
     let mut p = producer(bootstrap, &topic, &unique_node("proxy-c"));
-    // A live stream: lines at a steady pace, so the consumer is mid-stream when the cut comes.
-    let stop = Arc::new(AtomicBool::new(false));
+    // A live stream: lines at a steady pace. The first half is written before the cut, the
+    // second from the moment it starts, so the consumer is mid-stream when the cut comes however
+    // fast or slow the machine is.
+    let cut_started = Arc::new(AtomicBool::new(false));
     let mut stdin = p.take_stdin();
     let writer = {
-        let stop = Arc::clone(&stop);
+        let cut_started = Arc::clone(&cut_started);
         std::thread::spawn(move || {
             for i in 0..LINES {
-                if stop.load(Ordering::SeqCst) || writeln!(stdin, "cut-consume-{i}").is_err() {
+                if i == LINES / 2 {
+                    let waited = Instant::now();
+                    while !cut_started.load(Ordering::SeqCst) {
+                        if waited.elapsed() > Duration::from_secs(300) {
+                            return i;
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                }
+                if writeln!(stdin, "cut-consume-{i}").is_err() {
                     return i;
                 }
                 if i % 10 == 9 {
@@ -128,18 +147,25 @@ fn connection_cut_during_consume_loses_and_duplicates_nothing() {
     let consumed_before = c.count_stdout("\"deliver\"");
     let cut_at = Instant::now();
     proxy.cut();
+    cut_started.store(true, Ordering::SeqCst);
     while cut_at.elapsed() < CUT {
         std::thread::sleep(Duration::from_millis(100));
     }
     let consumed_during = c.count_stdout("\"deliver\"") - consumed_before;
     proxy.restore();
     let written = writer.join().expect("writer");
-    stop.store(true, Ordering::SeqCst);
     let p = p.wait(Duration::from_secs(120));
     // The consumer exits 30 s after the last message.
     let c = c.wait(Duration::from_secs(240));
     assert_eq!(written, LINES, "the writer stopped early");
-    assert!(consumed_before < LINES, "the cut was not mid-stream");
+    // The producer was cut off too, so by the end of the cut the consumer can have delivered
+    // only what was written before it: the second half came after the reconnection.
+    assert!(
+        consumed_before + consumed_during <= LINES / 2,
+        "{consumed_before} delivered before the cut and {consumed_during} during it: more than \
+         the {} written before it, so the proxy did not cut the clients off",
+        LINES / 2
+    );
     assert_exactly_once(
         "cut during consume",
         LINES,

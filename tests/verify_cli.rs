@@ -98,18 +98,24 @@ fn ready_group(topic: &str) -> String {
     group
 }
 
-/// Runs the consumer with `--verify` for every log, in JSON, until idle.
-fn verify(topic: &str, logs: &[&Path], extra: &[&str]) -> RunOutput {
+/// Runs the consumer with `--verify` for every log, in JSON, until it has read the `records` the
+/// topic holds (`--max-messages`); a topic with none left to read ends on a 3 s idle timeout
+/// (nothing can arrive, so its length does not matter).
+fn verify(topic: &str, records: usize, logs: &[&Path], extra: &[&str]) -> RunOutput {
     let group = ready_group(topic);
+    let end = if records == 0 {
+        ["--idle-timeout".to_string(), "3".to_string()]
+    } else {
+        ["--max-messages".to_string(), records.to_string()]
+    };
     let mut args: Vec<String> = vec![
         topic.into(),
         "--bootstrap".into(),
         bootstrap(),
         "--group".into(),
         group,
-        "--idle-timeout".into(),
-        "3".into(),
     ];
+    args.extend(end);
     if !extra.contains(&"--format") {
         args.extend(["--format".into(), "json".into()]);
     }
@@ -173,13 +179,13 @@ fn deleted_acknowledged_records_are_exactly_the_lost_writes() {
     let log = write_log(dir.path(), "acks.jsonl", &acks);
 
     // Nothing removed: every acknowledged write is read where it was acknowledged.
-    let out = verify(&topic, &[&log], &[]);
+    let out = verify(&topic, 300, &[&log], &[]);
     assert_eq!(exit_code(&out), 0, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(accounting(&summary_of(&out)), (300, 300, 0, 0));
 
     // DeleteRecords below offset 100: exactly the writes acknowledged there are lost.
     delete_records(&topic, 0, 100);
-    let out = verify(&topic, &[&log], &[]);
+    let out = verify(&topic, 200, &[&log], &[]);
     assert_eq!(exit_code(&out), 3, "loss exits 3: {}", out.stderr);
     let lines = out.json_lines();
     let lost: BTreeSet<String> = violations(&lines, "lost_write")
@@ -204,7 +210,7 @@ fn deleted_acknowledged_records_are_exactly_the_lost_writes() {
 
     // Everything deleted: nothing is read, and the log start says all of it is gone.
     delete_records(&topic, 0, 300);
-    let out = verify(&topic, &[&log], &["--format", "text"]);
+    let out = verify(&topic, 0, &[&log], &["--format", "text"]);
     assert_eq!(exit_code(&out), 3, "{}", out.stderr);
     assert_eq!(out.stdout.matches("!! lost_write").count(), 300);
     assert!(out.stdout.contains("── verify ──"), "{}", out.stdout);
@@ -237,7 +243,7 @@ fn forged_and_edited_logs_reveal_aborted_reads_inconsistent_offsets_and_nonmonot
     })
     .to_string();
     let log = write_log(dir.path(), "forged.jsonl", &forged);
-    let out = verify(&topic, &[&log], &[]);
+    let out = verify(&topic, 50, &[&log], &[]);
     assert_eq!(
         exit_code(&out),
         4,
@@ -264,7 +270,7 @@ fn forged_and_edited_logs_reveal_aborted_reads_inconsistent_offsets_and_nonmonot
     edited[i20] = e20.to_string();
     edited[i21] = e21.to_string();
     let log = write_log(dir.path(), "swapped.jsonl", &edited);
-    let out = verify(&topic, &[&log], &[]);
+    let out = verify(&topic, 50, &[&log], &[]);
     assert_eq!(exit_code(&out), 3, "{}", out.stderr);
     let lines = out.json_lines();
     let offsets: Vec<i64> = violations(&lines, "inconsistent_offset")
@@ -285,7 +291,7 @@ fn forged_and_edited_logs_reveal_aborted_reads_inconsistent_offsets_and_nonmonot
     edited[i30] = e30.to_string();
     edited[i31] = e31.to_string();
     let log = write_log(dir.path(), "reordered.jsonl", &edited);
-    let out = verify(&topic, &[&log], &[]);
+    let out = verify(&topic, 50, &[&log], &[]);
     assert_eq!(exit_code(&out), 4, "{}", out.stderr);
     let lines = out.json_lines();
     let nm = violations(&lines, "nonmonotonic_send");
@@ -347,12 +353,13 @@ fn a_redelivery_after_a_consumer_sigkill_is_not_a_duplicate_write() {
     let run1_ids: BTreeSet<String> = delivered_ids(&killed.events()).into_iter().collect();
     assert!(run1_ids.len() >= 500, "{}", run1_ids.len());
 
-    // Run 2 resumes from the commit of run 0: run 1's deliveries come again.
+    // Run 2 verifies: it reads every partition from its start, so it ends once it has delivered
+    // all 800, run 1's deliveries among them again.
     let logs = log.display().to_string();
     let run2: Vec<&str> = base
         .iter()
         .copied()
-        .chain(["--idle-timeout", "3", "--verify", &logs])
+        .chain(["--max-messages", "800", "--verify", &logs])
         .collect();
     let out = common::run(CONSUMER, &run2, None, TIMEOUT);
     assert_eq!(exit_code(&out), 0, "{}\n{}", out.stdout, out.stderr);
@@ -374,7 +381,7 @@ fn unusable_logs_and_flags_are_clear_errors() {
     let topic = create_topic("verify-errors", 1);
     let dir = tempfile::tempdir().expect("tempdir");
     let missing = dir.path().join("missing.jsonl");
-    let out = verify(&topic, &[&missing], &[]);
+    let out = verify(&topic, 0, &[&missing], &[]);
     assert_eq!(exit_code(&out), 1);
     assert!(out.stderr.contains("missing.jsonl"), "{}", out.stderr);
 
@@ -383,7 +390,7 @@ fn unusable_logs_and_flags_are_clear_errors() {
         "bad.jsonl",
         &["{\"event\":\"delivered\"}".into()],
     );
-    let out = verify(&topic, &[&bad], &[]);
+    let out = verify(&topic, 0, &[&bad], &[]);
     assert_eq!(exit_code(&out), 1);
     assert!(
         out.stderr.contains("bad.jsonl:1:") && out.stderr.lines().count() == 1,
@@ -391,7 +398,7 @@ fn unusable_logs_and_flags_are_clear_errors() {
         out.stderr
     );
 
-    let out = verify(&topic, &[&bad], &["--history", "5"]);
+    let out = verify(&topic, 0, &[&bad], &["--history", "5"]);
     assert_eq!(exit_code(&out), 2, "{}", out.stderr);
 }
 
@@ -475,7 +482,8 @@ fn a_send_that_timed_out_on_a_frozen_broker_and_was_written_anyway_is_an_aborted
     let dir = tempfile::tempdir().expect("tempdir");
     let log = write_log(dir.path(), "acks.jsonl", &lines);
 
-    let out = verify(&topic, &[&log], &[]);
+    // In the topic: the write before the freeze and the one that timed out.
+    let out = verify(&topic, 2, &[&log], &[]);
     assert_eq!(exit_code(&out), 4, "{}\n{}", out.stdout, out.stderr);
     let lines = out.json_lines();
     let aborted = violations(&lines, "aborted_read");

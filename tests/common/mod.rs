@@ -4,6 +4,8 @@
 //! Missing `KTS_BOOTSTRAP` / `KTS_NTP_SERVER` make the test FAIL with a clear message: never skip.
 #![allow(dead_code)]
 
+pub mod watched;
+
 use kafka_timesync::kafka::{Admin, ClientSettings};
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
@@ -186,22 +188,23 @@ pub fn read_all(topic: &str) -> Vec<TopicRecord> {
     out
 }
 
-type Deliveries = Arc<Mutex<Vec<Result<(i32, i64), String>>>>;
+/// Delivery reports by the index of the record in the batch sent.
+type Deliveries = Arc<Mutex<Vec<(usize, Result<(i32, i64), String>)>>>;
 struct DeliveryLog(Deliveries);
 impl ClientContext for DeliveryLog {}
 impl ProducerContext for DeliveryLog {
-    type DeliveryOpaque = ();
-    fn delivery(&self, r: &DeliveryResult<'_>, _: ()) {
+    type DeliveryOpaque = usize;
+    fn delivery(&self, r: &DeliveryResult<'_>, index: usize) {
         let entry = match r {
             Ok(m) => Ok((m.partition(), m.offset())),
             Err((e, _)) => Err(e.to_string()),
         };
-        self.0.lock().expect("delivery log").push(entry);
+        self.0.lock().expect("delivery log").push((index, entry));
     }
 }
 
 /// Writes raw records straight to `topic` (each `(partition or None, key, payload)`), waits for
-/// every delivery report and returns each record's (partition, offset), in order of delivery.
+/// every delivery report and returns each record's (partition, offset), in the order of `records`.
 pub fn produce_raw(topic: &str, records: &[(Option<i32>, &str, &[u8])]) -> Vec<(i32, i64)> {
     let keyed: Vec<(Option<i32>, Option<&str>, &[u8])> =
         records.iter().map(|&(p, k, v)| (p, Some(k), v)).collect();
@@ -244,7 +247,8 @@ pub struct RawRecord<'a> {
 }
 
 /// Writes records (with their headers) straight to `topic` with extra librdkafka `props`, waits
-/// for every delivery report and returns each record's (partition, offset), in order of delivery.
+/// for every delivery report and returns each record's (partition, offset), in the order of
+/// `records` (reports of different partitions come back in any order).
 pub fn produce_with_headers(
     topic: &str,
     props: &[(&str, &str)],
@@ -260,8 +264,8 @@ pub fn produce_with_headers(
         .producer_config()
         .create_with_context(DeliveryLog(Arc::clone(&log)))
         .expect("producer");
-    for r in records {
-        let mut rec = BaseRecord::<str, [u8]>::to(topic).payload(r.value);
+    for (i, r) in records.iter().enumerate() {
+        let mut rec = BaseRecord::<str, [u8], usize>::with_opaque_to(topic, i).payload(r.value);
         if let Some(k) = r.key {
             rec = rec.key(k);
         }
@@ -284,14 +288,45 @@ pub fn produce_with_headers(
             .expect("enqueue record");
     }
     producer.flush(TIMEOUT).expect("flush");
-    let log = log.lock().expect("delivery log");
+    let mut log = log.lock().expect("delivery log");
     assert_eq!(log.len(), records.len(), "missing delivery reports");
+    log.sort_by_key(|(i, _)| *i);
     log.iter()
-        .map(|r| {
+        .map(|(_, r)| {
             r.clone()
                 .unwrap_or_else(|e| panic!("raw record not delivered: {e}"))
         })
         .collect()
+}
+
+/// A message of `node` as `kafka-producer --clock-type vector` stamps it: id `NODE-SEQ`, content
+/// `NODE says SEQ`, vector send stamp `vt`, Lamport time the sum of its entries, physical and
+/// stamp time `at` (seconds since the epoch).
+pub fn vector_envelope(
+    node: &str,
+    seq: u64,
+    vt: &[(&str, u64)],
+    at: f64,
+) -> kafka_timesync::envelope::Envelope {
+    use kafka_timesync::clock::{ClockType, VectorTimestamp};
+    use kafka_timesync::envelope::{Envelope, MessageTimestamp};
+    Envelope {
+        id: format!("{node}-{seq}"),
+        content: format!("{node} says {seq}"),
+        seq: Some(seq),
+        timestamp: MessageTimestamp {
+            node_id: node.into(),
+            timestamp: at,
+            clock_type: ClockType::Vector,
+            physical_time: Some(at),
+            logical_time: Some(vt.iter().map(|(_, c)| c).sum()),
+            vector_time: Some(VectorTimestamp::from_entries(vt.iter().copied())),
+            hybrid_time: None,
+            simulated_time: None,
+            unmapped_vector_entries: None,
+        },
+        simulated_skew_ms: None,
+    }
 }
 
 /// The stamp of `env` as record headers (kafka-timesync's header form).
