@@ -99,24 +99,6 @@ fn bench(c: &mut Criterion<ThreadCpuTime>) {
         g.bench_with_input(BenchmarkId::new("decode", name), &bytes, |b, bytes| {
             b.iter(|| black_box(Envelope::decode(black_box(bytes))))
         });
-        // PROBE (issue 17): the serde-derive decoder, in the same run.
-        let limits = DecodeLimits::default();
-        assert_eq!(
-            kafka_timesync::envelope::decode_derived(&bytes, &limits).as_ref(),
-            Ok(env)
-        );
-        g.bench_with_input(
-            BenchmarkId::new("decode_derive", name),
-            &bytes,
-            |b, bytes| {
-                b.iter(|| {
-                    black_box(kafka_timesync::envelope::decode_derived(
-                        black_box(bytes),
-                        &limits,
-                    ))
-                })
-            },
-        );
     }
     g.finish();
     bench_headers(c, &cases);

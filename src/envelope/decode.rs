@@ -9,8 +9,6 @@ use serde::de::{self, DeserializeSeed, Deserializer as _, MapAccess, SeqAccess, 
 use std::cell::RefCell;
 use std::fmt;
 
-pub(super) mod derive_probe;
-
 /// Decodes one record strictly (see the [module documentation](super) for the rules).
 pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Envelope, DecodeError> {
     if bytes.is_empty() {

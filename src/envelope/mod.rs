@@ -53,8 +53,6 @@ mod error;
 mod tests;
 
 pub use decode::decode;
-#[doc(hidden)]
-pub use decode::derive_probe::decode as decode_derived;
 pub(crate) use encode::write_json_str;
 pub(crate) use error::Printable;
 pub use error::{DecodeError, DecodeLimits};
