@@ -3,8 +3,7 @@
 
 use super::error::Printable;
 use super::{DecodeError, DecodeLimits, Envelope, MessageTimestamp};
-use crate::clock::{ClockType, HybridTimestamp, VectorTimestamp};
-use crate::NodeId;
+use crate::clock::{ClockType, HybridTimestamp};
 use serde::de::{self, DeserializeSeed, Deserializer as _, MapAccess, SeqAccess, Visitor};
 use std::cell::RefCell;
 use std::fmt;
@@ -29,7 +28,10 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Envelope, DecodeErr
     };
     let mut de = serde_json::Deserializer::from_str(text);
     let result = (&mut de)
-        .deserialize_any(EnvelopeV { ctx: &ctx })
+        .deserialize_any(EnvelopeV {
+            ctx: &ctx,
+            field: Field::Static(F_RECORD),
+        })
         .and_then(|env| de.end().map(|()| env));
     match result {
         Ok(env) => Ok(env),
@@ -172,11 +174,15 @@ macro_rules! reject {
     ($($t:ident),+) => { $( reject!($t); )+ };
 }
 
-/// What every field visitor knows: where it is and what it expects.
+/// What every field visitor knows: where it is, what it expects, and what serde_json's own
+/// "number out of range" means there.
 trait FieldVisitor {
     fn ctx(&self) -> &Ctx<'_>;
     fn field(&self) -> Field<'_>;
     fn expected(&self) -> &'static str;
+    fn kind(&self) -> Kind {
+        Kind::Other
+    }
     fn wrong<E: de::Error>(&self, found: &'static str) -> E {
         self.ctx().fail(DecodeError::WrongType {
             field: self.field().to_string(),
@@ -188,6 +194,9 @@ trait FieldVisitor {
 
 macro_rules! field_visitor {
     ($ty:ident, $expected:expr) => {
+        field_visitor!($ty, $expected, Kind::Other);
+    };
+    ($ty:ident, $expected:expr, $kind:expr) => {
         impl FieldVisitor for $ty<'_, '_> {
             fn ctx(&self) -> &Ctx<'_> {
                 self.ctx
@@ -198,36 +207,52 @@ macro_rules! field_visitor {
             fn expected(&self) -> &'static str {
                 $expected
             }
+            fn kind(&self) -> Kind {
+                $kind
+            }
         }
     };
 }
 
-/// Reads one value of a known field with the given seed, giving serde_json's own errors (number
-/// out of range) the field's context.
+// After the macros: the value seeds use them.
+mod values;
+use values::{ClockTypeV, CounterV, Nullable, StrV, TimeV, VectorField, VectorV};
+
+/// Reads one value of a known field with `seed`, giving serde_json's own errors (number out of
+/// range) the field's context.
 fn value<'de, A, S>(
     map: &mut A,
     ctx: &Ctx<'_>,
     field: Field<'_>,
-    kind: Kind,
     seed: S,
 ) -> Result<S::Value, A::Error>
 where
     A: MapAccess<'de>,
-    S: DeserializeSeed<'de>,
+    S: DeserializeSeed<'de> + FieldVisitor,
 {
+    let kind = seed.kind();
     map.next_value_seed(seed)
         .map_err(|e| ctx.annotate(&field, kind, e))
 }
 
-fn set_once<T, E: de::Error>(
-    ctx: &Ctx<'_>,
-    slot: &mut Option<T>,
-    v: T,
-    field: &'static str,
-) -> Result<(), E> {
+/// Reads the value of the known field `name` into `slot` with the seed `seed(ctx, field)`; a
+/// second occurrence of the field is an error.
+fn read_once<'de, 'c, 'l, A, S>(
+    map: &mut A,
+    ctx: &'c Ctx<'l>,
+    slot: &mut Option<S::Value>,
+    name: &'static str,
+    seed: impl FnOnce(&'c Ctx<'l>, Field<'c>) -> S,
+) -> Result<(), A::Error>
+where
+    A: MapAccess<'de>,
+    S: DeserializeSeed<'de> + FieldVisitor,
+{
+    let field = Field::Static(name);
+    let v = value(map, ctx, field, seed(ctx, field))?;
     if slot.is_some() {
         return Err(ctx.fail(DecodeError::Duplicate {
-            field: field.to_string(),
+            field: name.to_string(),
         }));
     }
     *slot = Some(v);
@@ -387,428 +412,9 @@ impl<'de> Visitor<'de> for Skip<'_, '_> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Scalars
+// The objects: hybrid_time, timestamp, the envelope
 
-/// An unsigned counter with a maximum (`u64::MAX` or `u32::MAX`).
-struct CounterV<'c, 'l> {
-    ctx: &'c Ctx<'l>,
-    field: Field<'c>,
-    max: u64,
-}
-field_visitor!(CounterV, "a non-negative integer");
-
-impl<'de> DeserializeSeed<'de> for CounterV<'_, '_> {
-    type Value = u64;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for CounterV<'_, '_> {
-    type Value = u64;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.expected())
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
-        if v > self.max {
-            return Err(self.ctx.fail(DecodeError::CounterOverflow {
-                field: self.field.to_string(),
-                max: self.max,
-            }));
-        }
-        Ok(v)
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
-        if v < 0 {
-            return Err(self.ctx.fail(DecodeError::NegativeCounter {
-                field: self.field.to_string(),
-                value: v,
-            }));
-        }
-        self.visit_u64(v as u64)
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
-        let field = || self.field.to_string();
-        if !v.is_finite() {
-            return Err(self.ctx.fail(DecodeError::NonFinite { field: field() }));
-        }
-        if v < 0.0 && v.trunc() != 0.0 {
-            // Truncation saturates at i64::MIN for huge negatives; the sign is what matters.
-            return Err(self.ctx.fail(DecodeError::NegativeCounter {
-                field: field(),
-                value: v.trunc() as i64,
-            }));
-        }
-        if v.fract() != 0.0 {
-            return Err(self.ctx.fail(DecodeError::FractionalCounter {
-                field: field(),
-                value: v,
-            }));
-        }
-        // 2^64 is exactly representable; every integral f64 below it fits a u64 exactly.
-        if v >= 18_446_744_073_709_551_616.0 {
-            return Err(self.ctx.fail(DecodeError::CounterOverflow {
-                field: field(),
-                max: self.max,
-            }));
-        }
-        self.visit_u64(v as u64)
-    }
-    reject!(unit, bool, str, seq, map);
-}
-
-/// A finite time in seconds (or milliseconds, for the skew).
-struct TimeV<'c, 'l> {
-    ctx: &'c Ctx<'l>,
-    field: Field<'c>,
-}
-field_visitor!(TimeV, "a finite number");
-
-impl<'de> DeserializeSeed<'de> for TimeV<'_, '_> {
-    type Value = f64;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<f64, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for TimeV<'_, '_> {
-    type Value = f64;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.expected())
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
-        Ok(v as f64)
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
-        Ok(v as f64)
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
-        if !v.is_finite() {
-            return Err(self.ctx.fail(DecodeError::NonFinite {
-                field: self.field.to_string(),
-            }));
-        }
-        Ok(v)
-    }
-    reject!(unit, bool, str, seq, map);
-}
-
-/// An optional field's value: `null` means absent, anything else goes to the inner seed.
-struct Nullable<S>(S);
-
-impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Nullable<S> {
-    type Value = Option<S::Value>;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_option(self)
-    }
-}
-
-impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for Nullable<S> {
-    type Value = Option<S::Value>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a value or null")
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        self.0.deserialize(d).map(Some)
-    }
-}
-
-/// A bounded string; `max == usize::MAX` for no limit of its own (the record cap applies).
-struct StrV<'c, 'l> {
-    ctx: &'c Ctx<'l>,
-    field: Field<'c>,
-    max: usize,
-    non_empty: bool,
-}
-field_visitor!(StrV, "a string");
-
-impl StrV<'_, '_> {
-    fn check<E: de::Error>(&self, s: &str) -> Result<(), E> {
-        if s.len() > self.max {
-            return Err(self.ctx.fail(DecodeError::TooLong {
-                field: self.field.to_string(),
-                len: s.len(),
-                max: self.max,
-            }));
-        }
-        if self.non_empty && s.is_empty() {
-            return Err(self.ctx.fail(DecodeError::EmptyString {
-                field: self.field.to_string(),
-            }));
-        }
-        Ok(())
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for StrV<'_, '_> {
-    type Value = String;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for StrV<'_, '_> {
-    type Value = String;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string")
-    }
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<String, E> {
-        self.check(s)?;
-        Ok(s.to_owned())
-    }
-    reject!(unit, bool, num, seq, map);
-}
-
-/// A node id (`timestamp.node_id`): a bounded, non-empty string, allocated once as an `Arc<str>`.
-struct NodeIdV<'c, 'l>(StrV<'c, 'l>);
-
-impl<'de> DeserializeSeed<'de> for NodeIdV<'_, '_> {
-    type Value = NodeId;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<NodeId, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for NodeIdV<'_, '_> {
-    type Value = NodeId;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a node id")
-    }
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<NodeId, E> {
-        self.0.check(s)?;
-        Ok(NodeId::from(s))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<NodeId, E> {
-        Err(self.0.wrong("null"))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<NodeId, E> {
-        Err(self.0.wrong("a boolean"))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<NodeId, E> {
-        Err(self.0.wrong("a number"))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<NodeId, E> {
-        Err(self.0.wrong("a number"))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<NodeId, E> {
-        Err(self.0.wrong("a number"))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<NodeId, A::Error> {
-        Err(self.0.wrong("an array"))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<NodeId, A::Error> {
-        Err(self.0.wrong("an object"))
-    }
-}
-
-struct ClockTypeV<'c, 'l> {
-    ctx: &'c Ctx<'l>,
-    field: Field<'c>,
-}
-field_visitor!(ClockTypeV, "a clock type name");
-
-impl<'de> DeserializeSeed<'de> for ClockTypeV<'_, '_> {
-    type Value = ClockType;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<ClockType, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ClockTypeV<'_, '_> {
-    type Value = ClockType;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.expected())
-    }
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<ClockType, E> {
-        match s {
-            "physical" => Ok(ClockType::Physical),
-            "logical" => Ok(ClockType::Logical),
-            "vector" => Ok(ClockType::Vector),
-            "hybrid" => Ok(ClockType::Hybrid),
-            other => Err(self.ctx.fail(DecodeError::UnknownClockType {
-                field: self.field.to_string(),
-                value: Printable(&other.chars().take(64).collect::<String>()).to_string(),
-            })),
-        }
-    }
-    reject!(unit, bool, num, seq, map);
-}
-
-// ---------------------------------------------------------------------------------------------
-// vector_time
-
-/// What a `vector_time` field held.
-enum VectorField {
-    /// `null`: absent.
-    Null,
-    /// An object node → counter, or an array mapped by the configured node order.
-    Map(VectorTimestamp),
-    /// The prototype's array form with no node order to map it: its (checked) entry count.
-    Unmapped(usize),
-}
-
-/// `vector_time`: `null` (absent), an object node → counter, or the prototype's array (mapped
-/// when a node order is configured, else checked and counted).
-struct VectorV<'c, 'l> {
-    ctx: &'c Ctx<'l>,
-    field: Field<'c>,
-}
-field_visitor!(VectorV, "an object mapping node ids to counters");
-
-impl<'de> DeserializeSeed<'de> for VectorV<'_, '_> {
-    type Value = VectorField;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-/// A `vector_time` key: checked against the entry cap *before* it is allocated.
-struct VectorKeyV<'c, 'l> {
-    ctx: &'c Ctx<'l>,
-    field: Field<'c>,
-    full: bool,
-}
-
-impl<'de> DeserializeSeed<'de> for VectorKeyV<'_, '_> {
-    type Value = NodeId;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<NodeId, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for VectorKeyV<'_, '_> {
-    type Value = NodeId;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a node id")
-    }
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<NodeId, E> {
-        let limits = self.ctx.limits;
-        if self.full {
-            return Err(self.ctx.fail(DecodeError::TooManyVectorEntries {
-                field: self.field.to_string(),
-                max: limits.max_vector_entries,
-            }));
-        }
-        let key_field = || Field::Entry(F_VECTOR, s).to_string();
-        if s.is_empty() {
-            return Err(self
-                .ctx
-                .fail(DecodeError::EmptyString { field: key_field() }));
-        }
-        if s.len() > limits.max_node_id_len {
-            return Err(self.ctx.fail(DecodeError::TooLong {
-                field: format!("{F_VECTOR} key"),
-                len: s.len(),
-                max: limits.max_node_id_len,
-            }));
-        }
-        Ok(NodeId::from(s))
-    }
-}
-
-impl<'de> Visitor<'de> for VectorV<'_, '_> {
-    type Value = VectorField;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.expected())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(VectorField::Null)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let cap = self.ctx.limits.max_vector_entries;
-        let mut entries: Vec<(NodeId, u64)> = Vec::with_capacity(cap.min(16));
-        while let Some(node) = map.next_key_seed(VectorKeyV {
-            ctx: self.ctx,
-            field: self.field,
-            full: entries.len() >= cap,
-        })? {
-            let field = Field::Entry(F_VECTOR, &node);
-            let c = value(
-                &mut map,
-                self.ctx,
-                field,
-                Kind::Counter(u64::MAX),
-                CounterV {
-                    ctx: self.ctx,
-                    field,
-                    max: u64::MAX,
-                },
-            )?;
-            entries.push((node, c));
-        }
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        if let Some(w) = entries.windows(2).find(|w| w[0].0 == w[1].0) {
-            return Err(self.ctx.fail(DecodeError::Duplicate {
-                field: Field::Entry(F_VECTOR, &w[0].0).to_string(),
-            }));
-        }
-        Ok(VectorField::Map(VectorTimestamp::from_entries(entries)))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let limits = self.ctx.limits;
-        let nodes = limits.legacy_vector_nodes.as_deref();
-        let cap = limits.max_vector_entries;
-        let order_len = nodes.map_or(0, <[NodeId]>::len);
-        let mut entries: Vec<(NodeId, u64)> = Vec::with_capacity(order_len.min(cap).min(16));
-        let mut i = 0;
-        loop {
-            let field = Field::Index(F_VECTOR, i);
-            let counter = CounterV {
-                ctx: self.ctx,
-                field,
-                max: u64::MAX,
-            };
-            let next = seq
-                .next_element_seed(counter)
-                .map_err(|e| self.ctx.annotate(&field, Kind::Counter(u64::MAX), e))?;
-            let Some(c) = next else { break };
-            if i >= cap {
-                return Err(self.ctx.fail(DecodeError::TooManyVectorEntries {
-                    field: self.field.to_string(),
-                    max: cap,
-                }));
-            }
-            let Some(nodes) = nodes else {
-                i += 1;
-                continue;
-            };
-            let Some(node) = nodes.get(i) else {
-                return Err(self.ctx.fail(DecodeError::LegacyVectorLength {
-                    field: self.field.to_string(),
-                    expected: nodes.len(),
-                    found: i + 1,
-                }));
-            };
-            entries.push((node.clone(), c));
-            i += 1;
-        }
-        let Some(nodes) = nodes else {
-            return Ok(VectorField::Unmapped(i));
-        };
-        if i != nodes.len() {
-            return Err(self.ctx.fail(DecodeError::LegacyVectorLength {
-                field: self.field.to_string(),
-                expected: nodes.len(),
-                found: i,
-            }));
-        }
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        if let Some(w) = entries.windows(2).find(|w| w[0].0 == w[1].0) {
-            return Err(self.ctx.fail(DecodeError::Duplicate {
-                field: Field::Entry(F_VECTOR, &w[0].0).to_string(),
-            }));
-        }
-        Ok(VectorField::Map(VectorTimestamp::from_entries(entries)))
-    }
-    reject!(bool, num, str);
-}
-
-// ---------------------------------------------------------------------------------------------
-// hybrid_time
-
+/// `hybrid_time`: `null` (absent) or an object with `wall_ms` and `logical`.
 struct HybridV<'c, 'l> {
     ctx: &'c Ctx<'l>,
     field: Field<'c>,
@@ -835,33 +441,12 @@ impl<'de> Visitor<'de> for HybridV<'_, '_> {
         let (mut wall, mut logical) = (None, None);
         while let Some(key) = map.next_key_seed(KeySeed(Obj::Hybrid))? {
             match key {
-                Key::WallMs => {
-                    let f = Field::Static(F_HYB_WALL);
-                    let v = value(
-                        &mut map,
-                        ctx,
-                        f,
-                        Kind::Counter(u64::MAX),
-                        CounterV {
-                            ctx,
-                            field: f,
-                            max: u64::MAX,
-                        },
-                    )?;
-                    set_once(ctx, &mut wall, v, F_HYB_WALL)?;
-                }
-                Key::Logical => {
-                    let f = Field::Static(F_HYB_LOGICAL);
-                    let max = u64::from(u32::MAX);
-                    let v = value(
-                        &mut map,
-                        ctx,
-                        f,
-                        Kind::Counter(max),
-                        CounterV { ctx, field: f, max },
-                    )?;
-                    set_once(ctx, &mut logical, v as u32, F_HYB_LOGICAL)?;
-                }
+                Key::WallMs => read_once(&mut map, ctx, &mut wall, F_HYB_WALL, |c, f| {
+                    CounterV::new(c, f, u64::MAX)
+                })?,
+                Key::Logical => read_once(&mut map, ctx, &mut logical, F_HYB_LOGICAL, |c, f| {
+                    CounterV::new(c, f, u64::from(u32::MAX))
+                })?,
                 _ => map.next_value_seed(Skip {
                     ctx,
                     depth: 4,
@@ -871,20 +456,25 @@ impl<'de> Visitor<'de> for HybridV<'_, '_> {
         }
         Ok(Some(HybridTimestamp {
             wall_ms: missing(ctx, wall, F_HYB_WALL)?,
-            logical: missing(ctx, logical, F_HYB_LOGICAL)?,
+            // The seed's maximum is u32::MAX.
+            logical: missing(ctx, logical, F_HYB_LOGICAL)? as u32,
         }))
     }
     reject!(bool, num, str, seq);
 }
 
-// ---------------------------------------------------------------------------------------------
-// timestamp
-
+/// The `timestamp` object.
 struct TimestampV<'c, 'l> {
     ctx: &'c Ctx<'l>,
     field: Field<'c>,
 }
 field_visitor!(TimestampV, "an object");
+
+impl<'c, 'l> TimestampV<'c, 'l> {
+    fn new(ctx: &'c Ctx<'l>, field: Field<'c>) -> Self {
+        Self { ctx, field }
+    }
+}
 
 impl<'de> DeserializeSeed<'de> for TimestampV<'_, '_> {
     type Value = MessageTimestamp;
@@ -900,7 +490,7 @@ impl<'de> Visitor<'de> for TimestampV<'_, '_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let ctx = self.ctx;
-        let limits = ctx.limits;
+        let max_node_id_len = ctx.limits.max_node_id_len;
         let mut node_id = None;
         let mut timestamp = None;
         let mut clock_type = None;
@@ -910,66 +500,28 @@ impl<'de> Visitor<'de> for TimestampV<'_, '_> {
         let mut vector_time: Option<VectorField> = None;
         let mut hybrid_time: Option<Option<HybridTimestamp>> = None;
         while let Some(key) = map.next_key_seed(KeySeed(Obj::Timestamp))? {
+            let m = &mut map;
             match key {
-                Key::NodeId => {
-                    let f = Field::Static(F_NODE);
-                    let seed = NodeIdV(StrV {
-                        ctx,
-                        field: f,
-                        max: limits.max_node_id_len,
-                        non_empty: true,
-                    });
-                    let v = value(&mut map, ctx, f, Kind::Other, seed)?;
-                    set_once(ctx, &mut node_id, v, F_NODE)?;
-                }
-                Key::Timestamp => {
-                    let f = Field::Static(F_TS_TS);
-                    let v = value(&mut map, ctx, f, Kind::Time, TimeV { ctx, field: f })?;
-                    set_once(ctx, &mut timestamp, v, F_TS_TS)?;
-                }
-                Key::ClockType => {
-                    let f = Field::Static(F_CLOCK);
-                    let v = value(&mut map, ctx, f, Kind::Other, ClockTypeV { ctx, field: f })?;
-                    set_once(ctx, &mut clock_type, v, F_CLOCK)?;
-                }
-                Key::PhysicalTime => {
-                    let f = Field::Static(F_PHYS);
-                    let seed = Nullable(TimeV { ctx, field: f });
-                    let v = value(&mut map, ctx, f, Kind::Time, seed)?;
-                    set_once(ctx, &mut physical_time, v, F_PHYS)?;
-                }
-                Key::SimulatedTime => {
-                    let f = Field::Static(F_SIM);
-                    let seed = Nullable(TimeV { ctx, field: f });
-                    let v = value(&mut map, ctx, f, Kind::Time, seed)?;
-                    set_once(ctx, &mut simulated_time, v, F_SIM)?;
-                }
-                Key::LogicalTime => {
-                    let f = Field::Static(F_LOGICAL);
-                    let v = value(
-                        &mut map,
-                        ctx,
-                        f,
-                        Kind::Counter(u64::MAX),
-                        Nullable(CounterV {
-                            ctx,
-                            field: f,
-                            max: u64::MAX,
-                        }),
-                    )?;
-                    set_once(ctx, &mut logical_time, v, F_LOGICAL)?;
-                }
-                Key::VectorTime => {
-                    let f = Field::Static(F_VECTOR);
-                    let v = value(&mut map, ctx, f, Kind::Other, VectorV { ctx, field: f })?;
-                    set_once(ctx, &mut vector_time, v, F_VECTOR)?;
-                }
-                Key::HybridTime => {
-                    let f = Field::Static(F_HYBRID);
-                    let v = value(&mut map, ctx, f, Kind::Other, HybridV { ctx, field: f })?;
-                    set_once(ctx, &mut hybrid_time, v, F_HYBRID)?;
-                }
-                _ => map.next_value_seed(Skip {
+                Key::NodeId => read_once(m, ctx, &mut node_id, F_NODE, |c, f| {
+                    StrV::new(c, f, max_node_id_len, true)
+                })?,
+                Key::Timestamp => read_once(m, ctx, &mut timestamp, F_TS_TS, TimeV::new)?,
+                Key::ClockType => read_once(m, ctx, &mut clock_type, F_CLOCK, ClockTypeV::new)?,
+                Key::PhysicalTime => read_once(m, ctx, &mut physical_time, F_PHYS, |c, f| {
+                    Nullable(TimeV::new(c, f))
+                })?,
+                Key::SimulatedTime => read_once(m, ctx, &mut simulated_time, F_SIM, |c, f| {
+                    Nullable(TimeV::new(c, f))
+                })?,
+                Key::LogicalTime => read_once(m, ctx, &mut logical_time, F_LOGICAL, |c, f| {
+                    Nullable(CounterV::new(c, f, u64::MAX))
+                })?,
+                Key::VectorTime => read_once(m, ctx, &mut vector_time, F_VECTOR, VectorV::new)?,
+                Key::HybridTime => read_once(m, ctx, &mut hybrid_time, F_HYBRID, |c, f| HybridV {
+                    ctx: c,
+                    field: f,
+                })?,
+                _ => m.next_value_seed(Skip {
                     ctx,
                     depth: 3,
                     field: self.field,
@@ -1004,24 +556,12 @@ impl<'de> Visitor<'de> for TimestampV<'_, '_> {
     reject!(unit, bool, num, str, seq);
 }
 
-// ---------------------------------------------------------------------------------------------
-// envelope
-
+/// The record: one envelope object.
 struct EnvelopeV<'c, 'l> {
     ctx: &'c Ctx<'l>,
+    field: Field<'c>,
 }
-
-impl FieldVisitor for EnvelopeV<'_, '_> {
-    fn ctx(&self) -> &Ctx<'_> {
-        self.ctx
-    }
-    fn field(&self) -> Field<'_> {
-        Field::Static(F_RECORD)
-    }
-    fn expected(&self) -> &'static str {
-        "a JSON object"
-    }
-}
+field_visitor!(EnvelopeV, "a JSON object");
 
 impl<'de> Visitor<'de> for EnvelopeV<'_, '_> {
     type Value = Envelope;
@@ -1030,81 +570,32 @@ impl<'de> Visitor<'de> for EnvelopeV<'_, '_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope, A::Error> {
         let ctx = self.ctx;
-        let limits = ctx.limits;
+        let max_id_len = ctx.limits.max_id_len;
         let mut id = None;
         let mut content = None;
         let mut seq: Option<Option<u64>> = None;
         let mut timestamp = None;
         let mut skew: Option<Option<f64>> = None;
         while let Some(key) = map.next_key_seed(KeySeed(Obj::Envelope))? {
+            let m = &mut map;
             match key {
-                Key::Id => {
-                    let f = Field::Static(F_ID);
-                    let v = value(
-                        &mut map,
-                        ctx,
-                        f,
-                        Kind::Other,
-                        StrV {
-                            ctx,
-                            field: f,
-                            max: limits.max_id_len,
-                            non_empty: true,
-                        },
-                    )?;
-                    set_once(ctx, &mut id, v, F_ID)?;
-                }
-                Key::Content => {
-                    let f = Field::Static(F_CONTENT);
-                    let v = value(
-                        &mut map,
-                        ctx,
-                        f,
-                        Kind::Other,
-                        StrV {
-                            ctx,
-                            field: f,
-                            max: usize::MAX,
-                            non_empty: false,
-                        },
-                    )?;
-                    set_once(ctx, &mut content, v, F_CONTENT)?;
-                }
-                Key::Seq => {
-                    let f = Field::Static(F_SEQ);
-                    let v = value(
-                        &mut map,
-                        ctx,
-                        f,
-                        Kind::Counter(u64::MAX),
-                        Nullable(CounterV {
-                            ctx,
-                            field: f,
-                            max: u64::MAX,
-                        }),
-                    )?;
-                    set_once(ctx, &mut seq, v, F_SEQ)?;
-                }
-                Key::Timestamp => {
-                    let f = Field::Static(F_TS);
-                    let v = value(&mut map, ctx, f, Kind::Other, TimestampV { ctx, field: f })?;
-                    set_once(ctx, &mut timestamp, v, F_TS)?;
-                }
+                Key::Id => read_once(m, ctx, &mut id, F_ID, |c, f| {
+                    StrV::new(c, f, max_id_len, true)
+                })?,
+                Key::Content => read_once(m, ctx, &mut content, F_CONTENT, |c, f| {
+                    StrV::new(c, f, usize::MAX, false)
+                })?,
+                Key::Seq => read_once(m, ctx, &mut seq, F_SEQ, |c, f| {
+                    Nullable(CounterV::new(c, f, u64::MAX))
+                })?,
+                Key::Timestamp => read_once(m, ctx, &mut timestamp, F_TS, TimestampV::new)?,
                 Key::Skew => {
-                    let f = Field::Static(F_SKEW);
-                    let v = value(
-                        &mut map,
-                        ctx,
-                        f,
-                        Kind::Time,
-                        Nullable(TimeV { ctx, field: f }),
-                    )?;
-                    set_once(ctx, &mut skew, v, F_SKEW)?;
+                    read_once(m, ctx, &mut skew, F_SKEW, |c, f| Nullable(TimeV::new(c, f)))?
                 }
-                _ => map.next_value_seed(Skip {
+                _ => m.next_value_seed(Skip {
                     ctx,
                     depth: 2,
-                    field: Field::Static(F_RECORD),
+                    field: self.field,
                 })?,
             }
         }
