@@ -25,8 +25,9 @@ pub struct DecodeLimits {
     pub max_node_id_len: usize,
     /// Node order for the prototype's array form `"vector_time":[1,2,3]`: entry *i* is the
     /// counter of node *i*. `None` (the default): the array is checked like any vector (counters,
-    /// entry cap) but not mapped; the message then has no vector and
-    /// [`MessageTimestamp::unmapped_vector_entries`] gives the array's length.
+    /// entry cap) but not mapped; the message then has no vector and its
+    /// [`unmapped_vector_entries`](super::MessageTimestamp::unmapped_vector_entries) gives the
+    /// array's length.
     pub legacy_vector_nodes: Option<Vec<NodeId>>,
 }
 

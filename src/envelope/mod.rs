@@ -189,7 +189,7 @@ impl Envelope {
     /// Appends the compact JSON of this envelope to `buf` (lets a producer reuse one buffer).
     ///
     /// The bytes are exactly serde_json's compact serialization of the envelope (property-tested):
-    /// the same field order, strings escaped by [`write_json_str`], integers by `itoa` and
+    /// the same field order, strings escaped by `write_json_str`, integers by `itoa` and
     /// floats by `zmij` as serde_json does (a non-finite float is written as `null`).
     pub fn encode_into(&self, buf: &mut Vec<u8>) {
         self.encode_with_content(&self.content, buf);
