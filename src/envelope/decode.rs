@@ -90,6 +90,8 @@ impl Ctx<'_> {
     }
 }
 
+/// What serde_json's own "number out of range" means for a field: a non-finite time, a counter
+/// over its maximum, or nothing of ours.
 #[derive(Clone, Copy)]
 enum Kind {
     Time,

@@ -12,8 +12,9 @@
 //!
 //! # Decoding rules ([`decode`])
 //!
-//! Decoding is a single pass over the bytes with fixed limits ([`DecodeLimits`]); every failure
-//! is a typed [`DecodeError`] that names the offending field (e.g.
+//! Decoding checks the size and UTF-8, then parses the JSON in one pass that checks every field
+//! as it is read, with fixed limits ([`DecodeLimits`]); every failure is a typed
+//! [`DecodeError`] that names the offending field (e.g.
 //! `timestamp.logical_time: negative counter -3`). In order:
 //!
 //! * the record must be non-empty, at most `max_bytes` long (checked before anything else, so
