@@ -1,0 +1,163 @@
+//! The hand-written encoder: compact JSON, byte for byte what serde_json's derived serializer
+//! writes for an [`Envelope`] (the property test `encode_matches_serde_json` holds it to that),
+//! and faster (BENCHMARKS.md).
+
+use super::Envelope;
+
+/// Appends the compact JSON of `env`, with `content` in place of its own, to `buf`: the fields
+/// in declaration order, absent optional ones omitted.
+pub(super) fn write_envelope(env: &Envelope, content: &str, buf: &mut Vec<u8>) {
+    let ts = &env.timestamp;
+    let vector_len = ts.vector_time.as_ref().map_or(0, |v| v.len());
+    buf.reserve(240 + env.id.len() + content.len() + ts.node_id.len() * (1 + vector_len));
+    buf.extend_from_slice(b"{\"id\":");
+    write_json_str(buf, &env.id);
+    buf.extend_from_slice(b",\"content\":");
+    write_json_str(buf, content);
+    if let Some(seq) = env.seq {
+        buf.extend_from_slice(b",\"seq\":");
+        write_u64(buf, seq);
+    }
+    buf.extend_from_slice(b",\"timestamp\":{\"node_id\":");
+    write_json_str(buf, &ts.node_id);
+    buf.extend_from_slice(b",\"timestamp\":");
+    write_f64(buf, ts.timestamp);
+    buf.extend_from_slice(b",\"clock_type\":\"");
+    // Clock type names are lower-case ASCII letters: nothing to escape.
+    buf.extend_from_slice(ts.clock_type.as_str().as_bytes());
+    buf.push(b'"');
+    if let Some(physical) = ts.physical_time {
+        buf.extend_from_slice(b",\"physical_time\":");
+        write_f64(buf, physical);
+    }
+    if let Some(logical) = ts.logical_time {
+        buf.extend_from_slice(b",\"logical_time\":");
+        write_u64(buf, logical);
+    }
+    if let Some(v) = &ts.vector_time {
+        buf.extend_from_slice(b",\"vector_time\":{");
+        for (i, (node, count)) in v.iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            write_json_str(buf, node);
+            buf.push(b':');
+            write_u64(buf, count);
+        }
+        buf.push(b'}');
+    }
+    if let Some(h) = &ts.hybrid_time {
+        buf.extend_from_slice(b",\"hybrid_time\":{\"wall_ms\":");
+        write_u64(buf, h.wall_ms);
+        buf.extend_from_slice(b",\"logical\":");
+        write_u64(buf, u64::from(h.logical));
+        buf.push(b'}');
+    }
+    if let Some(sim) = ts.simulated_time {
+        buf.extend_from_slice(b",\"simulated_time\":");
+        write_f64(buf, sim);
+    }
+    buf.push(b'}');
+    if let Some(skew) = env.simulated_skew_ms {
+        buf.extend_from_slice(b",\"simulated_skew_ms\":");
+        write_f64(buf, skew);
+    }
+    buf.push(b'}');
+}
+
+/// Appends `n` in decimal, as serde_json writes integers.
+fn write_u64(buf: &mut Vec<u8>, n: u64) {
+    buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// Appends `x` as serde_json writes an `f64`: the shortest round-tripping decimal (`zmij`, with
+/// `.0` for integral values), or `null` when it is not finite.
+fn write_f64(buf: &mut Vec<u8>, x: f64) {
+    if x.is_finite() {
+        buf.extend_from_slice(zmij::Buffer::new().format_finite(x).as_bytes());
+    } else {
+        buf.extend_from_slice(b"null");
+    }
+}
+
+/// True for the bytes a JSON string must escape (branch-free, so a fold over it can vectorize).
+#[inline]
+fn needs_escape(b: u8) -> bool {
+    (b < 0x20) | (b == b'"') | (b == b'\\')
+}
+
+/// Bytes [`write_json_str`] tests per step.
+const SCAN: usize = 32;
+
+/// Appends `s` as a JSON string literal, byte for byte what serde_json writes: `"` and `\\`
+/// backslash-escaped, `\b \t \n \f \r` as short escapes, other bytes below 0x20 as `\u00xx`
+/// (lower-case hex), everything else (DEL and non-ASCII UTF-8 included) copied as is.
+///
+/// A string with nothing to escape (ids, node ids, most content) is tested in one branch-free
+/// pass, a reduction the compiler can vectorize, and copied whole; otherwise [`SCAN`] bytes are
+/// tested per step and runs with nothing to escape are copied in bulk.
+pub(crate) fn write_json_str(buf: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    buf.push(b'"');
+    // The common case, whatever the length: nothing to escape.
+    if bytes
+        .iter()
+        .fold(0u8, |acc, &b| acc | u8::from(needs_escape(b)))
+        == 0
+    {
+        buf.extend_from_slice(bytes);
+        buf.push(b'"');
+        return;
+    }
+    let mut start = 0; // first byte not yet copied
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(chunk) = bytes.get(i..).and_then(|b| b.first_chunk::<SCAN>()) {
+            let clean = chunk
+                .iter()
+                .fold(0u8, |acc, &b| acc | u8::from(needs_escape(b)))
+                == 0;
+            if clean {
+                i += SCAN;
+                continue;
+            }
+        }
+        // A short tail, or this chunk holds something to escape: byte by byte.
+        let end = (i + SCAN).min(bytes.len());
+        while i < end {
+            let b = bytes[i];
+            let short = match b {
+                b'"' => b'"',
+                b'\\' => b'\\',
+                0x08 => b'b',
+                0x09 => b't',
+                0x0a => b'n',
+                0x0c => b'f',
+                0x0d => b'r',
+                0x00..=0x1f => b'u',
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            };
+            buf.extend_from_slice(&bytes[start..i]);
+            if short == b'u' {
+                buf.extend_from_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(b >> 4)],
+                    HEX[usize::from(b & 0xf)],
+                ]);
+            } else {
+                buf.extend_from_slice(&[b'\\', short]);
+            }
+            i += 1;
+            start = i;
+        }
+    }
+    buf.extend_from_slice(&bytes[start..]);
+    buf.push(b'"');
+}
