@@ -54,6 +54,7 @@ mod error;
 mod tests;
 
 pub use decode::decode;
+#[cfg(feature = "kafka")]
 pub(crate) use encode::write_json_str;
 pub(crate) use error::Printable;
 pub use error::{DecodeError, DecodeLimits};
