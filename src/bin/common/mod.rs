@@ -1,17 +1,59 @@
-//! Command-line plumbing shared by `kafka-producer` and `kafka-consumer`: one-line errors with
-//! secrets scrubbed, logging, the Prometheus endpoint, shell completions and the man page.
+//! Command-line plumbing shared by `kafka-producer` and `kafka-consumer`: the settings (config
+//! file, environment and flags merged), one-line errors with secrets scrubbed, logging, the
+//! Prometheus endpoint, shell completions and the man page.
 //! (Binary-side only: this is the edge where `anyhow` lives.)
 
 #![allow(dead_code)] // each binary uses a subset
 
 use anyhow::{Context, Result};
-use kafka_timesync::kafka::redact;
+use kafka_timesync::clock::PhysicalClock;
+use kafka_timesync::config::values::Bound;
+use kafka_timesync::config::{Overrides, TimeSyncConfig};
+use kafka_timesync::kafka::{parse_property, redact, ClientSettings};
 use kafka_timesync::metrics::Metrics;
 use kafka_timesync::ntp::{SyncEvent, SyncHandle};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+
+/// The settings of this run: the config file (`--config`, or the defaults), `KAFKA_BOOTSTRAP`,
+/// then the flags ([`TimeSyncConfig::merge`]). The file's warnings are printed as
+/// `BIN: warning: …`.
+pub fn settings(bin: &str, file: Option<&Path>, flags: &Overrides) -> Result<TimeSyncConfig> {
+    let loaded = TimeSyncConfig::load(file)?;
+    for w in &loaded.warnings {
+        eprintln!("{bin}: warning: {w}");
+    }
+    Ok(loaded.config.merge(|k| std::env::var(k).ok(), flags)?)
+}
+
+/// The librdkafka client settings: the bootstrap servers, `client.id` when given, the config
+/// file's `[kafka]` table, then `-X KEY=VALUE` (the last wins).
+pub fn client_settings(
+    cfg: &TimeSyncConfig,
+    client_id: Option<&str>,
+    properties: &[String],
+) -> Result<ClientSettings> {
+    let mut settings = ClientSettings::new(cfg.bootstrap.clone());
+    if let Some(id) = client_id {
+        settings.set("client.id", id);
+    }
+    settings.extend(cfg.kafka.iter().map(|(k, v)| (k.clone(), v.clone())));
+    for p in properties {
+        // The error never echoes the argument: it may be a secret.
+        let (k, v) = parse_property(p)?;
+        settings.set(k, v);
+    }
+    tracing::info!("kafka settings: {settings:?}");
+    Ok(settings)
+}
+
+/// A clap `value_parser` for a number within `bound`.
+pub fn bounded(bound: Bound) -> impl Fn(&str) -> Result<f64, String> + Clone + Send + Sync {
+    move |s| bound.parse(s)
+}
 
 /// Every secret value given on the command line (`-X sasl.password=…`, also mistyped forms), so
 /// no error or log line can echo it.
@@ -212,6 +254,27 @@ pub fn generate(
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing to stdout"),
         _ => Ok(true),
     }
+}
+
+/// Starts the SNTP sync task of `physical` with `cfg`'s servers and thresholds on `runtime`,
+/// feeding `metrics` when there are any, and waits up to 5 s for the first good round (see
+/// [`wait_initial_sync`]; `what` completes its warning).
+pub fn start_sync(
+    runtime: &tokio::runtime::Runtime,
+    physical: &Arc<PhysicalClock>,
+    cfg: &TimeSyncConfig,
+    metrics: Option<&Arc<Metrics>>,
+    what: &str,
+) -> Arc<SyncHandle> {
+    let handle = Arc::new({
+        let _guard = runtime.enter();
+        kafka_timesync::ntp::spawn(Arc::clone(physical), cfg.sync_options())
+    });
+    if let Some(m) = metrics {
+        follow_sync(runtime, Arc::clone(m), Arc::clone(&handle));
+    }
+    wait_initial_sync(&handle, std::time::Duration::from_secs(5), what);
+    handle
 }
 
 /// Waits (bounded) until the sync task has completed a good round, so the first stamp or arrival
