@@ -10,7 +10,7 @@
 //! * [`delivery`] — causal and total-order delivery buffers.
 //! * [`analysis`] — ordering analysis over a stream (FIFO, causality, skew).
 //! * [`ntp`] — SNTP math, filtering, selection and clock discipline (pure) plus the UDP client.
-//! * [`config`] — `TimeSyncConfig`, loadable from TOML.
+//! * [`config`] — `TimeSyncConfig`, loadable from TOML, and the one flag > environment > file merge.
 //! * [`verify`] — did Kafka keep every acknowledged write (acknowledgement logs vs. what was read).
 //!
 //! Nothing in the core opens a socket or reads the system clock directly: whatever needs the time

@@ -288,7 +288,7 @@ fn main() -> ExitCode {
         },
         Err(e) => {
             common::report_error("kafka-consumer", &e);
-            ExitCode::FAILURE
+            common::failure_code(&e)
         }
     }
 }

@@ -223,7 +223,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             common::report_error("kafka-producer", &e);
-            ExitCode::FAILURE
+            common::failure_code(&e)
         }
     }
 }

@@ -8,7 +8,7 @@
 use anyhow::{Context, Result};
 use kafka_timesync::clock::PhysicalClock;
 use kafka_timesync::config::values::Bound;
-use kafka_timesync::config::{Overrides, TimeSyncConfig};
+use kafka_timesync::config::{ConfigError, Overrides, TimeSyncConfig};
 use kafka_timesync::kafka::{parse_property, redact, ClientSettings};
 use kafka_timesync::metrics::Metrics;
 use kafka_timesync::ntp::{SyncEvent, SyncHandle};
@@ -107,6 +107,15 @@ pub fn report_error(bin: &str, e: &anyhow::Error) {
         "{bin}: error: {}",
         msg.split_whitespace().collect::<Vec<_>>().join(" ")
     );
+}
+
+/// The exit status of a run that failed with `e`: 2 when a flag (or `KAFKA_BOOTSTRAP`) gave a
+/// value out of range, a usage error found after parsing; 1 otherwise.
+pub fn failure_code(e: &anyhow::Error) -> ExitCode {
+    match e.downcast_ref::<ConfigError>() {
+        Some(ConfigError::Override { .. }) => ExitCode::from(2),
+        _ => ExitCode::FAILURE,
+    }
 }
 
 /// Logs go to stderr through `tracing`: `RUST_LOG` when set, else warn / info (-v) / debug (-vv).
