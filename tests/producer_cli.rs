@@ -674,7 +674,7 @@ fn simulation_flags_out_of_range_and_malformed_ntp_servers_are_usage_errors() {
             vec!["--simulate-drift", "-500..=500 ms/s"],
         ),
         (
-            vec!["--simulate-drift", "-inf"],
+            vec!["--simulate-drift=-inf"],
             vec!["--simulate-drift", "-inf is outside"],
         ),
         (
@@ -720,7 +720,7 @@ fn simulation_flags_out_of_range_and_malformed_ntp_servers_are_usage_errors() {
         ),
         (
             "ntp_servers = [\"999.1.1.1:99999\"]\n",
-            "port 99999 is not in 1..=65535",
+            "ntp_servers: entry 1 (\"999.1.1.1:99999\"): port 99999 is not in 1..=65535",
         ),
         (
             "logical_clock_enabled = false\n",
