@@ -22,7 +22,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use std::io::{self, BufWriter};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -248,20 +248,16 @@ fn main() -> ExitCode {
         }
     }
     let stop = Arc::new(AtomicBool::new(false));
-    // A small runtime in the background: signals and the SNTP task. The read loop itself is
-    // synchronous (no per-message await).
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
+    let runtime = match common::runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("kafka-consumer: error: cannot start the async runtime: {e}");
+            common::report_error("kafka-consumer", &e);
             return ExitCode::FAILURE;
         }
     };
-    install_signal_handlers(&runtime, stop.clone());
+    // SIGINT / SIGTERM: the read loop notices within its poll interval, commits and prints the
+    // summary.
+    common::stop_on_signal(&runtime, stop.clone(), "kafka-consumer", None);
     let mut out: Box<dyn FlushSink> = match cli.format {
         FormatArg::Json => Box::new(JsonSink::new(BufWriter::with_capacity(
             1 << 16,
@@ -301,30 +297,6 @@ fn verify_exit(report: Option<&verify::Report>) -> ExitCode {
         Some(verify::Outcome::Incomplete) => ExitCode::from(5),
         Some(verify::Outcome::Clean) | None => ExitCode::SUCCESS,
     }
-}
-
-/// SIGINT / SIGTERM set `stop`; the read loop notices within its poll interval, commits and
-/// prints the summary. A second signal exits at once.
-fn install_signal_handlers(runtime: &tokio::runtime::Runtime, stop: Arc<AtomicBool>) {
-    runtime.spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            eprintln!("kafka-consumer: warning: cannot install signal handlers");
-            return;
-        };
-        for _ in 0..2 {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-            if stop.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-        }
-    });
 }
 
 impl Cli {

@@ -15,7 +15,7 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -264,22 +264,14 @@ fn run(cli: Cli) -> Result<()> {
         cfg.simulation.clock_simulation(),
     ));
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = common::runtime()?;
     let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = Arc::clone(&stop);
-        runtime.spawn(async move {
-            wait_for_signal().await;
-            tracing::warn!("interrupted: finishing deliveries (interrupt again to abort)");
-            stop.store(true, Ordering::Relaxed);
-            wait_for_signal().await;
-            std::process::exit(130);
-        });
-    }
+    common::stop_on_signal(
+        &runtime,
+        Arc::clone(&stop),
+        "kafka-producer",
+        Some("interrupted: finishing deliveries (interrupt again to abort)"),
+    );
 
     if let Some(partitions) = cli.create_topic {
         let admin = kafka_timesync::kafka::Admin::new(&settings)?;
@@ -398,26 +390,4 @@ fn run(cli: Cli) -> Result<()> {
         );
     }
     Ok(())
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -16,6 +16,7 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// The settings of this run: the config file (`--config`, or the defaults), `KAFKA_BOOTSTRAP`,
@@ -116,6 +117,48 @@ pub fn failure_code(e: &anyhow::Error) -> ExitCode {
         Some(ConfigError::Override { .. }) => ExitCode::from(2),
         _ => ExitCode::FAILURE,
     }
+}
+
+/// The binaries' small background runtime (one worker): signals, the SNTP task, the metrics
+/// endpoint. The message path itself never awaits.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// SIGINT or SIGTERM sets `stop` (and logs `note` as a warning, when given): the run finishes
+/// what it is doing and exits normally. A second signal exits at once with status 130.
+pub fn stop_on_signal(
+    runtime: &tokio::runtime::Runtime,
+    stop: Arc<AtomicBool>,
+    bin: &'static str,
+    note: Option<&'static str>,
+) {
+    runtime.spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            eprintln!("{bin}: warning: cannot install signal handlers");
+            return;
+        };
+        for _ in 0..2 {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            if stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            if let Some(note) = note {
+                tracing::warn!("{note}");
+            }
+        }
+    });
 }
 
 /// Logs go to stderr through `tracing`: `RUST_LOG` when set, else warn / info (-v) / debug (-vv).
