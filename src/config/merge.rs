@@ -75,19 +75,18 @@ impl TimeSyncConfig {
                 given.push((key, flag));
             }
         };
+        // `flag!(field, key, --flag, target)`: a given flag replaces the key's value;
+        // `flag!(field, key, --flag, target, Some)` for an optional key.
         macro_rules! flag {
-            ($field:ident, $key:literal, $flag:literal, $target:expr) => {
+            ($field:ident, $key:literal, $flag:literal, $target:expr $(, $wrap:ident)?) => {
                 set($key, $flag, flags.$field.is_some());
                 if let Some(v) = flags.$field.clone() {
-                    $target = v;
+                    $target = $($wrap)?(v);
                 }
             };
         }
         flag!(bootstrap, "bootstrap", "--bootstrap", self.bootstrap);
-        set("node_id", "--node-id", flags.node_id.is_some());
-        if flags.node_id.is_some() {
-            self.node_id = flags.node_id.clone();
-        }
+        flag!(node_id, "node_id", "--node-id", self.node_id, Some);
         flag!(clock_type, "clock_type", "--clock-type", self.clock_type);
         flag!(envelope, "envelope", "--envelope", self.envelope);
         set("enable_ntp", "--enable-ntp", flags.enable_ntp);
@@ -126,18 +125,14 @@ impl TimeSyncConfig {
             "--buffer-size",
             self.buffer_size
         );
-        set(
+        flag!(
+            legacy_vector_nodes,
             "legacy_vector_nodes",
             "--legacy-vector-nodes",
-            flags.legacy_vector_nodes.is_some(),
+            self.legacy_vector_nodes,
+            Some
         );
-        if flags.legacy_vector_nodes.is_some() {
-            self.legacy_vector_nodes = flags.legacy_vector_nodes.clone();
-        }
-        set("state_dir", "--state-dir", flags.state_dir.is_some());
-        if flags.state_dir.is_some() {
-            self.state_dir = flags.state_dir.clone();
-        }
+        flag!(state_dir, "state_dir", "--state-dir", self.state_dir, Some);
         let sim = &mut self.simulation;
         flag!(
             simulate_skew,
@@ -157,9 +152,13 @@ impl TimeSyncConfig {
             "--random-variation",
             sim.random_variation_ms
         );
-        if flags.simulation_seed.is_some() {
-            sim.seed = flags.simulation_seed;
-        }
+        flag!(
+            simulation_seed,
+            "simulation.seed",
+            "--simulation-seed",
+            sim.seed,
+            Some
+        );
         match self.validate() {
             Ok(()) => Ok(self),
             Err(ConfigError::Invalid { key, reason, path }) => {
