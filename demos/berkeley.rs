@@ -87,7 +87,7 @@ pub fn demo(seed: u64, wire: &mut dyn Wire, plot_dir: Option<&Path>) -> Result<R
          left out), then tells each node — D included — how much to adjust. There is no \
          reference clock: the nodes agree with each other, not with true time.",
     );
-    let mut t = Table::new(&["node", ">skew", ">drift", ">jitter"]);
+    let mut t = Table::new(&["node", ">skew", ">drift", ">random variation"]);
     for p in NODES {
         t.row(vec![
             p.name.into(),
@@ -276,9 +276,9 @@ pub fn demo(seed: u64, wire: &mut dyn Wire, plot_dir: Option<&Path>) -> Result<R
     }
     r.para("Spread = largest minus smallest clock:");
     r.table(&t);
-    // What the estimate can get wrong: half the delay asymmetry, the jitter of both readings, and
-    // what drift adds until the spread is measured; twice that between two nodes, plus the jitter
-    // of the two readings that measure the spread.
+    // What the estimate can get wrong: half the delay asymmetry, the random variation of both
+    // readings, and what drift adds until the spread is measured; twice that between two nodes,
+    // plus the random variation of the two readings that measure the spread.
     let max_variation = NODES
         .iter()
         .map(|p| p.random_variation_ms)
@@ -295,8 +295,8 @@ pub fn demo(seed: u64, wire: &mut dyn Wire, plot_dir: Option<&Path>) -> Result<R
         (MAX_DELAY - MIN_DELAY) as f64 / 2.0 + max_variation + 2.0 * master_variation + drift;
     let bound = (2.0 * per_node + 2.0 * max_variation) as i64;
     r.para(format!(
-        "Bound on the spread after a round: 2 × (delay asymmetry/2 + jitter + master jitter + \
-         drift over 10 s) + measurement jitter = {} ms.",
+        "Bound on the spread after a round: 2 × (delay asymmetry/2 + random variation + master \
+         random variation + drift over 10 s) + measurement random variation = {} ms.",
         ms(bound, 1)
     ));
     let first_round_ok = rounds

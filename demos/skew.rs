@@ -1,5 +1,6 @@
 //! The `skew` and `logical` demos: one seeded exchange between three nodes whose physical clocks
-//! have the prototype's skew/drift/jitter profiles, ordered by physical time and by Lamport time.
+//! have the prototype's skew/drift/random-variation profiles, ordered by physical time and by
+//! Lamport time.
 
 use crate::exchange::{self, Exchange, Kind};
 use crate::plot::{self, Series};
@@ -67,7 +68,7 @@ pub struct Clocks {
 }
 
 impl Clocks {
-    /// One `PhysicalClock` per profile, created at true time 0, jitter seeded from `seed`.
+    /// One `PhysicalClock` per profile, created at true time 0, random variation seeded from `seed`.
     pub fn new(profiles: &[Profile], seed: u64) -> Self {
         let truth = Arc::new(ManualTime::new(EPOCH_NS));
         let clocks = profiles
@@ -138,7 +139,7 @@ fn causality_violations(ex: &Exchange, stamp: impl Fn(usize) -> i128) -> Vec<(us
 }
 
 fn profile_table() -> Table {
-    let mut t = Table::new(&["node", ">skew", ">drift", ">jitter"]);
+    let mut t = Table::new(&["node", ">skew", ">drift", ">random variation"]);
     for p in PROFILES {
         t.row(vec![
             p.name.into(),
@@ -152,7 +153,10 @@ fn profile_table() -> Table {
 
 /// The `skew` demo.
 pub fn demo_skew(seed: u64, wire: &mut dyn Wire, plot_dir: Option<&Path>) -> Result<Report> {
-    let mut r = Report::new("skew", "physical clocks with skew, drift and jitter");
+    let mut r = Report::new(
+        "skew",
+        "physical clocks with skew, drift and random variation",
+    );
     r.para(
         "Three nodes stamp events with their own physical clocks (kafka_timesync::clock::PhysicalClock \
          with the prototype's simulation profiles). They exchange 12 messages over a network with \
@@ -245,7 +249,7 @@ pub fn demo_skew(seed: u64, wire: &mut dyn Wire, plot_dir: Option<&Path>) -> Res
             let expect =
                 p.skew_ms * MS as f64 + p.drift_ms_per_s * MS as f64 * (e.true_ns as f64 / 1e9);
             let err = (e.physical_ns - e.true_ns) as f64;
-            // The monotonic guard may hold a reading back by at most twice the jitter.
+            // The monotonic guard may hold a reading back by at most twice the random variation.
             within &= (err - expect).abs() <= 2.0 * p.random_variation_ms * MS as f64 + 1.0;
         }
     }
@@ -255,7 +259,7 @@ pub fn demo_skew(seed: u64, wire: &mut dyn Wire, plot_dir: Option<&Path>) -> Res
         "stamps per node are non-decreasing",
     );
     r.check(
-        "each clock's error = skew + drift·t within the jitter bound",
+        "each clock's error = skew + drift·t within the random-variation bound",
         within,
         PROFILES
             .iter()
@@ -277,7 +281,7 @@ pub fn demo_skew(seed: u64, wire: &mut dyn Wire, plot_dir: Option<&Path>) -> Res
         let series = error_series(seed, 120.0, 0.5);
         plot::clock_error_chart(
             &path,
-            "Clock error of nodes A, B, C (skew + drift + jitter)",
+            "Clock error of nodes A, B, C (skew + drift + random variation)",
             &series,
             &[],
         )?;

@@ -41,7 +41,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Which demo to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum DemoName {
-    /// Physical clocks with skew, drift and jitter: true order vs timestamp order.
+    /// Physical clocks with skew, drift and random variation: true order vs timestamp order.
     Skew,
     /// The same exchange with Lamport clocks, and their limit.
     Logical,
@@ -82,7 +82,7 @@ struct Cli {
     /// Which demo to run.
     #[arg(long, value_enum, default_value = "all")]
     demo: DemoName,
-    /// Seed of the simulated network (delays, reordering) and of the clock jitter.
+    /// Seed of the simulated network (delays, reordering) and of the clocks' random variation.
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Output format.

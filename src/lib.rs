@@ -13,7 +13,7 @@
 //! * [`ntp`] — SNTP math, filtering, selection and clock discipline (pure), and the request and
 //!   reply of one exchange without a socket.
 //! * [`consumer`] — the consumer engine: records in; deliveries, violations, commit positions out.
-//! * [`config`] — `TimeSyncConfig`, loadable from TOML.
+//! * [`config`] — `TimeSyncConfig`, loadable from TOML, and the one flag > environment > file merge.
 //! * [`verify`] — did Kafka keep every acknowledged write (acknowledgement logs vs. what was read).
 //! * [`violation`], [`redact`], [`state`] — violation kinds, secret redaction, saved clock state.
 //!

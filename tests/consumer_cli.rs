@@ -810,6 +810,78 @@ fn bad_command_lines_fail_fast_with_one_line_errors() {
 }
 
 #[test]
+fn malformed_ntp_servers_and_out_of_range_numbers_are_usage_errors() {
+    for (args, mention) in [
+        (
+            &["--enable-ntp", "--ntp-server", "999.1.1.1:99999"][..],
+            "invalid value '999.1.1.1:99999' for '--ntp-server <HOST[:PORT]>': port 99999 is not in 1..=65535",
+        ),
+        (&["--ntp-server", "ntp host"][..], "'ntp host' is not a valid host name"),
+        (&["--causal-timeout", "0"][..], "'0' is not a whole number of milliseconds from 1"),
+        (&["--max-skew-ms", "-1"][..], "'-1' is not a non-negative number of milliseconds"),
+        (&["--max-skew-ms", "nan"][..], "'nan' is not a non-negative number of milliseconds"),
+        (&["--idle-timeout", "0"][..], "'0' is not a positive number of seconds"),
+    ] {
+        let mut all = vec!["t"];
+        all.extend_from_slice(args);
+        let out = common::run(BIN, &all, None, Duration::from_secs(30));
+        assert_eq!(out.status.and_then(|s| s.code()), Some(2), "{all:?}: {out:?}");
+        let err = out.stderr.trim();
+        assert_eq!(err.lines().count(), 1, "{all:?}: {err}");
+        assert!(err.starts_with("kafka-consumer: error: "), "{all:?}: {err}");
+        assert!(err.contains(mention), "{all:?}: {err}");
+    }
+}
+
+#[test]
+fn a_prototype_config_with_logical_clock_enabled_warns_and_false_is_refused() {
+    let topic = create_topic("cons-retired-key", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("prototype.toml");
+    let bs = common::bootstrap();
+    let g = group();
+    let args = |p: &str| {
+        vec![
+            topic.clone(),
+            "--bootstrap".into(),
+            bs.clone(),
+            "--group".into(),
+            g.clone(),
+            "--config".into(),
+            p.to_string(),
+            "--format".into(),
+            "json".into(),
+            "--idle-timeout".into(),
+            "1".into(),
+        ]
+    };
+    std::fs::write(&path, "logical_clock_enabled = true\nbuffer_size = 10\n").unwrap();
+    let a = args(path.to_str().unwrap());
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = common::run(BIN, &a, None, TIMEOUT);
+    out.assert_success();
+    assert!(
+        out.stderr.contains(&format!(
+            "kafka-consumer: warning: {}: logical_clock_enabled is deprecated and ignored",
+            path.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    std::fs::write(&path, "logical_clock_enabled = false\n").unwrap();
+    let out = common::run(BIN, &a, None, TIMEOUT);
+    assert_eq!(out.status.and_then(|s| s.code()), Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "kafka-consumer: error: {}: logical_clock_enabled: false is not supported",
+            path.display()
+        )),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn round_trip_for_each_clock_type_shows_what_the_producer_sent() {
     let topic = create_topic("consumer-roundtrip", 3);
     let bs = bootstrap();

@@ -589,6 +589,156 @@ fn bad_command_lines_give_one_line_errors() {
     }
 }
 
+/// Runs the producer with `args` and expects a usage error (exit 2) whose one stderr line
+/// contains every one of `mentions`.
+fn assert_usage_error(args: &[&str], mentions: &[&str]) {
+    let out = run(BIN, args, None, Duration::from_secs(30));
+    assert!(
+        !out.timed_out && out.status.and_then(|s| s.code()) == Some(2),
+        "{args:?}: {out:?}"
+    );
+    let err = out.stderr.trim();
+    assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    assert!(
+        err.starts_with("kafka-producer: error: "),
+        "{args:?}: {err}"
+    );
+    for m in mentions {
+        assert!(err.contains(m), "{args:?}: {err} lacks {m:?}");
+    }
+}
+
+#[test]
+fn simulation_flags_out_of_range_and_malformed_ntp_servers_are_usage_errors() {
+    let day = "-86400000..=86400000 ms";
+    for (args, mentions) in [
+        (
+            vec!["--simulate-skew", "1e308"],
+            vec!["--simulate-skew", "1e308 is outside", day],
+        ),
+        (
+            vec!["--simulate-skew", "-86400001"],
+            vec!["--simulate-skew", day],
+        ),
+        (
+            vec!["--simulate-skew", "nan"],
+            vec!["--simulate-skew", "NaN is outside"],
+        ),
+        (
+            vec!["--simulate-drift", "501"],
+            vec!["--simulate-drift", "-500..=500 ms/s"],
+        ),
+        (
+            vec!["--simulate-drift=-inf"],
+            vec!["--simulate-drift", "-inf is outside"],
+        ),
+        (
+            vec!["--random-variation", "-1"],
+            vec!["--random-variation", "0..=86400000 ms"],
+        ),
+        (
+            vec!["--random-variation", "inf"],
+            vec!["--random-variation", "inf is outside"],
+        ),
+        (
+            vec!["--random-variation", "five"],
+            vec!["'five' is not a number"],
+        ),
+        (
+            vec!["--enable-ntp", "--ntp-server", "999.1.1.1:99999"],
+            vec!["--ntp-server", "port 99999 is not in 1..=65535"],
+        ),
+        // Checked after parsing, against the config key's range, but still named and exit 2.
+        (
+            vec!["--sync-interval", "0"],
+            vec!["--sync-interval: must be a positive number of seconds, got 0"],
+        ),
+        (
+            vec!["--ntp-server", "999.1.1.1"],
+            vec!["--ntp-server", "'999.1.1.1' is not an IPv4 address"],
+        ),
+    ] {
+        let mut all = args.clone();
+        all.extend(["--no-state", "t", "x"]);
+        assert_usage_error(&all, &mentions);
+    }
+    // The same bounds hold for the config keys (a file error: exit 1, the file and key named).
+    let dir = tempfile::tempdir().unwrap();
+    for (toml, mention) in [
+        (
+            "[simulation]\nskew_ms = 1e308\n",
+            "simulation.skew_ms: 1e308 is outside",
+        ),
+        (
+            "[simulation]\ndrift_ms_per_s = -600\n",
+            "simulation.drift_ms_per_s: -600 is outside",
+        ),
+        (
+            "ntp_servers = [\"999.1.1.1:99999\"]\n",
+            "ntp_servers: entry 1 (\"999.1.1.1:99999\"): port 99999 is not in 1..=65535",
+        ),
+        (
+            "logical_clock_enabled = false\n",
+            "logical_clock_enabled: false is not supported",
+        ),
+    ] {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, toml).unwrap();
+        let out = run(
+            BIN,
+            &["--config", path.to_str().unwrap(), "--no-state", "t", "x"],
+            None,
+            Duration::from_secs(30),
+        );
+        assert_eq!(
+            out.status.and_then(|s| s.code()),
+            Some(1),
+            "{toml}: {out:?}"
+        );
+        let err = out.stderr.trim();
+        assert_eq!(err.lines().count(), 1, "{toml}: {err}");
+        let expect = format!("kafka-producer: error: {}: {mention}", path.display());
+        assert!(err.starts_with(&expect), "{toml}: {err}");
+    }
+}
+
+#[test]
+fn an_unreachable_well_formed_ntp_server_and_a_retired_key_are_only_warnings() {
+    let topic = create_topic("prod-ntp-unreachable", 3);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("prototype.toml");
+    // The prototype's example file sets the retired key to its default.
+    std::fs::write(&path, "logical_clock_enabled = true\n").unwrap();
+    // Nothing answers NTP on the loopback's port 9 (discard).
+    let out = producer(&[
+        "--config",
+        path.to_str().unwrap(),
+        "--no-state",
+        "--enable-ntp",
+        "--ntp-server",
+        "127.0.0.1:9",
+        &topic,
+        "unsynchronised",
+    ]);
+    out.assert_success();
+    assert!(
+        out.stderr.contains("no initial synchronisation"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&format!(
+            "kafka-producer: warning: {}: logical_clock_enabled is deprecated and ignored",
+            path.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    let e = read_all(&topic)[0].json();
+    assert_eq!(e["content"], "unsynchronised");
+    assert_eq!(ts(&e)["logical_time"], 1);
+}
+
 #[test]
 fn a_message_that_cannot_be_delivered_fails_the_run_with_the_reason() {
     let topic = create_topic("prod-fail", 3);

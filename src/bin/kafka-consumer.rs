@@ -3,10 +3,10 @@
 
 mod common;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use clap::{Parser, ValueEnum};
 use kafka_timesync::clock::PhysicalClock;
-use kafka_timesync::config::TimeSyncConfig;
+use kafka_timesync::config::{values, Overrides, TimeSyncConfig};
 use kafka_timesync::consumer::{
     resume, ConsumerEngine, ConsumerSummary, DeliveryMode, EngineConfig, JsonSink, Resumed,
     TextSink,
@@ -23,7 +23,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use std::io::{self, BufWriter};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -122,8 +122,9 @@ struct Cli {
     #[arg(required_unless_present_any = ["completions", "man"])]
     topic: Option<String>,
 
-    /// Kafka bootstrap servers (host:port[,host:port...]).
-    #[arg(long, env = "KAFKA_BOOTSTRAP", value_name = "HOSTS")]
+    /// Kafka bootstrap servers (host:port[,host:port...]) [env: KAFKA_BOOTSTRAP] [default: the
+    /// config file's bootstrap, else localhost:9092].
+    #[arg(long, value_name = "HOSTS")]
     bootstrap: Option<String>,
 
     /// Consumer group: shares partitions in arrival mode, stores committed offsets in every mode.
@@ -149,8 +150,9 @@ struct Cli {
     #[arg(long)]
     enable_ntp: bool,
 
-    /// NTP server host[:port] (repeatable). Default: the config file's, else public pools.
-    #[arg(long = "ntp-server", value_name = "HOST[:PORT]")]
+    /// NTP server host[:port] (repeatable; a malformed address or a port beyond 65535 is a usage
+    /// error, an unreachable server a warning). Default: the config file's, else public pools.
+    #[arg(long = "ntp-server", value_name = "HOST[:PORT]", value_parser = values::parse_ntp_server)]
     ntp_server: Vec<String>,
 
     /// Analyse the ordering of what arrives (FIFO, causality, skew) and report violations.
@@ -167,8 +169,8 @@ struct Cli {
     #[arg(long, value_enum, default_value = "arrival")]
     delivery: DeliveryArg,
 
-    /// How long a message waits for a missing predecessor, ms [default: 5000].
-    #[arg(long, value_name = "MS")]
+    /// How long a message waits for a missing predecessor, ms (≥ 1) [default: 5000].
+    #[arg(long, value_name = "MS", value_parser = positive_ms)]
     causal_timeout: Option<u64>,
 
     /// Total-order membership (default: the nodes seen so far).
@@ -180,12 +182,12 @@ struct Cli {
     #[arg(long, value_name = "A,B,C", value_delimiter = ',')]
     legacy_vector_nodes: Option<Vec<String>>,
 
-    /// Warn when a node's clock offset estimate exceeds this, ms [default: 100].
-    #[arg(long, value_name = "MS")]
+    /// Warn when a node's clock offset estimate exceeds this, ms (≥ 0) [default: 100].
+    #[arg(long, value_name = "MS", allow_negative_numbers = true, value_parser = non_negative_ms)]
     max_skew_ms: Option<f64>,
 
-    /// Exit once nothing new has arrived for this many seconds.
-    #[arg(long, value_name = "SECS")]
+    /// Exit once nothing new has arrived for this many seconds (> 0).
+    #[arg(long, value_name = "SECS", value_parser = positive_seconds)]
     idle_timeout: Option<f64>,
 
     /// Exit after delivering N messages (later ones are not committed).
@@ -247,20 +249,16 @@ fn main() -> ExitCode {
         }
     }
     let stop = Arc::new(AtomicBool::new(false));
-    // A small runtime in the background: signals and the SNTP task. The read loop itself is
-    // synchronous (no per-message await).
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
+    let runtime = match common::runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("kafka-consumer: error: cannot start the async runtime: {e}");
+            common::report_error("kafka-consumer", &e);
             return ExitCode::FAILURE;
         }
     };
-    install_signal_handlers(&runtime, stop.clone());
+    // SIGINT / SIGTERM: the read loop notices within its poll interval, commits and prints the
+    // summary.
+    common::stop_on_signal(&runtime, stop.clone(), "kafka-consumer", None);
     let mut out: Box<dyn FlushSink> = match cli.format {
         FormatArg::Json => Box::new(JsonSink::new(BufWriter::with_capacity(
             1 << 16,
@@ -287,7 +285,7 @@ fn main() -> ExitCode {
         },
         Err(e) => {
             common::report_error("kafka-consumer", &e);
-            ExitCode::FAILURE
+            common::failure_code(&e)
         }
     }
 }
@@ -302,62 +300,70 @@ fn verify_exit(report: Option<&verify::Report>) -> ExitCode {
     }
 }
 
-/// SIGINT / SIGTERM set `stop`; the read loop notices within its poll interval, commits and
-/// prints the summary. A second signal exits at once.
-fn install_signal_handlers(runtime: &tokio::runtime::Runtime, stop: Arc<AtomicBool>) {
-    runtime.spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            eprintln!("kafka-consumer: warning: cannot install signal handlers");
-            return;
-        };
-        for _ in 0..2 {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-            if stop.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
+impl Cli {
+    /// The flags that override config keys.
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            bootstrap: self.bootstrap.clone(),
+            node_id: self.node_id.clone(),
+            enable_ntp: self.enable_ntp,
+            ntp_servers: self.ntp_server.clone(),
+            max_skew_ms: self.max_skew_ms,
+            causal_timeout_ms: self.causal_timeout,
+            buffer_size: self
+                .buffer_size
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            legacy_vector_nodes: self.legacy_vector_nodes.clone(),
+            ..Overrides::default()
         }
-    });
+    }
 }
 
-/// Settings after overlaying the flags on the config file and the defaults.
+/// `--causal-timeout`: a whole number of milliseconds, at least 1.
+fn positive_ms(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(t) if t >= 1 => Ok(t),
+        _ => Err(format!(
+            "'{s}' is not a whole number of milliseconds from 1"
+        )),
+    }
+}
+
+/// `--max-skew-ms`: a non-negative, finite number of milliseconds.
+fn non_negative_ms(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(t) if t.is_finite() && t >= 0.0 => Ok(t),
+        _ => Err(format!(
+            "'{s}' is not a non-negative number of milliseconds"
+        )),
+    }
+}
+
+/// `--idle-timeout`: a positive, finite number of seconds.
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(t) if t.is_finite() && t > 0.0 => Ok(t),
+        _ => Err(format!("'{s}' is not a positive number of seconds")),
+    }
+}
+
+/// This run's settings: the merged configuration and what the consumer derives from it.
 struct Settings {
     topic: String,
     /// Bootstrap, the config file's `[kafka]` table, then `-X` (the last wins), over `client.id`.
     kafka: ClientSettings,
     engine: EngineConfig,
     manual: bool,
-    enable_ntp: bool,
-    ntp_servers: Vec<String>,
-    file: TimeSyncConfig,
+    cfg: TimeSyncConfig,
 }
 
 fn settings(cli: &Cli) -> Result<Settings> {
-    // Flags override the config file, which overrides the defaults.
-    let file = TimeSyncConfig::load(cli.config.as_deref())?;
-    let node = cli
+    let cfg = common::settings("kafka-consumer", cli.config.as_deref(), &cli.overrides())?;
+    let node = cfg
         .node_id
         .clone()
-        .or_else(|| file.node_id.clone())
         .unwrap_or_else(|| format!("consumer-{}", std::process::id()));
-    let mut kafka = ClientSettings::new(
-        cli.bootstrap
-            .clone()
-            .unwrap_or_else(|| file.bootstrap.clone()),
-    );
-    kafka.set("client.id", node);
-    kafka.extend(file.kafka.iter().map(|(k, v)| (k.clone(), v.clone())));
-    for p in &cli.properties {
-        // The error never echoes the argument: it may be a secret.
-        let (k, v) = kafka_timesync::kafka::parse_property(p)?;
-        kafka.set(k, v);
-    }
+    let kafka = common::client_settings(&cfg, Some(&node), &cli.properties)?;
     let mode = match cli.delivery {
         DeliveryArg::Arrival => DeliveryMode::Arrival,
         DeliveryArg::Causal => DeliveryMode::Causal,
@@ -366,19 +372,6 @@ fn settings(cli: &Cli) -> Result<Settings> {
     if !cli.nodes.is_empty() && mode != DeliveryMode::Total {
         eprintln!("kafka-consumer: warning: --nodes only matters with --delivery total");
     }
-    let max_skew_ms = cli.max_skew_ms.unwrap_or(file.max_skew_threshold);
-    if !(max_skew_ms.is_finite() && max_skew_ms >= 0.0) {
-        bail!("--max-skew-ms must be a non-negative number of milliseconds, got {max_skew_ms}");
-    }
-    if let Some(t) = cli.idle_timeout {
-        if !(t.is_finite() && t > 0.0) {
-            bail!("--idle-timeout must be a positive number of seconds, got {t}");
-        }
-    }
-    let causal_timeout_ms = cli.causal_timeout.unwrap_or(file.causal_timeout_ms);
-    if causal_timeout_ms == 0 {
-        bail!("--causal-timeout must be at least 1 ms");
-    }
     let nodes: Vec<NodeId> = cli
         .nodes
         .iter()
@@ -386,24 +379,15 @@ fn settings(cli: &Cli) -> Result<Settings> {
         .filter(|n| !n.is_empty())
         .map(NodeId::from)
         .collect();
-    let buffer_size = match cli.buffer_size {
-        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
-        None => file.buffer_size,
-    };
     let engine = EngineConfig {
         mode,
-        buffer_size,
-        causal_timeout_ms,
+        buffer_size: cfg.buffer_size,
+        causal_timeout_ms: cfg.causal_timeout_ms,
         nodes: (!nodes.is_empty()).then_some(nodes),
         analyze: cli.analyze_ordering,
-        max_skew_ms,
+        max_skew_ms: cfg.max_skew_threshold,
         max_messages: cli.max_messages,
-        limits: file.decode_limits_with(cli.legacy_vector_nodes.as_deref())?,
-    };
-    let ntp_servers = if cli.ntp_server.is_empty() {
-        file.ntp_servers.clone()
-    } else {
-        cli.ntp_server.clone()
+        limits: cfg.decode_limits(),
     };
     Ok(Settings {
         topic: cli.topic.clone().unwrap_or_default(),
@@ -413,9 +397,7 @@ fn settings(cli: &Cli) -> Result<Settings> {
             || cli.history.is_some()
             || !cli.verify.is_empty(),
         engine,
-        enable_ntp: cli.enable_ntp || file.enable_ntp,
-        ntp_servers,
-        file,
+        cfg,
     })
 }
 
@@ -446,22 +428,15 @@ fn run(
         Some(addr) => Some(common::serve_metrics(runtime, addr)?),
         None => None,
     };
-    let _sync = if s.enable_ntp {
-        let mut cfg = s.file.clone();
-        cfg.ntp_servers = s.ntp_servers.clone();
-        let handle = {
-            let _guard = runtime.enter();
-            kafka_timesync::ntp::spawn(Arc::clone(&physical), cfg.sync_options())
-        };
-        let handle = Arc::new(handle);
-        if let Some(m) = &metrics {
-            common::follow_sync(runtime, Arc::clone(m), Arc::clone(&handle));
-        }
-        common::wait_initial_sync(&handle, Duration::from_secs(5), "arrival times use");
-        Some(handle)
-    } else {
-        None
-    };
+    let _sync = s.cfg.enable_ntp.then(|| {
+        common::start_sync(
+            runtime,
+            &physical,
+            &s.cfg,
+            metrics.as_ref(),
+            "arrival times use",
+        )
+    });
     let clock: Arc<dyn TimeSource> = physical;
     let config = if s.manual {
         s.kafka.manual_consumer_config(Some(&cli.group))

@@ -3,11 +3,10 @@
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Parser, ValueEnum};
-use kafka_timesync::clock::physical::Simulation;
 use kafka_timesync::clock::{ClockType, PhysicalClock};
-use kafka_timesync::config::TimeSyncConfig;
+use kafka_timesync::config::{values, Overrides};
 use kafka_timesync::envelope::Form;
-use kafka_timesync::kafka::{parse_property, ClientSettings, KafkaError};
+use kafka_timesync::kafka::KafkaError;
 use kafka_timesync::producer::pipeline::{self, Input, OutputFormat, PipelineOptions};
 use kafka_timesync::producer::{resume, Stamper, StamperConfig};
 use kafka_timesync::state::{default_state_dir, PersistedClocks, StateStore};
@@ -16,7 +15,7 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,8 +78,9 @@ struct Cli {
     /// byte [default: json, or the config file's `envelope`].
     #[arg(long, value_name = "FORM", value_parser = parse_form)]
     envelope: Option<Form>,
-    /// Kafka bootstrap servers, host:port[,host:port…] [default: localhost:9092].
-    #[arg(long, env = "KAFKA_BOOTSTRAP", value_name = "HOST:PORT")]
+    /// Kafka bootstrap servers, host:port[,host:port…] [env: KAFKA_BOOTSTRAP] [default: the config
+    /// file's bootstrap, else localhost:9092].
+    #[arg(long, value_name = "HOST:PORT")]
     bootstrap: Option<String>,
     /// This node's id: the message key and the vector-clock entry [default: producer-<hostname>].
     #[arg(long, value_name = "ID")]
@@ -92,20 +92,24 @@ struct Cli {
     /// initial synchronisation.
     #[arg(long)]
     enable_ntp: bool,
-    /// NTP server host[:port] (repeatable) [default: pool.ntp.org, time.google.com, time.cloudflare.com].
-    #[arg(long, value_name = "HOST[:PORT]")]
+    /// NTP server host[:port] (repeatable; a malformed address or a port beyond 65535 is a usage
+    /// error, an unreachable server a warning) [default: pool.ntp.org, time.google.com,
+    /// time.cloudflare.com].
+    #[arg(long, value_name = "HOST[:PORT]", value_parser = values::parse_ntp_server)]
     ntp_server: Vec<String>,
     /// Seconds between SNTP polls.
     #[arg(long, value_name = "SECS")]
     sync_interval: Option<f64>,
-    /// Simulated constant clock offset, milliseconds (positive = ahead).
-    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
+    /// Simulated constant clock offset, milliseconds (positive = ahead), within ±86400000 (one
+    /// day).
+    #[arg(long, value_name = "MS", allow_negative_numbers = true, value_parser = common::bounded(values::SKEW_MS))]
     simulate_skew: Option<f64>,
-    /// Simulated drift, milliseconds gained per second since start.
-    #[arg(long, value_name = "MS_PER_S", allow_negative_numbers = true)]
+    /// Simulated drift, milliseconds gained per second since start, within ±500 (the clock keeps
+    /// running forwards).
+    #[arg(long, value_name = "MS_PER_S", allow_negative_numbers = true, value_parser = common::bounded(values::DRIFT_MS_PER_S))]
     simulate_drift: Option<f64>,
-    /// Simulated random variation, uniform ±MS per reading.
-    #[arg(long, value_name = "MS")]
+    /// Simulated random variation, uniform ±MS per reading, 0 to 86400000 (one day).
+    #[arg(long, value_name = "MS", allow_negative_numbers = true, value_parser = common::bounded(values::RANDOM_VARIATION_MS))]
     random_variation: Option<f64>,
     /// Seed of the random variation (reproducible runs).
     #[arg(long, value_name = "N")]
@@ -177,6 +181,28 @@ fn parse_form(s: &str) -> Result<Form, String> {
         .map_err(|e: kafka_timesync::envelope::UnknownForm| e.to_string())
 }
 
+impl Cli {
+    /// The flags that override config keys.
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            bootstrap: self.bootstrap.clone(),
+            node_id: self.node_id.clone(),
+            clock_type: self.clock_type,
+            envelope: self.envelope,
+            enable_ntp: self.enable_ntp,
+            ntp_servers: self.ntp_server.clone(),
+            sync_interval: self.sync_interval,
+            max_hlc_offset_ms: self.max_hlc_offset_ms,
+            state_dir: self.state_dir.clone(),
+            simulate_skew: self.simulate_skew,
+            simulate_drift: self.simulate_drift,
+            random_variation: self.random_variation,
+            simulation_seed: self.simulation_seed,
+            ..Overrides::default()
+        }
+    }
+}
+
 fn default_node_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
@@ -197,7 +223,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             common::report_error("kafka-producer", &e);
-            ExitCode::FAILURE
+            common::failure_code(&e)
         }
     }
 }
@@ -211,60 +237,11 @@ fn run(cli: Cli) -> Result<()> {
         return Ok(());
     }
     let topic = cli.topic.clone().unwrap_or_default();
-    // The config file first, then the flags on top of it.
-    let mut file = TimeSyncConfig::load(cli.config.as_deref())?;
-    if let Some(b) = &cli.bootstrap {
-        file.bootstrap = b.clone();
-    }
-    if let Some(n) = &cli.node_id {
-        file.node_id = Some(n.clone());
-    }
-    if let Some(c) = cli.clock_type {
-        file.clock_type = c;
-    }
-    if let Some(f) = cli.envelope {
-        file.envelope = f;
-    }
-    file.enable_ntp |= cli.enable_ntp;
-    if !cli.ntp_server.is_empty() {
-        file.ntp_servers = cli.ntp_server.clone();
-    }
-    if let Some(s) = cli.sync_interval {
-        file.sync_interval = s;
-    }
-    if let Some(v) = cli.simulate_skew {
-        file.simulation.skew_ms = v;
-    }
-    if let Some(v) = cli.simulate_drift {
-        file.simulation.drift_ms_per_s = v;
-    }
-    if let Some(v) = cli.random_variation {
-        file.simulation.random_variation_ms = v;
-    }
-    if cli.simulation_seed.is_some() {
-        file.simulation.seed = cli.simulation_seed;
-    }
-    if let Some(m) = cli.max_hlc_offset_ms {
-        file.max_hlc_offset_ms = m;
-    }
-    if let Some(d) = &cli.state_dir {
-        file.state_dir = Some(d.clone());
-    }
-    file.validate()?;
-    let cfg = file;
+    let cfg = common::settings("kafka-producer", cli.config.as_deref(), &cli.overrides())?;
+    let settings = common::client_settings(&cfg, None, &cli.property)?;
 
-    let mut settings = ClientSettings::new(cfg.bootstrap.clone());
-    settings.extend(cfg.kafka.iter().map(|(k, v)| (k.clone(), v.clone())));
-    for p in &cli.property {
-        let (k, v) = parse_property(p)?;
-        settings.set(k, v);
-    }
-    tracing::info!("kafka settings: {settings:?}");
-
+    // Validated by the merge: never empty.
     let node_id = cfg.node_id.clone().unwrap_or_else(default_node_id);
-    if node_id.is_empty() {
-        bail!("--node-id must not be empty");
-    }
     let clock_type = cfg.clock_type;
 
     // The state lock is taken before anything touches the network, so a second process with the
@@ -281,31 +258,20 @@ fn run(cli: Cli) -> Result<()> {
         (Some(store), cached)
     };
 
-    let sim = Simulation {
-        skew_ms: cfg.simulation.skew_ms,
-        drift_ms_per_s: cfg.simulation.drift_ms_per_s,
-        random_variation_ms: cfg.simulation.random_variation_ms,
-        seed: cfg.simulation.seed,
-    };
     let source: Arc<dyn TimeSource> = Arc::new(SystemTimeSource);
-    let physical = Arc::new(PhysicalClock::with_simulation(source, sim));
+    let physical = Arc::new(PhysicalClock::with_simulation(
+        source,
+        cfg.simulation.clock_simulation(),
+    ));
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = common::runtime()?;
     let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = Arc::clone(&stop);
-        runtime.spawn(async move {
-            wait_for_signal().await;
-            tracing::warn!("interrupted: finishing deliveries (interrupt again to abort)");
-            stop.store(true, Ordering::Relaxed);
-            wait_for_signal().await;
-            std::process::exit(130);
-        });
-    }
+    common::stop_on_signal(
+        &runtime,
+        Arc::clone(&stop),
+        "kafka-producer",
+        Some("interrupted: finishing deliveries (interrupt again to abort)"),
+    );
 
     if let Some(partitions) = cli.create_topic {
         let admin = kafka_timesync::kafka::Admin::new(&settings)?;
@@ -322,20 +288,9 @@ fn run(cli: Cli) -> Result<()> {
         // Counting costs one relaxed atomic add per delivery: always on, for the progress bar.
         None => Some(Arc::new(kafka_timesync::metrics::Metrics::new())),
     };
-    let _sync = if cfg.enable_ntp {
-        let opts = cfg.sync_options();
-        let handle = Arc::new({
-            let _guard = runtime.enter();
-            kafka_timesync::ntp::spawn(Arc::clone(&physical), opts)
-        });
-        if let Some(m) = &metrics {
-            common::follow_sync(&runtime, Arc::clone(m), Arc::clone(&handle));
-        }
-        common::wait_initial_sync(&handle, Duration::from_secs(5), "stamping with");
-        Some(handle)
-    } else {
-        None
-    };
+    let _sync = cfg
+        .enable_ntp
+        .then(|| common::start_sync(&runtime, &physical, &cfg, metrics.as_ref(), "stamping with"));
 
     // The clocks continue from this node's last record in the topic; the state file is the
     // cache, and its reservation the fallback when the topic cannot be read. The read-back runs
@@ -435,26 +390,4 @@ fn run(cli: Cli) -> Result<()> {
         );
     }
     Ok(())
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -1,4 +1,5 @@
-//! The thin Kafka shell shared by `kafka-producer` and `kafka-consumer` (rdkafka/librdkafka).
+//! The thin Kafka shell (rdkafka/librdkafka): the clients of the [`producer`](crate::producer)
+//! pipeline, the consumer's read loop, and the demos' Kafka wire.
 //!
 //! * [`config`] — [`ClientSettings`]: bootstrap, `-X key=value`, the config file's `[kafka]`
 //!   table, per-role defaults (idempotent `acks=all` producers, manual-commit consumers).

@@ -1,17 +1,60 @@
-//! Command-line plumbing shared by `kafka-producer` and `kafka-consumer`: one-line errors with
-//! secrets scrubbed, logging, the Prometheus endpoint, shell completions and the man page.
+//! Command-line plumbing shared by `kafka-producer` and `kafka-consumer`: the settings (config
+//! file, environment and flags merged), one-line errors with secrets scrubbed, logging, the
+//! Prometheus endpoint, shell completions and the man page.
 //! (Binary-side only: this is the edge where `anyhow` lives.)
 
 #![allow(dead_code)] // each binary uses a subset
 
 use anyhow::{Context, Result};
-use kafka_timesync::kafka::redact;
+use kafka_timesync::clock::PhysicalClock;
+use kafka_timesync::config::values::Bound;
+use kafka_timesync::config::{ConfigError, Overrides, TimeSyncConfig};
+use kafka_timesync::kafka::{parse_property, redact, ClientSettings};
 use kafka_timesync::metrics::Metrics;
 use kafka_timesync::ntp::{SyncEvent, SyncHandle};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+/// The settings of this run: the config file (`--config`, or the defaults), `KAFKA_BOOTSTRAP`,
+/// then the flags ([`TimeSyncConfig::merge`]). The file's warnings are printed as
+/// `BIN: warning: …`.
+pub fn settings(bin: &str, file: Option<&Path>, flags: &Overrides) -> Result<TimeSyncConfig> {
+    let loaded = TimeSyncConfig::load(file)?;
+    for w in &loaded.warnings {
+        eprintln!("{bin}: warning: {w}");
+    }
+    Ok(loaded.config.merge(|k| std::env::var(k).ok(), flags)?)
+}
+
+/// The librdkafka client settings: the bootstrap servers, `client.id` when given, the config
+/// file's `[kafka]` table, then `-X KEY=VALUE` (the last wins).
+pub fn client_settings(
+    cfg: &TimeSyncConfig,
+    client_id: Option<&str>,
+    properties: &[String],
+) -> Result<ClientSettings> {
+    let mut settings = ClientSettings::new(cfg.bootstrap.clone());
+    if let Some(id) = client_id {
+        settings.set("client.id", id);
+    }
+    settings.extend(cfg.kafka.iter().map(|(k, v)| (k.clone(), v.clone())));
+    for p in properties {
+        // The error never echoes the argument: it may be a secret.
+        let (k, v) = parse_property(p)?;
+        settings.set(k, v);
+    }
+    tracing::info!("kafka settings: {settings:?}");
+    Ok(settings)
+}
+
+/// A clap `value_parser` for a number within `bound`.
+pub fn bounded(bound: Bound) -> impl Fn(&str) -> Result<f64, String> + Clone + Send + Sync {
+    move |s| bound.parse(s)
+}
 
 /// Every secret value given on the command line (`-X sasl.password=…`, also mistyped forms), so
 /// no error or log line can echo it.
@@ -65,6 +108,57 @@ pub fn report_error(bin: &str, e: &anyhow::Error) {
         "{bin}: error: {}",
         msg.split_whitespace().collect::<Vec<_>>().join(" ")
     );
+}
+
+/// The exit status of a run that failed with `e`: 2 when a flag (or `KAFKA_BOOTSTRAP`) gave a
+/// value out of range, a usage error found after parsing; 1 otherwise.
+pub fn failure_code(e: &anyhow::Error) -> ExitCode {
+    match e.downcast_ref::<ConfigError>() {
+        Some(ConfigError::Override { .. }) => ExitCode::from(2),
+        _ => ExitCode::FAILURE,
+    }
+}
+
+/// The binaries' small background runtime (one worker): signals, the SNTP task, the metrics
+/// endpoint. The message path itself never awaits.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// SIGINT or SIGTERM sets `stop` (and logs `note` as a warning, when given): the run finishes
+/// what it is doing and exits normally. A second signal exits at once with status 130.
+pub fn stop_on_signal(
+    runtime: &tokio::runtime::Runtime,
+    stop: Arc<AtomicBool>,
+    bin: &'static str,
+    note: Option<&'static str>,
+) {
+    runtime.spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            eprintln!("{bin}: warning: cannot install signal handlers");
+            return;
+        };
+        for _ in 0..2 {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            if stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            if let Some(note) = note {
+                tracing::warn!("{note}");
+            }
+        }
+    });
 }
 
 /// Logs go to stderr through `tracing`: `RUST_LOG` when set, else warn / info (-v) / debug (-vv).
@@ -212,6 +306,27 @@ pub fn generate(
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing to stdout"),
         _ => Ok(true),
     }
+}
+
+/// Starts the SNTP sync task of `physical` with `cfg`'s servers and thresholds on `runtime`,
+/// feeding `metrics` when there are any, and waits up to 5 s for the first good round (see
+/// [`wait_initial_sync`]; `what` completes its warning).
+pub fn start_sync(
+    runtime: &tokio::runtime::Runtime,
+    physical: &Arc<PhysicalClock>,
+    cfg: &TimeSyncConfig,
+    metrics: Option<&Arc<Metrics>>,
+    what: &str,
+) -> Arc<SyncHandle> {
+    let handle = Arc::new({
+        let _guard = runtime.enter();
+        kafka_timesync::ntp::spawn(Arc::clone(physical), cfg.sync_options())
+    });
+    if let Some(m) = metrics {
+        follow_sync(runtime, Arc::clone(m), Arc::clone(&handle));
+    }
+    wait_initial_sync(&handle, std::time::Duration::from_secs(5), what);
+    handle
 }
 
 /// Waits (bounded) until the sync task has completed a good round, so the first stamp or arrival
