@@ -2,8 +2,8 @@
 //! count it. The HTTP endpoint that serves them is [`http`] ([`serve`]).
 //!
 //! [`Metrics`] holds a `prometheus-client` [`Registry`] and a handle on each metric in it. Every
-//! update is a single relaxed atomic operation on a handle, with no lock, no lookup and no
-//! allocation, so it can sit on the per-message hot path: the labelled families are created
+//! update is a single relaxed atomic operation on a handle (an add for a counter, a store for
+//! the buffer depth), with no lock, no lookup and no allocation, so it can sit on the per-message hot path: the labelled families are created
 //! with every label set up front and each series' counter is kept, so counting a violation or
 //! an early release never touches the family's map. Values are read only when rendered
 //! ([`Metrics::render`]) in the Prometheus text exposition format, version 0.0.4
@@ -327,8 +327,10 @@ impl Metrics {
 
     /// Sets the number of messages currently held in the causal delivery buffer.
     pub fn set_causal_buffer_depth(&self, depth: usize) {
+        // A plain store: `Gauge::set` swaps (a locked read-modify-write) to return the old value.
         self.causal_buffer_depth
-            .set(u64::try_from(depth).unwrap_or(u64::MAX));
+            .inner()
+            .store(u64::try_from(depth).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     /// Counts one message released from a delivery buffer because it waited the maximum time.
