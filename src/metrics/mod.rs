@@ -1,5 +1,5 @@
 //! Prometheus metrics shared by the producer and consumer: what is counted, and the calls that
-//! count it. The HTTP endpoint that serves them is [`http`] ([`serve`]).
+//! count it. The HTTP endpoint that serves them, [`serve`], is in `metrics/http.rs`.
 //!
 //! [`Metrics`] holds a `prometheus-client` [`Registry`] and a handle on each metric in it. Every
 //! update is a single relaxed atomic operation on a handle (an add for a counter, a store for
