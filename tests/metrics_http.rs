@@ -1,6 +1,7 @@
 //! The Prometheus endpoint over real TCP: a plain client scrapes `/metrics` and reads back the
 //! values it set; bad, oversized and stalled requests get an answer (or are dropped) without
-//! taking the endpoint down. Also checks that updating the registry does not allocate.
+//! taking the endpoint down, and connections beyond the limit wait for a slot. Also checks that
+//! updating the registry does not allocate.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -300,6 +301,48 @@ async fn oversized_request_is_refused_without_reading_it_all() {
 }
 
 #[tokio::test]
+async fn complete_head_over_the_limit_is_refused() {
+    let options = ServeOptions {
+        max_request_bytes: 1024,
+        ..ServeOptions::default()
+    };
+    let (addr, server) = serve_with_options(loopback(), Arc::new(Metrics::new()), options)
+        .await
+        .expect("serve");
+    // Well-formed and complete, but 2 KiB: over the limit though under hyper's 8 KiB buffer.
+    let mut request = b"GET /metrics HTTP/1.1\r\nX-Junk: ".to_vec();
+    request.extend(std::iter::repeat_n(b'a', 2048));
+    request.extend_from_slice(b"\r\n\r\n");
+    assert_eq!(exchange(addr, &request).await.status, 431);
+    // Just under the limit is served.
+    let mut request = b"GET /metrics HTTP/1.1\r\nX-Junk: ".to_vec();
+    request.extend(std::iter::repeat_n(b'a', 900));
+    request.extend_from_slice(b"\r\n\r\n");
+    assert_eq!(exchange(addr, &request).await.status, 200);
+    server.abort();
+}
+
+/// Connects and sends the start of a request, never its end.
+async fn stall(addr: SocketAddr) -> TcpStream {
+    let mut stalled = TcpStream::connect(addr).await.expect("connect");
+    stalled
+        .write_all(b"GET /metr")
+        .await
+        .expect("partial request");
+    stalled
+}
+
+/// Reads until the server closes `stream` (bounded); returns what it sent.
+async fn until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    let mut raw = Vec::new();
+    // A reset is as good as a close here: only the end and what came before it matter.
+    let _closed_or_reset = tokio::time::timeout(PATIENCE, stream.read_to_end(&mut raw))
+        .await
+        .expect("connection closed within the bound");
+    raw
+}
+
+#[tokio::test]
 async fn stalled_client_is_timed_out_and_does_not_block_others() {
     let options = ServeOptions {
         read_timeout: Duration::from_millis(300),
@@ -310,23 +353,43 @@ async fn stalled_client_is_timed_out_and_does_not_block_others() {
         .expect("serve");
 
     // A client that sends half a request and goes quiet.
-    let mut stalled = TcpStream::connect(addr).await.expect("connect");
-    stalled
-        .write_all(b"GET /metr")
-        .await
-        .expect("partial request");
+    let mut stalled = stall(addr).await;
 
     // Others are served meanwhile.
     let s = scrape(addr).await;
     assert!(s.contains_key("kafka_timesync_messages_produced_total"));
 
-    // The stalled one is eventually told 408 and closed.
-    let mut raw = Vec::new();
-    tokio::time::timeout(PATIENCE, stalled.read_to_end(&mut raw))
+    // The stalled one is eventually disconnected, without a response.
+    let raw = until_closed(&mut stalled).await;
+    assert!(raw.is_empty(), "got {:?}", String::from_utf8_lossy(&raw));
+    server.abort();
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_for_a_free_slot() {
+    let read_timeout = Duration::from_millis(1000);
+    let options = ServeOptions {
+        read_timeout,
+        max_connections: 1,
+        ..ServeOptions::default()
+    };
+    let (addr, server) = serve_with_options(loopback(), Arc::new(Metrics::new()), options)
         .await
-        .expect("stalled connection closed within the bound")
-        .expect("read");
-    assert!(String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 408 "));
+        .expect("serve");
+
+    // The one slot goes to a stalled client (first in the accept queue).
+    let start = std::time::Instant::now();
+    let mut stalled = stall(addr).await;
+
+    // A second client is answered, but only once the stalled one has been timed out.
+    let s = scrape(addr).await;
+    assert!(s.contains_key("kafka_timesync_messages_produced_total"));
+    assert!(
+        start.elapsed() >= read_timeout,
+        "served after {:?}, while the only slot was held",
+        start.elapsed()
+    );
+    assert!(until_closed(&mut stalled).await.is_empty());
     server.abort();
 }
 
