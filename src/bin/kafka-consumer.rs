@@ -3,23 +3,17 @@
 
 mod common;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use clap::{Parser, ValueEnum};
 use kafka_timesync::clock::PhysicalClock;
 use kafka_timesync::config::{values, Overrides, TimeSyncConfig};
 use kafka_timesync::consumer::{
-    resume, ConsumerEngine, ConsumerSummary, DeliveryMode, EngineConfig, JsonSink, Resumed,
-    TextSink,
+    ConsumerEngine, ConsumerSummary, DeliveryMode, EngineConfig, JsonSink, Resumed, TextSink,
 };
-use kafka_timesync::kafka::{
-    self, ClientSettings, Committer, FlushSink, LogContext, ReadOptions, Reset, Start,
-};
-use kafka_timesync::metrics::Metrics;
+use kafka_timesync::kafka::{ClientSettings, FlushSink, Reset, Session, SessionOptions, Start};
 use kafka_timesync::time::{SystemTimeSource, TimeSource};
-use kafka_timesync::verify::{self, Verifier};
-use kafka_timesync::violation::ViolationKind;
+use kafka_timesync::verify;
 use kafka_timesync::NodeId;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use std::io::{self, BufWriter};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -401,9 +395,6 @@ fn settings(cli: &Cli) -> Result<Settings> {
     })
 }
 
-/// How long a single broker request may take (metadata, watermarks, committed offsets).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
 fn run(
     cli: &Cli,
     runtime: &tokio::runtime::Runtime,
@@ -437,144 +428,44 @@ fn run(
             "arrival times use",
         )
     });
-    let clock: Arc<dyn TimeSource> = physical;
-    let config = if s.manual {
-        s.kafka.manual_consumer_config(Some(&cli.group))
+    // Verification checks the whole log, whatever the group committed.
+    let start = if cli.from_beginning || acked.is_some() {
+        Start::Beginning
+    } else if let Some(n) = cli.history {
+        Start::Last(n)
     } else {
-        s.kafka.consumer_config(Some(&cli.group))
+        let reset = s.kafka.get("auto.offset.reset").unwrap_or("earliest");
+        let fallback = Reset::parse(reset).ok_or_else(|| {
+            anyhow!("auto.offset.reset={reset} is not supported here (use earliest or latest)")
+        })?;
+        Start::Committed { fallback }
     };
-    // An Arc: librdkafka's per-partition queues are split off a shared consumer.
-    let consumer: Arc<BaseConsumer<LogContext>> = Arc::new(
-        config
-            .create_with_context(LogContext::new(&s.kafka))
-            .map_err(|e| s.kafka.client_error("consumer", &e))?,
-    );
-    let at = || format!("Kafka at {}", s.kafka.bootstrap());
-    let partitions = kafka::topic_partitions(consumer.client(), &s.topic, REQUEST_TIMEOUT)
-        .with_context(|| format!("reading topic '{}' from {}", s.topic, at()))?;
-
-    let mut engine = ConsumerEngine::new(s.engine.clone());
-    let mut starts = Vec::new();
-    if s.manual {
-        // Verification checks the whole log, whatever the group committed.
-        let start = if cli.from_beginning || acked.is_some() {
-            Start::Beginning
-        } else if let Some(n) = cli.history {
-            Start::Last(n)
-        } else {
-            let reset = s.kafka.get("auto.offset.reset").unwrap_or("earliest");
-            let fallback = Reset::parse(reset).ok_or_else(|| {
-                anyhow!("auto.offset.reset={reset} is not supported here (use earliest or latest)")
-            })?;
-            Start::Committed { fallback }
-        };
-        let committed = if matches!(start, Start::Committed { .. }) {
-            kafka::committed(consumer.as_ref(), &s.topic, &partitions, REQUEST_TIMEOUT)
-                .with_context(|| format!("group '{}' on {}", cli.group, at()))?
-        } else {
-            Vec::new()
-        };
-        starts = kafka::assign_at(
-            consumer.as_ref(),
-            &s.topic,
-            &partitions,
-            start,
-            &committed,
-            REQUEST_TIMEOUT,
-        )
-        .with_context(at)?;
-        for st in &starts {
-            engine.start_partition(st.partition, st.offset);
-        }
-        let metadata: Vec<&str> = committed.iter().map(|c| c.metadata.as_str()).collect();
-        let from_log_start = starts.iter().all(|st| st.at_log_start());
-        match resume(&mut engine, &metadata, from_log_start) {
-            Resumed::Assumed { why: Some(why) } => eprintln!(
-                "kafka-consumer: warning: {why}; resuming without it{} (see --help, Offsets)",
-                if s.engine.mode == DeliveryMode::Causal {
-                    ": a node's messages before its first one read count as delivered"
-                } else {
-                    ""
-                }
-            ),
-            Resumed::Restored { nodes } => tracing::info!(
-                "resuming {} delivery at the committed offsets with the stored state of {nodes} nodes",
-                s.engine.mode
-            ),
-            Resumed::Assumed { why: None } | Resumed::Fresh => {}
-        }
-    } else {
-        consumer
-            .subscribe(&[&s.topic])
-            .map_err(|e| anyhow!("subscribing to '{}': {}", s.topic, kafka::describe(&e)))?;
-    }
-
-    let mut verifier = acked.map(|a| Verifier::new(verify::Checker::new(a), metrics.clone()));
-    if let Some(v) = verifier.as_mut() {
-        v.start(out);
-    }
-    let mut gauges = Gauges {
-        metrics,
-        last: None,
-    };
-    let mut committer = Committer::new(s.manual);
-    let opts = ReadOptions {
+    let mode = s.engine.mode;
+    let (session, resumed) = Session::open(SessionOptions {
         topic: &s.topic,
-        starts: &starts,
-        idle: cli.idle_timeout.map(Duration::from_secs_f64),
-        stop,
-    };
-    let result = kafka::read(
-        &consumer,
-        &opts,
-        &mut engine,
-        clock.as_ref(),
-        out,
-        &mut committer,
-        &mut |e| gauges.update(e),
-        verifier.as_mut(),
-    );
-    // Stop, commit what was delivered, report — whatever ended the loop.
-    let committed = committer.commit(consumer.as_ref(), &s.topic, &engine);
-    gauges.update(&engine);
-    let mut report = engine.summary();
-    if let Some(v) = verifier.as_mut() {
-        // Where each log starts now: acknowledged writes below it can no longer be read.
-        for &p in &partitions {
-            if let Ok((low, _)) = consumer.fetch_watermarks(&s.topic, p, REQUEST_TIMEOUT) {
-                v.read_up_to(p, low, out);
+        group: &cli.group,
+        kafka: &s.kafka,
+        engine: s.engine,
+        manual: s.manual,
+        start,
+    })?;
+    match resumed {
+        Some(Resumed::Assumed { why: Some(why) }) => eprintln!(
+            "kafka-consumer: warning: {why}; resuming without it{} (see --help, Offsets)",
+            if mode == DeliveryMode::Causal {
+                ": a node's messages before its first one read count as delivered"
+            } else {
+                ""
             }
-        }
-        report.verify = Some(v.report());
+        ),
+        Some(Resumed::Restored { nodes }) => tracing::info!(
+            "resuming {mode} delivery at the committed offsets with the stored state of {nodes} nodes"
+        ),
+        _ => {}
     }
+    let clock: &dyn TimeSource = physical.as_ref();
+    let idle = cli.idle_timeout.map(Duration::from_secs_f64);
+    let (report, result) = session.run(idle, stop, clock, out, acked, metrics);
     *summary = Some(report);
-    result.with_context(at)?;
-    committed.with_context(at)
-}
-
-/// Prometheus metrics fed from the engine's counters (at housekeeping, not per record).
-struct Gauges {
-    metrics: Option<Arc<Metrics>>,
-    last: Option<ConsumerSummary>,
-}
-
-impl Gauges {
-    fn update(&mut self, engine: &ConsumerEngine) {
-        let Some(m) = &self.metrics else { return };
-        let now = engine.summary();
-        let zero = ConsumerEngine::new(EngineConfig::default()).summary();
-        let last = self.last.as_ref().unwrap_or(&zero);
-        m.add_consumed(now.received.saturating_sub(last.received));
-        m.add_delivered(now.delivered.saturating_sub(last.delivered));
-        m.add_malformed(now.malformed.saturating_sub(last.malformed));
-        for kind in ViolationKind::CONSUMER {
-            let count = |s: &ConsumerSummary| s.violations.get(kind.as_str()).copied().unwrap_or(0);
-            m.add_violations(kind, count(&now).saturating_sub(count(last)));
-        }
-        let (early, before) = (now.released_early, last.released_early);
-        m.add_released_by_timeout(early.timeout.saturating_sub(before.timeout));
-        m.add_released_buffer_full(early.buffer_full.saturating_sub(before.buffer_full));
-        m.set_causal_buffer_depth(usize::try_from(now.buffered).unwrap_or(usize::MAX));
-        self.last = Some(now);
-    }
+    Ok(result?)
 }

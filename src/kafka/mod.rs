@@ -9,6 +9,7 @@
 //! * [`start`] — where a manually assigned consumer starts in each partition.
 //! * [`commit`] — the consumer's commit policy: committed offsets and their metadata.
 //! * [`reader`] — the consumer's read loop (round-robin partitions, pause/resume, commits).
+//! * [`session`] — one consumer run: connect, place, resume, read, commit, report.
 //! * [`error`] — rdkafka errors mapped to clear one-line messages.
 //! * [`partitioner`] — librdkafka's key partitioners (which partition a key goes to).
 //! * [`tail`] — the newest matching record of a partition, read backwards.
@@ -24,6 +25,7 @@ pub mod error;
 pub mod partitioner;
 pub mod reader;
 pub use crate::redact;
+pub mod session;
 pub mod start;
 pub mod tail;
 
@@ -35,6 +37,7 @@ pub use config::{parse_property, properties_from_toml, ClientSettings, DEFAULT_B
 pub use consumer::{assign_all_partitions, StartAt};
 pub use error::{describe, is_fatal_consume_error, KafkaError};
 pub use reader::{read, FlushSink, ReadError, ReadOptions};
+pub use session::{Session, SessionError, SessionOptions};
 pub use start::{assign_at, PartitionStart, Reset, Start};
 
 use rdkafka::client::ClientContext;
