@@ -31,7 +31,7 @@ pub use commit::{
     committed, Committed, Committer, MetadataStored, COMMIT_INTERVAL, METADATA_MAX_BYTES,
 };
 pub use config::{parse_property, properties_from_toml, ClientSettings, DEFAULT_BOOTSTRAP};
-pub use consumer::{assign_all_partitions, StartAt};
+pub use consumer::{assign_all_partitions, assign_partitions, StartAt};
 pub use error::{describe, is_fatal_consume_error, KafkaError};
 pub use reader::{read, FlushSink, ReadError, ReadOptions};
 pub use start::{assign_at, PartitionStart, Reset, Start};
