@@ -46,9 +46,12 @@ use std::sync::{Arc, Mutex};
 /// ([`crate::stamp_headers::decode_record`]); no allocation for a record without headers.
 pub fn headers_of<'a>(msg: &'a impl rdkafka::Message) -> Vec<crate::stamp_headers::Header<'a>> {
     use rdkafka::message::Headers as _;
-    msg.headers()
-        .map(|hs| hs.iter().map(|h| (h.key, h.value)).collect())
-        .unwrap_or_default()
+    // Sized once: librdkafka's header iterator has no size hint, and a stamp has nine to eleven.
+    msg.headers().map_or_else(Vec::new, |hs| {
+        let mut out = Vec::with_capacity(hs.count());
+        out.extend(hs.iter().map(|h| (h.key, h.value)));
+        out
+    })
 }
 
 /// Distinct error lines remembered for de-duplication (bounded memory).
