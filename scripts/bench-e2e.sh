@@ -25,7 +25,8 @@
 #              producer of these envelopes meets on this broker)
 #   consumer:  rdkafka_performance -G (balanced consumer, fresh group) -c N   vs
 #              kafka-consumer --delivery causal|arrival --format json --from-beginning
-#              --idle-timeout 2 --max-messages N >/dev/null, on one topic of N envelopes written
+#              --idle-timeout 2 --max-messages N >/dev/null (arrival also with --analyze-ordering),
+#              on one topic of N envelopes written
 #              by three producer nodes with --observe (real cross-partition happened-before);
 #              and causal delivery of a second such topic written with --envelope headers.
 # Runs are interleaved (the order rotates every run) so the shared machine's noise hits every
@@ -207,11 +208,14 @@ run_consumer() { # PAIR TOOL RUN TOPIC COUNT
             measure "$pair" "$tool" "$run" "$count" \
                 "$RDPERF" -G "$g" -t "$topic" -b "$B" -c "$count" "${RD_CONSUMER_X[@]}"
             check_rd_consumed "$count" ;;
-        kafka-consumer-causal|kafka-consumer-arrival|kafka-consumer-causal-headers)
-            local delivery=${tool#kafka-consumer-}
+        kafka-consumer-causal|kafka-consumer-arrival|kafka-consumer-causal-headers|kafka-consumer-arrival-analyze)
+            local delivery=${tool#kafka-consumer-} analyze=()
+            [ "$tool" = kafka-consumer-arrival-analyze ] && analyze=(--analyze-ordering)
+            delivery=${delivery%-headers}
             STDOUT=/dev/null measure "$pair" "$tool" "$run" "$count" \
-                "$CONSUMER" --bootstrap "$B" --group "$g" --delivery "${delivery%-headers}" \
-                --format json --from-beginning --idle-timeout 2 --max-messages "$count" "$topic" ;;
+                "$CONSUMER" --bootstrap "$B" --group "$g" --delivery "${delivery%-analyze}" \
+                "${analyze[@]}" --format json --from-beginning --idle-timeout 2 \
+                --max-messages "$count" "$topic" ;;
     esac
 }
 
@@ -292,9 +296,10 @@ if wants consumer; then
     fill "$src_h" "$N" headers
     consume_verify "$src_h" causal "$N"
     tools=(rdkafka_performance kafka-consumer-causal kafka-consumer-arrival
-        kafka-consumer-causal-headers rdkafka_performance-headers-topic)
+        kafka-consumer-causal-headers rdkafka_performance-headers-topic
+        kafka-consumer-arrival-analyze)
     for ((r = 1; r <= RUNS; r++)); do
-        for k in $(rotate 5 "$r"); do
+        for k in $(rotate 6 "$r"); do
             t=$src
             [[ ${tools[$k]} == *headers* ]] && t=$src_h
             run_consumer consumer "${tools[$k]}" "$r" "$t" "$N"

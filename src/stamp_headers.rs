@@ -80,6 +80,14 @@ pub fn is_stamped(headers: &[Header<'_>]) -> bool {
     headers.iter().any(|(name, _)| *name == VERSION)
 }
 
+/// The message id (`kts-id`) of a header-stamped record, without decoding the rest of the stamp:
+/// `None` when the header is absent, null or not UTF-8. Only the headers are read (never the
+/// value, which is the application's content); the first `kts-id` counts.
+pub fn id_of<'a>(headers: impl IntoIterator<Item = Header<'a>>) -> Option<&'a str> {
+    let (_, value) = headers.into_iter().find(|(name, _)| *name == ID)?;
+    std::str::from_utf8(value?).ok()
+}
+
 /// Why a record carries no valid stamp in either form.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RecordError {

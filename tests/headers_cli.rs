@@ -150,7 +150,9 @@ fn producer_headers_mode_sends_a_file_byte_for_byte_and_the_consumer_reads_it() 
     let topic = create_topic("headers-file", 1);
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("photo.jpg");
-    let bytes: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 256) as u8).collect();
+    let mut bytes: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 256) as u8).collect();
+    // A JSON-envelope-like id inside the value must not be taken for the message's id.
+    bytes.extend_from_slice(br#"{"id":"decoy"}"#);
     std::fs::write(&path, &bytes).expect("write file");
     let bs = common::bootstrap();
     let path_arg = path.to_str().unwrap();
@@ -168,12 +170,16 @@ fn producer_headers_mode_sends_a_file_byte_for_byte_and_the_consumer_reads_it() 
             "headers",
             "--value-file",
             path_arg,
+            "--format",
+            "json",
             &topic,
         ],
         None,
         TIMEOUT,
     );
     out.assert_success();
+    let ack: Value = serde_json::from_str(out.stdout.trim()).expect("one acknowledgement line");
+    assert_eq!(ack["event"], "delivered", "{ack}");
     let recs = read_all(&topic);
     assert_eq!(recs.len(), 1);
     let r = &recs[0];
@@ -207,6 +213,11 @@ fn producer_headers_mode_sends_a_file_byte_for_byte_and_the_consumer_reads_it() 
     assert_eq!(delivered.len(), 1, "{events:?}");
     assert_eq!(delivered_value(delivered[0]), bytes);
     assert_eq!(delivered[0]["message"]["id"], header("kts-id"));
+    assert_eq!(
+        ack["id"],
+        header("kts-id"),
+        "the acknowledgement names the record's id"
+    );
 }
 
 #[test]

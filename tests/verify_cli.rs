@@ -35,24 +35,27 @@ fn shared_broker() -> RwLockReadGuard<'static, ()> {
 
 /// Sends `count` synthetic messages as `node`; returns the acknowledgement log's lines.
 fn produce(topic: &str, node: &str, count: u64) -> Vec<String> {
+    produce_with(topic, node, count, &[])
+}
+
+/// [`produce`] with more producer arguments.
+fn produce_with(topic: &str, node: &str, count: u64, extra: &[&str]) -> Vec<String> {
     let n = count.to_string();
-    let out = common::run(
-        PRODUCER,
-        &[
-            topic,
-            "--bootstrap",
-            &bootstrap(),
-            "--node-id",
-            node,
-            "--no-state",
-            "--count",
-            &n,
-            "--format",
-            "json",
-        ],
-        None,
-        TIMEOUT,
-    );
+    let bs = bootstrap();
+    let mut args = vec![
+        topic,
+        "--bootstrap",
+        &bs,
+        "--node-id",
+        node,
+        "--no-state",
+        "--count",
+        &n,
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let out = common::run(PRODUCER, &args, None, TIMEOUT);
     out.assert_success();
     let lines: Vec<String> = out.stdout.lines().map(str::to_string).collect();
     assert_eq!(
@@ -215,6 +218,31 @@ fn deleted_acknowledged_records_are_exactly_the_lost_writes() {
     assert_eq!(out.stdout.matches("!! lost_write").count(), 300);
     assert!(out.stdout.contains("── verify ──"), "{}", out.stdout);
     assert!(out.stdout.contains("verdict: LOSS"), "{}", out.stdout);
+}
+
+#[test]
+fn a_header_stamped_topic_verifies_like_an_enveloped_one() {
+    let _broker = shared_broker();
+    let topic = create_topic("verify-headers", 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let acks = produce_with(&topic, "v-hdr", 200, &["--envelope", "headers"]);
+    // Each acknowledgement names its record's id (the kts-id header), all distinct.
+    let ids: BTreeSet<String> = acks
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).expect("json")["id"].to_string())
+        .collect();
+    assert_eq!(ids.len(), 200, "distinct ids: {acks:?}");
+    assert!(!ids.contains("\"\""), "an empty id: {acks:?}");
+    let log = write_log(dir.path(), "acks.jsonl", &acks);
+    let out = verify(&topic, 200, &[&log], &[]);
+    assert_eq!(exit_code(&out), 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(accounting(&summary_of(&out)), (200, 200, 0, 0));
+
+    // A lost header-stamped write is found by its id like an enveloped one.
+    delete_records(&topic, 0, 50);
+    let out = verify(&topic, 150, &[&log], &[]);
+    assert_eq!(exit_code(&out), 3, "loss exits 3: {}", out.stderr);
+    assert_eq!(accounting(&summary_of(&out)), (200, 150, 0, 50));
 }
 
 #[test]

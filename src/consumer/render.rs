@@ -117,19 +117,24 @@ impl<W: Write> EventSink for JsonSink<W> {
                 }
             }),
         };
+        // Written piecewise (numbers with itoa): one line per record, where `write!`'s
+        // formatting machinery cost 3.5 % of a causal consumer's instructions.
         self.put(|w| {
-            write!(
-                w,
-                "{{\"event\":\"deliver\",\"partition\":{},\"offset\":{},\"release\":\"{}\",\"message\":",
-                d.partition,
-                d.offset,
-                d.release.as_str()
-            )?;
+            let mut num = itoa::Buffer::new();
+            w.write_all(b"{\"event\":\"deliver\",\"partition\":")?;
+            w.write_all(num.format(d.partition).as_bytes())?;
+            w.write_all(b",\"offset\":")?;
+            w.write_all(num.format(d.offset).as_bytes())?;
+            w.write_all(b",\"release\":\"")?;
+            w.write_all(d.release.as_str().as_bytes())?;
+            w.write_all(b"\",\"message\":")?;
             match encoding {
                 None => w.write_all(d.raw)?,
                 Some(encoding) => {
                     w.write_all(&message)?;
-                    write!(w, ",\"form\":\"headers\",\"value_encoding\":\"{encoding}\"")?;
+                    w.write_all(b",\"form\":\"headers\",\"value_encoding\":\"")?;
+                    w.write_all(encoding.as_bytes())?;
+                    w.write_all(b"\"")?;
                 }
             }
             w.write_all(b"}\n")

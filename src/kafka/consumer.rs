@@ -35,12 +35,29 @@ where
     K: Consumer<C>,
 {
     let partitions = topic_partitions(consumer.client(), topic, timeout)?;
+    assign_partitions(consumer, topic, &partitions, start, timeout)?;
+    Ok(partitions)
+}
+
+/// Assigns `partitions` of `topic` to `consumer` (replacing any previous assignment), starting
+/// as `start` says: [`assign_all_partitions`] for a caller that already has the partition ids.
+pub fn assign_partitions<C, K>(
+    consumer: &K,
+    topic: &str,
+    partitions: &[i32],
+    start: StartAt,
+    timeout: Duration,
+) -> Result<(), KafkaError>
+where
+    C: ConsumerContext,
+    K: Consumer<C>,
+{
     let mut tpl = TopicPartitionList::with_capacity(partitions.len());
     let fallback = match start {
         StartAt::Beginning | StartAt::CommittedOrBeginning => Offset::Beginning,
         StartAt::End | StartAt::CommittedOrEnd => Offset::End,
     };
-    for &p in &partitions {
+    for &p in partitions {
         tpl.add_partition(topic, p);
     }
     let committed = match start {
@@ -54,7 +71,7 @@ where
         ),
         _ => None,
     };
-    for &p in &partitions {
+    for &p in partitions {
         let offset = committed
             .as_ref()
             .and_then(|c| c.find_partition(topic, p))
@@ -70,6 +87,5 @@ where
     consumer.assign(&tpl).map_err(|e| KafkaError::Operation {
         operation: format!("assign partitions of '{topic}'"),
         message: describe(&e),
-    })?;
-    Ok(partitions)
+    })
 }

@@ -34,7 +34,7 @@ pub use commit::{
     committed, Committed, Committer, MetadataStored, COMMIT_INTERVAL, METADATA_MAX_BYTES,
 };
 pub use config::{parse_property, properties_from_toml, ClientSettings, DEFAULT_BOOTSTRAP};
-pub use consumer::{assign_all_partitions, StartAt};
+pub use consumer::{assign_all_partitions, assign_partitions, StartAt};
 pub use error::{describe, is_fatal_consume_error, KafkaError};
 pub use reader::{read, FlushSink, ReadError, ReadOptions};
 pub use session::{Session, SessionError, SessionOptions};
@@ -50,9 +50,12 @@ use std::sync::{Arc, Mutex};
 /// ([`crate::stamp_headers::decode_record`]); no allocation for a record without headers.
 pub fn headers_of<'a>(msg: &'a impl rdkafka::Message) -> Vec<crate::stamp_headers::Header<'a>> {
     use rdkafka::message::Headers as _;
-    msg.headers()
-        .map(|hs| hs.iter().map(|h| (h.key, h.value)).collect())
-        .unwrap_or_default()
+    // Sized once: librdkafka's header iterator has no size hint, and a stamp has nine to eleven.
+    msg.headers().map_or_else(Vec::new, |hs| {
+        let mut out = Vec::with_capacity(hs.count());
+        out.extend(hs.iter().map(|h| (h.key, h.value)));
+        out
+    })
 }
 
 /// Distinct error lines remembered for de-duplication (bounded memory).

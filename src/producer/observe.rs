@@ -12,7 +12,7 @@
 use super::{Observed, Stamper};
 use crate::envelope::DecodeLimits;
 use crate::kafka::{
-    assign_all_partitions, describe, ClientSettings, KafkaError, LogContext, StartAt,
+    assign_partitions, describe, topic_watermarks, ClientSettings, KafkaError, LogContext, StartAt,
 };
 use crate::stamp_headers::decode_record;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -24,6 +24,10 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+/// The longest the observer thread waits for a record before checking whether it is stopped:
+/// the bound of [`Observer::stop`]'s wait.
+const POLL_WAIT: Duration = Duration::from_millis(10);
 
 /// Counters of an observer.
 #[derive(Debug, Default)]
@@ -55,26 +59,24 @@ impl Observer {
         stamper: Arc<Mutex<Stamper>>,
         timeout: Duration,
     ) -> Result<Self, KafkaError> {
-        let mut cfg = settings.consumer_config(None);
-        cfg.set("enable.partition.eof", "true");
-        let consumer: BaseConsumer<LogContext> = cfg
+        // It reads every partition itself (end-of-partition events on, short fetch waits).
+        let consumer: BaseConsumer<LogContext> = settings
+            .manual_consumer_config(None)
             .create_with_context(LogContext::new(settings))
             .map_err(|e| settings.client_error("consumer", &e))?;
-        let partitions = assign_all_partitions(&consumer, topic, StartAt::Beginning, timeout)?;
         // Where each partition ends now: caught up once a record at or past it is read, or its
-        // end-of-partition event arrives. An empty partition has nothing to catch up on.
-        let mut pending: HashMap<i32, i64> = HashMap::new();
-        for &p in &partitions {
-            let (low, high) = consumer.fetch_watermarks(topic, p, timeout).map_err(|e| {
-                KafkaError::Operation {
-                    operation: format!("fetch watermarks of {topic}/{p}"),
-                    message: describe(&e),
-                }
-            })?;
-            if high > low {
-                pending.insert(p, high);
-            }
-        }
+        // end-of-partition event arrives. An empty partition has nothing to catch up on. Asked
+        // before anything is assigned: the broker answers one request per connection at a
+        // time, so once the consumer fetches, a watermark query would wait behind its
+        // long-poll fetch (`fetch.wait.max.ms`) on a partition with nothing new.
+        let ends = topic_watermarks(consumer.client(), topic, timeout)?;
+        let partitions: Vec<i32> = ends.iter().map(|w| w.partition).collect();
+        let mut pending: HashMap<i32, i64> = ends
+            .iter()
+            .filter(|w| w.high > w.low)
+            .map(|w| (w.partition, w.high))
+            .collect();
+        assign_partitions(&consumer, topic, &partitions, StartAt::Beginning, timeout)?;
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(ObserveStats::default());
         let (tx, rx) = mpsc::channel();
@@ -88,7 +90,7 @@ impl Observer {
             .spawn(move || {
                 let mut signalled = pending.is_empty();
                 while !stop2.load(Ordering::Relaxed) {
-                    match consumer.poll(Duration::from_millis(100)) {
+                    match consumer.poll(POLL_WAIT) {
                         Some(Ok(m)) => {
                             stats2.records.fetch_add(1, Ordering::Relaxed);
                             if pending
@@ -135,6 +137,11 @@ impl Observer {
                         let _ = tx.send(());
                     }
                 }
+                // Closing the client takes tens of milliseconds (librdkafka's threads wind
+                // down); nothing waits for it, so `stop` returns as soon as merging has ended.
+                let _ = std::thread::Builder::new()
+                    .name("observe-close".into())
+                    .spawn(move || drop(consumer));
             })
             .map_err(|e| KafkaError::Operation {
                 operation: "start the observer thread".into(),
@@ -169,7 +176,8 @@ impl Observer {
         &self.stats
     }
 
-    /// Stops the thread and waits for it.
+    /// Stops merging and waits for the thread (at most about [`POLL_WAIT`] after the merge in
+    /// progress); its consumer is closed in the background.
     pub fn stop(mut self) -> Arc<ObserveStats> {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(h) = self.handle.take() {

@@ -14,7 +14,7 @@ use super::Stamper;
 use crate::envelope::Form;
 use crate::kafka::error::describe_code;
 use crate::kafka::{describe, topic_partitions, ClientSettings, KafkaError, LogContext};
-use crate::stamp_headers::EncodedHeaders;
+use crate::stamp_headers::{self, EncodedHeaders};
 use crate::state::{StateError, StateStore};
 use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
@@ -179,6 +179,8 @@ struct Shared {
     stop_sending: AtomicBool,
     out: Mutex<Output>,
     format: OutputFormat,
+    /// Where each record's id is: the envelope in the value, or the `kts-id` header.
+    form: Form,
     /// The sending node (in every JSON event): set once `prepare` has yielded the stamper,
     /// before the first send.
     node: std::sync::OnceLock<crate::NodeId>,
@@ -228,6 +230,21 @@ fn payload_id(payload: &[u8]) -> &str {
         .unwrap_or("")
 }
 
+/// The id of a record this producer wrote: the `kts-id` header in the header form (the value
+/// is the application's content and is never searched), the envelope's `id` in the JSON form.
+fn record_id(form: Form, m: &impl Message) -> &str {
+    match form {
+        Form::Json => payload_id(m.payload().unwrap_or_default()),
+        Form::Headers => m
+            .headers()
+            .and_then(|hs| {
+                use rdkafka::message::Headers as _;
+                stamp_headers::id_of(hs.iter().map(|h| (h.key, h.value)))
+            })
+            .unwrap_or(""),
+    }
+}
+
 impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = usize;
 
@@ -245,7 +262,7 @@ impl ProducerContext for DeliveryContext {
                 if let Some(m) = &sh.metrics {
                     m.add_produced(1);
                 }
-                let id = payload_id(m.payload().unwrap_or_default());
+                let id = record_id(sh.form, m);
                 line.clear();
                 let at = (m.partition(), m.offset());
                 delivered_line(line, sh.format, sh.node(), seq, id, at);
@@ -261,7 +278,7 @@ impl ProducerContext for DeliveryContext {
                         *first = Some(reason.clone());
                     }
                 }
-                let id = payload_id(m.payload().unwrap_or_default());
+                let id = record_id(sh.form, m);
                 failed_line(out, sh, seq, id, &reason)
             }
         };
@@ -376,6 +393,7 @@ pub fn run(
             line: Vec::with_capacity(128),
         }),
         format: opts.format,
+        form: opts.form,
         node: std::sync::OnceLock::new(),
         flush_each,
         metrics: opts.metrics.clone(),
@@ -499,14 +517,15 @@ pub fn run(
                         // Not handed over: the seq is burnt (a gap the consumer reports).
                         let reason = settings.scrub(&describe(&e));
                         shared.failed.fetch_add(1, Ordering::Relaxed);
+                        let id = match opts.form {
+                            Form::Json => payload_id(&buf),
+                            Form::Headers => stamp_headers::id_of(
+                                stamp_headers.iter().map(|(k, v)| (k, Some(v))),
+                            )
+                            .unwrap_or(""),
+                        };
                         if let Ok(mut o) = shared.out.lock() {
-                            let _ = failed_line(
-                                &mut o.sink,
-                                &shared,
-                                seq as usize,
-                                payload_id(&buf),
-                                &reason,
-                            );
+                            let _ = failed_line(&mut o.sink, &shared, seq as usize, id, &reason);
                         }
                         if let Ok(mut first) = shared.first_error.lock() {
                             first.get_or_insert(reason);

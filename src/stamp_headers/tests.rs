@@ -265,3 +265,21 @@ proptest! {
         prop_assert_eq!(d, e);
     }
 }
+
+#[test]
+fn id_of_reads_the_id_header_only() {
+    let mut h = EncodedHeaders::new();
+    h.encode(&env());
+    assert_eq!(id_of(h.iter().map(|(k, v)| (k, Some(v)))), Some("6f1c-1"));
+    // The value is never searched: a record without the header has no id, whatever it carries.
+    assert_eq!(
+        id_of([("kts-v", Some(&b"1"[..])), ("id", Some(&b"x"[..]))]),
+        None
+    );
+    assert_eq!(id_of([("kts-id", None)]), None);
+    assert_eq!(id_of([("kts-id", Some(&b"\xff"[..]))]), None);
+    assert_eq!(
+        id_of([("kts-id", Some(&b"a"[..])), ("kts-id", Some(&b"b"[..]))]),
+        Some("a")
+    );
+}
