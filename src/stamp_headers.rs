@@ -43,6 +43,7 @@
 //! The decoded [`Envelope`] has an empty `content`: the content is the record value, untouched.
 
 use crate::clock::{ClockType, HybridTimestamp, VectorTimestamp};
+use crate::envelope::write_u64;
 use crate::envelope::{
     self, DecodeError, DecodeLimits, Envelope, Form, MessageTimestamp, Printable,
 };
@@ -411,10 +412,6 @@ impl EncodedHeaders {
     pub fn is_empty(&self) -> bool {
         self.spans.is_empty()
     }
-}
-
-fn write_u64(buf: &mut Vec<u8>, n: u64) {
-    buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// The shortest round-tripping decimal; a non-finite time (which no clock produces) as `NaN` or

@@ -66,7 +66,7 @@ pub(super) fn write_envelope(env: &Envelope, content: &str, buf: &mut Vec<u8>) {
 }
 
 /// Appends `n` in decimal, as serde_json writes integers.
-fn write_u64(buf: &mut Vec<u8>, n: u64) {
+pub(crate) fn write_u64(buf: &mut Vec<u8>, n: u64) {
     buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 

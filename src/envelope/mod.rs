@@ -56,6 +56,7 @@ mod tests;
 pub use decode::decode;
 #[cfg(feature = "kafka")]
 pub(crate) use encode::write_json_str;
+pub(crate) use encode::write_u64;
 pub(crate) use error::Printable;
 pub use error::{DecodeError, DecodeLimits};
 
