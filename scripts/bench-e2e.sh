@@ -169,20 +169,31 @@ check_rd_consumed() {
 
 # fill TOPIC COUNT [ENVELOPE]: COUNT messages from three producer nodes that observe each other,
 # stamped in the JSON envelope (default) or in headers.
+# fill TOPIC COUNT [ENVELOPE [sequential]]: three --observe producers write COUNT messages, at
+# once (interleaved: real cross-partition happened-before) or one after another. Sequential is
+# for the 10 x N topic: three full-speed producers each observing the others wrote gigabytes
+# fast enough on this VM that the single broker's controller timed out its own session
+# ("Fencing broker 1 ... because its session has timed out") and the records timed out.
 fill() {
-    local topic=$1 count=$2 envelope=${3:-json} each pids=() i
+    local topic=$1 count=$2 envelope=${3:-json} order=${4:-interleaved} each c i pids=()
     each=$(((count + 2) / 3))
-    log "filling $topic with 3 x $each vector-stamped messages (--observe, --envelope $envelope)"
+    log "filling $topic with 3 x $each vector-stamped messages (--observe, --envelope $envelope, $order)"
     for i in 0 1 2; do
-        local c=$each
+        c=$each
         [ $i = 2 ] && c=$((count - 2 * each))
         "$PRODUCER" --bootstrap "$B" --node-id "node-$i" --observe --count "$c" --size "$SIZE" \
             --clock-type vector --envelope "$envelope" --no-state "$topic" >/dev/null 2>"$OUT/fill.$i.err" &
-        pids+=($!)
+        pids[i]=$!
+        if [ "$order" = sequential ]; then
+            fill_wait "$topic" "$i"
+        fi
     done
-    for i in 0 1 2; do
-        wait "${pids[$i]}" || { cat "$OUT/fill.$i.err" >&2; die "filling $topic failed"; }
-    done
+    if [ "$order" != sequential ]; then
+        for i in 0 1 2; do fill_wait "$topic" "$i"; done
+    fi
+}
+fill_wait() { # TOPIC I: waits for fill producer I (fill's pids)
+    wait "${pids[$2]}" || { cat "$OUT/fill.$2.err" >&2; die "filling $1 failed"; }
 }
 
 # consume_verify TOPIC DELIVERY COUNT: an untimed run whose summary must show COUNT delivered.
@@ -311,7 +322,7 @@ fi
 if wants flat; then
     big=flat-src-$stamp
     mktopic "$big"
-    fill "$big" $((10 * N))
+    fill "$big" $((10 * N)) json sequential
     consume_verify "$big" causal $((10 * N))
     for count in "$N" $((10 * N)); do
         for tool in kafka-consumer-causal kafka-consumer-arrival rdkafka_performance; do
