@@ -10,6 +10,22 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 
 const PRODUCER: &str = env!("CARGO_BIN_EXE_kafka-producer");
+const CONSUMER: &str = env!("CARGO_BIN_EXE_kafka-consumer");
+
+/// A causal consumer of `topic` from its beginning, in `group`, serving metrics on `port`, with
+/// `extra` flags; it stops after 60 s without news (the tests kill it sooner).
+fn spawn_consumer(group: &str, extra: &[&str], port: u16, topic: &str) -> std::process::Child {
+    Command::new(CONSUMER)
+        .args(["--bootstrap", &common::bootstrap(), "--group", group])
+        .args(["--from-beginning", "--delivery", "causal"])
+        .args(extra)
+        .args(["--idle-timeout", "60", "--format", "json"])
+        .args(["--metrics-addr", &format!("127.0.0.1:{port}"), topic])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn kafka-consumer")
+}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -92,7 +108,6 @@ fn producer_serves_produced_count_and_sync_figures() {
 
 #[test]
 fn consumer_serves_delivered_malformed_and_violation_counts() {
-    const CONSUMER: &str = env!("CARGO_BIN_EXE_kafka-consumer");
     let topic = create_topic("metrics-consumer", 3);
     let out = common::run(
         PRODUCER,
@@ -115,25 +130,7 @@ fn consumer_serves_delivered_malformed_and_violation_counts() {
     common::produce_raw(&topic, &[(Some(0), "junk", b"not json at all")]);
 
     let port = free_port();
-    let mut child = Command::new(CONSUMER)
-        .args([
-            "--bootstrap",
-            &common::bootstrap(),
-            "--group",
-            "metrics-test",
-        ])
-        .args([
-            "--from-beginning",
-            "--delivery",
-            "causal",
-            "--analyze-ordering",
-        ])
-        .args(["--idle-timeout", "60", "--format", "json"])
-        .args(["--metrics-addr", &format!("127.0.0.1:{port}"), &topic])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn kafka-consumer");
+    let mut child = spawn_consumer("metrics-test", &["--analyze-ordering"], port, &topic);
     let mut text = String::new();
     let mut seen = || {
         text = scrape(port).unwrap_or_default();
@@ -166,33 +163,18 @@ const TIMEOUT_RELEASES: &str = "kafka_timesync_released_early_total{reason=\"tim
 
 #[test]
 fn consumer_counts_messages_released_early_by_reason() {
-    const CONSUMER: &str = env!("CARGO_BIN_EXE_kafka-consumer");
     let topic = create_topic("metrics-released", 1);
     // B's first message has seen A's first, which is never written: it waits out the timeout.
     let b1 = reliability_support::envelope_bytes("B", 1, &[("A", 1), ("B", 1)], "b1");
     produce_raw(&topic, &[(Some(0), "B", &b1)]);
 
     let port = free_port();
-    let mut child = Command::new(CONSUMER)
-        .args([
-            "--bootstrap",
-            &common::bootstrap(),
-            "--group",
-            "metrics-released",
-        ])
-        .args([
-            "--from-beginning",
-            "--delivery",
-            "causal",
-            "--causal-timeout",
-            "200",
-        ])
-        .args(["--idle-timeout", "60", "--format", "json"])
-        .args(["--metrics-addr", &format!("127.0.0.1:{port}"), &topic])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn kafka-consumer");
+    let mut child = spawn_consumer(
+        "metrics-released",
+        &["--causal-timeout", "200"],
+        port,
+        &topic,
+    );
     let mut text = String::new();
     let deadline = std::time::Instant::now() + TIMEOUT;
     // The release counters are fed last in an update: once this one shows, the rest has too.
