@@ -200,7 +200,7 @@ impl Session {
         }
         let mut gauges = Gauges {
             metrics,
-            last: None,
+            last: ConsumerEngine::new(EngineConfig::default()).summary(),
         };
         let mut committer = Committer::new(self.manual);
         let opts = ReadOptions {
@@ -249,15 +249,15 @@ impl Session {
 /// Prometheus metrics fed from the engine's counters (at housekeeping, not per record).
 struct Gauges {
     metrics: Option<Arc<Metrics>>,
-    last: Option<ConsumerSummary>,
+    /// The counters at the last update (all zero before the first).
+    last: ConsumerSummary,
 }
 
 impl Gauges {
     fn update(&mut self, engine: &ConsumerEngine) {
         let Some(m) = &self.metrics else { return };
         let now = engine.summary();
-        let zero = ConsumerEngine::new(EngineConfig::default()).summary();
-        let last = self.last.as_ref().unwrap_or(&zero);
+        let last = &self.last;
         m.add_consumed(now.received.saturating_sub(last.received));
         m.add_delivered(now.delivered.saturating_sub(last.delivered));
         m.add_malformed(now.malformed.saturating_sub(last.malformed));
@@ -269,6 +269,6 @@ impl Gauges {
         m.add_released_by_timeout(early.timeout.saturating_sub(before.timeout));
         m.add_released_buffer_full(early.buffer_full.saturating_sub(before.buffer_full));
         m.set_causal_buffer_depth(usize::try_from(now.buffered).unwrap_or(usize::MAX));
-        self.last = Some(now);
+        self.last = now;
     }
 }
