@@ -611,6 +611,178 @@ fn foreign_commit_metadata_gives_a_warning_and_the_documented_fallback() {
     }
 }
 
+/// The metadata strings the group committed with each partition of `topic` that has a commit.
+fn committed_metadata(group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, String> {
+    let consumer: BaseConsumer = common::settings()
+        .consumer_config(Some(group))
+        .create()
+        .expect("consumer");
+    let ps: Vec<i32> = (0..partitions).collect();
+    kafka_timesync::kafka::committed(&consumer, topic, &ps, TIMEOUT)
+        .expect("committed offsets")
+        .into_iter()
+        .map(|c| (c.partition, c.metadata))
+        .collect()
+}
+
+#[test]
+fn a_causal_state_too_large_for_the_commit_metadata_warns_and_the_restart_falls_back() {
+    let topic = create_topic("consumer-meta-too-large", 3);
+    let bs = bootstrap();
+    let g = group();
+    // 300 nodes with 20-character ids, one message each: their causal state (about 23 bytes a
+    // node) exceeds the 4096 bytes Kafka keeps with a committed offset.
+    let node = |i: usize| format!("node-{i:015}");
+    let recs: Vec<(Option<i32>, String, Vec<u8>)> = (0..300)
+        .map(|i| {
+            let n = node(i);
+            let m = message(&n, 1, Some(&[(n.as_str(), 1)]), 1);
+            (Some((i % 3) as i32), n, m)
+        })
+        .collect();
+    let refs: Vec<(Option<i32>, &str, &[u8])> = recs
+        .iter()
+        .map(|(p, k, v)| (*p, k.as_str(), v.as_slice()))
+        .collect();
+    produce_raw(&topic, &refs);
+    let (run1, err1) = run_consumer_until(300, &causal_args(&topic, &bs, &g));
+    assert_eq!(delivered_ids(&run1).len(), 300, "{err1}");
+    assert!(
+        err1.contains("the delivery state of 300 nodes does not fit in the commit metadata"),
+        "the writer warns: {err1}"
+    );
+    assert_eq!(
+        committed(&g, &topic, 3),
+        BTreeMap::from([(0, 100), (1, 100), (2, 100)])
+    );
+    // The offsets were committed with the marker, not a truncated state.
+    for (p, m) in committed_metadata(&g, &topic, 3) {
+        assert_eq!(m, "kts1-", "partition {p}");
+    }
+
+    // After the restart: node 0's next message, and a new node's that follows node 1's.
+    let (n0, n1) = (node(0), node(1));
+    let again = message(&n0, 2, Some(&[(n0.as_str(), 2)]), 2);
+    let z = message("Z", 1, Some(&[(n1.as_str(), 1), ("Z", 1)]), 2);
+    produce_raw(&topic, &[(Some(0), &n0, &again), (Some(2), "Z", &z)]);
+    let (run2, err2) = run_consumer_until(2, &causal_args(&topic, &bs, &g));
+    assert!(
+        err2.contains("warning") && err2.contains("did not fit in the commit metadata"),
+        "the reader warns and falls back: {err2}"
+    );
+    let mut ids = delivered_ids(&run2);
+    ids.sort();
+    assert_eq!(ids, ["Z-1".to_string(), format!("{n0}-2")], "{err2}");
+    // The fallback (predecessors before the start count as delivered) releases both at once.
+    for d in events(&run2, "deliver") {
+        assert_eq!(d["release"], "ready", "{d}");
+    }
+    let s = summary(&run2);
+    assert_eq!(s["received"], 2, "the restart starts at the commit: {s}");
+    assert_eq!(s["violations"]["released_early"], 0, "{s}");
+}
+
+#[test]
+fn a_restarted_total_order_consumer_continues_the_sequence_at_its_commit() {
+    let topic = create_topic("consumer-total-restart", 3);
+    let bs = bootstrap();
+    let g = group();
+    // A (partition 0) at Lamport times 1..=10, B (partition 1) at 1..=5 for now.
+    let a: Vec<Vec<u8>> = (1..=10).map(|t| message("A", t, None, t)).collect();
+    let b: Vec<Vec<u8>> = (1..=10).map(|t| message("B", t, None, t)).collect();
+    let mut refs: Vec<(Option<i32>, &str, &[u8])> =
+        a.iter().map(|m| (Some(0), "A", m.as_slice())).collect();
+    refs.extend(b[..5].iter().map(|m| (Some(1), "B", m.as_slice())));
+    produce_raw(&topic, &refs);
+    let args = json_args(
+        &topic,
+        &bs,
+        &g,
+        &[
+            "--delivery",
+            "total",
+            "--nodes",
+            "A,B",
+            "--causal-timeout",
+            "600000",
+        ],
+    );
+    // Run 1 delivers up to (6, A); A's 7..=10 wait for B, which may still send (6, B).
+    let (run1, err1) = stop_when(live(&args), "run 1 to deliver 11", |e| {
+        events(e, "deliver").len() >= 11
+    });
+    let want1: Vec<String> = (1..=5)
+        .flat_map(|t| [format!("A-{t}"), format!("B-{t}")])
+        .chain(["A-6".to_string()])
+        .collect();
+    assert_eq!(delivered_ids(&run1), want1, "{err1}");
+    assert_eq!(summary(&run1)["buffered"], 4);
+    let commits = committed(&g, &topic, 3);
+    assert_eq!(
+        (commits.get(&0), commits.get(&1)),
+        (Some(&6), Some(&5)),
+        "A's held messages are not committed: {commits:?}"
+    );
+
+    // B goes on; the restart reads A's held messages again and B's new ones.
+    let more: Vec<(Option<i32>, &str, &[u8])> = b[5..]
+        .iter()
+        .map(|m| (Some(1), "B", m.as_slice()))
+        .collect();
+    produce_raw(&topic, &more);
+    let (run2, err2) = run_consumer_until(9, &args);
+    let want: Vec<String> = (6..=10)
+        .flat_map(|t| [format!("A-{t}"), format!("B-{t}")])
+        .skip(1)
+        .collect();
+    assert_eq!(delivered_ids(&run2), want, "the sequence continues: {err2}");
+    for d in events(&run2, "deliver") {
+        assert_eq!(d["release"], "ready", "{d}");
+    }
+    let s = summary(&run2);
+    assert_eq!(s["received"], 9, "only the held and the new records: {s}");
+    assert_eq!(s["already_delivered"], 0, "{s}");
+    assert!(
+        !err2.contains("warning"),
+        "the stored state was restored: {err2}"
+    );
+}
+
+#[test]
+fn without_a_commit_auto_offset_reset_latest_starts_at_the_end() {
+    let topic = create_topic("consumer-reset-latest", 3);
+    let bs = bootstrap();
+    let g = group();
+    let old: Vec<Vec<u8>> = (1..=5)
+        .map(|i| message("A", i, Some(&[("A", i)]), i))
+        .collect();
+    let refs: Vec<(Option<i32>, &str, &[u8])> =
+        old.iter().map(|m| (Some(0), "A", m.as_slice())).collect();
+    produce_raw(&topic, &refs);
+    let mut args = causal_args(&topic, &bs, &g);
+    args.extend(["-X", "auto.offset.reset=latest"]);
+    let c = live(&args);
+    // Placed: its first commit stores where each partition starts, the end of A's.
+    common::wait_until("the consumer's first commit", TIMEOUT, || {
+        committed(&g, &topic, 3).get(&0) == Some(&5)
+    });
+    let a6 = message("A", 6, Some(&[("A", 6)]), 6);
+    let b1 = message("B", 1, Some(&[("A", 6), ("B", 1)]), 7);
+    produce_raw(&topic, &[(Some(0), "A", &a6), (Some(1), "B", &b1)]);
+    let (out, err) = stop_when(c, "two deliveries", |e| events(e, "deliver").len() >= 2);
+    // What A sent before the start counts as delivered: A-6 and its successor go at once.
+    assert_eq!(delivered_ids(&out), ["A-6", "B-1"], "{err}");
+    for d in events(&out, "deliver") {
+        assert_eq!(d["release"], "ready", "{d}");
+    }
+    assert_eq!(
+        summary(&out)["received"],
+        2,
+        "nothing before the start is read"
+    );
+    assert!(!err.contains("warning"), "{err}");
+}
+
 #[test]
 fn history_in_causal_mode_counts_what_lies_before_it_as_delivered() {
     let topic = create_topic("consumer-history", 3);

@@ -362,6 +362,13 @@ fn killed_after_100k_committed_messages_restarts_at_the_commit() {
     );
     assert_eq!(summary["buffered"], 0, "{summary}");
     assert_eq!(summary["violations"]["released_early"], 0, "{summary}");
+    // Without the stored state the fallback would deliver the same three messages `ready`; it
+    // warns, so no warning means the state committed with the offsets was restored.
+    assert!(
+        !run2.stderr.iter().any(|l| l.contains("warning")),
+        "{}",
+        run2.describe()
+    );
     assert_eq!(
         committed_offsets(&bootstrap, &group, &topic, 3),
         [n + 1, n + 1, 1]
