@@ -379,3 +379,79 @@ fn killed_after_100k_committed_messages_restarts_at_the_commit() {
         first.as_secs_f64() * 1e3
     );
 }
+
+/// Issue 13, "held partitions are paused": B's messages (partition 1) each follow A's of the same
+/// count, and A's lie in partition 0 behind 20 000 messages of another node, X. With a causal
+/// buffer of 100 messages the reader must stop taking B's records (pause B's partition) while it
+/// reads through X's to reach A's: taking them would overflow the buffer and release B's
+/// messages early (`buffer-full`). Every message is delivered `ready`, in causal order, none
+/// early; the consumer's peak RSS is printed.
+#[test]
+fn held_partitions_are_paused_so_a_small_buffer_waits_for_causes_behind_a_backlog() {
+    const X: u64 = 20_000;
+    const N: u64 = 2_000;
+    let bootstrap = common::bootstrap();
+    let topic = common::create_topic("rel-pause", 3);
+    let mut recs: Vec<(i32, &str, Vec<u8>)> = (1..=X)
+        .map(|i| (0, "X", envelope_bytes("X", i, &[("X", i)], "x")))
+        .collect();
+    for i in 1..=N {
+        recs.push((0, "A", envelope_bytes("A", i, &[("A", i)], "a")));
+        recs.push((1, "B", envelope_bytes("B", i, &[("A", i), ("B", i)], "b")));
+    }
+    produce_many_at(&bootstrap, &topic, &recs);
+    let total = (X + 2 * N).to_string();
+    let c = Watched::spawn(
+        "kafka-consumer",
+        CONSUMER,
+        &[
+            &topic,
+            "--bootstrap",
+            &bootstrap,
+            "--group",
+            &unique_node("pause-group"),
+            "--from-beginning",
+            "--delivery",
+            "causal",
+            "--buffer-size",
+            "100",
+            "--causal-timeout",
+            "600000",
+            "--format",
+            "json",
+            "--max-messages",
+            &total,
+        ],
+    )
+    .wait(Duration::from_secs(300));
+    c.assert_success();
+    let events = c.events();
+    let got = delivered(&events);
+    let not_ready = events
+        .iter()
+        .filter(|e| e["event"] == "deliver" && e["release"] != "ready")
+        .count();
+    let summary = events
+        .iter()
+        .find(|e| e["event"] == "summary")
+        .expect("summary");
+    let figures = format!(
+        "delivered {} of {total}, not ready {not_ready}, released_early {}, peak RSS {} MiB",
+        got.len(),
+        summary["violations"]["released_early"],
+        c.peak_kib / 1024
+    );
+    assert_eq!(got.len(), (X + 2 * N) as usize, "{figures}");
+    assert_eq!(not_ready, 0, "{figures}");
+    assert_eq!(summary["violations"]["released_early"], 0, "{figures}");
+    // B_i only after A_i.
+    let mut a_done = 0;
+    for g in &got {
+        match g.node.as_str() {
+            "A" => a_done = g.seq,
+            "B" => assert!(g.seq <= a_done, "B{} before A{}: {figures}", g.seq, g.seq),
+            _ => {}
+        }
+    }
+    eprintln!("paused partitions: {figures}");
+}
