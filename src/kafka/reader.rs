@@ -10,9 +10,12 @@
 //! When the ordering buffer is half full, the partitions holding more than their share of it are
 //! paused (librdkafka `pause`) until it is down to a quarter: their messages wait for causes in
 //! the other partitions, and reading on would only overflow the buffer and force early releases.
-//! Pausing also stops librdkafka from prefetching them, so memory stays bounded by the buffer
-//! size rather than by partitions × fetch size. A resumed partition continues at the record after
-//! the last one handed out: nothing is skipped or read twice.
+//! Pausing also stops librdkafka from fetching more of them, so what the consumer holds is the
+//! ordering buffer (at most `--buffer-size` messages) plus librdkafka's prefetch, which is capped
+//! per partition by `queued.max.messages.kbytes` (16 MiB in
+//! [`MANUAL_CONSUMER_DEFAULTS`](super::config::MANUAL_CONSUMER_DEFAULTS)), however far a
+//! partition runs ahead of its causes. A resumed partition continues at the record after the last
+//! one handed out: nothing is skipped or read twice.
 
 use super::commit::{Committer, COMMIT_INTERVAL};
 use super::error::{describe, is_fatal_consume_error, KafkaError};
