@@ -176,7 +176,7 @@ impl Observer {
         &self.stats
     }
 
-    /// Stops merging and waits for the thread (at most about [`POLL_WAIT`] after the merge in
+    /// Stops merging and waits for the thread (at most about 10 ms, one poll, after the merge in
     /// progress); its consumer is closed in the background.
     pub fn stop(mut self) -> Arc<ObserveStats> {
         self.stop.store(true, Ordering::Relaxed);

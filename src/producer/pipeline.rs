@@ -2,12 +2,12 @@
 //! every delivery report checked, print one line per delivered message.
 //!
 //! Throughput: the sending thread also serves the delivery reports (a `BaseProducer` polled
-//! every [`POLL_EVERY`] sends, as librdkafka's own `rdkafka_performance` does), so a message's
+//! every 256 sends, as librdkafka's own `rdkafka_performance` does), so a message's
 //! memory is freed by the thread that allocated it and no second thread competes for the CPU.
 //! The send loop never waits for a delivery (librdkafka batches), reuses one encode buffer
 //! (librdkafka copies the payload) and, when the local queue is full, serves reports until
 //! there is room — nothing is dropped. The first failed delivery stops sending; the run then
-//! drains the queue ([`drain`]) and reports the reason.
+//! drains the queue and reports the reason.
 
 use super::observe::Observer;
 use super::Stamper;
