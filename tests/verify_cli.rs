@@ -606,3 +606,40 @@ fn a_message_written_twice_is_a_duplicate_write() {
     assert_eq!(accounting(&v), (20, 20, 0, 0));
     assert_eq!(v["redelivered"], 0);
 }
+
+#[test]
+fn one_log_per_producer_one_of_them_on_standard_input() {
+    let _broker = shared_broker();
+    let topic = create_topic("verify-two-logs", 2);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = produce(&topic, "v-two-1", 60);
+    let second = produce(&topic, "v-two-2", 40);
+    let log = write_log(dir.path(), "first.jsonl", &first);
+    let bs = bootstrap();
+    let group = ready_group(&topic);
+    let logs = log.display().to_string();
+    let args = [
+        topic.as_str(),
+        "--bootstrap",
+        &bs,
+        "--group",
+        &group,
+        "--format",
+        "json",
+        "--max-messages",
+        "100",
+        "--verify",
+        &logs,
+        "--verify",
+        "-",
+    ];
+    let input = second.join("\n");
+    let out = common::run(CONSUMER, &args, Some(input.as_bytes()), TIMEOUT);
+    assert_eq!(exit_code(&out), 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(accounting(&summary_of(&out)), (100, 100, 0, 0));
+
+    // Without the second producer's log its writes are simply not checked.
+    let out = verify(&topic, 100, &[&log], &[]);
+    assert_eq!(exit_code(&out), 0, "{}", out.stderr);
+    assert_eq!(accounting(&summary_of(&out)), (60, 60, 0, 0));
+}
