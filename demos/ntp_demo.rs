@@ -588,9 +588,14 @@ fn report(mut r: Report, run: Run, plot_dir: Option<&Path>, simulated: bool) -> 
             .collect();
         let name = format!("node (started {SKEW_MS:+} ms, drifting {DRIFT_MS_PER_S:+} ms/s)");
         let path = dir.join("ntp_clock_error.svg");
+        let against = if simulated {
+            "a simulated server"
+        } else {
+            run.server.as_str()
+        };
         plot::clock_error_chart(
             &path,
-            &format!("SNTP discipline against {}: clock error", run.server),
+            &format!("SNTP discipline against {against}: clock error"),
             &[Series {
                 name: name.clone(),
                 points: run.samples.clone(),

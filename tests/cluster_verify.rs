@@ -17,6 +17,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use reliability_support::{signal, Watched, CONSUMER, PRODUCER};
 use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
@@ -117,6 +118,7 @@ impl Drop for KilledNode {
 }
 
 struct Run {
+    topic: String,
     /// The acknowledgement log.
     acks: Vec<Value>,
     /// The consumer's JSON events.
@@ -194,6 +196,7 @@ fn leader_kill_run(prefix: &str, producer_props: &[&str]) -> Run {
     assert_eq!(summary["event"], "summary", "{}", out.stderr);
     eprintln!("{prefix}: verify: {}", summary["verify"]);
     Run {
+        topic,
         acks,
         events,
         verify: summary["verify"].clone(),
@@ -259,7 +262,66 @@ fn assert_exact_accounting(run: &Run) -> (u64, u64, u64) {
         0
     };
     assert_eq!(run.exit, Some(expected_exit), "exit status of {v}");
+    assert_matches_an_independent_read(run);
     (n("delivered"), n("unseen"), n("lost"))
+}
+
+/// Classifies every acknowledged write from a read of the whole topic made by the test itself,
+/// without the verifier: delivered when the record at its partition/offset carries its id, lost
+/// when another record is there or the partition goes on past it, unseen otherwise. The
+/// verifier's counts must be those, and its loss events must name exactly the lost ids, each
+/// once.
+fn assert_matches_an_independent_read(run: &Run) {
+    let records = common::read_all(&run.topic);
+    let at: BTreeMap<(i64, i64), String> = records
+        .iter()
+        .map(|r| {
+            let id = r.json()["id"].as_str().expect("record id").to_string();
+            ((i64::from(r.partition), r.offset), id)
+        })
+        .collect();
+    // The keys ascend, so each partition's last insert is its highest offset read.
+    let last: BTreeMap<i64, i64> = at.keys().copied().collect();
+    let (mut delivered, mut unseen) = (0u64, 0u64);
+    let mut lost = BTreeSet::new();
+    for a in run.acks.iter().filter(|a| a["event"] == "delivered") {
+        let id = a["id"].as_str().expect("ack id");
+        let (p, o) = (
+            a["partition"].as_i64().expect("partition"),
+            a["offset"].as_i64().expect("offset"),
+        );
+        match at.get(&(p, o)) {
+            Some(found) if found == id => delivered += 1,
+            Some(_) => assert!(lost.insert(id.to_string()), "{id} acknowledged twice"),
+            None if last.get(&p).is_some_and(|&l| l > o) => {
+                assert!(lost.insert(id.to_string()), "{id} acknowledged twice")
+            }
+            None => unseen += 1,
+        }
+    }
+    let v = &run.verify;
+    let counts = (&v["delivered"], &v["unseen"], &v["lost"]);
+    assert_eq!(
+        counts,
+        (
+            &delivered.into(),
+            &unseen.into(),
+            &(lost.len() as u64).into()
+        ),
+        "the verifier against the test's own read of {} records",
+        records.len()
+    );
+    let reported: Vec<String> = run
+        .events
+        .iter()
+        .filter(|e| {
+            e["event"] == "violation"
+                && (e["kind"] == "lost_write" || e["kind"] == "inconsistent_offset")
+        })
+        .map(|e| e["ids"][0].as_str().expect("acknowledged id").to_string())
+        .collect();
+    assert_eq!(reported.len(), lost.len(), "one loss event per lost write");
+    assert_eq!(reported.into_iter().collect::<BTreeSet<_>>(), lost);
 }
 
 #[test]

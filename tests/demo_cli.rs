@@ -272,6 +272,48 @@ fn with_no_arguments_every_demo_passes_on_a_machine_without_network() {
 }
 
 #[test]
+fn without_network_the_ntp_demo_runs_in_virtual_time_and_plots() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ds = dir.path().to_str().expect("utf-8 path");
+    let started = Instant::now();
+    let o = run_without_network(&["--demo", "ntp", "--format", "json", "--plot", ds]);
+    let took = started.elapsed();
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        text(&o),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let doc = json_of(&o);
+    assert_all_checks_pass(&doc, "ntp");
+    let data = &doc["demos"][0]["data"];
+    assert_eq!(data["simulated"], true);
+    // Minutes of polling, in far less real time than that: the time is virtual.
+    let rounds = data["rounds"].as_array().expect("rounds");
+    let span_s = rounds.last().expect("a round")["t_s"]
+        .as_f64()
+        .expect("t_s");
+    assert!(span_s >= 200.0, "{span_s} s of rounds");
+    assert!(
+        took.as_secs_f64() < span_s / 4.0,
+        "{took:?} of real time for {span_s} s of rounds"
+    );
+    let texts =
+        svg_texts(&std::fs::read_to_string(dir.path().join("ntp_clock_error.svg")).expect("chart"));
+    assert!(
+        texts.contains(&"SNTP discipline against a simulated server: clock error".to_string()),
+        "{texts:?}"
+    );
+    for decision in ["step", "slew", "ignore"] {
+        assert!(
+            texts.iter().any(|t| t == decision),
+            "{decision} marked: {texts:?}"
+        );
+    }
+    assert!(dir.path().join("ntp_clock_error_after_step.svg").exists());
+}
+
+#[test]
 fn the_offline_ntp_demo_shows_the_exchange_the_bound_and_every_decision() {
     let o = run(&["--demo", "ntp", "--format", "json"]);
     assert!(o.status.success(), "{}", text(&o));

@@ -506,6 +506,11 @@ fn a_send_that_timed_out_on_a_frozen_broker_and_was_written_anyway_is_an_aborted
         .as_str()
         .unwrap_or("")
         .contains("MessageTimedOut"));
+    // The second message of the node: seq 2.
+    assert_eq!(
+        (&failed[0]["node"], &failed[0]["seq"]),
+        (&"v-abort".into(), &2.into())
+    );
     let lines: Vec<String> = events.iter().map(Value::to_string).collect();
     let dir = tempfile::tempdir().expect("tempdir");
     let log = write_log(dir.path(), "acks.jsonl", &lines);
@@ -521,4 +526,120 @@ fn a_send_that_timed_out_on_a_frozen_broker_and_was_written_anyway_is_an_aborted
     let v = summary_of(&out);
     assert_eq!(accounting(&v), (1, 1, 0, 0));
     assert_eq!(v["failed_sends"], 1);
+}
+
+#[test]
+fn a_send_refused_before_it_reached_the_broker_is_logged_failed_and_is_no_aborted_read() {
+    let _broker = shared_broker();
+    let topic = create_topic("verify-refused", 1);
+    let bs = bootstrap();
+    // Larger than librdkafka's message.max.bytes (1 MB by default): refused by the client.
+    let out = common::run(
+        PRODUCER,
+        &[
+            &topic,
+            "--bootstrap",
+            &bs,
+            "--node-id",
+            "v-refused",
+            "--no-state",
+            "--count",
+            "1",
+            "--size",
+            "2000000",
+            "--format",
+            "json",
+        ],
+        None,
+        TIMEOUT,
+    );
+    assert_eq!(exit_code(&out), 1, "{}", out.stderr);
+    let events = out.json_lines();
+    assert_eq!(events.len(), 1, "{}", out.stdout);
+    let f = &events[0];
+    assert_eq!(f["event"], "failed", "{f}");
+    assert_eq!((&f["node"], &f["seq"]), (&"v-refused".into(), &1.into()));
+    let id = f["id"].as_str().expect("id");
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "the envelope's id: {f}");
+    assert!(
+        f["error"].as_str().expect("error").contains("too large"),
+        "{f}"
+    );
+
+    // Nothing was written: a failed send, no aborted_read, nothing to miss.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = write_log(dir.path(), "acks.jsonl", &[f.to_string()]);
+    let out = verify(&topic, 0, &[&log], &[]);
+    assert_eq!(exit_code(&out), 0, "{}\n{}", out.stdout, out.stderr);
+    let v = summary_of(&out);
+    assert_eq!(accounting(&v), (0, 0, 0, 0));
+    assert_eq!(v["failed_sends"], 1);
+    assert_eq!(v["violations"]["aborted_read"], 0);
+}
+
+#[test]
+fn a_message_written_twice_is_a_duplicate_write() {
+    let _broker = shared_broker();
+    let topic = create_topic("verify-twice", 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let acks = produce(&topic, "v-twice", 20);
+    let log = write_log(dir.path(), "acks.jsonl", &acks);
+    // The record at offset 5 written again, byte for byte, as a retried send without
+    // idempotence writes it: it lands at offset 20.
+    let records = common::read_all(&topic);
+    let again = records[5].payload.clone().expect("payload");
+    let id = records[5].json()["id"].as_str().expect("id").to_string();
+    assert_eq!(
+        common::produce_raw(&topic, &[(Some(0), "v-twice", &again)]),
+        [(0, 20)]
+    );
+
+    let out = verify(&topic, 21, &[&log], &[]);
+    assert_eq!(exit_code(&out), 4, "{}\n{}", out.stdout, out.stderr);
+    let lines = out.json_lines();
+    let dup = violations(&lines, "duplicate_write");
+    assert_eq!(dup.len(), 1, "{}", out.stdout);
+    assert_eq!(dup[0]["ids"][0], id.as_str());
+    assert_eq!(dup[0]["offsets"], serde_json::json!([5, 20]));
+    // Still every acknowledged write read where it was acknowledged: a duplicate, not a loss.
+    let v = summary_of(&out);
+    assert_eq!(accounting(&v), (20, 20, 0, 0));
+    assert_eq!(v["redelivered"], 0);
+}
+
+#[test]
+fn one_log_per_producer_one_of_them_on_standard_input() {
+    let _broker = shared_broker();
+    let topic = create_topic("verify-two-logs", 2);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = produce(&topic, "v-two-1", 60);
+    let second = produce(&topic, "v-two-2", 40);
+    let log = write_log(dir.path(), "first.jsonl", &first);
+    let bs = bootstrap();
+    let group = ready_group(&topic);
+    let logs = log.display().to_string();
+    let args = [
+        topic.as_str(),
+        "--bootstrap",
+        &bs,
+        "--group",
+        &group,
+        "--format",
+        "json",
+        "--max-messages",
+        "100",
+        "--verify",
+        &logs,
+        "--verify",
+        "-",
+    ];
+    let input = second.join("\n");
+    let out = common::run(CONSUMER, &args, Some(input.as_bytes()), TIMEOUT);
+    assert_eq!(exit_code(&out), 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(accounting(&summary_of(&out)), (100, 100, 0, 0));
+
+    // Without the second producer's log its writes are simply not checked.
+    let out = verify(&topic, 100, &[&log], &[]);
+    assert_eq!(exit_code(&out), 0, "{}", out.stderr);
+    assert_eq!(accounting(&summary_of(&out)), (60, 60, 0, 0));
 }

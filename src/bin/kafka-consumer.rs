@@ -36,7 +36,7 @@ Examples:
   kafka-consumer time-sync --history 100 --enable-ntp --ntp-server 127.0.0.1:11123
 
   # did Kafka keep every acknowledged write? (see docs/verify.md)
-  kafka-producer time-sync --count 100000 --format json > acks.jsonl
+  kafka-producer time-sync --create-topic 3 --count 100000 --format json > acks.jsonl
   kafka-consumer time-sync --verify acks.jsonl --idle-timeout 5
 
   # SASL over TLS: any librdkafka property with -X (secrets are never printed)
