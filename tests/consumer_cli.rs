@@ -926,6 +926,31 @@ fn text_format_prints_a_line_per_message_a_report_and_warnings_on_stderr() {
 }
 
 #[test]
+fn a_consumer_started_right_after_its_topic_is_created_waits_for_the_leaders() {
+    // For a moment after its creation is accepted, a topic is unknown to the broker, then its
+    // partitions have no leader (with 100 partitions, in most rounds on the test broker); a
+    // consumer started then waits for them instead of failing. Each mode places itself
+    // differently: watermarks; committed offsets, then watermarks; a group subscription.
+    let bs = bootstrap();
+    let modes: [&[&str]; 3] = [&["--from-beginning"], &["--delivery", "causal"], &[]];
+    for round in 0..6 {
+        let topic = common::unique_topic("cons-fresh");
+        assert!(common::request_topic(&topic, 100, 1, &[]));
+        let g = group();
+        let mode = modes[round % modes.len()];
+        let args = json_args(&topic, &bs, &g, &[mode, &["--idle-timeout", "1"]].concat());
+        let out = common::run(BIN, &args, None, TIMEOUT);
+        assert!(
+            out.success(),
+            "round {round} {mode:?}: {:?}\n{}",
+            out.status,
+            out.stderr
+        );
+        assert_eq!(summary(&out.json_lines())["received"], 0, "{}", out.stdout);
+    }
+}
+
+#[test]
 fn bad_command_lines_fail_fast_with_one_line_errors() {
     let cases: [&[&str]; 4] = [
         &["t", "--no-such-flag"],

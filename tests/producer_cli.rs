@@ -427,6 +427,26 @@ fn sigkilled_producer_restarts_with_clocks_that_never_go_backwards() {
 }
 
 #[test]
+fn a_producer_started_right_after_its_topic_is_created_waits_for_the_leaders() {
+    // Its read-back of the node's last record and --observe read every partition's watermarks;
+    // right after the creation is accepted the partitions have no leader yet (with 300
+    // partitions, on the test broker; the producer starts more slowly than the consumer). Both
+    // wait for them: no error, no read-back warning.
+    for round in 0..3 {
+        let topic = common::unique_topic("prod-fresh");
+        assert!(common::request_topic(&topic, 300, 1, &[]));
+        let out = producer(&["--no-state", "--observe", "--node-id", "F", &topic, "x"]);
+        assert!(
+            out.success() && out.stderr.trim().is_empty(),
+            "round {round}: {:?}\n{}",
+            out.status,
+            out.stderr
+        );
+        assert_eq!(read_all(&topic).len(), 1, "round {round}");
+    }
+}
+
+#[test]
 fn missing_topic_is_a_clear_one_line_error() {
     let out = producer(&["--no-state", "no-such-topic-for-kafka-timesync", "x"]);
     assert!(!out.success() && !out.timed_out);

@@ -5,11 +5,11 @@
 //! metadata API); create/delete are async.
 
 use super::error::{describe, describe_code, KafkaError};
+use super::retry::{retry, Topic};
 use super::{ClientSettings, LogContext};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{Client, ClientContext};
-use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::types::RDKafkaRespErr;
+use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
 use std::time::{Duration, Instant};
 
 /// Low and high watermark of one partition: offsets `low..high` are readable; `high` is the
@@ -24,40 +24,67 @@ pub struct Watermarks {
     pub high: i64,
 }
 
-/// The partition ids of `topic`, sorted. `TopicNotFound` when the broker does not know it.
+/// The partition ids of `topic`, sorted. `TopicNotFound` when the broker does not know it (after
+/// [`Topic::CREATION_GRACE`]: a topic just created may not be known yet). Asked again while its
+/// leaders are elected or move ([`retry`]) within `timeout`.
 pub fn topic_partitions<C: ClientContext>(
     client: &Client<C>,
     topic: &str,
     timeout: Duration,
 ) -> Result<Vec<i32>, KafkaError> {
-    let md = client
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(|e| KafkaError::Operation {
-            operation: format!("fetch metadata of topic '{topic}'"),
+    let op = || format!("fetch metadata of topic '{topic}'");
+    let unknown = RdError::MetadataFetch(RDKafkaErrorCode::UnknownTopicOrPartition);
+    let listed = retry(timeout, Topic::MAY_BE_NEW, |left| {
+        let md = client.fetch_metadata(Some(topic), left)?;
+        let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
+            return Err(unknown.clone());
+        };
+        if let Some(e) = t.error() {
+            return Err(RdError::MetadataFetch(RDKafkaErrorCode::from(e)));
+        }
+        if t.partitions().is_empty() {
+            return Err(unknown.clone());
+        }
+        let mut ids: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
+        ids.sort_unstable();
+        Ok(ids)
+    });
+    match listed {
+        Ok(ids) => Ok(ids),
+        Err(RdError::MetadataFetch(
+            RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic,
+        )) => Err(KafkaError::TopicNotFound(topic.to_string())),
+        Err(RdError::MetadataFetch(code)) => Err(KafkaError::Operation {
+            operation: op(),
+            message: describe_code(code),
+        }),
+        Err(e) => Err(KafkaError::Operation {
+            operation: op(),
             message: describe(&e),
-        })?;
-    let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
-        return Err(KafkaError::TopicNotFound(topic.to_string()));
-    };
-    match t.error() {
-        None => {}
-        Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
-        | Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) => {
-            return Err(KafkaError::TopicNotFound(topic.to_string()))
-        }
-        Some(e) => {
-            return Err(KafkaError::Operation {
-                operation: format!("fetch metadata of topic '{topic}'"),
-                message: describe_code(RDKafkaErrorCode::from(e)),
-            })
-        }
+        }),
     }
-    if t.partitions().is_empty() {
-        return Err(KafkaError::TopicNotFound(topic.to_string()));
-    }
-    let mut ids: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
-    ids.sort_unstable();
-    Ok(ids)
+}
+
+/// Low and high watermark of `topic`/`partition`, a partition the broker has listed: asked
+/// again while it has no leader yet or its leader moves ([`retry`]) within `timeout`.
+pub fn partition_watermarks<C: ClientContext>(
+    client: &Client<C>,
+    topic: &str,
+    partition: i32,
+    timeout: Duration,
+) -> Result<Watermarks, KafkaError> {
+    retry(timeout, Topic::Known, |left| {
+        client.fetch_watermarks(topic, partition, left)
+    })
+    .map(|(low, high)| Watermarks {
+        partition,
+        low,
+        high,
+    })
+    .map_err(|e| KafkaError::Operation {
+        operation: format!("fetch watermarks of {topic}/{partition}"),
+        message: describe(&e),
+    })
 }
 
 /// Watermarks of every partition of `topic`, sorted by partition.
@@ -68,19 +95,7 @@ pub fn topic_watermarks<C: ClientContext>(
 ) -> Result<Vec<Watermarks>, KafkaError> {
     topic_partitions(client, topic, timeout)?
         .into_iter()
-        .map(|partition| {
-            client
-                .fetch_watermarks(topic, partition, timeout)
-                .map(|(low, high)| Watermarks {
-                    partition,
-                    low,
-                    high,
-                })
-                .map_err(|e| KafkaError::Operation {
-                    operation: format!("fetch watermarks of {topic}/{partition}"),
-                    message: describe(&e),
-                })
-        })
+        .map(|partition| partition_watermarks(client, topic, partition, timeout))
         .collect()
 }
 

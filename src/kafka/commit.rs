@@ -23,6 +23,7 @@
 //! [`Committer`] applies the policy.
 
 use super::error::{describe, KafkaError};
+use super::retry::{retry, Topic};
 use crate::consumer::ConsumerEngine;
 use crate::delivery::checkpoint::OMITTED;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext};
@@ -41,32 +42,6 @@ pub const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long a commit waits for the group coordinator to become available.
 const COORDINATOR_WAIT: Duration = Duration::from_secs(10);
-
-/// Runs `op` again while the group coordinator is not (yet) available — a new group's first
-/// request, a coordinator moving between brokers — for at most `limit`.
-fn while_coordinator_moves<T>(
-    limit: Duration,
-    mut op: impl FnMut() -> Result<T, RdError>,
-) -> Result<T, RdError> {
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        match op() {
-            Err(e)
-                if matches!(
-                    e.rdkafka_error_code(),
-                    Some(
-                        RDKafkaErrorCode::NotCoordinator
-                            | RDKafkaErrorCode::CoordinatorLoadInProgress
-                            | RDKafkaErrorCode::CoordinatorNotAvailable
-                    )
-                ) && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            other => return other,
-        }
-    }
-}
 
 /// A partition's committed offset and the metadata stored with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,11 +73,14 @@ where
     for &p in partitions {
         tpl.add_partition(topic, p);
     }
-    let got = while_coordinator_moves(timeout, || consumer.committed_offsets(tpl.clone(), timeout))
-        .map_err(|e| KafkaError::Operation {
-            operation: format!("fetch the committed offsets of '{topic}'"),
-            message: describe(&e),
-        })?;
+    // A new group's first request, or a coordinator moving between brokers, waits.
+    let got = retry(timeout, Topic::Known, |left| {
+        consumer.committed_offsets(tpl.clone(), left)
+    })
+    .map_err(|e| KafkaError::Operation {
+        operation: format!("fetch the committed offsets of '{topic}'"),
+        message: describe(&e),
+    })?;
     Ok(got
         .elements_for_topic(topic)
         .iter()
@@ -151,7 +129,10 @@ where
                 }
             }
         }
-        while_coordinator_moves(COORDINATOR_WAIT, || consumer.commit(&tpl, CommitMode::Sync))
+        // An unknown topic here is one deleted while it was read: final.
+        retry(COORDINATOR_WAIT, Topic::MAY_BE_GONE, |_| {
+            consumer.commit(&tpl, CommitMode::Sync)
+        })
     };
     let failed = |e: RdError| KafkaError::Operation {
         operation: format!("commit offsets of '{topic}'"),

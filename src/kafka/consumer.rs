@@ -4,6 +4,7 @@
 
 use super::admin::topic_partitions;
 use super::error::{describe, KafkaError};
+use super::retry::{retry, Topic};
 use rdkafka::consumer::{Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
 use std::time::Duration;
@@ -62,12 +63,13 @@ where
     }
     let committed = match start {
         StartAt::CommittedOrBeginning | StartAt::CommittedOrEnd => Some(
-            consumer
-                .committed_offsets(tpl.clone(), timeout)
-                .map_err(|e| KafkaError::Operation {
-                    operation: format!("fetch committed offsets of '{topic}'"),
-                    message: describe(&e),
-                })?,
+            retry(timeout, Topic::Known, |left| {
+                consumer.committed_offsets(tpl.clone(), left)
+            })
+            .map_err(|e| KafkaError::Operation {
+                operation: format!("fetch committed offsets of '{topic}'"),
+                message: describe(&e),
+            })?,
         ),
         _ => None,
     };

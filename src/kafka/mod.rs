@@ -11,6 +11,7 @@
 //! * [`reader`] — the consumer's read loop (round-robin partitions, pause/resume, commits).
 //! * [`session`] — one consumer run: connect, place, resume, read, commit, report.
 //! * [`error`] — rdkafka errors mapped to clear one-line messages.
+//! * [`retry`] — broker requests repeated through the broker's passing states (no leader yet).
 //! * [`partitioner`] — librdkafka's key partitioners (which partition a key goes to).
 //! * [`tail`] — the newest matching record of a partition, read backwards.
 //!
@@ -25,11 +26,12 @@ pub mod error;
 pub mod partitioner;
 pub mod reader;
 pub use crate::redact;
+pub mod retry;
 pub mod session;
 pub mod start;
 pub mod tail;
 
-pub use admin::{topic_partitions, topic_watermarks, Admin, Watermarks};
+pub use admin::{partition_watermarks, topic_partitions, topic_watermarks, Admin, Watermarks};
 pub use commit::{
     committed, Committed, Committer, MetadataStored, COMMIT_INTERVAL, METADATA_MAX_BYTES,
 };

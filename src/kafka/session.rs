@@ -11,8 +11,8 @@
 //! is returned on every path, errors included.
 
 use super::{
-    assign_at, committed, describe, read, topic_partitions, ClientSettings, Committer, FlushSink,
-    KafkaError, LogContext, PartitionStart, ReadError, ReadOptions, Start,
+    assign_at, committed, describe, partition_watermarks, read, topic_partitions, ClientSettings,
+    Committer, FlushSink, KafkaError, LogContext, PartitionStart, ReadError, ReadOptions, Start,
 };
 use crate::consumer::{resume, ConsumerEngine, ConsumerSummary, EngineConfig, Resumed};
 use crate::metrics::Metrics;
@@ -226,11 +226,10 @@ impl Session {
         if let Some(v) = verifier.as_mut() {
             // Where each log starts now: acknowledged writes below it can no longer be read.
             for &p in &self.partitions {
-                if let Ok((low, _)) =
-                    self.consumer
-                        .fetch_watermarks(&self.topic, p, REQUEST_TIMEOUT)
+                if let Ok(w) =
+                    partition_watermarks(self.consumer.client(), &self.topic, p, REQUEST_TIMEOUT)
                 {
-                    v.read_up_to(p, low, out);
+                    v.read_up_to(p, w.low, out);
                 }
             }
             report.verify = Some(v.report());

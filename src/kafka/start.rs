@@ -4,6 +4,7 @@
 //! consumer knows its position in each partition (and can commit it) before reading anything,
 //! and knows where each partition ended when it started (to tell when it has caught up).
 
+use super::admin::{partition_watermarks, Watermarks};
 use super::commit::Committed;
 use super::error::{describe, KafkaError};
 use rdkafka::consumer::{Consumer, ConsumerContext};
@@ -84,13 +85,8 @@ where
     let mut starts = Vec::with_capacity(partitions.len());
     let mut tpl = TopicPartitionList::with_capacity(partitions.len());
     for &p in partitions {
-        let (low, high) =
-            consumer
-                .fetch_watermarks(topic, p, timeout)
-                .map_err(|e| KafkaError::Operation {
-                    operation: format!("fetch watermarks of {topic}/{p}"),
-                    message: describe(&e),
-                })?;
+        let Watermarks { low, high, .. } =
+            partition_watermarks(consumer.client(), topic, p, timeout)?;
         let offset = match start {
             Start::Beginning => low,
             Start::Last(n) => high.saturating_sub(i64::try_from(n).unwrap_or(i64::MAX)),

@@ -6,6 +6,7 @@
 //! [`crate::producer::resume`]). Each window `[start, end)` is read forwards (Kafka has no
 //! backwards fetch); the newest match of the newest window that has one wins.
 
+use super::admin::{partition_watermarks, Watermarks};
 use super::error::{describe, KafkaError};
 use super::{ClientSettings, LogContext};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -96,12 +97,8 @@ pub fn newest_matching<T>(
 ) -> Result<Tail<T>, KafkaError> {
     let deadline = Instant::now() + scan.timeout;
     let op = |what: &str| format!("read back {what} of {topic}/{partition}");
-    let (low, high) = consumer
-        .fetch_watermarks(topic, partition, scan.timeout)
-        .map_err(|e| KafkaError::Operation {
-            operation: op("the watermarks"),
-            message: describe(&e),
-        })?;
+    let Watermarks { low, high, .. } =
+        partition_watermarks(consumer.client(), topic, partition, scan.timeout)?;
     let mut window = scan.window.max(1);
     let widest = window.saturating_mul(16);
     let mut end = high;

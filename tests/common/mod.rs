@@ -80,6 +80,23 @@ pub fn create_named_topic(
     replication: i32,
     configs: &[(&str, &str)],
 ) -> bool {
+    let created = request_topic(topic, partitions, replication, configs);
+    Admin::new(&settings())
+        .expect("admin client")
+        .wait_for_topic(topic, partitions as usize, TIMEOUT)
+        .unwrap_or_else(|e| panic!("waiting for topic {topic}: {e}"));
+    created
+}
+
+/// Creates `topic` as [`create_named_topic`] does but returns as soon as the broker has accepted
+/// the request (false: it existed), without waiting for leaders: what a user's
+/// `kafka-topics.sh --create` leaves behind.
+pub fn request_topic(
+    topic: &str,
+    partitions: i32,
+    replication: i32,
+    configs: &[(&str, &str)],
+) -> bool {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::types::RDKafkaErrorCode;
     let client: AdminClient<_> = settings().admin_config().create().expect("admin client");
@@ -88,19 +105,14 @@ pub fn create_named_topic(
         new = new.set(k, v);
     }
     let opts = AdminOptions::new().operation_timeout(Some(TIMEOUT));
-    let created = match block_on(client.create_topics([&new], &opts))
+    match block_on(client.create_topics([&new], &opts))
         .unwrap_or_else(|e| panic!("creating topic {topic}: {e}"))
         .pop()
     {
         Some(Ok(_)) => true,
         Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => false,
         other => panic!("creating topic {topic}: {other:?}"),
-    };
-    Admin::new(&settings())
-        .expect("admin client")
-        .wait_for_topic(topic, partitions as usize, TIMEOUT)
-        .unwrap_or_else(|e| panic!("waiting for topic {topic}: {e}"));
-    created
+    }
 }
 
 /// One record read back from a topic.
