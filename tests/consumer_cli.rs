@@ -951,6 +951,31 @@ fn a_consumer_started_right_after_its_topic_is_created_waits_for_the_leaders() {
 }
 
 #[test]
+fn a_missing_topic_is_one_line_saying_how_to_create_it() {
+    let topic = common::unique_topic("cons-missing");
+    let bs = bootstrap();
+    let g = group();
+    for mode in [&["--from-beginning"][..], &[]] {
+        let out = common::run(BIN, &json_args(&topic, &bs, &g, mode), None, TIMEOUT);
+        assert_eq!(
+            out.status.and_then(|s| s.code()),
+            Some(1),
+            "{mode:?}: {out:?}"
+        );
+        assert_eq!(
+            out.stderr.trim(),
+            format!(
+                "kafka-consumer: error: reading topic '{topic}' from Kafka at {bs}: topic \
+                 '{topic}' does not exist and is not created on first use: create it with \
+                 kafka-producer --create-topic N {topic} (N partitions)"
+            ),
+            "{mode:?}"
+        );
+        assert_eq!(summary(&out.json_lines())["received"], 0);
+    }
+}
+
+#[test]
 fn bad_command_lines_fail_fast_with_one_line_errors() {
     let cases: [&[&str]; 4] = [
         &["t", "--no-such-flag"],

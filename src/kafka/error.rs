@@ -17,8 +17,11 @@ pub enum KafkaError {
         /// One line, secrets scrubbed.
         message: String,
     },
-    /// The topic does not exist (topics are not auto-created).
-    #[error("topic '{0}' does not exist (create it first, e.g. with 3 partitions)")]
+    /// The topic does not exist (clients here never create topics on first use).
+    #[error(
+        "topic '{0}' does not exist and is not created on first use: create it with \
+         kafka-producer --create-topic N {0} (N partitions)"
+    )]
     TopicNotFound(String),
     /// A broker operation failed.
     #[error("{operation}: {message}")]
