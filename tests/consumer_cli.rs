@@ -1056,6 +1056,55 @@ fn malformed_ntp_servers_and_out_of_range_numbers_are_usage_errors() {
 }
 
 #[test]
+fn bad_configuration_exits_2_by_flag_config_file_or_kafka_property() {
+    // Refused before any connection: the bootstrap address is never used.
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let (zero, unknown, broken, bad_kafka) = (
+        file("zero.toml", "buffer_size = 0\n"),
+        file("unknown.toml", "no_such_key = 1\n"),
+        file("broken.toml", "buffer_size = \n"),
+        file("kafka.toml", "[kafka]\n\"no.such.property\" = \"1\"\n"),
+    );
+    let missing = dir.path().join("missing.toml");
+    let missing = missing.to_str().unwrap();
+    for (args, mention) in [
+        (vec!["--buffer-size", "0"], "--buffer-size"),
+        (vec!["--config", &zero], "buffer_size"),
+        (vec!["--config", &unknown], "no_such_key"),
+        (vec!["--config", &broken], "buffer_size"),
+        (vec!["--config", missing], "cannot read config file"),
+        (vec!["-X", "no.such.property=1"], "no.such.property"),
+        (vec!["--config", &bad_kafka], "no.such.property"),
+        (vec!["-X", "=1"], "invalid Kafka property"),
+        (
+            vec!["--from-beginning", "-X", "fetch.wait.max.ms=-1"],
+            "fetch.wait.max.ms",
+        ),
+    ] {
+        let mut all = vec!["t", "--bootstrap", "127.0.0.1:1", "--format", "json"];
+        all.extend_from_slice(&args);
+        let out = common::run(BIN, &all, None, Duration::from_secs(30));
+        assert_eq!(
+            out.status.and_then(|s| s.code()),
+            Some(2),
+            "{args:?}: {out:?}"
+        );
+        let err = out.stderr.trim();
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("kafka-consumer: error: "),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains(mention), "{args:?}: {err}");
+    }
+}
+
+#[test]
 fn a_prototype_config_with_logical_clock_enabled_warns_and_false_is_refused() {
     let topic = create_topic("cons-retired-key", 1);
     let dir = tempfile::tempdir().unwrap();
@@ -1092,7 +1141,7 @@ fn a_prototype_config_with_logical_clock_enabled_warns_and_false_is_refused() {
     );
     std::fs::write(&path, "logical_clock_enabled = false\n").unwrap();
     let out = common::run(BIN, &a, None, TIMEOUT);
-    assert_eq!(out.status.and_then(|s| s.code()), Some(1), "{out:?}");
+    assert_eq!(out.status.and_then(|s| s.code()), Some(2), "{out:?}");
     assert!(
         out.stderr.contains(&format!(
             "kafka-consumer: error: {}: logical_clock_enabled: false is not supported",

@@ -635,6 +635,24 @@ fn assert_usage_error(args: &[&str], mentions: &[&str]) {
 }
 
 #[test]
+fn a_kafka_property_librdkafka_refuses_is_a_usage_error_by_flag_or_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kafka.toml");
+    std::fs::write(&path, "[kafka]\n\"acks\" = \"sometimes\"\n").unwrap();
+    let path = path.to_str().unwrap();
+    for args in [
+        &["-X", "acks=sometimes", "--no-state", "t", "x"][..],
+        &["--config", path, "--no-state", "t", "x"],
+    ] {
+        assert_usage_error(args, &["cannot create Kafka", "acks=sometimes"]);
+    }
+    assert_usage_error(
+        &["-X", "acks", "--no-state", "t", "x"],
+        &["invalid Kafka property"],
+    );
+}
+
+#[test]
 fn simulation_flags_out_of_range_and_malformed_ntp_servers_are_usage_errors() {
     let day = "-86400000..=86400000 ms";
     for (args, mentions) in [
@@ -688,7 +706,8 @@ fn simulation_flags_out_of_range_and_malformed_ntp_servers_are_usage_errors() {
         all.extend(["--no-state", "t", "x"]);
         assert_usage_error(&all, &mentions);
     }
-    // The same bounds hold for the config keys (a file error: exit 1, the file and key named).
+    // The same bounds hold for the config keys, with the same exit status (the file and key
+    // named).
     let dir = tempfile::tempdir().unwrap();
     for (toml, mention) in [
         (
@@ -718,7 +737,7 @@ fn simulation_flags_out_of_range_and_malformed_ntp_servers_are_usage_errors() {
         );
         assert_eq!(
             out.status.and_then(|s| s.code()),
-            Some(1),
+            Some(2),
             "{toml}: {out:?}"
         );
         let err = out.stderr.trim();

@@ -479,4 +479,28 @@ fn a_bad_legacy_node_order_is_a_usage_error() {
         out.stderr
     );
     assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    // The same mistake in the config file: the same exit status, the file and key named.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("legacy.toml");
+    std::fs::write(&path, "legacy_vector_nodes = [\"A\", \"B\", \"A\"]\n").unwrap();
+    let out = common::run(
+        CONSUMER,
+        &[
+            "t",
+            "--bootstrap",
+            "127.0.0.1:1",
+            "--config",
+            path.to_str().unwrap(),
+        ],
+        None,
+        TIMEOUT,
+    );
+    assert_eq!(out.status.and_then(|s| s.code()), Some(2), "{}", out.stderr);
+    assert_eq!(
+        out.stderr.trim(),
+        format!(
+            "kafka-consumer: error: {}: legacy_vector_nodes: node id \"A\" is listed twice",
+            path.display()
+        )
+    );
 }

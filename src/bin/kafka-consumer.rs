@@ -88,7 +88,8 @@ Verification (--verify ACKS.jsonl, the producers' `--format json` output; docs/v
   inconsistent_offset, duplicate_write, nonmonotonic_send, aborted_read (with \"partition\" and
   \"offsets\"). Exit status: 0 every acknowledged write read where acknowledged; 3 acknowledged
   writes lost; 4 other violations, none lost; 5 no violation but some acknowledged writes not
-  reached; 1 error; 2 usage.";
+  reached; 1 error; 2 usage or bad configuration (a flag, -X or a config-file value), in every
+  mode.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum DeliveryArg {

@@ -51,7 +51,8 @@ is the fallback when the topic cannot be read back: then a warning says so and s
 to 4096. After a kill it also waits until the killed run's last records have landed (2 s of
 quiet); with --no-state it cannot tell a kill from a clean exit and does not wait. A second
 running process with the same node id and state directory is refused.
-Exit status: 0 when every message was delivered, 1 otherwise (with the reason), 2 for usage errors.";
+Exit status: 0 when every message was delivered, 1 otherwise (with the reason), 2 for usage errors
+and bad configuration (a flag, -X or a config-file value).";
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Format {

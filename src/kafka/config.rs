@@ -194,9 +194,12 @@ impl ClientSettings {
 
     /// Maps an rdkafka error from creating a client of `role` to a one-line, scrubbed error.
     pub fn client_error(&self, role: &'static str, err: &rdkafka::error::KafkaError) -> KafkaError {
-        KafkaError::Client {
-            role,
-            message: self.scrub(&super::error::describe(err)),
+        let message = self.scrub(&super::error::describe(err));
+        match err {
+            rdkafka::error::KafkaError::ClientConfig(..) => {
+                KafkaError::RefusedProperty { role, message }
+            }
+            _ => KafkaError::Client { role, message },
         }
     }
 }

@@ -9,12 +9,20 @@ pub enum KafkaError {
     /// A `-X` argument or config-file entry that is not `key=value`.
     #[error("invalid Kafka property {0}")]
     InvalidProperty(String),
-    /// librdkafka refused a client configuration or could not create a client.
+    /// librdkafka could not create a client.
     #[error("cannot create Kafka {role}: {message}")]
     Client {
         /// "producer", "consumer", "admin client".
         role: &'static str,
         /// One line, secrets scrubbed.
+        message: String,
+    },
+    /// librdkafka refused a property of the client configuration (unknown name, invalid value).
+    #[error("cannot create Kafka {role}: {message}")]
+    RefusedProperty {
+        /// "producer", "consumer", "admin client".
+        role: &'static str,
+        /// One line naming the property, secrets scrubbed.
         message: String,
     },
     /// The topic does not exist (clients here never create topics on first use).
@@ -34,6 +42,17 @@ pub enum KafkaError {
     /// A wait ran out of time.
     #[error("{0}")]
     Timeout(String),
+}
+
+impl KafkaError {
+    /// True for a mistake in the configuration the user gave (a `-X` argument or `[kafka]` entry
+    /// that is not `key=value`, a property librdkafka refuses), not a failure of the cluster.
+    pub fn is_configuration(&self) -> bool {
+        matches!(
+            self,
+            KafkaError::InvalidProperty(_) | KafkaError::RefusedProperty { .. }
+        )
+    }
 }
 
 /// A clear, one-line explanation of an rdkafka error code.

@@ -9,9 +9,10 @@ use anyhow::{Context, Result};
 use kafka_timesync::clock::PhysicalClock;
 use kafka_timesync::config::values::Bound;
 use kafka_timesync::config::{ConfigError, Overrides, TimeSyncConfig};
-use kafka_timesync::kafka::{parse_property, redact, ClientSettings};
+use kafka_timesync::kafka::{parse_property, redact, ClientSettings, KafkaError, SessionError};
 use kafka_timesync::metrics::Metrics;
 use kafka_timesync::ntp::{SyncEvent, SyncHandle};
+use kafka_timesync::producer::pipeline::ProducerError;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -110,13 +111,29 @@ pub fn report_error(bin: &str, e: &anyhow::Error) {
     );
 }
 
-/// The exit status of a run that failed with `e`: 2 when a flag (or `KAFKA_BOOTSTRAP`) gave a
-/// value out of range, a usage error found after parsing; 1 otherwise.
+/// The exit status of a run that failed with `e`: 2 for a usage error found after parsing, that
+/// is a bad configuration, whether given by a flag, `KAFKA_BOOTSTRAP` or the config file (a
+/// value out of range, a file that cannot be read or parsed, a `-X` property that is not
+/// `key=value` or that librdkafka refuses); 1 otherwise.
 pub fn failure_code(e: &anyhow::Error) -> ExitCode {
-    match e.downcast_ref::<ConfigError>() {
-        Some(ConfigError::Override { .. }) => ExitCode::from(2),
-        _ => ExitCode::FAILURE,
+    if e.chain().any(is_configuration) {
+        ExitCode::from(2)
+    } else {
+        ExitCode::FAILURE
     }
+}
+
+fn is_configuration(e: &(dyn std::error::Error + 'static)) -> bool {
+    let kafka = if let Some(k) = e.downcast_ref::<KafkaError>() {
+        Some(k)
+    } else if let Some(SessionError::Client(k)) = e.downcast_ref::<SessionError>() {
+        Some(k)
+    } else if let Some(ProducerError::Kafka(k)) = e.downcast_ref::<ProducerError>() {
+        Some(k)
+    } else {
+        None
+    };
+    e.is::<ConfigError>() || kafka.is_some_and(KafkaError::is_configuration)
 }
 
 /// The binaries' small background runtime (one worker): signals, the SNTP task, the metrics
