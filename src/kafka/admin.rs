@@ -34,7 +34,7 @@ pub fn topic_partitions<C: ClientContext>(
 ) -> Result<Vec<i32>, KafkaError> {
     let op = || format!("fetch metadata of topic '{topic}'");
     let unknown = RdError::MetadataFetch(RDKafkaErrorCode::UnknownTopicOrPartition);
-    let listed = retry(timeout, Topic::MAY_BE_NEW, |left| {
+    let listed = retry(timeout, Topic::MayBeNew, |left| {
         let md = client.fetch_metadata(Some(topic), left)?;
         let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
             return Err(unknown.clone());
@@ -65,15 +65,16 @@ pub fn topic_partitions<C: ClientContext>(
     }
 }
 
-/// Low and high watermark of `topic`/`partition`, a partition the broker has listed: asked
-/// again while it has no leader yet or its leader moves ([`retry`]) within `timeout`.
+/// Low and high watermark of `topic`/`partition`: asked again while the partition has no leader
+/// yet, its leader moves, or (for [`Topic::CREATION_GRACE`]) its leader does not know it yet
+/// ([`retry`]), within `timeout`.
 pub fn partition_watermarks<C: ClientContext>(
     client: &Client<C>,
     topic: &str,
     partition: i32,
     timeout: Duration,
 ) -> Result<Watermarks, KafkaError> {
-    retry(timeout, Topic::Known, |left| {
+    retry(timeout, Topic::MayBeNew, |left| {
         client.fetch_watermarks(topic, partition, left)
     })
     .map(|(low, high)| Watermarks {

@@ -74,7 +74,7 @@ where
         tpl.add_partition(topic, p);
     }
     // A new group's first request, or a coordinator moving between brokers, waits.
-    let got = retry(timeout, Topic::Known, |left| {
+    let got = retry(timeout, Topic::MayBeNew, |left| {
         consumer.committed_offsets(tpl.clone(), left)
     })
     .map_err(|e| KafkaError::Operation {
@@ -130,7 +130,7 @@ where
             }
         }
         // An unknown topic here is one deleted while it was read: final.
-        retry(COORDINATOR_WAIT, Topic::MAY_BE_GONE, |_| {
+        retry(COORDINATOR_WAIT, Topic::MayBeGone, |_| {
             consumer.commit(&tpl, CommitMode::Sync)
         })
     };

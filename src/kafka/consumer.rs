@@ -63,7 +63,7 @@ where
     }
     let committed = match start {
         StartAt::CommittedOrBeginning | StartAt::CommittedOrEnd => Some(
-            retry(timeout, Topic::Known, |left| {
+            retry(timeout, Topic::MayBeNew, |left| {
                 consumer.committed_offsets(tpl.clone(), left)
             })
             .map_err(|e| KafkaError::Operation {

@@ -9,39 +9,32 @@
 use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode as Code};
 use std::time::{Duration, Instant};
 
-/// What the caller knows of the topic a request is about.
+/// What an "unknown topic or partition" answer may mean for the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Topic {
-    /// The broker has listed it: an "unknown topic or partition" answer is a broker that has not
-    /// caught up with it yet (a topic just created), and passes.
-    Known,
-    /// Not confirmed, or possibly deleted since: an "unknown topic or partition" answer passes
-    /// only during the first `grace` of the retries (a topic whose creation was just accepted is
-    /// unknown to the broker for a moment), and means what it says after that.
-    Unconfirmed {
-        /// How long an unknown topic is asked for again.
-        grace: Duration,
-    },
+    /// The topic may have just been created: for the first [`Topic::CREATION_GRACE`] of the
+    /// retries the answer is a broker that has not caught up with it yet, and passes; after
+    /// that the topic is missing.
+    MayBeNew,
+    /// The topic was being read and may have been deleted: the answer is final at once.
+    MayBeGone,
 }
 
 impl Topic {
-    /// How long a topic that is not listed yet is asked for again before it counts as missing:
-    /// long enough for a broker to learn of a topic just created, short enough for the error
-    /// about a missing one to come at once.
+    /// How long an unknown topic is asked for again before it counts as missing: long enough
+    /// for a broker to learn of a topic just created, short enough for the error about a missing
+    /// one to come at once.
     pub const CREATION_GRACE: Duration = Duration::from_secs(1);
 
-    /// A topic that may be being created ([`Topic::CREATION_GRACE`]).
-    pub const MAY_BE_NEW: Topic = Topic::Unconfirmed {
-        grace: Self::CREATION_GRACE,
-    };
-
-    /// A topic that may have been deleted: an unknown topic is final at once.
-    pub const MAY_BE_GONE: Topic = Topic::Unconfirmed {
-        grace: Duration::ZERO,
-    };
+    fn grace(self) -> Duration {
+        match self {
+            Topic::MayBeNew => Self::CREATION_GRACE,
+            Topic::MayBeGone => Duration::ZERO,
+        }
+    }
 }
 
-/// True for an error that the same request can outlive, `elapsed` after the first attempt:
+/// True for an error that the same request can outlive, `elapsed` after its first attempt:
 /// partitions without a leader or with a moving one, a group coordinator not (yet) available, a
 /// request that timed out, and an unknown topic or partition as [`Topic`] says. Anything else
 /// (access denied, unreachable brokers, invalid requests) is final.
@@ -60,10 +53,7 @@ pub fn is_transient(code: Code, topic: Topic, elapsed: Duration) -> bool {
         | Code::CoordinatorNotAvailable
         | Code::RequestTimedOut
         | Code::OperationTimedOut => true,
-        Code::UnknownTopicOrPartition | Code::UnknownTopic => match topic {
-            Topic::Known => true,
-            Topic::Unconfirmed { grace } => elapsed < grace,
-        },
+        Code::UnknownTopicOrPartition | Code::UnknownTopic => elapsed < topic.grace(),
         _ => false,
     }
 }
@@ -147,22 +137,23 @@ mod tests {
             Code::NotCoordinator,
             Code::OffsetNotAvailable,
         ] {
-            assert!(is_transient(code, Topic::MAY_BE_GONE, HOUR), "{code:?}");
-            assert!(is_transient(code, Topic::Known, HOUR), "{code:?}");
+            assert!(is_transient(code, Topic::MayBeGone, HOUR), "{code:?}");
+            assert!(is_transient(code, Topic::MayBeNew, HOUR), "{code:?}");
         }
     }
 
     #[test]
-    fn an_unknown_topic_passes_when_the_broker_has_listed_it_or_within_the_grace() {
-        let grace = Duration::from_millis(500);
-        let unconfirmed = Topic::Unconfirmed { grace };
+    fn an_unknown_topic_passes_during_the_creation_grace_only() {
+        let grace = Topic::CREATION_GRACE;
         for code in [Code::UnknownTopicOrPartition, Code::UnknownTopic] {
-            assert!(is_transient(code, Topic::Known, HOUR), "{code:?}");
-            assert!(is_transient(code, unconfirmed, Duration::ZERO), "{code:?}");
-            assert!(is_transient(code, unconfirmed, grace / 2), "{code:?}");
-            assert!(!is_transient(code, unconfirmed, grace), "{code:?}");
             assert!(
-                !is_transient(code, Topic::MAY_BE_GONE, Duration::ZERO),
+                is_transient(code, Topic::MayBeNew, Duration::ZERO),
+                "{code:?}"
+            );
+            assert!(is_transient(code, Topic::MayBeNew, grace / 2), "{code:?}");
+            assert!(!is_transient(code, Topic::MayBeNew, grace), "{code:?}");
+            assert!(
+                !is_transient(code, Topic::MayBeGone, Duration::ZERO),
                 "{code:?}"
             );
         }
@@ -182,7 +173,7 @@ mod tests {
             Code::Fatal,
         ] {
             assert!(
-                !is_transient(code, Topic::Known, Duration::ZERO),
+                !is_transient(code, Topic::MayBeNew, Duration::ZERO),
                 "{code:?}"
             );
         }
@@ -209,7 +200,7 @@ mod tests {
     #[test]
     fn a_transient_error_is_retried_until_the_request_succeeds() {
         let calls = Cell::new(0);
-        let got = retry(Duration::from_secs(10), Topic::Known, |_| {
+        let got = retry(Duration::from_secs(10), Topic::MayBeNew, |_| {
             calls.set(calls.get() + 1);
             if calls.get() < 3 {
                 Err(RdError::MetadataFetch(Code::NotLeaderForPartition))
@@ -224,7 +215,7 @@ mod tests {
     #[test]
     fn a_final_error_is_returned_at_once() {
         let calls = Cell::new(0);
-        let got: Result<(), _> = retry(Duration::from_secs(10), Topic::MAY_BE_GONE, |_| {
+        let got: Result<(), _> = retry(Duration::from_secs(10), Topic::MayBeGone, |_| {
             calls.set(calls.get() + 1);
             Err(RdError::MetadataFetch(Code::TopicAuthorizationFailed))
         });
@@ -237,24 +228,19 @@ mod tests {
 
     #[test]
     fn an_unknown_topic_is_asked_for_during_its_grace_only() {
-        let grace = Duration::from_millis(300);
         let started = Instant::now();
         let calls = Cell::new(0);
-        let got: Result<(), _> = retry(
-            Duration::from_secs(10),
-            Topic::Unconfirmed { grace },
-            |_| {
-                calls.set(calls.get() + 1);
-                Err(RdError::MetadataFetch(Code::UnknownTopicOrPartition))
-            },
-        );
+        let got: Result<(), _> = retry(Duration::from_secs(10), Topic::MayBeNew, |_| {
+            calls.set(calls.get() + 1);
+            Err(RdError::MetadataFetch(Code::UnknownTopicOrPartition))
+        });
         assert_eq!(
             got.unwrap_err().rdkafka_error_code(),
             Some(Code::UnknownTopicOrPartition)
         );
         assert!(calls.get() >= 2, "{}", calls.get());
-        assert!(started.elapsed() >= grace);
-        // The grace, not the 10 s budget, ended it (the last wait is at most twice the grace).
+        assert!(started.elapsed() >= Topic::CREATION_GRACE);
+        // The grace, not the 10 s budget, ended it (the last wait is at most the grace).
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 
@@ -262,7 +248,7 @@ mod tests {
     fn a_transient_error_that_lasts_is_returned_once_the_time_is_up() {
         let within = Duration::from_secs(1);
         let mut lefts = Vec::new();
-        let got: Result<(), _> = retry(within, Topic::Known, |left| {
+        let got: Result<(), _> = retry(within, Topic::MayBeNew, |left| {
             lefts.push(left);
             Err(RdError::MetadataFetch(Code::LeaderNotAvailable))
         });
