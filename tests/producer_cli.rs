@@ -431,13 +431,14 @@ fn a_producer_started_right_after_its_topic_is_created_waits_for_the_leaders() {
     // Its read-back of the node's last record and --observe read every partition's watermarks;
     // right after the creation is accepted the partitions have no leader yet (with 300
     // partitions, on the test broker; the producer starts more slowly than the consumer). Both
-    // wait for them: no error, no read-back warning.
+    // wait for them: no error, no read-back warning (librdkafka may still log the leaderless
+    // moment).
     for round in 0..3 {
         let topic = common::unique_topic("prod-fresh");
         assert!(common::request_topic(&topic, 300, 1, &[]));
         let out = producer(&["--no-state", "--observe", "--node-id", "F", &topic, "x"]);
         assert!(
-            out.success() && out.stderr.trim().is_empty(),
+            out.success() && !out.stderr.contains("cannot read back"),
             "round {round}: {:?}\n{}",
             out.status,
             out.stderr
