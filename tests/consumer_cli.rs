@@ -947,6 +947,7 @@ fn a_consumer_started_right_after_its_topic_is_created_waits_for_the_leaders() {
             out.stderr
         );
         assert_eq!(summary(&out.json_lines())["received"], 0, "{}", out.stdout);
+        common::delete_topic(&topic);
     }
 }
 

@@ -444,6 +444,7 @@ fn a_producer_started_right_after_its_topic_is_created_waits_for_the_leaders() {
             out.stderr
         );
         assert_eq!(read_all(&topic).len(), 1, "round {round}");
+        common::delete_topic(&topic);
     }
 }
 

@@ -115,6 +115,13 @@ pub fn request_topic(
     }
 }
 
+/// Deletes `topic` (it must exist): for tests whose topics are too large to leave on the broker.
+pub fn delete_topic(topic: &str) {
+    let admin = Admin::new(&settings()).expect("admin client");
+    block_on(admin.with_timeout(TIMEOUT).delete_topic(topic))
+        .unwrap_or_else(|e| panic!("deleting topic {topic}: {e}"));
+}
+
 /// One record read back from a topic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicRecord {
