@@ -25,7 +25,7 @@ pub enum KafkaError {
         /// One line naming the property, secrets scrubbed.
         message: String,
     },
-    /// The topic does not exist (clients here never create topics on first use).
+    /// The topic does not exist, and the broker did not create it on first use.
     #[error(
         "topic '{0}' does not exist and is not created on first use: create it with \
          kafka-producer --create-topic N {0} (N partitions)"
