@@ -933,7 +933,7 @@ fn a_consumer_started_right_after_its_topic_is_created_waits_for_the_leaders() {
     // differently: watermarks; committed offsets, then watermarks; a group subscription.
     let bs = bootstrap();
     let modes: [&[&str]; 3] = [&["--from-beginning"], &["--delivery", "causal"], &[]];
-    for round in 0..6 {
+    for round in 0..modes.len() {
         let topic = common::unique_topic("cons-fresh");
         assert!(common::request_topic(&topic, 100, 1, &[]));
         let g = group();

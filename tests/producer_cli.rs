@@ -433,7 +433,7 @@ fn a_producer_started_right_after_its_topic_is_created_waits_for_the_leaders() {
     // partitions, on the test broker; the producer starts more slowly than the consumer). Both
     // wait for them: no error, no read-back warning (librdkafka may still log the leaderless
     // moment).
-    for round in 0..3 {
+    for round in 0..2 {
         let topic = common::unique_topic("prod-fresh");
         assert!(common::request_topic(&topic, 300, 1, &[]));
         let out = producer(&["--no-state", "--observe", "--node-id", "F", &topic, "x"]);
