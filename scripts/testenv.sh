@@ -2,7 +2,7 @@
 # The test environment: Apache Kafka (KRaft, one node or three) and a real NTP server (chronyd),
 # on free loopback ports, for the duration of one command.
 #
-#   scripts/testenv.sh install                     install what is missing: a JDK and Maven
+#   scripts/testenv.sh install                     install what is missing: Java 17+ and Maven
 #                                                  (Debian packages), chrony, and the Kafka jars
 #                                                  (Maven Central, once, into a cache)
 #   scripts/testenv.sh run [--brokers 1|3] -- CMD  install, start Kafka and chronyd, export the
