@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job, end to end on this machine: build the tools, start a throw-away Kafka-API broker and
+# The main job, end to end on this machine: build the tools, start a throw-away Apache Kafka and an
 # NTP server (scripts/testenv.sh), then
 #   1. three producers take turns on a fresh topic, each reading what the others wrote before
 #      replying (--observe), so their vector-stamped messages form real happened-before chains

@@ -2,7 +2,7 @@
 # The test environment: Apache Kafka (KRaft, one node or three) and a real NTP server (chronyd),
 # on free loopback ports, for the duration of one command.
 #
-#   scripts/testenv.sh install                     install what is missing: a JDK and Maven
+#   scripts/testenv.sh install                     install what is missing: Java 17+ and Maven
 #                                                  (Debian packages), chrony, and the Kafka jars
 #                                                  (Maven Central, once, into a cache)
 #   scripts/testenv.sh run [--brokers 1|3] -- CMD  install, start Kafka and chronyd, export the
@@ -48,44 +48,82 @@ die() { printf 'testenv: error: %s\n' "$*" >&2; exit 1; }
 
 as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"
-    elif command -v sudo >/dev/null 2>&1; then sudo "$@"
-    else die "need root (or sudo) to install Debian packages; install them yourself: $*"
+    else sudo "$@"
     fi
 }
 
 APT_UPDATED=""
-apt_install() { # package, command it provides
+apt_update() { # package the update is for
+    [ -n "$APT_UPDATED" ] && return 0
+    as_root apt-get update -qq || die "apt-get update failed; install $1 yourself"
+    APT_UPDATED=1
+}
+
+# Installs Debian package $1 for command $2. $1 may be a list of alternatives ("a|b|c"): the first
+# with an installation candidate is installed.
+apt_install() { # package[|package...], command it provides
+    local want=${1//|/ or } pkg="" p
     command -v apt-get >/dev/null 2>&1 \
-        || die "$2 is missing and this is not a Debian-like system: install $1 (it provides $2)"
-    log "installing $1 (Debian package; provides $2)"
-    if [ -z "$APT_UPDATED" ]; then
-        as_root apt-get update -qq || die "apt-get update failed; install $1 yourself"
-        APT_UPDATED=1
+        || die "$2 is missing and this is not a Debian-like system: install $want (it provides $2)"
+    [ "$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1 \
+        || die "$2 is missing; installing $want needs root or sudo: install it yourself (apt-get install ${1%%|*})"
+    apt_update "$want"
+    for p in ${1//|/ }; do
+        if apt-cache policy "$p" 2>/dev/null | grep 'Candidate: [^(]' >/dev/null; then pkg=$p; break; fi
+    done
+    [ -n "$pkg" ] || die "$2 is missing and apt has none of $want: install a package that provides $2"
+    log "installing $pkg (Debian package; provides $2)"
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$pkg" >/dev/null \
+        || die "installing $pkg failed; install it yourself (it provides $2)"
+    command -v "$2" >/dev/null 2>&1 || die "$2 still missing after installing $pkg"
+}
+
+# Apache Kafka 4 runs on Java 17 or newer (Debian 12 has 17, Debian 13 has 21).
+JAVA_PACKAGES="openjdk-17-jre-headless|openjdk-21-jre-headless|openjdk-25-jre-headless"
+check_java() {
+    local version major
+    version=$(java -version 2>&1 | sed -n 's/.* version "\([^"]*\)".*/\1/p' | head -n 1)
+    major=${version%%.*}
+    [ "$major" = 1 ] && major=$(cut -d. -f2 <<<"$version")
+    [[ "$major" =~ ^[0-9]+$ ]] || die "cannot tell java's version ('java -version' printed no version); Apache Kafka $KAFKA_VERSION needs Java 17 or newer (Debian: openjdk-17-jre-headless)"
+    [ "$major" -ge 17 ] || die "java is version $version; Apache Kafka $KAFKA_VERSION needs Java 17 or newer: install openjdk-17-jre-headless (Debian) and put it first on PATH"
+}
+
+# The jar cache is complete when every jar Maven resolved (listed in .complete) is there.
+jars_complete() {
+    local jar
+    [ -f "$LIBS/.complete" ] || return 1
+    if [ ! -s "$LIBS/.complete" ]; then
+        # A cache from before the list was kept: list what is there.
+        [ -f "$LIBS/kafka_2.13-$KAFKA_VERSION.jar" ] || return 1
+        (cd "$LIBS" && ls -1 -- *.jar) >"$LIBS/.complete.tmp" && mv "$LIBS/.complete.tmp" "$LIBS/.complete"
     fi
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$1" >/dev/null \
-        || die "installing $1 failed; install it yourself (it provides $2)"
-    command -v "$2" >/dev/null 2>&1 || die "$2 still missing after installing $1"
+    while read -r jar; do
+        [ -f "$LIBS/$jar" ] || { log "the jar cache lacks $jar; resolving it again"; return 1; }
+    done <"$LIBS/.complete"
 }
 
 install_jars() {
-    if [ -f "$LIBS/.complete" ]; then return 0; fi
-    log "resolving Apache Kafka $KAFKA_VERSION and its runtime dependencies from Maven Central into $LIBS (once; about a minute)"
+    if jars_complete; then return 0; fi
+    log "resolving Apache Kafka $KAFKA_VERSION and its runtime dependencies (43 MB of jars) from Maven Central into $LIBS (once; 10-20 s here)"
     rm -rf "$LIBS"
     mkdir -p "$LIBS"
     local mlog="$CACHE/maven-$KAFKA_VERSION.log"
     if ! mvn -B -q -f "$KAFKA_DIR/pom.xml" dependency:copy-dependencies \
             -DincludeScope=runtime -DoutputDirectory="$LIBS" >"$mlog" 2>&1; then
-        tail -n 20 "$mlog" >&2
-        die "Maven could not resolve org.apache.kafka:kafka_2.13:$KAFKA_VERSION (log: $mlog)"
+        local first
+        first=$(sed -e 's/\x1b\[[0-9;]*m//g' "$mlog" | grep -m 1 '^\[ERROR\]' | cut -c 9-240 || true)
+        die "Maven could not resolve org.apache.kafka:kafka_2.13:$KAFKA_VERSION from Maven Central (reachable from here? a proxy in ~/.m2/settings.xml?): ${first:-see the log}; log: $mlog"
     fi
     [ -f "$LIBS/kafka_2.13-$KAFKA_VERSION.jar" ] || die "Maven finished but $LIBS has no kafka_2.13-$KAFKA_VERSION.jar"
-    touch "$LIBS/.complete"
+    (cd "$LIBS" && ls -1 -- *.jar) >"$LIBS/.complete.tmp" && mv "$LIBS/.complete.tmp" "$LIBS/.complete"
 }
 
 install_deps() {
-    command -v java >/dev/null 2>&1 || apt_install openjdk-17-jre-headless java
+    command -v java >/dev/null 2>&1 || apt_install "$JAVA_PACKAGES" java
+    check_java
     command -v python3 >/dev/null 2>&1 || apt_install python3 python3
-    if [ ! -f "$LIBS/.complete" ]; then
+    if ! jars_complete 2>/dev/null; then
         command -v mvn >/dev/null 2>&1 || apt_install maven mvn
     fi
     if ! command -v chronyd >/dev/null 2>&1; then
@@ -272,8 +310,10 @@ CONF
     wait "$CMD_PID"
 }
 
+# Each arm exits: bash reads a script as it runs, so nothing after this statement may be read once
+# a run has started (the file may change under a long run, e.g. with a checkout).
 case "${1:-}" in
-    install) install_deps; log "ready: java, chronyd and Apache Kafka $KAFKA_VERSION's jars in $LIBS" ;;
-    run) shift; run "$@" ;;
+    install) install_deps; log "ready: java, chronyd and Apache Kafka $KAFKA_VERSION's jars in $LIBS"; exit 0 ;;
+    run) shift; run "$@"; exit ;;
     *) die "usage: scripts/testenv.sh install | run [--brokers 1|3] -- CMD..." ;;
 esac

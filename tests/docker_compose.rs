@@ -1,7 +1,10 @@
-//! Structural checks of `docker/docker-compose.kafka.yml`, the 3-node Apache Kafka cluster.
+//! Structural checks of `docker/docker-compose.kafka.yml`, the 3-node Apache Kafka cluster, and of
+//! what the test environment derives from it.
 //!
-//! No Docker engine is available where the tests run, so the cluster is never booted here. These
-//! tests catch the mistakes that make such a file silently wrong: environment variables the
+//! No Docker engine is available where the tests run, so the containers are never started here;
+//! `scripts/testenv.sh run --brokers 3` boots the file's configuration from the Apache Kafka jars
+//! (`scripts/kafka/compose_props.py`, checked below; `tests/cluster_kafka.rs` runs against it).
+//! These tests catch the mistakes that make such a file silently wrong: environment variables the
 //! `apache/kafka` image does not read (the prototype used Bitnami's `KAFKA_CFG_*` names, which
 //! this image ignores), node ids / quorum voters / listeners that disagree, advertised addresses
 //! that are not reachable from the host, replication settings that need more brokers than exist,
@@ -809,4 +812,191 @@ fn init_service_waits_for_the_cluster_and_creates_time_sync() {
         shell.contains("exit 1"),
         "{init_name}: giving up must exit non-zero"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the test environment boots: scripts/kafka/compose_props.py
+// ---------------------------------------------------------------------------------------------
+
+/// Runs scripts/kafka/compose_props.py on the compose file for `nodes` nodes; returns its shell
+/// assignments and each node's server.properties (node id → property → value).
+fn derive_server_properties(
+    nodes: usize,
+) -> (
+    BTreeMap<String, String>,
+    BTreeMap<u32, BTreeMap<String, String>>,
+) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/kafka/compose_props.py"
+    );
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(COMPOSE_PATH)
+        .arg(dir.path())
+        .arg(nodes.to_string())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("running python3 {script} (the test environment needs python3): {e}")
+        });
+    assert!(
+        out.status.success(),
+        "compose_props.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let assignments = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
+        .collect();
+    let mut props = BTreeMap::new();
+    for entry in std::fs::read_dir(dir.path()).expect("read temp dir") {
+        let path = entry.expect("dir entry").path().join("server.properties");
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let map: BTreeMap<String, String> = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(|l| {
+                let (k, v) = l.split_once('=').unwrap_or_else(|| panic!("{l:?}"));
+                (k.to_string(), v.to_string())
+            })
+            .collect();
+        let id = map["node.id"].parse().expect("node.id");
+        props.insert(id, map);
+    }
+    (assignments, props)
+}
+
+/// Properties whose values are addresses or paths, which the test environment maps to loopback
+/// and its temp dir; every other property must be the compose file's value.
+const MAPPED: &[&str] = &[
+    "listeners",
+    "advertised.listeners",
+    "controller.quorum.voters",
+    "log.dirs",
+];
+
+#[test]
+fn the_test_environment_boots_each_service_by_the_images_rule() {
+    let doc = load_compose();
+    let nodes = kafka_nodes(&doc);
+    let (assignments, props) = derive_server_properties(BROKERS);
+    assert_eq!(props.len(), BROKERS, "one server.properties per node");
+
+    // Every node's controller port, from the derived listeners (checked against the voters below).
+    let mut controller_port = BTreeMap::new();
+    let mut external = BTreeMap::new();
+    for (name, svc) in &nodes {
+        let env = environment(svc, name);
+        let id = env_u32(&env, "KAFKA_NODE_ID", name);
+        let p = &props[&id];
+        assert_eq!(
+            assignments["CLUSTER_ID"],
+            env_get(&env, "CLUSTER_ID", name),
+            "the storage is formatted with the compose file's CLUSTER_ID"
+        );
+        // Exactly the image's rule: one property per KAFKA_* variable, the same value unless it
+        // is an address, and nothing else.
+        let mut want_keys = BTreeSet::new();
+        for (var, value) in &env {
+            let Some(key) = env_var_to_property(var) else {
+                continue;
+            };
+            if !MAPPED.contains(&key.as_str()) {
+                assert_eq!(
+                    p.get(&key),
+                    Some(value),
+                    "{name}: {var} must boot as {key}={value}"
+                );
+            }
+            want_keys.insert(key);
+        }
+        let got_keys: BTreeSet<String> = p.keys().cloned().collect();
+        assert_eq!(
+            got_keys, want_keys,
+            "{name}: properties other than the compose file's"
+        );
+
+        // Addresses: the same listener names, all on 127.0.0.1, each advertised listener on the
+        // port its listener binds.
+        let compose_ls = listeners(env_get(&env, "KAFKA_LISTENERS", name), name);
+        let ls = listeners(&p["listeners"], name);
+        let adv = listeners(&p["advertised.listeners"], name);
+        let names = |v: &[Listener]| v.iter().map(|l| l.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&ls), names(&compose_ls), "{name}: listener names");
+        assert!(
+            ls.iter().chain(&adv).all(|l| l.host == "127.0.0.1"),
+            "{name}: an address beyond loopback: {ls:?} {adv:?}"
+        );
+        let bound = by_name(&ls);
+        for a in &adv {
+            assert_eq!(
+                bound.get(a.name.as_str()).map(|l| l.port),
+                Some(a.port),
+                "{name}: {} advertised on a port it does not listen on",
+                a.name
+            );
+        }
+        let controller = env_get(&env, "KAFKA_CONTROLLER_LISTENER_NAMES", name);
+        controller_port.insert(id, bound[controller].port);
+        external.insert(id, format!("127.0.0.1:{}", bound["EXTERNAL"].port));
+        assert!(
+            p["log.dirs"].ends_with(&format!("node-{id}/data")),
+            "{name}: log.dirs {}",
+            p["log.dirs"]
+        );
+    }
+    // The quorum: every node's voters name every node at that node's controller port.
+    let voters: String = controller_port
+        .iter()
+        .map(|(id, port)| format!("{id}@127.0.0.1:{port}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    for (id, p) in &props {
+        assert_eq!(p["controller.quorum.voters"], voters, "node {id}: voters");
+    }
+    // KTS_BOOTSTRAP: the three client (EXTERNAL) listeners in node-id order.
+    let bootstrap: Vec<String> = external.into_values().collect();
+    assert_eq!(assignments["BOOTSTRAP"], bootstrap.join(","));
+    assert_eq!(assignments["NODE_IDS"], "1 2 3");
+}
+
+#[test]
+fn the_one_node_environment_is_the_first_service_cut_to_one_replica() {
+    let doc = load_compose();
+    let nodes = kafka_nodes(&doc);
+    let (name, svc) = nodes
+        .iter()
+        .min_by_key(|(name, svc)| env_u32(&environment(svc, name), "KAFKA_NODE_ID", name))
+        .expect("a Kafka node");
+    let env = environment(svc, name);
+    let (assignments, props) = derive_server_properties(1);
+    assert_eq!(props.len(), 1);
+    let (id, p) = props.iter().next().expect("one node");
+    assert_eq!(*id, env_u32(&env, "KAFKA_NODE_ID", name));
+    let controller = listeners(&p["listeners"], name)
+        .into_iter()
+        .find(|l| l.name == env_get(&env, "KAFKA_CONTROLLER_LISTENER_NAMES", name))
+        .expect("controller listener");
+    assert_eq!(
+        p["controller.quorum.voters"],
+        format!("{id}@127.0.0.1:{}", controller.port),
+        "the quorum is the one node"
+    );
+    for (var, value) in &env {
+        let Some(key) = env_var_to_property(var) else {
+            continue;
+        };
+        let one_replica = key.ends_with("replication.factor")
+            || key.ends_with("min.isr")
+            || key == "min.insync.replicas";
+        if one_replica {
+            assert_eq!(p[&key], "1", "{key}: one node holds one replica");
+        } else if !MAPPED.contains(&key.as_str()) {
+            assert_eq!(&p[&key], value, "{key}");
+        }
+    }
+    assert_eq!(assignments["NODE_IDS"], id.to_string());
 }
