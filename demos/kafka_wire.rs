@@ -46,7 +46,7 @@ impl KafkaWire {
         let admin = Admin::new(&settings)?;
         let topic = format!("kts-demo-{}", uuid::Uuid::new_v4());
         runtime
-            .block_on(admin.create_topic(&topic, 1, 1))
+            .block_on(admin.create_topic(&topic, 1, None))
             .with_context(|| format!("creating topic {topic} on {bootstrap}"))?;
         let wire = Self {
             bootstrap: bootstrap.to_string(),

@@ -128,3 +128,27 @@ fn a_node_id_goes_to_the_partition_the_default_partitioner_picks() {
         );
     }
 }
+
+#[test]
+fn create_topic_takes_the_clusters_default_replication_factor() {
+    // The compose file sets default.replication.factor=3: a topic made by `--create-topic`
+    // without `--replication-factor` is replicated on all three nodes, like kafka-init's.
+    let cluster = Cluster::from_env();
+    let topic = common::unique_topic("cluster-created");
+    let out = common::run(
+        PRODUCER,
+        &[
+            &topic,
+            "first",
+            "--bootstrap",
+            &cluster.bootstrap,
+            "--create-topic",
+            "2",
+            "--no-state",
+        ],
+        None,
+        common::TIMEOUT,
+    );
+    out.assert_success();
+    cluster.wait_in_sync(&topic, 2, 3);
+}

@@ -151,9 +151,10 @@ struct Cli {
     /// auto-creation off, like the docker-compose one, do not create topics on first use).
     #[arg(long, value_name = "PARTITIONS", value_parser = clap::value_parser!(i32).range(1..))]
     create_topic: Option<i32>,
-    /// Replication factor of a topic created by --create-topic.
-    #[arg(long, value_name = "N", default_value_t = 1, requires = "create_topic", value_parser = clap::value_parser!(i32).range(1..))]
-    replication_factor: i32,
+    /// Replication factor of a topic created by --create-topic [default: the cluster's
+    /// default.replication.factor: 3 on the docker-compose cluster, 1 on a single broker].
+    #[arg(long, value_name = "N", requires = "create_topic", value_parser = clap::value_parser!(i32).range(1..))]
+    replication_factor: Option<i32>,
     /// Refuse observed hybrid timestamps further ahead than this [default: 500].
     #[arg(long, value_name = "MS")]
     max_hlc_offset_ms: Option<u64>,

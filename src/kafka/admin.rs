@@ -142,16 +142,19 @@ impl Admin {
             .request_timeout(Some(self.timeout))
     }
 
-    /// Creates `topic` with `partitions` partitions unless it exists. Returns true when created,
-    /// false when it already existed.
+    /// Creates `topic` with `partitions` partitions unless it exists, with `replication`
+    /// replicas per partition or, for `None`, the cluster's `default.replication.factor`
+    /// (KIP-464). Returns true when created, false when it already existed.
     pub async fn create_topic(
         &self,
         topic: &str,
         partitions: i32,
-        replication: i32,
+        replication: Option<i32>,
     ) -> Result<bool, KafkaError> {
         let op = || format!("create topic '{topic}'");
-        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
+        // -1 asks the broker for its default (Kafka 2.4 and later).
+        let replicas = TopicReplication::Fixed(replication.unwrap_or(-1));
+        let new = NewTopic::new(topic, partitions, replicas);
         let results = self
             .client
             .create_topics([&new], &self.opts())
