@@ -1,5 +1,5 @@
 //! Version 1 of the header form: one header per field (`kts-id`, `kts-node`, … beside
-//! `kts-v: 1`). Still read ([`decode`]), written only on request ([`encode`]) for readers that
+//! `kts-v: 1`). Still read (`decode`), written only on request (`encode`) for readers that
 //! predate version 2.
 //!
 //! | header      | JSON field                   | value                                          | required |
