@@ -4,8 +4,9 @@
 //! bytes/s). Times are the benchmark thread's CPU time (see `support/cpu_time.rs`).
 //!
 //! Group `headers` (issue 16): the same stamps in record headers ([`stamp_headers`]), encoded into
-//! a reused set and decoded (the 300-byte value is never parsed), beside the JSON envelope's
-//! `encode_into` and `decode` of the same message.
+//! a reused set and decoded (the 300-byte value is never parsed), in the format's version 2 (`v2_`,
+//! the whole stamp in `kts-stamp`, what kafka-producer writes) and version 1 (`v1_`, one header
+//! per field), beside the JSON envelope's `encode_into` and `decode` of the same message.
 
 #[path = "support/cpu_time.rs"]
 mod cpu_time;
@@ -108,38 +109,45 @@ fn bench_headers(c: &mut Criterion<ThreadCpuTime>, cases: &[(&'static str, Envel
     let limits = DecodeLimits::default();
     eprintln!("header stamp sizes (names + values; the value is the {CONTENT}-byte content):");
     for (name, env) in cases {
-        let mut h = EncodedHeaders::new();
-        h.encode(env);
-        let view: Vec<Header<'_>> = h.iter().map(|(n, v)| (n, Some(v))).collect();
         let mut stamp = env.clone();
         stamp.content.clear();
-        assert_eq!(
-            stamp_headers::decode(&view, CONTENT, &limits).as_ref(),
-            Ok(&stamp),
-            "{name} round trip"
-        );
-        let size: usize = h.iter().map(|(n, v)| n.len() + v.len()).sum();
-        eprintln!(
-            "  {name:<11} {:>2} headers, {size:>5} bytes (JSON envelope overhead {} bytes)",
-            h.len(),
-            env.encode().len() - CONTENT
-        );
+        for (version, h) in [("v2", encoded(env, 2)), ("v1", encoded(env, 1))] {
+            let view: Vec<Header<'_>> = h.iter().map(|(n, v)| (n, Some(v))).collect();
+            assert_eq!(
+                stamp_headers::decode(&view, CONTENT, &limits).as_ref(),
+                Ok(&stamp),
+                "{name} {version} round trip"
+            );
+            let size: usize = h.iter().map(|(n, v)| n.len() + v.len()).sum();
+            eprintln!(
+                "  {name:<11} {version} {:>2} headers, {size:>5} bytes (JSON envelope overhead {} bytes)",
+                h.len(),
+                env.encode().len() - CONTENT
+            );
+        }
     }
 
     let mut g = c.benchmark_group("headers");
     for (name, env) in cases {
-        let mut h = EncodedHeaders::new();
-        g.bench_with_input(BenchmarkId::new("encode", name), env, |b, e| {
-            b.iter(|| {
-                h.encode(black_box(e));
-                black_box(h.len())
-            })
-        });
-        h.encode(env);
-        let view: Vec<Header<'_>> = h.iter().map(|(n, v)| (n, Some(v))).collect();
-        g.bench_with_input(BenchmarkId::new("decode", name), &view, |b, view| {
-            b.iter(|| black_box(stamp_headers::decode(black_box(view), CONTENT, &limits)))
-        });
+        for version in [2u8, 1] {
+            let mut h = EncodedHeaders::new();
+            let id = format!("v{version}_encode");
+            g.bench_with_input(BenchmarkId::new(id, name), env, |b, e| {
+                b.iter(|| {
+                    match version {
+                        1 => h.encode_v1(black_box(e)),
+                        _ => h.encode(black_box(e)),
+                    }
+                    black_box(h.len())
+                })
+            });
+            let h = encoded(env, version);
+            let view: Vec<Header<'_>> = h.iter().map(|(n, v)| (n, Some(v))).collect();
+            let id = format!("v{version}_decode");
+            g.bench_with_input(BenchmarkId::new(id, name), &view, |b, view| {
+                b.iter(|| black_box(stamp_headers::decode(black_box(view), CONTENT, &limits)))
+            });
+        }
         let mut buf = Vec::new();
         g.bench_with_input(BenchmarkId::new("json_encode_into", name), env, |b, e| {
             b.iter(|| {
@@ -154,6 +162,16 @@ fn bench_headers(c: &mut Criterion<ThreadCpuTime>, cases: &[(&'static str, Envel
         });
     }
     g.finish();
+}
+
+/// The header set of `env` in format `version`.
+fn encoded(env: &Envelope, version: u8) -> EncodedHeaders {
+    let mut h = EncodedHeaders::new();
+    match version {
+        1 => h.encode_v1(env),
+        _ => h.encode(env),
+    }
+    h
 }
 
 criterion_group! {

@@ -1,76 +1,55 @@
 //! The header form of the stamp: the clocks of an [`Envelope`] in Kafka record headers, the
 //! record value left exactly as the application wrote it (any bytes: Avro, Protobuf, an image).
 //!
-//! # Header set, version 1
+//! Every header name of the format starts with [`PREFIX`] (`kts-`). The version header
+//! [`VERSION`] (`kts-v`) marks a record as header-stamped and selects the header set:
 //!
-//! Every name starts with [`PREFIX`] (`kts-`); every value is ASCII text (UTF-8 for ids).
+//! * **version 2** ([`v2`], written by [`EncodedHeaders::encode`]): `kts-v: 2` and one header,
+//!   `kts-stamp`, whose value carries every field in a compact text encoding
+//!   (`6:6f1c-1;10:producer-1;17;hybrid;…`). Two headers instead of ten: librdkafka allocates,
+//!   copies, serialises and frees per header, and the broker validates per header.
+//! * **version 1** ([`v1`], [`EncodedHeaders::encode_v1`]): `kts-v: 1` and one header per field
+//!   (`kts-id`, `kts-node`, …). Still decoded, so records already on a topic stay readable.
 //!
-//! | header      | JSON field                   | value                                          | required |
-//! |-------------|------------------------------|------------------------------------------------|----------|
-//! | `kts-v`     | —                            | `1`, the format version                        | yes      |
-//! | `kts-id`    | `id`                         | the message id                                 | yes      |
-//! | `kts-node`  | `timestamp.node_id`          | the sending node                               | yes      |
-//! | `kts-seq`   | `seq`                        | decimal counter                                | no       |
-//! | `kts-clock` | `timestamp.clock_type`       | `physical`, `logical`, `vector` or `hybrid`    | yes      |
-//! | `kts-ts`    | `timestamp.timestamp`        | decimal seconds since the epoch                | yes      |
-//! | `kts-pt`    | `timestamp.physical_time`    | decimal seconds since the epoch                | no       |
-//! | `kts-lt`    | `timestamp.logical_time`     | decimal counter                                | no       |
-//! | `kts-vt`    | `timestamp.vector_time`      | `node=count,node=count` (see below)            | no       |
-//! | `kts-hlc`   | `timestamp.hybrid_time`      | `wall_ms:logical`, two decimal counters        | hybrid   |
-//! | `kts-skew`  | `simulated_skew_ms`          | decimal milliseconds                           | no       |
-//!
-//! Counters are decimal digits without sign or leading zeros (`0` itself excepted); times are
-//! the shortest decimal that reads back to the same `f64` (as in the JSON envelope), optionally
-//! negative, with an optional fraction and exponent. In `kts-vt` a node id's `%`, `,` and `=`
-//! are written `%25`, `%2C` and `%3D`; entries with a zero counter are never written.
+//! Numbers in both are ASCII decimals: counters are digits without sign or leading zeros (`0`
+//! itself excepted); times are written as the shortest decimal that reads back to the same
+//! `f64` (as in the JSON envelope) and read as `-?digits(.digits)?([eE][+-]?digits)?`.
 //!
 //! # Decoding rules ([`decode`])
 //!
 //! The same limits as the JSON decoder ([`DecodeLimits`]), every failure a typed
-//! [`HeaderError`] that names the header:
+//! [`HeaderError`] that names the header (for version 2, the field: `kts-stamp.<field>`):
 //!
 //! * at most `max_headers` headers in all (ours and others'), and the value plus every header's
 //!   name and value at most `max_bytes` bytes, both checked before any header is read;
 //! * headers without the prefix are ignored (other tools' metadata, e.g. `traceparent`);
-//!   unknown names with the prefix are skipped (forward compatibility, as unknown JSON fields);
-//! * `kts-v` must be `1`; a known header given twice, or with a null value, is an error; values
-//!   must be UTF-8; `kts-id` and `kts-node` are non-empty and at most `max_id_len` /
-//!   `max_node_id_len` bytes; counters fit `u64` (`kts-hlc`'s logical part `u32`); times are
-//!   finite; `kts-vt` has at most `max_vector_entries` entries (decoding stops at the first one
-//!   over the cap), no empty, over-long or repeated node ids, and well-formed escapes;
-//! * `kts-hlc` is required for clock type `hybrid`.
+//!   unknown names with the prefix — including the other version's — are skipped (forward
+//!   compatibility, as unknown JSON fields);
+//! * `kts-v` must be `1` or `2`; a known header given twice, or with a null value, is an error;
+//!   ids and node ids are non-empty UTF-8 of at most `max_id_len` / `max_node_id_len` bytes;
+//!   counters fit `u64` (the hybrid clock's logical part `u32`); times are finite; a vector has at
+//!   most `max_vector_entries` entries (decoding stops at the first one over the cap) and no
+//!   repeated node;
+//! * the hybrid timestamp is required for clock type `hybrid`.
 //!
 //! The decoded [`Envelope`] has an empty `content`: the content is the record value, untouched.
 
-use crate::clock::{ClockType, HybridTimestamp, VectorTimestamp};
-use crate::envelope::write_u64;
-use crate::envelope::{
-    self, DecodeError, DecodeLimits, Envelope, Form, MessageTimestamp, Printable,
-};
-use crate::NodeId;
+use crate::clock::{ClockType, HybridTimestamp};
+use crate::envelope::{self, DecodeError, DecodeLimits, Envelope, Form, Printable};
 use std::fmt;
 use std::ops::Range;
+
+pub mod v1;
+pub mod v2;
 
 /// The prefix of every header name of the format.
 pub const PREFIX: &str = "kts-";
 /// The version header: its presence makes a record header-stamped.
 pub const VERSION: &str = "kts-v";
-/// The format version written and accepted.
-pub const VERSION_VALUE: &[u8] = b"1";
-
-const ID: &str = "kts-id";
-const NODE: &str = "kts-node";
-const SEQ: &str = "kts-seq";
-const CLOCK: &str = "kts-clock";
-const TS: &str = "kts-ts";
-const PT: &str = "kts-pt";
-const LT: &str = "kts-lt";
-const VT: &str = "kts-vt";
-const HLC: &str = "kts-hlc";
-const SKEW: &str = "kts-skew";
-
-/// The known headers, in the order [`EncodedHeaders`] writes them.
-const KNOWN: [&str; 11] = [VERSION, ID, NODE, SEQ, CLOCK, TS, PT, LT, VT, HLC, SKEW];
+/// The format version [`EncodedHeaders::encode`] writes.
+pub const VERSION_VALUE: &[u8] = v2::VERSION_VALUE;
+/// The header carrying the whole stamp in version 2.
+pub const STAMP: &str = v2::STAMP;
 
 /// One record header as Kafka gives it: a name and a value that may be null.
 pub type Header<'a> = (&'a str, Option<&'a [u8]>);
@@ -81,12 +60,19 @@ pub fn is_stamped(headers: &[Header<'_>]) -> bool {
     headers.iter().any(|(name, _)| *name == VERSION)
 }
 
-/// The message id (`kts-id`) of a header-stamped record, without decoding the rest of the stamp:
-/// `None` when the header is absent, null or not UTF-8. Only the headers are read (never the
-/// value, which is the application's content); the first `kts-id` counts.
+/// The message id of a header-stamped record, without decoding the rest of the stamp: the first
+/// field of `kts-stamp` (version 2) or the `kts-id` header (version 1), whichever comes first;
+/// `None` when neither is there, null, malformed or not UTF-8. Only the headers are read (never
+/// the value, which is the application's content).
 pub fn id_of<'a>(headers: impl IntoIterator<Item = Header<'a>>) -> Option<&'a str> {
-    let (_, value) = headers.into_iter().find(|(name, _)| *name == ID)?;
-    std::str::from_utf8(value?).ok()
+    let (name, value) = headers
+        .into_iter()
+        .find(|(name, _)| *name == STAMP || *name == v1::ID)?;
+    if name == STAMP {
+        v2::id_of(value?)
+    } else {
+        std::str::from_utf8(value?).ok()
+    }
 }
 
 /// Why a record carries no valid stamp in either form.
@@ -190,7 +176,7 @@ pub enum HeaderError {
         max: usize,
     },
     /// The version header holds another version.
-    #[error("header kts-v: unsupported version '{found}' (expected 1)")]
+    #[error("header kts-v: unsupported version '{found}' (expected 1 or 2)")]
     UnsupportedVersion {
         /// The value (printable, truncated to 64 characters).
         found: String,
@@ -243,9 +229,11 @@ pub enum HeaderError {
         /// The header.
         header: &'static str,
     },
-    /// `kts-clock` is not one of the four clock names.
-    #[error("header kts-clock: unknown clock type '{found}' (expected physical, logical, vector or hybrid)")]
+    /// The clock type is not one of the four clock names.
+    #[error("header {header}: unknown clock type '{found}' (expected physical, logical, vector or hybrid)")]
     UnknownClockType {
+        /// The header (`kts-clock`) or field (`kts-stamp.clock`).
+        header: &'static str,
         /// The value (printable, truncated to 64 characters).
         found: String,
     },
@@ -265,9 +253,11 @@ pub enum HeaderError {
         /// The header.
         header: &'static str,
     },
-    /// `kts-vt` has more entries than the cap.
-    #[error("header kts-vt: more than {max} vector entries")]
+    /// A vector has more entries than the cap.
+    #[error("header {header}: more than {max} vector entries")]
     TooManyVectorEntries {
+        /// The header (`kts-vt`) or field (`kts-stamp.vt`).
+        header: &'static str,
         /// The cap.
         max: usize,
     },
@@ -279,6 +269,22 @@ pub enum HeaderError {
         /// The expected form.
         expected: &'static str,
         /// The entry (printable, truncated to 64 characters).
+        found: String,
+    },
+    /// A `kts-stamp` value ends inside or before this field.
+    #[error("header {header}: the stamp ends before the field is complete")]
+    Truncated {
+        /// The field.
+        header: &'static str,
+    },
+    /// A `kts-stamp` value does not have the documented framing here.
+    #[error("header {header}: expected {expected}, found '{found}'")]
+    Malformed {
+        /// The field.
+        header: &'static str,
+        /// What the framing requires at this point.
+        expected: &'static str,
+        /// The bytes from there on (printable, truncated to 64 characters).
         found: String,
     },
     /// A header required by the clock type is absent.
@@ -299,8 +305,6 @@ impl HeaderError {
             // A size error concerns the whole record (its message names the largest part).
             TooManyHeaders { .. } | TooLarge { .. } => None,
             UnsupportedVersion { .. } => Some(VERSION),
-            UnknownClockType { .. } => Some(CLOCK),
-            TooManyVectorEntries { .. } => Some(VT),
             Missing { header }
             | Null { header }
             | NotUtf8 { header }
@@ -308,6 +312,10 @@ impl HeaderError {
             | TooLong { header, .. }
             | EmptyString { header }
             | BadEntry { header, .. }
+            | UnknownClockType { header, .. }
+            | TooManyVectorEntries { header, .. }
+            | Truncated { header }
+            | Malformed { header, .. }
             | MissingForClockType { header, .. } => Some(header),
             Duplicate { header } | BadNumber { header, .. } | CounterOverflow { header, .. } => {
                 Some(header)
@@ -337,57 +345,23 @@ impl EncodedHeaders {
         Self::default()
     }
 
-    /// Replaces the set with the stamp of `env` (its `content` is not part of it). Times must
-    /// be finite (as in the JSON envelope).
+    /// Replaces the set with the version-2 stamp of `env` (`kts-v`, `kts-stamp`; its `content`
+    /// is not part of it). Times must be finite (as in the JSON envelope).
     pub fn encode(&mut self, env: &Envelope) {
+        self.clear();
+        v2::encode(self, env);
+    }
+
+    /// Replaces the set with the version-1 stamp of `env` (one header per field), which readers
+    /// that predate version 2 understand.
+    pub fn encode_v1(&mut self, env: &Envelope) {
+        self.clear();
+        v1::encode(self, env);
+    }
+
+    fn clear(&mut self) {
         self.buf.clear();
         self.spans.clear();
-        let ts = &env.timestamp;
-        self.put(VERSION, |b| b.extend_from_slice(VERSION_VALUE));
-        self.put(ID, |b| b.extend_from_slice(env.id.as_bytes()));
-        self.put(NODE, |b| b.extend_from_slice(ts.node_id.as_bytes()));
-        if let Some(seq) = env.seq {
-            self.put(SEQ, |b| write_u64(b, seq));
-        }
-        self.put(CLOCK, |b| {
-            b.extend_from_slice(ts.clock_type.as_str().as_bytes())
-        });
-        self.put(TS, |b| write_f64(b, ts.timestamp));
-        if let Some(p) = ts.physical_time {
-            self.put(PT, |b| write_f64(b, p));
-        }
-        if let Some(l) = ts.logical_time {
-            self.put(LT, |b| write_u64(b, l));
-        }
-        if let Some(v) = &ts.vector_time {
-            self.put(VT, |b| {
-                for (i, (node, count)) in v.iter().enumerate() {
-                    if i > 0 {
-                        b.push(b',');
-                    }
-                    for &c in node.as_bytes() {
-                        match c {
-                            b'%' => b.extend_from_slice(b"%25"),
-                            b',' => b.extend_from_slice(b"%2C"),
-                            b'=' => b.extend_from_slice(b"%3D"),
-                            _ => b.push(c),
-                        }
-                    }
-                    b.push(b'=');
-                    write_u64(b, count);
-                }
-            });
-        }
-        if let Some(h) = &ts.hybrid_time {
-            self.put(HLC, |b| {
-                write_u64(b, h.wall_ms);
-                b.push(b':');
-                write_u64(b, u64::from(h.logical));
-            });
-        }
-        if let Some(skew) = env.simulated_skew_ms {
-            self.put(SKEW, |b| write_f64(b, skew));
-        }
     }
 
     fn put(&mut self, name: &'static str, write: impl FnOnce(&mut Vec<u8>)) {
@@ -396,7 +370,7 @@ impl EncodedHeaders {
         self.spans.push((name, start..self.buf.len()));
     }
 
-    /// The headers as (name, value), in the order of the table in the module documentation.
+    /// The headers as (name, value), in the order of the version's table.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &[u8])> + '_ {
         self.spans
             .iter()
@@ -459,70 +433,39 @@ pub fn decode(
             largest,
         });
     }
-    let mut slots: [Option<&[u8]>; KNOWN.len()] = [None; KNOWN.len()];
+    // One pass for the version and the version-2 stamp; a version-1 set is read by `v1`.
+    let (mut version, mut stamp) = (None, None);
     for &(name, value) in headers {
-        if !name.starts_with(PREFIX) {
-            continue;
-        }
-        let Some(i) = KNOWN.iter().position(|k| *k == name) else {
-            continue; // a later version's header: skipped
+        let slot = match name {
+            VERSION => &mut version,
+            STAMP => &mut stamp,
+            _ => continue,
         };
-        let header = KNOWN[i];
-        let Some(value) = value else {
-            return Err(HeaderError::Null { header });
-        };
-        if slots[i].replace(value).is_some() {
+        if slot.replace(value).is_some() {
+            let header = if name == VERSION { VERSION } else { STAMP };
             return Err(HeaderError::Duplicate {
                 header: header.to_string(),
             });
         }
     }
-    let get = |name: &'static str| -> Option<&[u8]> {
-        KNOWN.iter().position(|k| *k == name).and_then(|i| slots[i])
+    let version = match version {
+        None => return Err(HeaderError::Missing { header: VERSION }),
+        Some(None) => return Err(HeaderError::Null { header: VERSION }),
+        Some(Some(v)) => v,
     };
-    let version = get(VERSION).ok_or(HeaderError::Missing { header: VERSION })?;
-    if version != VERSION_VALUE {
-        return Err(HeaderError::UnsupportedVersion {
+    if version == v2::VERSION_VALUE {
+        match stamp {
+            None => Err(HeaderError::Missing { header: STAMP }),
+            Some(None) => Err(HeaderError::Null { header: STAMP }),
+            Some(Some(v)) => v2::decode(v, limits),
+        }
+    } else if version == v1::VERSION_VALUE {
+        v1::decode(headers, limits)
+    } else {
+        Err(HeaderError::UnsupportedVersion {
             found: shown(version),
-        });
+        })
     }
-    let required = |name: &'static str| get(name).ok_or(HeaderError::Missing { header: name });
-    let id = id_str(ID, required(ID)?, limits.max_id_len)?;
-    let node_id = id_str(NODE, required(NODE)?, limits.max_node_id_len)?;
-    let seq = get(SEQ).map(|v| counter(SEQ, v, u64::MAX)).transpose()?;
-    let clock = text(CLOCK, required(CLOCK)?)?;
-    let clock_type: ClockType = clock.parse().map_err(|_| HeaderError::UnknownClockType {
-        found: shown(clock.as_bytes()),
-    })?;
-    let timestamp = time(TS, required(TS)?)?;
-    let physical_time = get(PT).map(|v| time(PT, v)).transpose()?;
-    let logical_time = get(LT).map(|v| counter(LT, v, u64::MAX)).transpose()?;
-    let vector_time = get(VT).map(|v| vector(v, limits)).transpose()?;
-    let hybrid_time = get(HLC).map(hybrid).transpose()?;
-    if clock_type == ClockType::Hybrid && hybrid_time.is_none() {
-        return Err(HeaderError::MissingForClockType {
-            header: HLC,
-            clock_type,
-        });
-    }
-    let simulated_skew_ms = get(SKEW).map(|v| time(SKEW, v)).transpose()?;
-    Ok(Envelope {
-        id: id.to_string(),
-        content: String::new(),
-        seq,
-        timestamp: MessageTimestamp {
-            node_id: NodeId::from(node_id),
-            timestamp,
-            clock_type,
-            physical_time,
-            logical_time,
-            vector_time,
-            hybrid_time,
-            simulated_time: None,
-            unmapped_vector_entries: None,
-        },
-        simulated_skew_ms,
-    })
 }
 
 fn text<'a>(header: &'static str, v: &'a [u8]) -> Result<&'a str, HeaderError> {
@@ -620,90 +563,27 @@ fn time(header: &'static str, v: &[u8]) -> Result<f64, HeaderError> {
     }
 }
 
-fn vector(v: &[u8], limits: &DecodeLimits) -> Result<VectorTimestamp, HeaderError> {
-    let mut entries: Vec<(NodeId, u64)> = Vec::new();
-    if v.is_empty() {
-        return Ok(VectorTimestamp::new());
-    }
-    for (n, entry) in v.split(|&b| b == b',').enumerate() {
-        if n >= limits.max_vector_entries {
-            return Err(HeaderError::TooManyVectorEntries {
-                max: limits.max_vector_entries,
-            });
-        }
-        let bad = || HeaderError::BadEntry {
-            header: VT,
-            expected: "node=count",
-            found: shown(entry),
-        };
-        let eq = entry.iter().position(|&b| b == b'=').ok_or_else(bad)?;
-        let (raw_node, count) = (&entry[..eq], &entry[eq + 1..]);
-        let node = unescape(raw_node).ok_or_else(bad)?;
-        if node.is_empty() {
-            return Err(HeaderError::EmptyString { header: VT });
-        }
-        if node.len() > limits.max_node_id_len {
-            return Err(HeaderError::TooLong {
-                header: VT,
-                len: node.len(),
-                max: limits.max_node_id_len,
-            });
-        }
-        let node = std::str::from_utf8(&node).map_err(|_| HeaderError::NotUtf8 { header: VT })?;
-        let count = counter(VtEntry(node), count, u64::MAX)?;
-        entries.push((NodeId::from(node), count));
-    }
-    // Repeated node ids are adjacent once sorted (the timestamp sorts its entries anyway).
-    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    if let Some(w) = entries.windows(2).find(|w| w[0].0 == w[1].0) {
-        return Err(HeaderError::Duplicate {
-            header: VtEntry(&w[0].0).to_string(),
-        });
-    }
-    Ok(VectorTimestamp::from_entries(entries))
-}
+/// The name of a vector entry in errors, `<header>.<node>` (rendered only for an error).
+struct Entry<'a>(&'static str, &'a str);
 
-/// The name of a `kts-vt` entry in errors, `kts-vt.<node>` (rendered only for an error).
-struct VtEntry<'a>(&'a str);
-
-impl fmt::Display for VtEntry<'_> {
+impl fmt::Display for Entry<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{VT}.{}", Printable(self.0))
+        write!(f, "{}.{}", self.0, Printable(self.1))
     }
 }
 
-/// Undoes the `%XX` escapes of a node id in `kts-vt` (`None`: a malformed escape).
-fn unescape(raw: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
-    if !raw.contains(&b'%') {
-        return Some(std::borrow::Cow::Borrowed(raw));
-    }
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        if raw[i] == b'%' {
-            let hex = raw.get(i + 1..i + 3)?;
-            let digit = |b: u8| char::from(b).to_digit(16);
-            out.push(u8::try_from(digit(hex[0])? * 16 + digit(hex[1])?).ok()?);
-            i += 3;
-        } else {
-            out.push(raw[i]);
-            i += 1;
-        }
-    }
-    Some(std::borrow::Cow::Owned(out))
-}
-
-fn hybrid(v: &[u8]) -> Result<HybridTimestamp, HeaderError> {
+/// `wall_ms:logical`.
+fn hybrid(header: &'static str, v: &[u8]) -> Result<HybridTimestamp, HeaderError> {
     let colon = v
         .iter()
         .position(|&b| b == b':')
         .ok_or_else(|| HeaderError::BadEntry {
-            header: HLC,
+            header,
             expected: "wall_ms:logical",
             found: shown(v),
         })?;
-    let wall_ms = counter(HLC, &v[..colon], u64::MAX)?;
-    let logical = counter(HLC, &v[colon + 1..], u64::from(u32::MAX))?;
+    let wall_ms = counter(header, &v[..colon], u64::MAX)?;
+    let logical = counter(header, &v[colon + 1..], u64::from(u32::MAX))?;
     Ok(HybridTimestamp::new(
         wall_ms,
         u32::try_from(logical).unwrap_or(u32::MAX),
@@ -712,3 +592,5 @@ fn hybrid(v: &[u8]) -> Result<HybridTimestamp, HeaderError> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_v2;

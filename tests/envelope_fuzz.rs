@@ -1,6 +1,7 @@
 //! Decoder fuzzing and hostile records (issue 7): the envelope decoder never panics, fails with a
 //! typed error, never allocates beyond what its caps allow, and round-trips valid envelopes. The
-//! same for the header form of the stamp (issue 16, [`kafka_timesync::stamp_headers`]).
+//! same for the header form of the stamp (issue 16, [`kafka_timesync::stamp_headers`]), in both
+//! of its versions (one header per field; the whole stamp in `kts-stamp`).
 
 use kafka_timesync::clock::{ClockType, HybridTimestamp, VectorTimestamp};
 use kafka_timesync::envelope::{decode, DecodeError, DecodeLimits, Envelope, MessageTimestamp};
@@ -326,6 +327,7 @@ const HEADER_NAMES: &[&str] = &[
     "kts-vt",
     "kts-hlc",
     "kts-skew",
+    "kts-stamp",
     "kts-future",
     "traceparent",
     "KTS-V",
@@ -340,9 +342,13 @@ fn header_form(mut env: Envelope) -> Envelope {
     env
 }
 
-fn owned_headers(env: &Envelope) -> Vec<(String, Option<Vec<u8>>)> {
+/// The header set of `env` in format `version` (1: one header per field; 2: `kts-stamp`).
+fn owned_headers(env: &Envelope, version: u8) -> Vec<(String, Option<Vec<u8>>)> {
     let mut h = EncodedHeaders::new();
-    h.encode(env);
+    match version {
+        1 => h.encode_v1(env),
+        _ => h.encode(env),
+    }
     h.iter()
         .map(|(n, v)| (n.to_string(), Some(v.to_vec())))
         .collect()
@@ -411,7 +417,8 @@ fn check_headers(
     let view: Vec<Header<'_>> = hs.iter().map(|(n, v)| (n.as_str(), v.as_deref())).collect();
     match stamp_headers::decode(&view, 0, limits) {
         Ok(env) => {
-            let again = owned_headers(&env);
+            // The current encoder writes what any accepted set decoded to.
+            let again = owned_headers(&env, 2);
             let again: Vec<Header<'_>> = again
                 .iter()
                 .map(|(n, v)| (n.as_str(), v.as_deref()))
@@ -440,13 +447,16 @@ fn check_headers(
     }
 }
 
+/// Valid starts of a `kts-stamp` value, so that random tails reach the later fields.
+const STAMP_PREFIXES: &[&[u8]] = &[b"", b"1:a;1:n;", b"1:a;1:n;;vector;1;;;"];
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
     #[test]
-    fn header_stamps_round_trip(env in arb_envelope()) {
+    fn header_stamps_round_trip(env in arb_envelope(), version in 1..=2u8) {
         let env = header_form(env);
-        let hs = owned_headers(&env);
+        let hs = owned_headers(&env, version);
         let view: Vec<Header<'_>> = hs.iter().map(|(n, v)| (n.as_str(), v.as_deref())).collect();
         prop_assert!(stamp_headers::is_stamped(&view));
         prop_assert_eq!(stamp_headers::decode(&view, 0, &DecodeLimits::default()), Ok(env));
@@ -455,9 +465,10 @@ proptest! {
     #[test]
     fn mutated_header_sets_never_panic(
         env in arb_envelope(),
+        version in 1..=2u8,
         mutations in proptest::collection::vec(arb_header_mutation(), 1..5),
     ) {
-        let mut hs = owned_headers(&header_form(env));
+        let mut hs = owned_headers(&header_form(env), version);
         for m in &mutations {
             apply_to_headers(&mut hs, m);
         }
@@ -478,12 +489,27 @@ proptest! {
         check_headers(&hs, &DecodeLimits::default())?;
     }
 
+    /// `kts-stamp` values of the format's own bytes (digits, separators, brackets) reach every
+    /// branch of the version-2 parser, which random bytes rarely pass the first field of.
+    #[test]
+    fn arbitrary_stamps_never_panic(
+        stamp in proptest::collection::vec(proptest::sample::select(&b"0123456789:;[],=.-e1aph\xff"[..]), 0..120),
+        prefix in proptest::sample::select(STAMP_PREFIXES),
+    ) {
+        let value = [prefix, &stamp[..]].concat();
+        let hs = vec![("kts-v".to_string(), Some(b"2".to_vec())), ("kts-stamp".to_string(), Some(value))];
+        check_headers(&hs, &DecodeLimits::default())?;
+        let tight = DecodeLimits { max_vector_entries: 2, max_node_id_len: 3, max_id_len: 3, ..DecodeLimits::default() };
+        check_headers(&hs, &tight)?;
+    }
+
     #[test]
     fn header_decoding_allocates_within_the_header_size(
         env in arb_envelope(),
+        version in 1..=2u8,
         m in arb_header_mutation(),
     ) {
-        let mut hs = owned_headers(&header_form(env));
+        let mut hs = owned_headers(&header_form(env), version);
         apply_to_headers(&mut hs, &m);
         let size: usize = hs.iter().map(|(n, v)| n.len() + v.as_ref().map_or(0, Vec::len)).sum();
         let view: Vec<Header<'_>> = hs.iter().map(|(n, v)| (n.as_str(), v.as_deref())).collect();
@@ -495,7 +521,12 @@ proptest! {
 #[test]
 fn hostile_header_vector_with_a_million_entries_is_stopped_at_the_cap() {
     let env = header_form(valid_envelope());
-    let mut hs = owned_headers(&env);
+    let limits = DecodeLimits {
+        max_bytes: 64 << 20,
+        ..DecodeLimits::default()
+    };
+    // Version 1: a million `node=count` entries in `kts-vt`.
+    let mut hs = owned_headers(&env, 1);
     let huge: Vec<u8> = (0..1_000_000)
         .map(|i| format!("n{i}=1"))
         .collect::<Vec<_>>()
@@ -503,18 +534,23 @@ fn hostile_header_vector_with_a_million_entries_is_stopped_at_the_cap() {
         .into_bytes();
     hs.retain(|(n, _)| n != "kts-vt");
     hs.push(("kts-vt".into(), Some(huge)));
-    let view: Vec<Header<'_>> = hs.iter().map(|(n, v)| (n.as_str(), v.as_deref())).collect();
-    let limits = DecodeLimits {
-        max_bytes: 64 << 20,
-        ..DecodeLimits::default()
-    };
-    let (result, peak) = peak_alloc(|| stamp_headers::decode(&view, 0, &limits));
-    assert_eq!(
-        result.unwrap_err(),
-        stamp_headers::HeaderError::TooManyVectorEntries { max: 1024 }
-    );
-    // Stopped at entry 1025: nothing like the 10^6 entries was ever allocated.
-    assert!(peak < 256 * 1024, "{peak} bytes allocated");
+    // Version 2: a million ascending `<length>:<node>=<count>` entries in the `vt` field.
+    let entries: Vec<String> = (0..1_000_000).map(|i| format!("7:n{i:06}=1")).collect();
+    let stamp = format!("1:a;1:n;1;vector;1.5;;;[{}];;", entries.join(","));
+    let v2 = vec![
+        ("kts-v".to_string(), Some(b"2".to_vec())),
+        ("kts-stamp".to_string(), Some(stamp.into_bytes())),
+    ];
+    for (hs, header) in [(hs, "kts-vt"), (v2, "kts-stamp.vt")] {
+        let view: Vec<Header<'_>> = hs.iter().map(|(n, v)| (n.as_str(), v.as_deref())).collect();
+        let (result, peak) = peak_alloc(|| stamp_headers::decode(&view, 0, &limits));
+        assert_eq!(
+            result.unwrap_err(),
+            stamp_headers::HeaderError::TooManyVectorEntries { header, max: 1024 }
+        );
+        // Stopped at entry 1025: nothing like the 10^6 entries was ever allocated.
+        assert!(peak < 256 * 1024, "{header}: {peak} bytes allocated");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 //! (`scripts/testenv.sh run -- cargo test --all-features --test headers_cli`).
 //!
 //! Interop: records written by rdkafka directly (not kafka-producer), with arbitrary binary values
-//! and kafka-timesync's `kts-*` headers, are analysed and delivered causally by kafka-consumer;
-//! kafka-producer `--envelope headers` sends the content byte for byte.
+//! and kafka-timesync's `kts-*` headers in both versions of the header set, beside a JSON
+//! envelope in the same topic, are analysed and delivered causally by kafka-consumer;
+//! kafka-producer `--envelope headers` sends the content byte for byte with the version-2 set.
 
 mod common;
 mod reliability_support;
@@ -40,6 +41,18 @@ fn deliveries(events: &[Value]) -> Vec<&Value> {
     events.iter().filter(|e| e["event"] == "deliver").collect()
 }
 
+/// The ten fields of the stamp kafka-producer wrote on `r`: exactly the headers `kts-v: 2` and
+/// `kts-stamp` (split at `;`: the tests' ids and node ids hold none).
+fn stamp_fields(r: &common::TopicRecord) -> Vec<String> {
+    let names: Vec<&str> = r.headers.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["kts-v", "kts-stamp"], "{:?}", r.headers);
+    assert_eq!(r.headers[0].1.as_deref(), Some(&b"2"[..]), "version");
+    let stamp = String::from_utf8(r.headers[1].1.clone().expect("kts-stamp")).expect("ASCII");
+    let fields: Vec<String> = stamp.split(';').map(str::to_string).collect();
+    assert_eq!(fields.len(), 10, "{stamp}");
+    fields
+}
+
 /// A value no JSON envelope could carry: invalid UTF-8, NUL, line breaks, distinct per message.
 fn binary_value(node: &str, seq: u64) -> Vec<u8> {
     let mut v = vec![0xff, 0x00, b'\n', 0xc3, 0x28, b'"', b'\\'];
@@ -65,7 +78,13 @@ fn records_of_another_client_with_our_headers_are_delivered_causally() {
         .map(|e| {
             let node = e.timestamp.node_id.to_string();
             let seq = e.seq.unwrap_or_default();
-            let mut headers = common::stamp_headers(e);
+            // A's records in the header form's version 1 (one header per field, as written
+            // before version 2), B's in version 2 (`kts-stamp`): both are read.
+            let mut headers = if node == "A" {
+                common::stamp_headers_v1(e)
+            } else {
+                common::stamp_headers(e)
+            };
             // Other tools' headers ride along and are ignored.
             headers.insert(
                 0,
@@ -188,20 +207,17 @@ fn producer_headers_mode_sends_a_file_byte_for_byte_and_the_consumer_reads_it() 
         Some(&bytes[..]),
         "the value is the file"
     );
-    let header = |name: &str| {
-        r.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .and_then(|(_, v)| v.clone())
-            .map(|v| String::from_utf8(v).unwrap())
-            .unwrap_or_else(|| panic!("no header {name}: {:?}", r.headers))
-    };
-    assert_eq!(header("kts-v"), "1");
-    assert_eq!(header("kts-node"), "P");
-    assert_eq!(header("kts-seq"), "1");
-    assert_eq!(header("kts-clock"), "hybrid");
-    assert!(header("kts-hlc").contains(':'));
-    let ts: f64 = header("kts-ts").parse().unwrap();
+    let stamp = stamp_fields(r);
+    assert_eq!(stamp[1], "1:P", "node");
+    assert_eq!(stamp[2], "1", "seq");
+    assert_eq!(stamp[3], "hybrid");
+    assert!(stamp[8].contains(':'), "hlc");
+    let id = stamp[0]
+        .split_once(':')
+        .expect("<length>:<id>")
+        .1
+        .to_string();
+    let ts: f64 = stamp[4].parse().unwrap();
     assert_eq!(
         r.timestamp,
         Some((ts * 1e3).round() as i64),
@@ -212,12 +228,8 @@ fn producer_headers_mode_sends_a_file_byte_for_byte_and_the_consumer_reads_it() 
     let delivered = deliveries(&events);
     assert_eq!(delivered.len(), 1, "{events:?}");
     assert_eq!(delivered_value(delivered[0]), bytes);
-    assert_eq!(delivered[0]["message"]["id"], header("kts-id"));
-    assert_eq!(
-        ack["id"],
-        header("kts-id"),
-        "the acknowledgement names the record's id"
-    );
+    assert_eq!(delivered[0]["message"]["id"], id);
+    assert_eq!(ack["id"], id, "the acknowledgement names the record's id");
 }
 
 #[test]
@@ -348,14 +360,7 @@ fn a_producer_without_its_state_file_continues_from_its_header_stamped_records()
     send(second.path(), b"d\n");
     let seqs: Vec<String> = read_all(&topic)
         .iter()
-        .map(|r| {
-            let h = r
-                .headers
-                .iter()
-                .find(|(n, _)| n == "kts-seq")
-                .expect("kts-seq");
-            String::from_utf8(h.1.clone().unwrap()).unwrap()
-        })
+        .map(|r| stamp_fields(r)[2].clone())
         .collect();
     assert_eq!(seqs, ["1", "2", "3", "4"], "seq continues from the topic");
 }

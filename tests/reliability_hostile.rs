@@ -295,9 +295,11 @@ fn hostile_records_are_reported_and_valid_messages_keep_flowing() {
     eprintln!("hostile: {figures}");
 }
 
-/// Issue 16: header-stamped records (`kts-*` headers, binary values) with hostile header sets,
-/// between 300 valid header-stamped messages of one node. Each is reported as `malformed` naming
-/// the offending header; every valid message is delivered causally; memory stays bounded.
+/// Issue 16: header-stamped records (binary values) with hostile header sets in both versions of
+/// the header form (`kts-*` headers per field; the whole stamp in `kts-stamp`), between 300 valid
+/// header-stamped messages of one node written alternately in the two versions. Each is reported
+/// as `malformed` naming the offending header or field; every valid message is delivered
+/// causally; memory stays bounded.
 #[test]
 fn hostile_header_sets_are_reported_by_name_and_valid_messages_keep_flowing() {
     let bootstrap = common::bootstrap();
@@ -306,7 +308,12 @@ fn hostile_header_sets_are_reported_by_name_and_valid_messages_keep_flowing() {
     let value: Vec<u8> = (0..=255u8).collect();
     let stamp = |seq: u64| {
         let env = reliability_support::envelope(NODE, seq, &[(NODE, seq)], "");
-        (env.id.clone(), common::stamp_headers(&env))
+        let hs = if seq % 2 == 0 {
+            common::stamp_headers(&env)
+        } else {
+            common::stamp_headers_v1(&env)
+        };
+        (env.id.clone(), hs)
     };
     let set = |mut hs: common::HeaderList, name: &str, v: Option<Vec<u8>>| {
         match hs.iter_mut().find(|(n, _)| n == name) {
@@ -317,6 +324,7 @@ fn hostile_header_sets_are_reported_by_name_and_valid_messages_keep_flowing() {
     };
     // (label, headers, what the malformed event must say)
     let mut hostile: Vec<(&str, common::HeaderList, &str)> = Vec::new();
+    // Version 1 (seq 7 is odd).
     let base = || stamp(7).1;
     let mut dup = base();
     dup.push(("kts-seq".into(), Some(b"8".to_vec())));
@@ -353,8 +361,8 @@ fn hostile_header_sets_are_reported_by_name_and_valid_messages_keep_flowing() {
     ));
     hostile.push((
         "unknown version",
-        set(base(), "kts-v", Some(b"2".to_vec())),
-        "header kts-v: unsupported version '2'",
+        set(base(), "kts-v", Some(b"3".to_vec())),
+        "header kts-v: unsupported version '3' (expected 1 or 2)",
     ));
     hostile.push((
         "null value",
@@ -372,6 +380,75 @@ fn hostile_header_sets_are_reported_by_name_and_valid_messages_keep_flowing() {
     let mut crowd = base();
     crowd.extend((0..1000).map(|i| (format!("x-{i}"), None)));
     hostile.push(("1000 headers", crowd, "headers exceed the limit of 256"));
+
+    // Version 2 (seq 8 is even): the `kts-stamp` value with field `i` (of the ten) replaced.
+    let base2 = || stamp(8).1;
+    let with_field = |i: usize, new: &str| {
+        let hs = base2();
+        let old = String::from_utf8(hs[1].1.clone().expect("kts-stamp")).expect("ASCII");
+        let mut fields: Vec<&str> = old.split(';').collect();
+        assert_eq!(fields.len(), 10, "{old}");
+        fields[i] = new;
+        set(hs, "kts-stamp", Some(fields.join(";").into_bytes()))
+    };
+    let mut dup = base2();
+    dup.push(("kts-stamp".into(), dup[1].1.clone()));
+    hostile.push((
+        "v2 duplicate stamp",
+        dup,
+        "header kts-stamp: duplicate header",
+    ));
+    let huge_id = format!("{}:{}", 2 * 1024 * 1024, "x".repeat(2 * 1024 * 1024));
+    hostile.push((
+        "v2 oversized stamp",
+        with_field(0, &huge_id),
+        "exceeds the 1048576-byte limit; largest part: header kts-stamp (",
+    ));
+    hostile.push((
+        "v2 length past the end",
+        set(base2(), "kts-stamp", Some(b"99:abc;".to_vec())),
+        "header kts-stamp.id: the stamp ends before the field is complete",
+    ));
+    hostile.push((
+        "v2 bad number",
+        with_field(2, "7.5"),
+        "header kts-stamp.seq: expected a decimal counter, found '7.5'",
+    ));
+    hostile.push((
+        "v2 infinite time",
+        with_field(4, "1e400"),
+        "header kts-stamp.ts: time is not a finite number",
+    ));
+    // 50 000 entries of 12 bytes: within the 1 MiB record limit, far over the entry cap.
+    let many: Vec<String> = (0..50_000).map(|i| format!("7:n{i:06}=1")).collect();
+    hostile.push((
+        "v2 too many vector entries",
+        with_field(7, &format!("[{}]", many.join(","))),
+        "header kts-stamp.vt: more than 1024 vector entries",
+    ));
+    hostile.push((
+        "v2 repeated vector node",
+        with_field(7, "[1:a=1,1:a=2]"),
+        "header kts-stamp.vt.a: duplicate header",
+    ));
+    hostile.push((
+        "v2 null stamp",
+        set(base2(), "kts-stamp", None),
+        "header kts-stamp: null value",
+    ));
+    hostile.push((
+        "v2 missing stamp",
+        base2()
+            .into_iter()
+            .filter(|(n, _)| n != "kts-stamp")
+            .collect(),
+        "header kts-stamp: missing",
+    ));
+    hostile.push((
+        "v2 extra field",
+        with_field(9, "1;2"),
+        "header kts-stamp.skew: expected the last of ten fields, found ';2'",
+    ));
 
     let goods: Vec<(String, common::HeaderList)> = (1..=VALID).map(stamp).collect();
     let mut records: Vec<common::RawRecord<'_>> = Vec::new();

@@ -49,15 +49,59 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 /// The headers of a record as the stamp decoder takes them
-/// ([`crate::stamp_headers::decode_record`]); no allocation for a record without headers.
-pub fn headers_of<'a>(msg: &'a impl rdkafka::Message) -> Vec<crate::stamp_headers::Header<'a>> {
+/// ([`crate::stamp_headers::decode_record`]), borrowed from librdkafka; no allocation for a
+/// record with at most [`RecordHeaders::INLINE`] headers (a version-2 stamp is two).
+pub fn headers_of<'a>(msg: &'a impl rdkafka::Message) -> RecordHeaders<'a> {
     use rdkafka::message::Headers as _;
-    // Sized once: librdkafka's header iterator has no size hint, and a stamp has nine to eleven.
-    msg.headers().map_or_else(Vec::new, |hs| {
-        let mut out = Vec::with_capacity(hs.count());
-        out.extend(hs.iter().map(|h| (h.key, h.value)));
-        out
-    })
+    let mut out = RecordHeaders {
+        inline: [("", None); RecordHeaders::INLINE],
+        len: 0,
+        spilled: Vec::new(),
+    };
+    let Some(hs) = msg.headers() else {
+        return out;
+    };
+    // librdkafka's header iterator has no size hint: count once, then fill.
+    let count = hs.count();
+    if count <= RecordHeaders::INLINE {
+        for (slot, h) in out.inline.iter_mut().zip(hs.iter()) {
+            *slot = (h.key, h.value);
+            out.len += 1;
+        }
+    } else {
+        out.spilled.reserve_exact(count);
+        out.spilled.extend(hs.iter().map(|h| (h.key, h.value)));
+    }
+    out
+}
+
+/// A record's headers in order ([`headers_of`]): a slice of [`crate::stamp_headers::Header`]
+/// through `Deref`, held inline up to [`Self::INLINE`] headers and on the heap beyond.
+#[derive(Debug)]
+pub struct RecordHeaders<'a> {
+    inline: [crate::stamp_headers::Header<'a>; INLINE_HEADERS],
+    len: usize,
+    spilled: Vec<crate::stamp_headers::Header<'a>>,
+}
+
+/// Headers a [`RecordHeaders`] holds without an allocation.
+const INLINE_HEADERS: usize = 4;
+
+impl RecordHeaders<'_> {
+    /// Headers held without an allocation.
+    pub const INLINE: usize = INLINE_HEADERS;
+}
+
+impl<'a> std::ops::Deref for RecordHeaders<'a> {
+    type Target = [crate::stamp_headers::Header<'a>];
+
+    fn deref(&self) -> &Self::Target {
+        if self.spilled.is_empty() {
+            &self.inline[..self.len]
+        } else {
+            &self.spilled
+        }
+    }
 }
 
 /// Distinct error lines remembered for de-duplication (bounded memory).
@@ -135,3 +179,56 @@ impl ClientContext for LogContext {
 }
 
 impl ConsumerContext for LogContext {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::message::{Header, OwnedHeaders, OwnedMessage, Timestamp};
+
+    fn message(n: usize) -> OwnedMessage {
+        let names: Vec<String> = (0..n).map(|i| format!("h{i}")).collect();
+        let headers = names
+            .iter()
+            .enumerate()
+            .fold(OwnedHeaders::new(), |hs, (i, key)| {
+                let value = (i % 2 == 0).then_some(key.as_bytes());
+                hs.insert(Header { key, value })
+            });
+        let headers = (n > 0).then_some(headers);
+        OwnedMessage::new(
+            None,
+            None,
+            "t".into(),
+            Timestamp::NotAvailable,
+            0,
+            0,
+            headers,
+        )
+    }
+
+    #[test]
+    fn headers_of_keeps_every_header_in_order_inline_or_spilled() {
+        for n in [
+            0,
+            1,
+            2,
+            RecordHeaders::INLINE,
+            RecordHeaders::INLINE + 1,
+            40,
+        ] {
+            let msg = message(n);
+            let got: Vec<(String, Option<Vec<u8>>)> = headers_of(&msg)
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.map(<[u8]>::to_vec)))
+                .collect();
+            let want: Vec<(String, Option<Vec<u8>>)> = (0..n)
+                .map(|i| {
+                    let k = format!("h{i}");
+                    let v = (i % 2 == 0).then(|| k.clone().into_bytes());
+                    (k, v)
+                })
+                .collect();
+            assert_eq!(got, want, "{n} headers");
+        }
+    }
+}

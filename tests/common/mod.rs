@@ -348,10 +348,23 @@ pub fn vector_envelope(
     }
 }
 
-/// The stamp of `env` as record headers (kafka-timesync's header form).
+/// The stamp of `env` as record headers (kafka-timesync's header form, the version
+/// `kafka-producer --envelope headers` writes: `kts-v: 2` and `kts-stamp`).
 pub fn stamp_headers(env: &kafka_timesync::envelope::Envelope) -> HeaderList {
     let mut h = kafka_timesync::stamp_headers::EncodedHeaders::new();
     h.encode(env);
+    owned_headers(&h)
+}
+
+/// The stamp of `env` in the header form's version 1 (`kts-v: 1`, one header per field), as
+/// records written before version 2 carry it.
+pub fn stamp_headers_v1(env: &kafka_timesync::envelope::Envelope) -> HeaderList {
+    let mut h = kafka_timesync::stamp_headers::EncodedHeaders::new();
+    h.encode_v1(env);
+    owned_headers(&h)
+}
+
+fn owned_headers(h: &kafka_timesync::stamp_headers::EncodedHeaders) -> HeaderList {
     h.iter()
         .map(|(n, v)| (n.to_string(), Some(v.to_vec())))
         .collect()
