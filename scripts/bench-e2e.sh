@@ -43,7 +43,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-shared}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$here/target}
 N=200000 RUNS=3 SIZE=300 BUILD=1 OUT="" ONLY="" PRODUCER_RUN=""
 while [ $# -gt 0 ]; do
     case "$1" in

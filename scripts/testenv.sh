@@ -134,8 +134,20 @@ install_deps() {
     install_jars
 }
 
-free_tcp_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+free_tcp_ports() { # N [FILE...]: N distinct free loopback ports, none of them named in FILEs
+    python3 - "$@" <<'PY'
+import re, socket, sys
+n, taken = int(sys.argv[1]), set()
+for f in sys.argv[2:]:
+    taken |= {int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", open(f).read())}
+held, ports = [], []
+while len(ports) < n:  # every socket stays bound until all are chosen: no port twice
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); held.append(s)
+    p = s.getsockname()[1]
+    if p not in taken:
+        ports.append(p)
+print(*ports)
+PY
 }
 
 free_udp_port() {
@@ -253,7 +265,9 @@ run() {
         # A second client listener for tests that put a TCP proxy between clients and the broker:
         # the broker listens on proxy_upstream and tells clients to connect to proxy_listen, where
         # the test's proxy (when running) forwards to it. Nothing else uses it.
-        proxy_upstream="127.0.0.1:$(free_tcp_port)" proxy_listen="127.0.0.1:$(free_tcp_port)"
+        local proxy_ports
+        read -r -a proxy_ports <<<"$(free_tcp_ports 2 "$dir/node-1/server.properties")"
+        proxy_upstream="127.0.0.1:${proxy_ports[0]}" proxy_listen="127.0.0.1:${proxy_ports[1]}"
         sed -i -e "s|^listeners=.*|&,PROXIED://$proxy_upstream|" \
             -e "s|^advertised.listeners=.*|&,PROXIED://$proxy_listen|" \
             -e "s|^listener.security.protocol.map=.*|&,PROXIED:PLAINTEXT|" "$dir/node-1/server.properties"

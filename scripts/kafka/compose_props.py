@@ -65,12 +65,14 @@ def prop_name(env):
     return name.replace("___", "-").replace("__", "\0").replace("_", ".").replace("\0", "_")
 
 
+_held = []  # bound until this script exits, so the kernel never hands out one port twice
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    _held.append(s)
+    return s.getsockname()[1]
 
 
 def main():
