@@ -12,6 +12,8 @@
 #   --no-flat     skip the memory-flatness check (a topic of 10 x N messages)
 #   --only WHAT   producer | consumer | flat (repeatable; default all three)
 #   --out DIR     raw results (default $CARGO_TARGET_DIR/bench-e2e/<date>)
+#   --stamp-header-args  print rdkafka_performance's -H arguments for the benchmark's header
+#                 stamp, one per line, and exit
 #   env BENCH_PRODUCER / BENCH_CONSUMER: binaries to measure instead of target/release's
 #
 # Pairs (same content size, acks=all, idempotence, topics of 3 partitions, one key/node id per
@@ -22,13 +24,17 @@
 #              --envelope headers: the SIZE-byte content as the value, the clocks in headers),
 #              and rdkafka_performance
 #              with payloads of the envelope's size (the same bytes, no stamping: the bound any
-#              producer of these envelopes meets on this broker)
+#              producer of these envelopes meets on this broker), and rdkafka_performance -s SIZE
+#              with a typical header stamp (-H kts-v=2 -H kts-stamp=…: the same headers and
+#              values, no stamping: the bound of any librdkafka producer of header stamps)
 #   consumer:  rdkafka_performance -G (balanced consumer, fresh group) -c N   vs
 #              kafka-consumer --delivery causal|arrival --format json --from-beginning
 #              --idle-timeout 2 --max-messages N >/dev/null (arrival also with --analyze-ordering),
 #              on one topic of N envelopes written
 #              by three producer nodes with --observe (real cross-partition happened-before);
-#              and causal delivery of a second such topic written with --envelope headers.
+#              and causal delivery of a second such topic written with --envelope headers,
+#              against rdkafka_performance -G on it both as is and with -H parse (librdkafka
+#              parses every record's headers, as any reader of header stamps must).
 # Runs are interleaved (the order rotates every run) so the shared machine's noise hits every
 # tool alike. msgs/s = N / the process's wall time (start-up, metadata, group join and final
 # flush included for every tool); peak RSS and CPU time come from GNU time, the broker's CPU
@@ -44,6 +50,14 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$here/target}
+# rdkafka_performance's -H arguments for the header stamp kafka-producer writes in the benchmark
+# (format version 2, vector clock, one node; seq and counters of six digits), one per line.
+stamp_header_args() {
+    local n=500000 t=1795322597.7941232
+    printf '%s\n' -H kts-v=2 -H \
+        "kts-stamp=36:6f1c0000-0000-4000-8000-000000000000;10:bench-node;$n;vector;$t;$t;$n;[10:bench-node=$n];;"
+}
+
 N=200000 RUNS=3 SIZE=300 BUILD=1 OUT="" ONLY="" PRODUCER_RUN=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -57,6 +71,7 @@ while [ $# -gt 0 ]; do
         --no-flat) ONLY=${ONLY:-"producer consumer"}; ONLY=${ONLY//flat/}; shift ;;
         --only) ONLY="$ONLY $2"; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
+        --stamp-header-args) stamp_header_args; exit 0 ;;
         -h|--help) sed -n '2,/^set -euo/{/^set -euo/!p}' "$0"; exit 0 ;;
         *) echo "bench-e2e: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -215,9 +230,11 @@ PY
 run_consumer() { # PAIR TOOL RUN TOPIC COUNT
     local pair=$1 tool=$2 run=$3 topic=$4 count=$5 g="$1-$2-$3-$RANDOM$RANDOM"
     case $tool in
-        rdkafka_performance|rdkafka_performance-headers-topic)
+        rdkafka_performance|rdkafka_performance-headers-topic|rdkafka_performance-headers-parse)
+            local parse=()
+            [ "$tool" = rdkafka_performance-headers-parse ] && parse=(-H parse)
             measure "$pair" "$tool" "$run" "$count" \
-                "$RDPERF" -G "$g" -t "$topic" -b "$B" -c "$count" "${RD_CONSUMER_X[@]}"
+                "$RDPERF" -G "$g" -t "$topic" -b "$B" -c "$count" "${parse[@]}" "${RD_CONSUMER_X[@]}"
             check_rd_consumed "$count" ;;
         kafka-consumer-causal|kafka-consumer-arrival|kafka-consumer-causal-headers|kafka-consumer-arrival-analyze)
             local delivery=${tool#kafka-consumer-} analyze=()
@@ -248,11 +265,13 @@ producer_run() { # TOOL RUN MSGS PAIR
     local tool=$1 run=$2 msgs=$3 pair=$4 t=prod-$1-$stamp-$2-$3
     mktopic "$t"
     case $tool in
-        rdkafka_performance|rdkafka_performance-envelope-size)
-            local size=$SIZE
-            [ "$tool" = rdkafka_performance ] || size=$(envelope_size)
+        rdkafka_performance|rdkafka_performance-envelope-size|rdkafka_performance-stamp-headers)
+            local size=$SIZE headers=()
+            [ "$tool" = rdkafka_performance-envelope-size ] && size=$(envelope_size)
+            [ "$tool" = rdkafka_performance-stamp-headers ] && mapfile -t headers < <(stamp_header_args)
             measure "$pair" "$tool" "$run" "$msgs" \
-                "$RDPERF" -P -t "$t" -b "$B" -s "$size" -c "$msgs" -k bench-node "${RD_PRODUCER_X[@]}"
+                "$RDPERF" -P -t "$t" -b "$B" -s "$size" -c "$msgs" -k bench-node "${headers[@]}" \
+                "${RD_PRODUCER_X[@]}"
             check_rd_produced "$msgs" ;;
         kafka-producer-vector|kafka-producer-vector-headers)
             local envelope=json
@@ -282,10 +301,11 @@ log "N=$N runs=$RUNS size=$SIZE broker=$B (pid ${KTS_BROKER_PID:-?}) results in 
 if wants producer; then
     short=$((N / 5))
     tools=(rdkafka_performance kafka-producer-vector rdkafka_performance-envelope-size
-        kafka-producer-vector-headers)
+        kafka-producer-vector-headers rdkafka_performance-stamp-headers)
     log "producer: rdkafka_performance-envelope-size sends $(envelope_size)-byte payloads"
+    log "producer: rdkafka_performance-stamp-headers sends $(stamp_header_args | tr '\n' ' ')"
     for ((r = 1; r <= RUNS; r++)); do
-        for k in $(rotate 4 "$r"); do
+        for k in $(rotate ${#tools[@]} "$r"); do
             for spec in "$N producer" "$short producer-short"; do
                 # shellcheck disable=SC2086 # MSGS PAIR
                 "$here/scripts/testenv.sh" run -- "$0" -s "$SIZE" --out "$OUT" \
@@ -308,9 +328,9 @@ if wants consumer; then
     consume_verify "$src_h" causal "$N"
     tools=(rdkafka_performance kafka-consumer-causal kafka-consumer-arrival
         kafka-consumer-causal-headers rdkafka_performance-headers-topic
-        kafka-consumer-arrival-analyze)
+        kafka-consumer-arrival-analyze rdkafka_performance-headers-parse)
     for ((r = 1; r <= RUNS; r++)); do
-        for k in $(rotate 6 "$r"); do
+        for k in $(rotate ${#tools[@]} "$r"); do
             t=$src
             [[ ${tools[$k]} == *headers* ]] && t=$src_h
             run_consumer consumer "${tools[$k]}" "$r" "$t" "$N"
@@ -338,6 +358,11 @@ cat "$OUT/machine.txt"
 python3 - "$RESULTS" <<'PY' | tee "$OUT/report.md"
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+# Each tool against librdkafka's own tool moving the same bytes (values and headers) with no
+# stamping, encoding or decoding: how much of the gap to rdkafka_performance is our own code.
+BOUNDS = [("producer", "kafka-producer-vector", "rdkafka_performance-envelope-size"),
+          ("producer", "kafka-producer-vector-headers", "rdkafka_performance-stamp-headers"),
+          ("consumer", "kafka-consumer-causal-headers", "rdkafka_performance-headers-parse")]
 def group(pair):
     out = {}
     for r in rows:
@@ -378,13 +403,32 @@ def steady(long_pair, short_pair, ref):
         return
     print(f"\nSteady rate, start-up and final flush removed: (N - N/5) / (wall(N) - wall(N/5)), "
           "median walls\n")
-    print("| tool | wall N s | wall N/5 s | steady msgs/s | ratio to rdkafka_performance |")
-    print("|---|---:|---:|---:|---:|")
+    print("| tool | wall N s | wall N/5 s | steady msgs/s | ratio to rdkafka_performance "
+          "| ratio to its bound |")
+    print("|---|---:|---:|---:|---:|---:|")
+    bound_of = {tool: b for pair, tool, b in BOUNDS if pair == long_pair}
     for tool, (rate, wl, ws, nl, ns) in rates.items():
         ratio = f"{rate / rates[ref][0]:.2f}" if ref in rates else "-"
-        print(f"| {tool} | {wl:.3f} | {ws:.3f} | {rate:,.0f} | {ratio} |")
+        b = bound_of.get(tool)
+        to_bound = f"{rate / rates[b][0]:.2f}" if b in rates else "-"
+        print(f"| {tool} | {wl:.3f} | {ws:.3f} | {rate:,.0f} | {ratio} | {to_bound} |")
 steady("producer", "producer-short", "rdkafka_performance")
 table("consumer", "rdkafka_performance")
+def median_rate(g, tool):
+    return statistics.median(float(r["msgs_per_s"]) for r in g[tool])
+bounds = []
+for pair, tool, ref in BOUNDS:
+    g = group(pair)
+    if tool in g and ref in g:
+        bounds.append((tool, ref, median_rate(g, tool) / median_rate(g, ref),
+                       median_rate(g, ref) / median_rate(g, "rdkafka_performance")
+                       if "rdkafka_performance" in g else None))
+if bounds:
+    print("\n### against librdkafka moving the same bytes (whole process, medians)\n")
+    print("| tool | bound | ratio to the bound | the bound's ratio to rdkafka_performance |")
+    print("|---|---|---:|---:|")
+    for tool, ref, r, rr in bounds:
+        print(f"| {tool} | {ref} | {r:.2f} | {'-' if rr is None else f'{rr:.2f}'} |")
 flat = sorted({r["pair"] for r in rows if r["pair"].startswith("flat-")}, key=lambda p: int(p[5:]))
 if len(flat) == 2:
     small, big = (group(p) for p in flat)

@@ -12,9 +12,10 @@
 #
 # Producers (one node, one partition, vector clock, 300-byte content, --format json to a file):
 # --envelope headers, --envelope json, rdkafka_performance -P -s 300 and -s 554 (the envelope's
-# size). Consumers (a topic of 3 partitions written by three --observe nodes, --format json to a
+# size), and -s 300 with the header stamp's two headers (bench-e2e.sh --stamp-header-args). Consumers (a topic of 3 partitions written by three --observe nodes, --format json to a
 # file): --delivery causal (JSON envelopes and header-stamped), --delivery arrival
-# --analyze-ordering, and rdkafka_performance -G on each topic. Uses the release binaries of
+# --analyze-ordering, and rdkafka_performance -G on each topic (on the header topic also with
+# -H parse: librdkafka parsing each record's headers). Uses the release binaries of
 # $CARGO_TARGET_DIR (build them first) and scripts/build-rdkafka-perf.sh.
 set -euo pipefail
 
@@ -39,6 +40,7 @@ OUT=${OUT:-$CARGO_TARGET_DIR/profile-callgrind/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 B=$KTS_BOOTSTRAP
 CG=(valgrind --tool=callgrind --dump-instr=no --collect-jumps=no)
+mapfile -t STAMP_HEADERS < <("$here/scripts/bench-e2e.sh" --stamp-header-args)
 RD_P=(-a -1 -X enable.idempotence=true -X linger.ms=5 -X queue.buffering.max.messages=20000)
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)" >"$OUT/machine.txt"
 
@@ -57,13 +59,16 @@ profile() { # NAME MSGS CMD...: one callgrind run, its count appended to counts.
 
 : >"$OUT/counts.tsv"
 for msgs in "$N" $((N / 5)); do
-    for tool in producer-headers producer-json rdkafka_performance-300 rdkafka_performance-554; do
+    for tool in producer-headers producer-json rdkafka_performance-300 rdkafka_performance-554 \
+        rdkafka_performance-300-stamp-headers; do
         t=cg-$tool-$msgs-$RANDOM
         mktopic "$t"
         case $tool in
             producer-*) profile "$tool" "$msgs" "$P" --bootstrap "$B" --node-id bench-node \
                 --count "$msgs" --size 300 --clock-type vector --envelope "${tool#producer-}" \
                 --no-state --format json "$t" ;;
+            rdkafka_performance-300-stamp-headers) profile "$tool" "$msgs" "$RD" -P -t "$t" \
+                -b "$B" -s 300 -c "$msgs" -k bench-node "${STAMP_HEADERS[@]}" "${RD_P[@]}" ;;
             rdkafka_performance-*) profile "$tool" "$msgs" "$RD" -P -t "$t" -b "$B" \
                 -s "${tool#rdkafka_performance-}" -c "$msgs" -k bench-node "${RD_P[@]}" ;;
         esac
@@ -83,6 +88,10 @@ for msgs in "$N" $((N / 5)); do
             --delivery causal --format json --from-beginning --idle-timeout 2 --max-messages "$n" "$t"
         profile "rdkafka_performance-G-$envelope" "$n" "$RD" -G "g-$RANDOM$RANDOM" -t "$t" -b "$B" \
             -c "$n" -X queued.min.messages=100000
+        if [ "$envelope" = headers ]; then
+            profile rdkafka_performance-G-headers-parse "$n" "$RD" -G "g-$RANDOM$RANDOM" -t "$t" \
+                -b "$B" -c "$n" -H parse -X queued.min.messages=100000
+        fi
         if [ "$envelope" = json ]; then
             profile consumer-arrival-analyze-json "$n" "$C" --bootstrap "$B" --group "g-$RANDOM$RANDOM" \
                 --delivery arrival --analyze-ordering --format json --from-beginning --idle-timeout 2 \
