@@ -239,7 +239,13 @@ fn record_id(form: Form, m: &impl Message) -> &str {
             .headers()
             .and_then(|hs| {
                 use rdkafka::message::Headers as _;
-                stamp_headers::id_of(hs.iter().map(|h| (h.key, h.value)))
+                // The record's headers are exactly the EncodedHeaders this producer wrote: in
+                // version 2 `kts-stamp` is at STAMP_INDEX after `kts-v` (which is neither stamp
+                // nor id), so one header read gives what the scan would. Version 1 is scanned.
+                match hs.try_get(stamp_headers::STAMP_INDEX) {
+                    Some(h) if h.key == stamp_headers::STAMP => stamp_headers::stamp_id(h.value?),
+                    _ => stamp_headers::id_of(hs.iter().map(|h| (h.key, h.value))),
+                }
             })
             .unwrap_or(""),
     }
