@@ -75,6 +75,15 @@ pub fn id_of<'a>(headers: impl IntoIterator<Item = Header<'a>>) -> Option<&'a st
     }
 }
 
+/// Where [`EncodedHeaders::encode`] puts `kts-stamp` (after `kts-v`): a record this crate
+/// stamped in version 2 has its stamp at this header index.
+pub const STAMP_INDEX: usize = 1;
+
+/// The id (first field) of a `kts-stamp` value, as [`id_of`] reads it, without the rest.
+pub fn stamp_id(value: &[u8]) -> Option<&str> {
+    v2::id_of(value)
+}
+
 /// Why a record carries no valid stamp in either form.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RecordError {

@@ -182,8 +182,12 @@ impl Stamper {
     /// HLC send (hybrid clock type only). Counters saturate at `u64::MAX` rather than wrap.
     pub fn stamp(&mut self, content: &str) -> &Envelope {
         let reading = self.physical.read();
-        let node = self.node.clone();
-        self.vector_mut().increment(&node);
+        // Disjoint field borrows: the node id is not copied per message.
+        let vector = match self.env.timestamp.vector_time.as_mut() {
+            Some(v) => v,
+            None => &mut self.hidden_vector,
+        };
+        vector.increment(&self.node);
         let hybrid = if self.clock_type == ClockType::Hybrid {
             self.uses_hybrid = true;
             Some(self.hybrid.send())

@@ -184,6 +184,8 @@ struct Shared {
     /// The sending node (in every JSON event): set once `prepare` has yielded the stamper,
     /// before the first send.
     node: std::sync::OnceLock<crate::NodeId>,
+    /// `node` as a JSON string, rendered once for the delivered lines.
+    node_json: std::sync::OnceLock<Vec<u8>>,
     flush_each: bool,
     metrics: Option<Arc<crate::metrics::Metrics>>,
 }
@@ -192,6 +194,11 @@ impl Shared {
     /// The sending node ("" before `prepare` has run, when nothing has been sent yet).
     fn node(&self) -> &str {
         self.node.get().map_or("", |n| n.as_ref())
+    }
+
+    /// [`node`](Self::node) as a JSON string.
+    fn node_json(&self) -> &[u8] {
+        self.node_json.get().map_or(b"\"\"", Vec::as_slice)
     }
 }
 
@@ -239,7 +246,13 @@ fn record_id(form: Form, m: &impl Message) -> &str {
             .headers()
             .and_then(|hs| {
                 use rdkafka::message::Headers as _;
-                stamp_headers::id_of(hs.iter().map(|h| (h.key, h.value)))
+                // The record's headers are exactly the EncodedHeaders this producer wrote: in
+                // version 2 `kts-stamp` is at STAMP_INDEX after `kts-v` (which is neither stamp
+                // nor id), so one header read gives what the scan would. Version 1 is scanned.
+                match hs.try_get(stamp_headers::STAMP_INDEX) {
+                    Some(h) if h.key == stamp_headers::STAMP => stamp_headers::stamp_id(h.value?),
+                    _ => stamp_headers::id_of(hs.iter().map(|h| (h.key, h.value))),
+                }
             })
             .unwrap_or(""),
     }
@@ -265,7 +278,7 @@ impl ProducerContext for DeliveryContext {
                 let id = record_id(sh.form, m);
                 line.clear();
                 let at = (m.partition(), m.offset());
-                delivered_line(line, sh.format, sh.node(), seq, id, at);
+                delivered_line(line, sh.format, sh.node_json(), seq, id, at);
                 out.write_all(line)
             }
             Err((e, m)) => {
@@ -306,12 +319,19 @@ fn failed_line(
     }
 }
 
+/// `s` as a JSON string (quoted and escaped).
+fn json_str(s: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len() + 2);
+    crate::envelope::write_json_str(&mut out, s);
+    out
+}
+
 /// Appends the line printed for a delivered message at `(partition, offset)` (hand-formatted:
-/// it is written once per message).
+/// it is written once per message). `node_json` is the node id as a JSON string ([`json_str`]).
 fn delivered_line(
     line: &mut Vec<u8>,
     format: OutputFormat,
-    node: &str,
+    node_json: &[u8],
     seq: usize,
     id: &str,
     (partition, offset): (i32, i64),
@@ -323,7 +343,7 @@ fn delivered_line(
             line.extend_from_slice(b"{\"event\":\"delivered\",\"id\":");
             crate::envelope::write_json_str(line, id);
             line.extend_from_slice(b",\"node\":");
-            crate::envelope::write_json_str(line, node);
+            line.extend_from_slice(node_json);
             line.extend_from_slice(b",\"seq\":");
             line.extend_from_slice(num.format(seq).as_bytes());
             line.extend_from_slice(b",\"partition\":");
@@ -395,6 +415,7 @@ pub fn run(
         format: opts.format,
         form: opts.form,
         node: std::sync::OnceLock::new(),
+        node_json: std::sync::OnceLock::new(),
         flush_each,
         metrics: opts.metrics.clone(),
     });
@@ -422,6 +443,7 @@ pub fn run(
         .fetch_metadata(Some(&opts.topic), opts.metadata_timeout);
     let (stamper, mut state) = prepare()?;
     let _ = shared.node.set(stamper.node().clone());
+    let _ = shared.node_json.set(json_str(stamper.node()));
 
     let key: String = opts
         .key
@@ -682,7 +704,7 @@ pub fn run(
 
 #[cfg(test)]
 mod tests {
-    use super::{delivered_line, payload_id, OutputFormat};
+    use super::{delivered_line, json_str, payload_id, OutputFormat};
 
     #[test]
     fn payload_id_finds_the_top_level_id() {
@@ -694,11 +716,25 @@ mod tests {
     #[test]
     fn delivered_lines_keep_their_documented_shape() {
         let mut line = Vec::new();
-        delivered_line(&mut line, OutputFormat::Text, "n1", 7, "6f1c-1", (2, 41));
+        delivered_line(
+            &mut line,
+            OutputFormat::Text,
+            &json_str("n1"),
+            7,
+            "6f1c-1",
+            (2, 41),
+        );
         assert_eq!(line, b"delivered seq=7 partition=2 offset=41 id=6f1c-1\n");
 
         line.clear();
-        delivered_line(&mut line, OutputFormat::Json, "n1", 7, "6f1c-1", (2, -1001));
+        delivered_line(
+            &mut line,
+            OutputFormat::Json,
+            &json_str("n1"),
+            7,
+            "6f1c-1",
+            (2, -1001),
+        );
         assert_eq!(
             line,
             b"{\"event\":\"delivered\",\"id\":\"6f1c-1\",\"node\":\"n1\",\"seq\":7,\"partition\":2,\"offset\":-1001}\n"
@@ -709,7 +745,7 @@ mod tests {
         delivered_line(
             &mut line,
             OutputFormat::Json,
-            "n\"1",
+            &json_str("n\"1"),
             1,
             "a\"b\\c\n",
             (0, 0),

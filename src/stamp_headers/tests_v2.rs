@@ -316,4 +316,20 @@ proptest! {
         let from_v1 = decode(&v1, 0, &DecodeLimits::default()).unwrap();
         prop_assert_eq!(decode_owned(&encoded(&e), &DecodeLimits::default()).unwrap(), from_v1);
     }
+
+    /// The producer's direct lookup (the header at STAMP_INDEX, then its first field) finds the
+    /// id the full decoder and the header scan find, for every stamp the producer can write.
+    #[test]
+    fn stamp_at_its_index_gives_the_decoded_id(e in arb_envelope()) {
+        let mut h = EncodedHeaders::new();
+        h.encode(&e);
+        let hs: Vec<Header<'_>> = h.iter().map(|(n, v)| (n, Some(v))).collect();
+        let (name, value) = hs[STAMP_INDEX];
+        prop_assert_eq!(name, STAMP);
+        let direct = stamp_id(value.unwrap());
+        prop_assert_eq!(direct, Some(e.id.as_str()));
+        prop_assert_eq!(direct, id_of(hs.iter().copied()));
+        let decoded = decode(&hs, 0, &DecodeLimits::default()).unwrap();
+        prop_assert_eq!(direct, Some(decoded.id.as_str()));
+    }
 }

@@ -106,9 +106,26 @@ fn put_str(b: &mut Vec<u8>, s: &str) {
     b.extend_from_slice(s.as_bytes());
 }
 
-/// The id (first field) of a `kts-stamp` value, without reading the rest.
+/// The id (first field) of a `kts-stamp` value, without reading the rest: `Some` exactly when
+/// the decoder's reading of the field (unbounded length) succeeds, and then the same string.
+/// Hand-written because the producer reads it once per delivered message; no error is built.
 pub(super) fn id_of(value: &[u8]) -> Option<&str> {
-    Cursor { v: value, at: 0 }.string(ID, usize::MAX, b';').ok()
+    let digits = value.iter().take_while(|b| b.is_ascii_digit()).count();
+    // A canonical length: digits, no leading zero (which also rules out the empty id), ':'.
+    if digits == 0 || value[0] == b'0' || value.get(digits) != Some(&b':') {
+        return None;
+    }
+    let mut len: usize = 0;
+    for &d in &value[..digits] {
+        len = len.checked_mul(10)?.checked_add(usize::from(d - b'0'))?;
+    }
+    let start = digits + 1;
+    let end = start.checked_add(len)?;
+    let bytes = value.get(start..end)?;
+    if value.get(end) != Some(&b';') {
+        return None;
+    }
+    std::str::from_utf8(bytes).ok()
 }
 
 /// Decodes a `kts-stamp` value (the caller has checked the record's size and the version).
@@ -346,5 +363,37 @@ impl<'a> Cursor<'a> {
         }
         // Already in the timestamp's order, without zeros or repeats: nothing is dropped.
         Ok(Some(VectorTimestamp::from_entries(entries)))
+    }
+}
+
+#[cfg(test)]
+mod id_of_tests {
+    use super::{id_of, Cursor, ID};
+    use proptest::prelude::*;
+
+    /// What the decoder reads as the first field.
+    fn decoded(value: &[u8]) -> Option<&str> {
+        Cursor { v: value, at: 0 }.string(ID, usize::MAX, b';').ok()
+    }
+
+    proptest! {
+        /// The direct lookup agrees with the decoder on any bytes, framed or not.
+        #[test]
+        fn agrees_with_the_decoder(
+            len in prop_oneof![Just(String::new()), "0|01|[1-9][0-9]{0,2}|99999999999999999999999"],
+            sep in prop_oneof![Just(":"), Just(";"), Just("")],
+            rest in proptest::collection::vec(prop_oneof![Just(b';'), Just(b':'), any::<u8>()], 0..40),
+        ) {
+            let mut v = format!("{len}{sep}").into_bytes();
+            v.extend_from_slice(&rest);
+            prop_assert_eq!(id_of(&v), decoded(&v));
+        }
+
+        /// Framed ids of any text, followed by anything or nothing.
+        #[test]
+        fn finds_framed_ids(id in "\\PC{0,20}", tail in prop_oneof![Just(""), Just(";"), Just(";x"), Just("x")]) {
+            let v = format!("{}:{id}{tail}", id.len()).into_bytes();
+            prop_assert_eq!(id_of(&v), decoded(&v));
+        }
     }
 }
