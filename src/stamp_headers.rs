@@ -397,6 +397,55 @@ impl EncodedHeaders {
     }
 }
 
+/// The fields both header versions decode, in the form [`Stamp::envelope`] turns into the
+/// envelope (content empty: the content is the record's value).
+struct Stamp<'a> {
+    id: &'a str,
+    node_id: &'a str,
+    seq: Option<u64>,
+    clock_type: ClockType,
+    timestamp: f64,
+    physical_time: Option<f64>,
+    logical_time: Option<u64>,
+    vector_time: Option<crate::clock::VectorTimestamp>,
+    hybrid_time: Option<HybridTimestamp>,
+    simulated_skew_ms: Option<f64>,
+}
+
+impl Stamp<'_> {
+    fn envelope(self) -> Envelope {
+        Envelope {
+            id: self.id.to_string(),
+            content: String::new(),
+            seq: self.seq,
+            timestamp: envelope::MessageTimestamp {
+                node_id: crate::NodeId::from(self.node_id),
+                timestamp: self.timestamp,
+                clock_type: self.clock_type,
+                physical_time: self.physical_time,
+                logical_time: self.logical_time,
+                vector_time: self.vector_time,
+                hybrid_time: self.hybrid_time,
+                simulated_time: None,
+                unmapped_vector_entries: None,
+            },
+            simulated_skew_ms: self.simulated_skew_ms,
+        }
+    }
+}
+
+/// A hybrid stamp must carry its hybrid time (`header` names the field that holds it).
+fn require_hybrid(
+    header: &'static str,
+    clock_type: ClockType,
+    hybrid_time: Option<&HybridTimestamp>,
+) -> Result<(), HeaderError> {
+    if clock_type == ClockType::Hybrid && hybrid_time.is_none() {
+        return Err(HeaderError::MissingForClockType { header, clock_type });
+    }
+    Ok(())
+}
+
 /// The shortest round-tripping decimal; a non-finite time (which no clock produces) as `NaN` or
 /// `inf`, which [`decode`] rejects, like the JSON envelope's `null`.
 fn write_f64(buf: &mut Vec<u8>, x: f64) {

@@ -22,10 +22,12 @@
 //! entries (decoding stops at the first one over the cap), no empty, over-long or repeated node
 //! ids, and well-formed escapes.
 
-use super::{counter, hybrid, id_str, shown, text, time, write_f64, EncodedHeaders};
+use super::{
+    counter, hybrid, id_str, require_hybrid, shown, text, time, write_f64, EncodedHeaders, Stamp,
+};
 use super::{Header, HeaderError, VERSION};
 use crate::clock::{ClockType, VectorTimestamp};
-use crate::envelope::{write_u64, DecodeLimits, Envelope, MessageTimestamp, Printable};
+use crate::envelope::{write_u64, DecodeLimits, Envelope, Printable};
 use crate::NodeId;
 use std::fmt;
 
@@ -137,30 +139,21 @@ pub(super) fn decode(
     let logical_time = get(LT).map(|v| counter(LT, v, u64::MAX)).transpose()?;
     let vector_time = get(VT).map(|v| vector(v, limits)).transpose()?;
     let hybrid_time = get(HLC).map(|v| hybrid(HLC, v)).transpose()?;
-    if clock_type == ClockType::Hybrid && hybrid_time.is_none() {
-        return Err(HeaderError::MissingForClockType {
-            header: HLC,
-            clock_type,
-        });
-    }
+    require_hybrid(HLC, clock_type, hybrid_time.as_ref())?;
     let simulated_skew_ms = get(SKEW).map(|v| time(SKEW, v)).transpose()?;
-    Ok(Envelope {
-        id: id.to_string(),
-        content: String::new(),
+    Ok(Stamp {
+        id,
+        node_id,
         seq,
-        timestamp: MessageTimestamp {
-            node_id: NodeId::from(node_id),
-            timestamp,
-            clock_type,
-            physical_time,
-            logical_time,
-            vector_time,
-            hybrid_time,
-            simulated_time: None,
-            unmapped_vector_entries: None,
-        },
+        clock_type,
+        timestamp,
+        physical_time,
+        logical_time,
+        vector_time,
+        hybrid_time,
         simulated_skew_ms,
-    })
+    }
+    .envelope())
 }
 
 fn vector(v: &[u8], limits: &DecodeLimits) -> Result<VectorTimestamp, HeaderError> {

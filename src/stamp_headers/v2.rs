@@ -28,9 +28,12 @@
 //! repeated node is the previous entry's and is found without sorting. Errors name the field as
 //! `kts-stamp.<field>` (vector entries `kts-stamp.vt.<node>`).
 
-use super::{counter, hybrid, shown, time, write_f64, EncodedHeaders, Entry, HeaderError, VERSION};
+use super::{
+    counter, hybrid, require_hybrid, shown, time, write_f64, EncodedHeaders, Entry, HeaderError,
+    Stamp, VERSION,
+};
 use crate::clock::{ClockType, VectorTimestamp};
-use crate::envelope::{write_u64, DecodeLimits, Envelope, MessageTimestamp};
+use crate::envelope::{write_u64, DecodeLimits, Envelope};
 use crate::NodeId;
 
 /// The version value of this header set.
@@ -151,30 +154,21 @@ pub(super) fn decode(value: &[u8], limits: &DecodeLimits) -> Result<Envelope, He
         .transpose()?;
     let vector_time = c.vector(limits)?;
     let hybrid_time = opt(c.plain(HLC)?).map(|v| hybrid(HLC, v)).transpose()?;
-    if clock_type == ClockType::Hybrid && hybrid_time.is_none() {
-        return Err(HeaderError::MissingForClockType {
-            header: HLC,
-            clock_type,
-        });
-    }
+    require_hybrid(HLC, clock_type, hybrid_time.as_ref())?;
     let simulated_skew_ms = opt(c.last(SKEW)?).map(|v| time(SKEW, v)).transpose()?;
-    Ok(Envelope {
-        id: id.to_string(),
-        content: String::new(),
+    Ok(Stamp {
+        id,
+        node_id,
         seq,
-        timestamp: MessageTimestamp {
-            node_id: NodeId::from(node_id),
-            timestamp,
-            clock_type,
-            physical_time,
-            logical_time,
-            vector_time,
-            hybrid_time,
-            simulated_time: None,
-            unmapped_vector_entries: None,
-        },
+        clock_type,
+        timestamp,
+        physical_time,
+        logical_time,
+        vector_time,
+        hybrid_time,
         simulated_skew_ms,
-    })
+    }
+    .envelope())
 }
 
 /// An optional field: empty means absent.
