@@ -10,6 +10,8 @@
 #   -s BYTES      content size (default 300)
 #   --no-build    use the release binaries as they are (default: cargo build --release --bins)
 #   --no-flat     skip the memory-flatness check (a topic of 10 x N messages)
+#   --fresh-broker  give every producer run a broker of its own (see below; default: one warm
+#                 broker for all)
 #   --only WHAT   producer | consumer | flat (repeatable; default all three)
 #   --out DIR     raw results (default $CARGO_TARGET_DIR/bench-e2e/<date>)
 #   --stamp-header-args  print rdkafka_performance's -H arguments for the benchmark's header
@@ -35,15 +37,21 @@
 #              and causal delivery of a second such topic written with --envelope headers,
 #              against rdkafka_performance -G on it both as is and with -H parse (librdkafka
 #              parses every record's headers, as any reader of header stamps must).
+# Each consumer also reads the first N/5 messages of the same topic (a fresh group), and the report
+# adds the steady rate as for the producers: start-up, group join and the last fetch cancel out.
 # Runs are interleaved (the order rotates every run) so the shared machine's noise hits every
 # tool alike. msgs/s = N / the process's wall time (start-up, metadata, group join and final
 # flush included for every tool); peak RSS and CPU time come from GNU time, the broker's CPU
 # time from /proc/$KTS_BROKER_PID. The broker shares the machine with the tools and may well be
 # the bottleneck for both: compare ratios, not absolute rates, and read the broker's CPU column.
 #
-# Producer runs each get a fresh broker (a nested scripts/testenv.sh, about 5 s to start, not
-# measured): every run writes to an empty log on a broker that has served nothing else, so no
-# tool inherits another's log segments, page cache or JIT state.
+# Producer runs share the environment's broker, warmed first: every tool runs once untimed with N
+# messages (pair "warmup" in results.tsv, left out of the report), so the JVM has compiled the
+# request paths of every tool (headers, values of both sizes) before anything is timed, as on any
+# broker that has been up for a while. Each run then writes its own fresh topic. With
+# --fresh-broker every producer run gets a broker of its own instead (a nested scripts/testenv.sh,
+# about 5 s to start, not measured): an empty log on a JVM that has served nothing, i.e. the
+# broker's JIT warm-up is measured along with the tool.
 # Each producer also runs with N/5 messages, and the report adds the steady rate
 # (N - N/5) / (wall(N) - wall(N/5)), medians of the runs: start-up and final flush cancel out.
 set -euo pipefail
@@ -58,7 +66,7 @@ stamp_header_args() {
         "kts-stamp=36:6f1c0000-0000-4000-8000-000000000000;10:bench-node;$n;vector;$t;$t;$n;[10:bench-node=$n];;"
 }
 
-N=200000 RUNS=3 SIZE=300 BUILD=1 OUT="" ONLY="" PRODUCER_RUN=""
+N=200000 RUNS=3 SIZE=300 BUILD=1 OUT="" ONLY="" PRODUCER_RUN="" FRESH=0
 while [ $# -gt 0 ]; do
     case "$1" in
         # internal: one producer measurement (TOOL RUN MSGS PAIR) on this environment's broker,
@@ -68,6 +76,7 @@ while [ $# -gt 0 ]; do
         -r) RUNS=$2; shift 2 ;;
         -s) SIZE=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
+        --fresh-broker) FRESH=1; shift ;;
         --no-flat) ONLY=${ONLY:-"producer consumer"}; ONLY=${ONLY//flat/}; shift ;;
         --only) ONLY="$ONLY $2"; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
@@ -260,7 +269,7 @@ e = {"id": "6f1c0000-0000-4000-8000-000000000000", "content": "a" * int(sys.argv
 print(len(json.dumps(e, separators=(",", ":"))))' "$SIZE"
 }
 
-# One producer measurement (called through a nested scripts/testenv.sh, i.e. a fresh broker).
+# One producer measurement on $B (with --fresh-broker, through a nested scripts/testenv.sh).
 producer_run() { # TOOL RUN MSGS PAIR
     local tool=$1 run=$2 msgs=$3 pair=$4 t=prod-$1-$stamp-$2-$3
     mktopic "$t"
@@ -295,6 +304,11 @@ log "N=$N runs=$RUNS size=$SIZE broker=$B (pid ${KTS_BROKER_PID:-?}) results in 
     echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "librdkafka: $("$RDPERF" -h 2>&1 | grep -m1 'librdkafka version' | sed 's/^ *//')"
     echo "N=$N runs=$RUNS content=$SIZE bytes"
+    if [ "$FRESH" = 1 ]; then
+        echo "producer runs: each on a fresh broker (its JIT warm-up measured with the tool)"
+    else
+        echo "producer runs: one broker, warmed by an untimed run of each tool first"
+    fi
 } >"$OUT/machine.txt"
 
 # --- 1. producer ----------------------------------------------------------------------------
@@ -304,12 +318,21 @@ if wants producer; then
         kafka-producer-vector-headers rdkafka_performance-stamp-headers)
     log "producer: rdkafka_performance-envelope-size sends $(envelope_size)-byte payloads"
     log "producer: rdkafka_performance-stamp-headers sends $(stamp_header_args | tr '\n' ' ')"
+    if [ "$FRESH" = 0 ]; then
+        log "producer: warming the broker (each tool once, not reported)"
+        for tool in "${tools[@]}"; do producer_run "$tool" 0 "$N" warmup; done
+    fi
     for ((r = 1; r <= RUNS; r++)); do
         for k in $(rotate ${#tools[@]} "$r"); do
             for spec in "$N producer" "$short producer-short"; do
-                # shellcheck disable=SC2086 # MSGS PAIR
-                "$here/scripts/testenv.sh" run -- "$0" -s "$SIZE" --out "$OUT" \
-                    --producer-run "${tools[$k]}" "$r" $spec 2> >(grep -v '^testenv: Apache Kafka ' >&2)
+                if [ "$FRESH" = 0 ]; then
+                    # shellcheck disable=SC2086 # MSGS PAIR
+                    producer_run "${tools[$k]}" "$r" $spec
+                else
+                    # shellcheck disable=SC2086 # MSGS PAIR
+                    "$here/scripts/testenv.sh" run -- "$0" -s "$SIZE" --out "$OUT" \
+                        --producer-run "${tools[$k]}" "$r" $spec 2> >(grep -v '^testenv: Apache Kafka ' >&2)
+                fi
             done
         done
     done
@@ -317,6 +340,7 @@ fi
 
 # --- 2. consumer ----------------------------------------------------------------------------
 if wants consumer; then
+    short=$((N / 5))
     src=cons-src-$stamp
     mktopic "$src"
     fill "$src" "$N"
@@ -334,6 +358,7 @@ if wants consumer; then
             t=$src
             [[ ${tools[$k]} == *headers* ]] && t=$src_h
             run_consumer consumer "${tools[$k]}" "$r" "$t" "$N"
+            run_consumer consumer-short "${tools[$k]}" "$r" "$t" "$short"
         done
     done
 fi
@@ -401,8 +426,8 @@ def steady(long_pair, short_pair, ref):
             rates[tool] = ((nl - ns) / (wl - ws), wl, ws, nl, ns)
     if not rates:
         return
-    print(f"\nSteady rate, start-up and final flush removed: (N - N/5) / (wall(N) - wall(N/5)), "
-          "median walls\n")
+    print(f"\nSteady rate ({long_pair}), start-up and final flush removed: "
+          "(N - N/5) / (wall(N) - wall(N/5)), median walls\n")
     print("| tool | wall N s | wall N/5 s | steady msgs/s | ratio to rdkafka_performance "
           "| ratio to its bound |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -414,6 +439,7 @@ def steady(long_pair, short_pair, ref):
         print(f"| {tool} | {wl:.3f} | {ws:.3f} | {rate:,.0f} | {ratio} | {to_bound} |")
 steady("producer", "producer-short", "rdkafka_performance")
 table("consumer", "rdkafka_performance")
+steady("consumer", "consumer-short", "rdkafka_performance")
 def median_rate(g, tool):
     return statistics.median(float(r["msgs_per_s"]) for r in g[tool])
 bounds = []
