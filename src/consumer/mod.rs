@@ -108,6 +108,13 @@ struct BufferedMessage {
     env: Envelope,
 }
 
+impl BufferedMessage {
+    /// The vector stamp the causal buffer orders it by.
+    fn vector(&self) -> Option<&VectorTimestamp> {
+        self.env.timestamp.vector_time.as_ref()
+    }
+}
+
 enum Orderer {
     Arrival,
     Causal(CausalBuffer<BufferedMessage>),
@@ -417,20 +424,26 @@ impl ConsumerEngine {
         let seq = held.env.seq.unwrap_or_default();
         match &mut self.orderer {
             Orderer::Causal(buf) => {
-                // The buffer takes the stamp by reference and the message by value, so the stamp
-                // is cloned (the envelope keeps its own for rendering).
-                let vt = match &held.env.timestamp.vector_time {
-                    Some(vt) => vt.clone(),
-                    None => VectorTimestamp::from_entries([(node.clone(), seq)]),
-                };
+                // Without a vector the stamp is `{node: seq}`; the buffer reads the stamp from
+                // the message it takes (the envelope keeps it for rendering).
                 if self.assume_before_start && !self.started.contains(&node) {
                     self.started.insert(node.clone());
-                    let own = vt.get(&node);
+                    let own = match &held.env.timestamp.vector_time {
+                        Some(vt) => vt.get(&node),
+                        None => seq,
+                    };
                     if own > 1 {
                         buf.assume_delivered(&node, own - 1, &mut self.released);
                     }
                 }
-                buf.offer(node, &vt, held, now_ns, &mut self.released)
+                buf.offer_with(
+                    node,
+                    held,
+                    BufferedMessage::vector,
+                    seq,
+                    now_ns,
+                    &mut self.released,
+                )
             }
             Orderer::Total(buf) => {
                 let lamport = held.env.timestamp.logical_time.unwrap_or_default();
