@@ -17,6 +17,7 @@
 //! partition runs ahead of its causes. A resumed partition continues at the record after the last
 //! one handed out: nothing is skipped or read twice.
 
+use super::batch::BatchQueue;
 use super::commit::{Committer, COMMIT_INTERVAL};
 use super::error::{describe, is_fatal_consume_error, KafkaError};
 use super::start::PartitionStart;
@@ -24,6 +25,7 @@ use super::LogContext;
 use crate::consumer::{
     ConsumedRecord, ConsumerEngine, DeliveryMode, EventSink, JsonSink, TextSink,
 };
+use crate::stamp_headers::Header;
 use crate::time::TimeSource;
 use crate::verify::Verifier;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -105,13 +107,18 @@ pub fn read<S: FlushSink + ?Sized>(
     verify: Option<&mut Verifier>,
 ) -> Result<(), ReadError> {
     let manual = !opts.starts.is_empty();
+    // Per partition: rdkafka's split-off queue (it keeps the partition's records off the main
+    // queue and wakes this thread when records come) and the same queue read in batches.
     let mut queues = Vec::new();
     let me = std::thread::current();
     for st in opts.starts {
+        let Some(batch) = BatchQueue::new(consumer, opts.topic, st.partition) else {
+            continue;
+        };
         if let Some(mut q) = consumer.split_partition_queue(opts.topic, st.partition) {
             let me = me.clone();
             q.set_nonempty_callback(move || me.unpark());
-            queues.push((st.partition, q));
+            queues.push((st.partition, batch, q));
         }
     }
     let ordering = manual && engine.config().mode != DeliveryMode::Arrival;
@@ -140,7 +147,7 @@ pub fn read<S: FlushSink + ?Sized>(
         // them arriving late on the three-node cluster.)
         while let Some(res) = consumer.poll(Duration::ZERO) {
             match res {
-                Ok(msg) => r.record(&msg, clock.now_ns()),
+                Ok(msg) => r.message(&msg, clock.now_ns()),
                 Err(RdError::PartitionEOF(p)) => r.caught_up(p),
                 Err(e) => r.error(&e)?,
             }
@@ -166,7 +173,7 @@ pub fn read<S: FlushSink + ?Sized>(
             if !want.is_empty()
                 && queues
                     .iter()
-                    .all(|(p, _)| want.contains(p) || at_eof.contains(p))
+                    .all(|(p, _, _)| want.contains(p) || at_eof.contains(p))
             {
                 // Everything else is caught up: the held messages' causes are not coming now.
                 want.clear();
@@ -177,15 +184,16 @@ pub fn read<S: FlushSink + ?Sized>(
         // clock is read once per pass, at its first record: the records of a pass arrive
         // together (microseconds apart), and the engine is ticked to that time by each of them.
         let mut arrival: Option<i64> = None;
-        for (p, q) in &queues {
+        for (p, q, _) in &mut queues {
             if paused.contains(p) {
                 continue;
             }
-            match q.poll(Duration::ZERO) {
-                Some(Ok(msg)) => {
+            match q.poll() {
+                Some(Ok(rec)) => {
                     at_eof.remove(p);
                     let now = *arrival.get_or_insert_with(|| clock.now_ns());
-                    r.record(&msg, now);
+                    let headers = rec.headers();
+                    r.record(rec.partition(), rec.offset(), rec.payload(), &headers, now);
                 }
                 Some(Err(RdError::PartitionEOF(_))) => {
                     at_eof.insert(*p);
@@ -202,7 +210,7 @@ pub fn read<S: FlushSink + ?Sized>(
             busy_passes += 1;
             if busy_passes % MAIN_QUEUE_PASSES == 0 {
                 match consumer.poll(Duration::ZERO) {
-                    Some(Ok(msg)) => r.record(&msg, now),
+                    Some(Ok(msg)) => r.message(&msg, now),
                     Some(Err(RdError::PartitionEOF(_))) | None => {}
                     Some(Err(e)) => r.error(&e)?,
                 }
@@ -231,7 +239,7 @@ pub fn read<S: FlushSink + ?Sized>(
             match consumer.poll(main_wait) {
                 // `on_record` ticks the engine to the arrival time.
                 Some(Ok(msg)) => {
-                    r.record(&msg, clock.now_ns());
+                    r.message(&msg, clock.now_ns());
                     true
                 }
                 other => {
@@ -290,10 +298,22 @@ struct Reader<'a, S: ?Sized> {
 }
 
 impl<S: FlushSink + ?Sized> Reader<'_, S> {
-    /// Feeds one record, read at `arrival_ns`, to the engine (and the verifier).
-    fn record(&mut self, msg: &BorrowedMessage<'_>, arrival_ns: i64) {
-        let (p, o) = (msg.partition(), msg.offset());
+    /// [`record`](Self::record) for a message from rdkafka's own queues.
+    fn message(&mut self, msg: &BorrowedMessage<'_>, arrival_ns: i64) {
         let headers = super::headers_of(msg);
+        self.record(msg.partition(), msg.offset(), msg.payload(), &headers, arrival_ns);
+    }
+
+    /// Feeds one record of partition `p` at offset `o`, read at `arrival_ns`, to the engine
+    /// (and the verifier).
+    fn record(
+        &mut self,
+        p: i32,
+        o: i64,
+        payload: Option<&[u8]>,
+        headers: &[Header<'_>],
+        arrival_ns: i64,
+    ) {
         // Records taken after `--max-messages` was reached are not delivered: for verification
         // they were not read either (the run stopped before them).
         if let Some(v) = self
@@ -301,13 +321,13 @@ impl<S: FlushSink + ?Sized> Reader<'_, S> {
             .as_deref_mut()
             .filter(|_| !self.engine.is_done())
         {
-            v.record(p, o, msg.payload(), &headers, self.sink);
+            v.record(p, o, payload, headers, self.sink);
         }
         let rec = ConsumedRecord {
             partition: p,
             offset: o,
-            payload: msg.payload(),
-            headers: &headers,
+            payload: payload,
+            headers,
             arrival_ns,
         };
         self.engine.on_record(&rec, self.sink);
