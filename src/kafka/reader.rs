@@ -6,6 +6,9 @@
 //! would hand over tens of thousands of records of one partition before the next — which a causal
 //! or total-order buffer can only absorb by releasing messages early. Round-robin keeps the nodes
 //! (one partition each, by key) in step, so the buffer holds only what is really out of order.
+//! Records are taken from each partition's queue a batch at a time ([`super::batch`]) and handed
+//! to the engine one at a time; the records of one pass over the partitions share one clock
+//! reading as their arrival time.
 //!
 //! When the ordering buffer is half full, the partitions holding more than their share of it are
 //! paused (librdkafka `pause`) until it is down to a quarter: their messages wait for causes in
@@ -13,9 +16,10 @@
 //! Pausing also stops librdkafka from fetching more of them, so what the consumer holds is the
 //! ordering buffer (at most `--buffer-size` messages) plus librdkafka's prefetch, which is capped
 //! per partition by `queued.max.messages.kbytes` (16 MiB in
-//! [`MANUAL_CONSUMER_DEFAULTS`](super::config::MANUAL_CONSUMER_DEFAULTS)), however far a
-//! partition runs ahead of its causes. A resumed partition continues at the record after the last
-//! one handed out: nothing is skipped or read twice.
+//! [`MANUAL_CONSUMER_DEFAULTS`](super::config::MANUAL_CONSUMER_DEFAULTS)) plus one batch
+//! ([`BATCH`](super::batch::BATCH) records), however far a partition runs ahead of its causes. A
+//! resumed partition continues with the rest of its batch, then at the record after it: nothing
+//! is skipped or read twice.
 
 use super::batch::BatchQueue;
 use super::commit::{Committer, COMMIT_INTERVAL};
