@@ -7,6 +7,11 @@
 //! [`BATCH`] records per call (`rd_kafka_consume_batch_queue`, without waiting) and hands them
 //! out one by one, so the reader's round-robin over partitions is unchanged.
 //!
+//! An empty queue is not asked again while other partitions have records: librdkafka calls back
+//! when it gets records again (it then wakes the reader, too), and [`BatchQueue::poll`] asks it
+//! only then — or when told to (`force`: the reader does so whenever a whole pass found
+//! nothing, so a missed call-back can delay a partition by one pass, never stall it).
+//!
 //! Invariants:
 //! * records (and end-of-partition and error events) come out in the queue's order, each once;
 //! * a record handed out stays valid until the next [`BatchQueue::poll`] (the borrow says so);
@@ -19,12 +24,15 @@
 
 use super::{LogContext, RecordHeaders};
 use rdkafka::bindings as rd;
+use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError as RdError;
 use rdkafka::types::RDKafkaErrorCode;
 use std::ffi::{CStr, CString};
 use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread::Thread;
 
 /// Records taken from librdkafka per call, at most.
 pub const BATCH: usize = 32;
@@ -40,6 +48,12 @@ pub struct BatchQueue {
     /// of them is the current record, or null once destroyed).
     batch: Vec<*mut rd::rd_kafka_message_t>,
     at: usize,
+    /// The queue may hold records: set by librdkafka's call-back when the queue gets an entry
+    /// while empty, cleared before a batch that empties the queue is taken.
+    ready: Arc<AtomicBool>,
+    /// rdkafka's handle on the split-off queue: keeps the partition's records off the main queue
+    /// and runs the call-back.
+    _split: PartitionQueue<LogContext>,
     /// Keeps librdkafka's handle alive as long as the queue and its messages.
     _consumer: Arc<BaseConsumer<LogContext>>,
 }
@@ -50,37 +64,59 @@ pub struct BatchRecord<'a> {
 }
 
 impl BatchQueue {
-    /// The queue of `topic`/`partition`, or `None` if librdkafka does not know that partition.
-    /// The partition's queue must have been split off the consumer's (rdkafka's
-    /// `split_partition_queue`), or its records go to the main queue instead.
+    /// The queue of `topic`/`partition`, split off the consumer's main queue; `wake` is
+    /// unparked whenever the queue gets records while empty. `None` if librdkafka does not know
+    /// the partition.
     pub fn new(
         consumer: &Arc<BaseConsumer<LogContext>>,
         topic: &str,
         partition: i32,
+        wake: Thread,
     ) -> Option<Self> {
-        let topic = CString::new(topic).ok()?;
-        // SAFETY: the client handle is valid (the consumer is alive) and `topic` is a C string;
-        // the returned queue holds its own reference, released in `drop`.
-        let queue = unsafe {
+        let c_topic = CString::new(topic).ok()?;
+        // SAFETY: the client handle is valid (the consumer is alive) and `c_topic` is a C
+        // string; the returned queue holds its own reference, released in `drop`.
+        let queue = NonNull::new(unsafe {
             rd::rd_kafka_queue_get_partition(
                 consumer.client().native_ptr(),
-                topic.as_ptr(),
+                c_topic.as_ptr(),
                 partition,
             )
+        })?;
+        let ready = Arc::new(AtomicBool::new(true));
+        let split = consumer
+            .split_partition_queue(topic, partition)
+            .map(|mut q| {
+                let ready = Arc::clone(&ready);
+                q.set_nonempty_callback(move || {
+                    ready.store(true, Ordering::SeqCst);
+                    wake.unpark();
+                });
+                q
+            });
+        let Some(split) = split else {
+            // SAFETY: our own reference, released once.
+            unsafe { rd::rd_kafka_queue_destroy(queue.as_ptr()) };
+            return None;
         };
         Some(Self {
-            queue: NonNull::new(queue)?,
+            queue,
             batch: Vec::with_capacity(BATCH),
             at: 0,
+            ready,
+            _split: split,
             _consumer: Arc::clone(consumer),
         })
     }
 
     /// The next record or event, without waiting: from the batch in hand, else from a new batch
-    /// taken from librdkafka; `None` when the queue is empty.
-    pub fn poll(&mut self) -> Option<Result<BatchRecord<'_>, RdError>> {
+    /// taken from librdkafka if the queue may hold one (or `force`); `None` when there is none.
+    pub fn poll(&mut self, force: bool) -> Option<Result<BatchRecord<'_>, RdError>> {
         self.release_current();
         if self.at == self.batch.len() {
+            if !force && !self.ready.load(Ordering::SeqCst) {
+                return None;
+            }
             self.refill();
         }
         let msg = *self.batch.get(self.at)?;
@@ -115,6 +151,9 @@ impl BatchQueue {
     fn refill(&mut self) {
         self.batch.clear();
         self.at = 0;
+        // Cleared first: an entry queued from here on sets it again (the call-back), and one
+        // queued before is in this batch. A batch short of BATCH emptied the queue.
+        self.ready.store(false, Ordering::SeqCst);
         // SAFETY: the queue is valid, and librdkafka writes at most `capacity` pointers to the
         // buffer, returning how many (or -1 on error).
         unsafe {
@@ -127,6 +166,9 @@ impl BatchQueue {
             if let Ok(n) = usize::try_from(n) {
                 self.batch.set_len(n.min(self.batch.capacity()));
             }
+        }
+        if self.batch.len() == self.batch.capacity() {
+            self.ready.store(true, Ordering::SeqCst);
         }
     }
 }
@@ -158,8 +200,9 @@ impl<'a> BatchRecord<'a> {
     /// The value (`None` for a null value).
     pub fn payload(&self) -> Option<&'a [u8]> {
         // SAFETY: librdkafka's payload pointer and length, valid as long as the message.
-        (!self.msg.payload.is_null())
-            .then(|| unsafe { std::slice::from_raw_parts(self.msg.payload.cast::<u8>(), self.msg.len) })
+        (!self.msg.payload.is_null()).then(|| unsafe {
+            std::slice::from_raw_parts(self.msg.payload.cast::<u8>(), self.msg.len)
+        })
     }
 
     /// The headers, in order.

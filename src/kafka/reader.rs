@@ -111,20 +111,17 @@ pub fn read<S: FlushSink + ?Sized>(
     verify: Option<&mut Verifier>,
 ) -> Result<(), ReadError> {
     let manual = !opts.starts.is_empty();
-    // Per partition: rdkafka's split-off queue (it keeps the partition's records off the main
-    // queue and wakes this thread when records come) and the same queue read in batches.
-    let mut queues = Vec::new();
+    // Per partition, its queue split off the main queue, read in batches; librdkafka wakes this
+    // thread when an empty one gets records.
     let me = std::thread::current();
-    for st in opts.starts {
-        let Some(batch) = BatchQueue::new(consumer, opts.topic, st.partition) else {
-            continue;
-        };
-        if let Some(mut q) = consumer.split_partition_queue(opts.topic, st.partition) {
-            let me = me.clone();
-            q.set_nonempty_callback(move || me.unpark());
-            queues.push((st.partition, batch, q));
-        }
-    }
+    let mut queues: Vec<(i32, BatchQueue)> = opts
+        .starts
+        .iter()
+        .filter_map(|st| {
+            BatchQueue::new(consumer, opts.topic, st.partition, me.clone())
+                .map(|q| (st.partition, q))
+        })
+        .collect();
     let ordering = manual && engine.config().mode != DeliveryMode::Arrival;
     let cap = engine.config().buffer_size.max(1) as u64;
     // Flow control: partitions paused for now, and partitions known to be caught up.
@@ -163,6 +160,7 @@ pub fn read<S: FlushSink + ?Sized>(
     let mut last_housekeeping = Instant::now();
     let mut last_commit = last_housekeeping;
     let mut busy_passes = 0u32;
+    let mut got = false;
     while !opts.stop.load(Ordering::Relaxed) && !r.engine.is_done() {
         if ordering {
             since_check += 1;
@@ -177,7 +175,7 @@ pub fn read<S: FlushSink + ?Sized>(
             if !want.is_empty()
                 && queues
                     .iter()
-                    .all(|(p, _, _)| want.contains(p) || at_eof.contains(p))
+                    .all(|(p, _)| want.contains(p) || at_eof.contains(p))
             {
                 // Everything else is caught up: the held messages' causes are not coming now.
                 want.clear();
@@ -187,12 +185,15 @@ pub fn read<S: FlushSink + ?Sized>(
         // One pass takes at most one record from each partition queue without waiting. The
         // clock is read once per pass, at its first record: the records of a pass arrive
         // together (microseconds apart), and the engine is ticked to that time by each of them.
+        // Queues found empty are asked again when librdkafka says they have records, or after
+        // a pass that found nothing anywhere.
         let mut arrival: Option<i64> = None;
-        for (p, q, _) in &mut queues {
+        let force = !got;
+        for (p, q) in &mut queues {
             if paused.contains(p) {
                 continue;
             }
-            match q.poll() {
+            match q.poll(force) {
                 Some(Ok(rec)) => {
                     at_eof.remove(p);
                     let now = *arrival.get_or_insert_with(|| clock.now_ns());
@@ -207,7 +208,7 @@ pub fn read<S: FlushSink + ?Sized>(
                 None => {}
             }
         }
-        let got = if let Some(now) = arrival {
+        got = if let Some(now) = arrival {
             // Serve librdkafka's main queue (errors, events) without waiting every
             // MAIN_QUEUE_PASSES passes, and go on. No tick: every record of the pass moved the
             // engine's time to `now` already.
@@ -305,7 +306,13 @@ impl<S: FlushSink + ?Sized> Reader<'_, S> {
     /// [`record`](Self::record) for a message from rdkafka's own queues.
     fn message(&mut self, msg: &BorrowedMessage<'_>, arrival_ns: i64) {
         let headers = super::headers_of(msg);
-        self.record(msg.partition(), msg.offset(), msg.payload(), &headers, arrival_ns);
+        self.record(
+            msg.partition(),
+            msg.offset(),
+            msg.payload(),
+            &headers,
+            arrival_ns,
+        );
     }
 
     /// Feeds one record of partition `p` at offset `o`, read at `arrival_ns`, to the engine
