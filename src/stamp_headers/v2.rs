@@ -177,7 +177,7 @@ fn opt(v: &[u8]) -> Option<&[u8]> {
 }
 
 fn required<'a>(header: &'static str, v: &'a [u8]) -> Result<&'a [u8], HeaderError> {
-    opt(v).ok_or(HeaderError::Missing { header })
+    opt(v).ok_or_else(|| HeaderError::Missing { header })
 }
 
 /// A reading position in a `kts-stamp` value.
@@ -197,7 +197,7 @@ impl<'a> Cursor<'a> {
         let end = rest
             .iter()
             .position(|&b| b == b';')
-            .ok_or(HeaderError::Truncated { header })?;
+            .ok_or_else(|| HeaderError::Truncated { header })?;
         self.at += end + 1;
         Ok(&rest[..end])
     }
@@ -252,7 +252,7 @@ impl<'a> Cursor<'a> {
         let start = digits + 1;
         let bytes = rest
             .get(start..start.saturating_add(len))
-            .ok_or(HeaderError::Truncated { header })?;
+            .ok_or_else(|| HeaderError::Truncated { header })?;
         let s = std::str::from_utf8(bytes).map_err(|_| HeaderError::NotUtf8 { header })?;
         match rest.get(start + len) {
             Some(&b) if b == term => {}
