@@ -337,7 +337,7 @@ impl<S: FlushSink + ?Sized> Reader<'_, S> {
         let rec = ConsumedRecord {
             partition: p,
             offset: o,
-            payload: payload,
+            payload,
             headers,
             arrival_ns,
         };
