@@ -394,7 +394,15 @@ mod offer_with {
             let now = i as i64 * 300;
             let vt = stamp(m);
             let r = if with {
-                b.offer_with(node(m.0), (i, vt), |t| t.1.as_ref(), m.2, now, &mut out)
+                b.offer_with(
+                    node(m.0),
+                    (i, vt),
+                    |t| t.1.as_ref(),
+                    |_| {},
+                    m.2,
+                    now,
+                    &mut out,
+                )
             } else {
                 // The stamp `offer_with` stands for: the vector, or `{node: count}`.
                 let fifo = VectorTimestamp::from_entries([(node(m.0), m.2)]);
@@ -445,4 +453,49 @@ mod offer_with {
             prop_assert_eq!(run(&msgs, capacity, true), run(&msgs, capacity, false));
         }
     }
+}
+
+#[test]
+fn offer_with_keeps_only_what_waits() {
+    // (name, kept?)
+    let mut b: CausalBuffer<(&str, bool)> = CausalBuffer::new(DeliveryConfig::new(10, WAIT));
+    let mut out = Vec::new();
+    let (b1, a1) = (vt(&[("A", 1), ("B", 1)]), vt(&[("A", 1)]));
+    let keep = |m: &mut (&str, bool)| m.1 = true;
+    b.offer_with(
+        "B".into(),
+        ("b1", false),
+        |_| Some(&b1),
+        keep,
+        0,
+        0,
+        &mut out,
+    );
+    assert!(out.is_empty(), "b1 waits for a1");
+    b.offer_with(
+        "A".into(),
+        ("a1", false),
+        |_| Some(&a1),
+        keep,
+        0,
+        1,
+        &mut out,
+    );
+    let got: Vec<_> = out.iter().map(|d| d.item).collect();
+    assert_eq!(
+        got,
+        [("a1", false), ("b1", true)],
+        "only the waiting message was kept"
+    );
+    // A duplicate is handed back as it came.
+    let dup = b.offer_with(
+        "A".into(),
+        ("a1 again", false),
+        |_| Some(&a1),
+        keep,
+        0,
+        2,
+        &mut out,
+    );
+    assert!(matches!(dup, Offer::Duplicate(("a1 again", false))));
 }
