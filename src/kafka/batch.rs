@@ -126,6 +126,8 @@ impl BatchQueue {
         if m.err == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
             return Some(Ok(BatchRecord { msg: m }));
         }
+        // Mapped as rdkafka maps a partition queue's error events (librdkafka reports a fatal
+        // client error on the main queue, which the reader serves as before).
         let err = match m.err {
             rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__PARTITION_EOF => {
                 RdError::PartitionEOF(m.partition)
