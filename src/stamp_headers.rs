@@ -546,14 +546,35 @@ fn id_str<'a>(header: &'static str, v: &'a [u8], max: usize) -> Result<&'a str, 
 
 /// A decimal counter: digits only, no leading zero (but `0`), at most `max`.
 fn counter(header: impl fmt::Display, v: &[u8], max: u64) -> Result<u64, HeaderError> {
-    let well_formed =
-        !v.is_empty() && v.iter().all(u8::is_ascii_digit) && (v[0] != b'0' || v.len() == 1);
-    if !well_formed {
-        return Err(HeaderError::BadNumber {
-            header: header.to_string(),
-            expected: "a decimal counter",
-            found: shown(v),
-        });
+    let bad = |header: &dyn fmt::Display| HeaderError::BadNumber {
+        header: header.to_string(),
+        expected: "a decimal counter",
+        found: shown(v),
+    };
+    let overflow = |header: &dyn fmt::Display| HeaderError::CounterOverflow {
+        header: header.to_string(),
+        max,
+    };
+    if v.is_empty() || (v[0] == b'0' && v.len() > 1) {
+        return Err(bad(&header));
+    }
+    // Up to 19 digits cannot overflow a u64 (10^19 - 1 < 2^64): checked and summed in one pass.
+    if v.len() <= 19 {
+        let mut n: u64 = 0;
+        for &d in v {
+            if !d.is_ascii_digit() {
+                return Err(bad(&header));
+            }
+            n = n * 10 + u64::from(d - b'0');
+        }
+        return if n <= max {
+            Ok(n)
+        } else {
+            Err(overflow(&header))
+        };
+    }
+    if !v.iter().all(u8::is_ascii_digit) {
+        return Err(bad(&header));
     }
     let mut n: u64 = 0;
     for &d in v {
@@ -562,12 +583,7 @@ fn counter(header: impl fmt::Display, v: &[u8], max: u64) -> Result<u64, HeaderE
             .and_then(|n| n.checked_add(u64::from(d - b'0')))
         {
             Some(n) if n <= max => n,
-            _ => {
-                return Err(HeaderError::CounterOverflow {
-                    header: header.to_string(),
-                    max,
-                })
-            }
+            _ => return Err(overflow(&header)),
         };
     }
     Ok(n)

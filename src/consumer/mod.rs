@@ -98,14 +98,33 @@ pub struct ConsumedRecord<'a> {
     pub arrival_ns: i64,
 }
 
-/// A message held by an ordering buffer.
+/// A message offered to an ordering buffer.
 #[derive(Debug)]
 struct BufferedMessage {
     partition: i32,
     offset: i64,
-    raw: Box<[u8]>,
+    /// What a delivery shows of the record value ([`shown`]), copied when the buffer keeps the
+    /// message ([`BufferedMessage::keep`]). `None` while the message is the record being
+    /// offered, whose value is still at hand: a message the buffer delivers at once is never
+    /// copied.
+    raw: Option<Box<[u8]>>,
     form: Form,
     env: Envelope,
+}
+
+impl BufferedMessage {
+    /// Copies what a delivery shows of `value` (the record's value), for a buffer that keeps
+    /// the message beyond the record.
+    fn keep(&mut self, value: &[u8]) {
+        if self.raw.is_none() {
+            self.raw = Some(shown(self.form, value).into_owned().into_boxed_slice());
+        }
+    }
+
+    /// The vector stamp the causal buffer orders it by.
+    fn vector(&self) -> Option<&VectorTimestamp> {
+        self.env.timestamp.vector_time.as_ref()
+    }
 }
 
 enum Orderer {
@@ -370,11 +389,11 @@ impl ConsumerEngine {
         let held = BufferedMessage {
             partition: rec.partition,
             offset: rec.offset,
-            raw: shown(form, payload).into_owned().into_boxed_slice(),
+            raw: None,
             form,
             env,
         };
-        let offered = self.offer_to_buffer(held, rec.arrival_ns);
+        let offered = self.offer_to_buffer(held, payload, rec.arrival_ns);
         match offered {
             Offer::Accepted => {
                 self.emit_found(false, sink);
@@ -407,32 +426,47 @@ impl ConsumerEngine {
                 );
             }
         }
-        self.emit_released(sink);
+        self.emit_released_with(payload, sink);
     }
 
-    fn offer_to_buffer(&mut self, held: BufferedMessage, now_ns: i64) -> Offer<BufferedMessage> {
+    /// Offers `held` (the record being processed, with value `value`) to the ordering buffer.
+    fn offer_to_buffer(
+        &mut self,
+        mut held: BufferedMessage,
+        value: &[u8],
+        now_ns: i64,
+    ) -> Offer<BufferedMessage> {
         let node = held.env.timestamp.node_id.clone();
         // Only orderable messages reach the buffer: they carry a seq (and, for total order, a
         // Lamport time).
         let seq = held.env.seq.unwrap_or_default();
         match &mut self.orderer {
             Orderer::Causal(buf) => {
-                // The buffer takes the stamp by reference and the message by value, so the stamp
-                // is cloned (the envelope keeps its own for rendering).
-                let vt = match &held.env.timestamp.vector_time {
-                    Some(vt) => vt.clone(),
-                    None => VectorTimestamp::from_entries([(node.clone(), seq)]),
-                };
+                // Without a vector the stamp is `{node: seq}`; the buffer reads the stamp from
+                // the message it takes (the envelope keeps it for rendering).
                 if self.assume_before_start && !self.started.contains(&node) {
                     self.started.insert(node.clone());
-                    let own = vt.get(&node);
+                    let own = match &held.env.timestamp.vector_time {
+                        Some(vt) => vt.get(&node),
+                        None => seq,
+                    };
                     if own > 1 {
                         buf.assume_delivered(&node, own - 1, &mut self.released);
                     }
                 }
-                buf.offer(node, &vt, held, now_ns, &mut self.released)
+                let keep = |h: &mut BufferedMessage| h.keep(value);
+                buf.offer_with(
+                    node,
+                    held,
+                    BufferedMessage::vector,
+                    keep,
+                    seq,
+                    now_ns,
+                    &mut self.released,
+                )
             }
             Orderer::Total(buf) => {
+                held.keep(value);
                 let lamport = held.env.timestamp.logical_time.unwrap_or_default();
                 buf.offer(node, seq, lamport, held, now_ns, &mut self.released)
             }
@@ -617,6 +651,13 @@ impl ConsumerEngine {
     }
 
     fn emit_released<S: EventSink + ?Sized>(&mut self, sink: &mut S) {
+        self.emit_released_with(&[], sink);
+    }
+
+    /// Delivers what the ordering buffer released. `current` is the value of the record being
+    /// offered, if any: the only message that may come out without its own copy
+    /// ([`BufferedMessage::raw`]); every other caller has none to give.
+    fn emit_released_with<S: EventSink + ?Sized>(&mut self, current: &[u8], sink: &mut S) {
         if self.released.is_empty() {
             return;
         }
@@ -663,12 +704,16 @@ impl ConsumerEngine {
                 ));
             }
             self.delivered += 1;
+            let raw = match &h.raw {
+                Some(kept) => Cow::Borrowed(&kept[..]),
+                None => shown(h.form, current),
+            };
             sink.deliver(&Delivery {
                 partition: h.partition,
                 offset: h.offset,
                 release: d.release,
                 form: h.form,
-                raw: &h.raw,
+                raw: &raw,
                 envelope: &h.env,
             });
         }

@@ -162,8 +162,45 @@ impl<T> CausalBuffer<T> {
         out: &mut Vec<Delivered<T>>,
     ) -> Offer<T> {
         self.expire(now_ns, out);
-        let own = self.intern_one(&node);
+        let (own, own_count) = self.stage(&node, Some(vt), 0);
+        self.place(own, own_count, item, |_| {}, now_ns, out)
+    }
+
+    /// [`offer`](Self::offer) for a message that carries its own stamp: `stamp` reads it from
+    /// the message (before the buffer takes the message, so the stamp is not copied). A message
+    /// without a vector (`stamp` gives `None`) is placed by its own count alone, as if stamped
+    /// `{node: own_count}`: it waits for its node's earlier messages and nothing else. `keep` is
+    /// applied to the message if, and only if, the buffer keeps it to wait (a message delivered
+    /// at once or refused as a duplicate is handed back as it came).
+    #[allow(clippy::too_many_arguments)]
+    pub fn offer_with<F, K>(
+        &mut self,
+        node: NodeId,
+        item: T,
+        stamp: F,
+        keep: K,
+        own_count: u64,
+        now_ns: i64,
+        out: &mut Vec<Delivered<T>>,
+    ) -> Offer<T>
+    where
+        F: FnOnce(&T) -> Option<&VectorTimestamp>,
+        K: FnOnce(&mut T),
+    {
+        self.expire(now_ns, out);
+        let (own, own_count) = self.stage(&node, stamp(&item), own_count);
+        self.place(own, own_count, item, keep, now_ns, out)
+    }
+
+    /// Interns the sender and the entries of its stamp (`None`: `{node: own_count}`): returns
+    /// the sender's index and own count, and leaves the other entries in `scratch` for
+    /// [`place`](Self::place).
+    fn stage(&mut self, node: &NodeId, vt: Option<&VectorTimestamp>, own_count: u64) -> (u32, u64) {
+        let own = self.intern_one(node);
         self.scratch.clear();
+        let Some(vt) = vt else {
+            return (own, own_count);
+        };
         let mut own_count = 0;
         let mut hint = 0;
         for (k, v) in vt.iter() {
@@ -175,6 +212,20 @@ impl<T> CausalBuffer<T> {
                 self.scratch.push((idx, v));
             }
         }
+        (own, own_count)
+    }
+
+    /// Places a message whose stamp [`stage`](Self::stage) has just read; `keep` is applied to
+    /// it if it is stored to wait.
+    fn place(
+        &mut self,
+        own: u32,
+        own_count: u64,
+        mut item: T,
+        keep: impl FnOnce(&mut T),
+        now_ns: i64,
+        out: &mut Vec<Delivered<T>>,
+    ) -> Offer<T> {
         let st = &mut self.nodes[own as usize];
         if own_count == 0 {
             // Not counted in its own vector: there is no place for it in the causal order.
@@ -210,6 +261,7 @@ impl<T> CausalBuffer<T> {
             self.run(out);
             return Offer::Accepted;
         }
+        keep(&mut item);
         let mut deps = self.pool.pop().unwrap_or_default();
         deps.extend_from_slice(&self.scratch);
         let w = Waiting {

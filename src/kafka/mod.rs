@@ -9,6 +9,7 @@
 //! * [`start`] — where a manually assigned consumer starts in each partition.
 //! * [`commit`] — the consumer's commit policy: committed offsets and their metadata.
 //! * [`reader`] — the consumer's read loop (round-robin partitions, pause/resume, commits).
+//! * [`batch`] — a partition's queue read a batch at a time, handed out one record at a time.
 //! * [`session`] — one consumer run: connect, place, resume, read, commit, report.
 //! * [`error`] — rdkafka errors mapped to clear one-line messages.
 //! * [`retry`] — broker requests repeated through the broker's passing states (no leader yet).
@@ -19,6 +20,7 @@
 //! and with repeated errors of one kind logged once at `warn` (then at `debug`).
 
 pub mod admin;
+pub mod batch;
 pub mod commit;
 pub mod config;
 pub mod consumer;
@@ -53,26 +55,11 @@ use std::sync::{Arc, Mutex};
 /// record with at most [`RecordHeaders::INLINE`] headers (a version-2 stamp is two).
 pub fn headers_of<'a>(msg: &'a impl rdkafka::Message) -> RecordHeaders<'a> {
     use rdkafka::message::Headers as _;
-    let mut out = RecordHeaders {
-        inline: [("", None); RecordHeaders::INLINE],
-        len: 0,
-        spilled: Vec::new(),
-    };
     let Some(hs) = msg.headers() else {
-        return out;
+        return RecordHeaders::collect(0, std::iter::empty());
     };
     // librdkafka's header iterator has no size hint: count once, then fill.
-    let count = hs.count();
-    if count <= RecordHeaders::INLINE {
-        for (slot, h) in out.inline.iter_mut().zip(hs.iter()) {
-            *slot = (h.key, h.value);
-            out.len += 1;
-        }
-    } else {
-        out.spilled.reserve_exact(count);
-        out.spilled.extend(hs.iter().map(|h| (h.key, h.value)));
-    }
-    out
+    RecordHeaders::collect(hs.count(), hs.iter().map(|h| (h.key, h.value)))
 }
 
 /// A record's headers in order ([`headers_of`]): a slice of [`crate::stamp_headers::Header`]
@@ -87,9 +74,32 @@ pub struct RecordHeaders<'a> {
 /// Headers a [`RecordHeaders`] holds without an allocation.
 const INLINE_HEADERS: usize = 4;
 
-impl RecordHeaders<'_> {
+impl<'a> RecordHeaders<'a> {
     /// Headers held without an allocation.
     pub const INLINE: usize = INLINE_HEADERS;
+
+    /// The `count` headers `headers` yields (inline when they fit; a shorter iterator leaves
+    /// out what it does not yield).
+    fn collect(
+        count: usize,
+        headers: impl Iterator<Item = crate::stamp_headers::Header<'a>>,
+    ) -> Self {
+        let mut out = RecordHeaders {
+            inline: [("", None); RecordHeaders::INLINE],
+            len: 0,
+            spilled: Vec::new(),
+        };
+        if count <= RecordHeaders::INLINE {
+            for (slot, h) in out.inline.iter_mut().zip(headers) {
+                *slot = h;
+                out.len += 1;
+            }
+        } else {
+            out.spilled.reserve_exact(count);
+            out.spilled.extend(headers);
+        }
+        out
+    }
 }
 
 impl<'a> std::ops::Deref for RecordHeaders<'a> {

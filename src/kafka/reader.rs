@@ -6,6 +6,9 @@
 //! would hand over tens of thousands of records of one partition before the next — which a causal
 //! or total-order buffer can only absorb by releasing messages early. Round-robin keeps the nodes
 //! (one partition each, by key) in step, so the buffer holds only what is really out of order.
+//! Records are taken from each partition's queue a batch at a time ([`super::batch`]) and handed
+//! to the engine one at a time; the records of one pass over the partitions share one clock
+//! reading as their arrival time.
 //!
 //! When the ordering buffer is half full, the partitions holding more than their share of it are
 //! paused (librdkafka `pause`) until it is down to a quarter: their messages wait for causes in
@@ -13,10 +16,12 @@
 //! Pausing also stops librdkafka from fetching more of them, so what the consumer holds is the
 //! ordering buffer (at most `--buffer-size` messages) plus librdkafka's prefetch, which is capped
 //! per partition by `queued.max.messages.kbytes` (16 MiB in
-//! [`MANUAL_CONSUMER_DEFAULTS`](super::config::MANUAL_CONSUMER_DEFAULTS)), however far a
-//! partition runs ahead of its causes. A resumed partition continues at the record after the last
-//! one handed out: nothing is skipped or read twice.
+//! [`MANUAL_CONSUMER_DEFAULTS`](super::config::MANUAL_CONSUMER_DEFAULTS)) plus one batch
+//! ([`BATCH`](super::batch::BATCH) records), however far a partition runs ahead of its causes. A
+//! resumed partition continues with the rest of its batch, then at the record after it: nothing
+//! is skipped or read twice.
 
+use super::batch::BatchQueue;
 use super::commit::{Committer, COMMIT_INTERVAL};
 use super::error::{describe, is_fatal_consume_error, KafkaError};
 use super::start::PartitionStart;
@@ -24,6 +29,7 @@ use super::LogContext;
 use crate::consumer::{
     ConsumedRecord, ConsumerEngine, DeliveryMode, EventSink, JsonSink, TextSink,
 };
+use crate::stamp_headers::Header;
 use crate::time::TimeSource;
 use crate::verify::Verifier;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -83,6 +89,11 @@ pub struct ReadOptions<'a> {
 const HOUSEKEEPING: Duration = Duration::from_millis(200);
 /// The longest wait for records in one poll.
 const POLL: Duration = Duration::from_millis(100);
+/// While records keep coming, librdkafka's main queue (errors, events; with partition queues no
+/// records) is served once every this many passes over the partition queues (each pass takes up
+/// to one record per partition, a few microseconds), and whenever they are all empty: every poll
+/// costs librdkafka and rdkafka several clock reads.
+const MAIN_QUEUE_PASSES: u32 = 16;
 
 /// Reads until stopped (`stop`, `idle`, the engine's `--max-messages`, or a fatal error), feeding
 /// `engine` and committing every [`COMMIT_INTERVAL`]; `housekeeping` is called about every
@@ -100,15 +111,17 @@ pub fn read<S: FlushSink + ?Sized>(
     verify: Option<&mut Verifier>,
 ) -> Result<(), ReadError> {
     let manual = !opts.starts.is_empty();
-    let mut queues = Vec::new();
+    // Per partition, its queue split off the main queue, read in batches; librdkafka wakes this
+    // thread when an empty one gets records.
     let me = std::thread::current();
-    for st in opts.starts {
-        if let Some(mut q) = consumer.split_partition_queue(opts.topic, st.partition) {
-            let me = me.clone();
-            q.set_nonempty_callback(move || me.unpark());
-            queues.push((st.partition, q));
-        }
-    }
+    let mut queues: Vec<(i32, BatchQueue)> = opts
+        .starts
+        .iter()
+        .filter_map(|st| {
+            BatchQueue::new(consumer, opts.topic, st.partition, me.clone())
+                .map(|q| (st.partition, q))
+        })
+        .collect();
     let ordering = manual && engine.config().mode != DeliveryMode::Arrival;
     let cap = engine.config().buffer_size.max(1) as u64;
     // Flow control: partitions paused for now, and partitions known to be caught up.
@@ -118,7 +131,6 @@ pub fn read<S: FlushSink + ?Sized>(
     let mut r = Reader {
         engine,
         sink,
-        clock,
         catching_up: opts
             .starts
             .iter()
@@ -136,7 +148,7 @@ pub fn read<S: FlushSink + ?Sized>(
         // them arriving late on the three-node cluster.)
         while let Some(res) = consumer.poll(Duration::ZERO) {
             match res {
-                Ok(msg) => r.record(&msg),
+                Ok(msg) => r.message(&msg, clock.now_ns()),
                 Err(RdError::PartitionEOF(p)) => r.caught_up(p),
                 Err(e) => r.error(&e)?,
             }
@@ -146,14 +158,10 @@ pub fn read<S: FlushSink + ?Sized>(
         r.engine.caught_up(r.sink);
     }
     let mut last_housekeeping = Instant::now();
-    let mut last_commit = Instant::now();
+    let mut last_commit = last_housekeeping;
+    let mut busy_passes = 0u32;
+    let mut got = false;
     while !opts.stop.load(Ordering::Relaxed) && !r.engine.is_done() {
-        let now = clock.now_ns();
-        let wait = match r.engine.next_deadline() {
-            Some(d) if d <= now => Duration::ZERO,
-            Some(d) => POLL.min(Duration::from_nanos(u64::try_from(d - now).unwrap_or(0))),
-            None => POLL,
-        };
         if ordering {
             since_check += 1;
             let b4 = r.engine.buffered().saturating_mul(4);
@@ -174,16 +182,23 @@ pub fn read<S: FlushSink + ?Sized>(
             }
             set_paused(consumer, opts.topic, &mut paused, want);
         }
-        let mut got = false;
-        for (p, q) in &queues {
+        // One pass takes at most one record from each partition queue without waiting. The
+        // clock is read once per pass, at its first record: the records of a pass arrive
+        // together (microseconds apart), and the engine is ticked to that time by each of them.
+        // Queues found empty are asked again when librdkafka says they have records, or after
+        // a pass that found nothing anywhere.
+        let mut arrival: Option<i64> = None;
+        let force = !got;
+        for (p, q) in &mut queues {
             if paused.contains(p) {
                 continue;
             }
-            match q.poll(Duration::ZERO) {
-                Some(Ok(msg)) => {
+            match q.poll(force) {
+                Some(Ok(rec)) => {
                     at_eof.remove(p);
-                    r.record(&msg);
-                    got = true;
+                    let now = *arrival.get_or_insert_with(|| clock.now_ns());
+                    let headers = rec.headers();
+                    r.record(rec.partition(), rec.offset(), rec.payload(), &headers, now);
                 }
                 Some(Err(RdError::PartitionEOF(_))) => {
                     at_eof.insert(*p);
@@ -193,48 +208,77 @@ pub fn read<S: FlushSink + ?Sized>(
                 None => {}
             }
         }
-        if got {
-            // Serve librdkafka's main queue (errors, events) without waiting, and go on.
-            match consumer.poll(Duration::ZERO) {
-                Some(Ok(msg)) => r.record(&msg),
-                Some(Err(RdError::PartitionEOF(_))) | None => {}
-                Some(Err(e)) => r.error(&e)?,
+        got = if let Some(now) = arrival {
+            // Serve librdkafka's main queue (errors, events) without waiting every
+            // MAIN_QUEUE_PASSES passes, and go on. No tick: every record of the pass moved the
+            // engine's time to `now` already.
+            busy_passes += 1;
+            if busy_passes % MAIN_QUEUE_PASSES == 0 {
+                match consumer.poll(Duration::ZERO) {
+                    Some(Ok(msg)) => r.message(&msg, now),
+                    Some(Err(RdError::PartitionEOF(_))) | None => {}
+                    Some(Err(e)) => r.error(&e)?,
+                }
             }
-            r.engine.tick(clock.now_ns(), r.sink);
+            true
         } else {
             // Nothing in the partition queues: wait on the main queue (group mode: the records
-            // themselves) or, with partition queues, until one of them wakes us.
+            // themselves) or, with partition queues, until one of them wakes us; at most until
+            // the engine's next deadline.
+            let wait = match r.engine.next_deadline() {
+                None => POLL,
+                Some(d) => {
+                    let now = clock.now_ns();
+                    if d <= now {
+                        Duration::ZERO
+                    } else {
+                        POLL.min(Duration::from_nanos(d.abs_diff(now)))
+                    }
+                }
+            };
             let main_wait = if queues.is_empty() {
                 wait
             } else {
                 Duration::ZERO
             };
             match consumer.poll(main_wait) {
-                Some(Ok(msg)) => r.record(&msg),
-                Some(Err(RdError::PartitionEOF(_))) => {}
-                Some(Err(e)) => r.error(&e)?,
-                None => {
-                    // Quiet moment: make output visible to people and pipes.
-                    r.sink.flush_output().map_err(ReadError::Output)?;
-                    if !queues.is_empty() {
-                        std::thread::park_timeout(wait.min(Duration::from_millis(1)));
+                // `on_record` ticks the engine to the arrival time.
+                Some(Ok(msg)) => {
+                    r.message(&msg, clock.now_ns());
+                    true
+                }
+                other => {
+                    match other {
+                        Some(Err(RdError::PartitionEOF(_))) => {}
+                        Some(Err(e)) => r.error(&e)?,
+                        _ => {
+                            // Quiet moment: make output visible to people and pipes.
+                            r.sink.flush_output().map_err(ReadError::Output)?;
+                            if !queues.is_empty() {
+                                std::thread::park_timeout(wait.min(Duration::from_millis(1)));
+                            }
+                        }
                     }
+                    r.engine.tick(clock.now_ns(), r.sink);
+                    false
                 }
             }
-            r.engine.tick(clock.now_ns(), r.sink);
-            if !paused.is_empty() {
-                // Paused partitions still have records: the idle clock does not run.
-                r.last_record = Instant::now();
-            }
-            if opts.idle.is_some_and(|d| r.last_record.elapsed() >= d) {
-                break;
-            }
+        };
+        let now = Instant::now();
+        // Paused partitions still have records: the idle clock does not run.
+        if got || !paused.is_empty() {
+            r.last_record = now;
+        } else if opts
+            .idle
+            .is_some_and(|d| now.saturating_duration_since(r.last_record) >= d)
+        {
+            break;
         }
-        if last_housekeeping.elapsed() >= HOUSEKEEPING {
-            last_housekeeping = Instant::now();
+        if now.saturating_duration_since(last_housekeeping) >= HOUSEKEEPING {
+            last_housekeeping = now;
             housekeeping(r.engine);
-            if last_commit.elapsed() >= COMMIT_INTERVAL {
-                last_commit = Instant::now();
+            if now.saturating_duration_since(last_commit) >= COMMIT_INTERVAL {
+                last_commit = now;
                 // A failed commit is tried again at the next interval (and at exit, where it
                 // counts).
                 if let Err(e) = committer.commit(consumer.as_ref(), opts.topic, r.engine) {
@@ -250,7 +294,6 @@ pub fn read<S: FlushSink + ?Sized>(
 struct Reader<'a, S: ?Sized> {
     engine: &'a mut ConsumerEngine,
     sink: &'a mut S,
-    clock: &'a dyn TimeSource,
     /// Partitions not yet read up to where they ended at the start: (partition, end offset).
     catching_up: BTreeMap<i32, i64>,
     last_record: Instant,
@@ -260,10 +303,28 @@ struct Reader<'a, S: ?Sized> {
 }
 
 impl<S: FlushSink + ?Sized> Reader<'_, S> {
-    fn record(&mut self, msg: &BorrowedMessage<'_>) {
-        self.last_record = Instant::now();
-        let (p, o) = (msg.partition(), msg.offset());
+    /// [`record`](Self::record) for a message from rdkafka's own queues.
+    fn message(&mut self, msg: &BorrowedMessage<'_>, arrival_ns: i64) {
         let headers = super::headers_of(msg);
+        self.record(
+            msg.partition(),
+            msg.offset(),
+            msg.payload(),
+            &headers,
+            arrival_ns,
+        );
+    }
+
+    /// Feeds one record of partition `p` at offset `o`, read at `arrival_ns`, to the engine
+    /// (and the verifier).
+    fn record(
+        &mut self,
+        p: i32,
+        o: i64,
+        payload: Option<&[u8]>,
+        headers: &[Header<'_>],
+        arrival_ns: i64,
+    ) {
         // Records taken after `--max-messages` was reached are not delivered: for verification
         // they were not read either (the run stopped before them).
         if let Some(v) = self
@@ -271,14 +332,14 @@ impl<S: FlushSink + ?Sized> Reader<'_, S> {
             .as_deref_mut()
             .filter(|_| !self.engine.is_done())
         {
-            v.record(p, o, msg.payload(), &headers, self.sink);
+            v.record(p, o, payload, headers, self.sink);
         }
         let rec = ConsumedRecord {
             partition: p,
             offset: o,
-            payload: msg.payload(),
-            headers: &headers,
-            arrival_ns: self.clock.now_ns(),
+            payload,
+            headers,
+            arrival_ns,
         };
         self.engine.on_record(&rec, self.sink);
         if self.catching_up.get(&p).is_some_and(|end| o + 1 >= *end) {

@@ -289,3 +289,63 @@ fn id_of_reads_the_id_header_only() {
         Some("a")
     );
 }
+
+/// What `counter` must accept: the canonical decimal spelling of a number up to `max`, and
+/// nothing else (the rule, independent of how `counter` reads it).
+fn counter_rule(v: &[u8], max: u64) -> Result<u64, &'static str> {
+    let canonical =
+        !v.is_empty() && v.iter().all(u8::is_ascii_digit) && (v[0] != b'0' || v.len() == 1);
+    if !canonical {
+        return Err("bad");
+    }
+    match std::str::from_utf8(v).unwrap().parse::<u128>() {
+        Ok(n) if n <= u128::from(max) => Ok(n as u64),
+        _ => Err("overflow"),
+    }
+}
+
+proptest! {
+    /// Counters of every length (around the 19- and 20-digit edges too), with and without
+    /// stray bytes, read exactly as the rule says, and errors are the documented kinds.
+    #[test]
+    fn counters_follow_the_rule(
+        digits in "[0-9]{0,24}",
+        stray in proptest::option::of((0usize..25, prop_oneof![Just(b'-'), Just(b'.'), Just(b' '), any::<u8>()])),
+        max in prop_oneof![Just(u64::MAX), Just(u64::from(u32::MAX)), any::<u64>()],
+    ) {
+        let mut v = digits.into_bytes();
+        if let Some((at, b)) = stray {
+            v.insert(at.min(v.len()), b);
+        }
+        let got = counter("h", &v, max);
+        match counter_rule(&v, max) {
+            Ok(n) => prop_assert_eq!(got, Ok(n)),
+            Err("bad") => prop_assert!(matches!(got, Err(HeaderError::BadNumber { .. })), "{:?}", got),
+            Err(_) => prop_assert_eq!(got, Err(HeaderError::CounterOverflow { header: "h".into(), max })),
+        }
+    }
+}
+
+#[test]
+fn counters_at_the_u64_edge() {
+    assert_eq!(
+        counter("h", b"18446744073709551615", u64::MAX),
+        Ok(u64::MAX)
+    );
+    assert_eq!(
+        counter("h", b"9999999999999999999", u64::MAX),
+        Ok(9_999_999_999_999_999_999)
+    );
+    assert!(matches!(
+        counter("h", b"18446744073709551616", u64::MAX),
+        Err(HeaderError::CounterOverflow { .. })
+    ));
+    assert!(matches!(
+        counter("h", b"4294967296", u64::from(u32::MAX)),
+        Err(HeaderError::CounterOverflow { .. })
+    ));
+    assert!(matches!(
+        counter("h", b"00", u64::MAX),
+        Err(HeaderError::BadNumber { .. })
+    ));
+}

@@ -125,7 +125,10 @@ pub(super) fn decode(
     let get = |name: &'static str| -> Option<&[u8]> {
         KNOWN.iter().position(|k| *k == name).and_then(|i| slots[i])
     };
-    let required = |name: &'static str| get(name).ok_or(HeaderError::Missing { header: name });
+    let required = |name: &'static str| match get(name) {
+        Some(v) => Ok(v),
+        None => Err(HeaderError::Missing { header: name }),
+    };
     let id = id_str(ID, required(ID)?, limits.max_id_len)?;
     let node_id = id_str(NODE, required(NODE)?, limits.max_node_id_len)?;
     let seq = get(SEQ).map(|v| counter(SEQ, v, u64::MAX)).transpose()?;

@@ -177,7 +177,11 @@ fn opt(v: &[u8]) -> Option<&[u8]> {
 }
 
 fn required<'a>(header: &'static str, v: &'a [u8]) -> Result<&'a [u8], HeaderError> {
-    opt(v).ok_or(HeaderError::Missing { header })
+    // Matched rather than `ok_or`: an error built on every call is also dropped on every call.
+    match opt(v) {
+        Some(v) => Ok(v),
+        None => Err(HeaderError::Missing { header }),
+    }
 }
 
 /// A reading position in a `kts-stamp` value.
@@ -194,10 +198,9 @@ impl<'a> Cursor<'a> {
     /// A field up to the next `;` (consumed).
     fn plain(&mut self, header: &'static str) -> Result<&'a [u8], HeaderError> {
         let rest = self.rest();
-        let end = rest
-            .iter()
-            .position(|&b| b == b';')
-            .ok_or(HeaderError::Truncated { header })?;
+        let Some(end) = rest.iter().position(|&b| b == b';') else {
+            return Err(HeaderError::Truncated { header });
+        };
         self.at += end + 1;
         Ok(&rest[..end])
     }
@@ -250,9 +253,9 @@ impl<'a> Cursor<'a> {
             return Err(HeaderError::TooLong { header, len, max });
         }
         let start = digits + 1;
-        let bytes = rest
-            .get(start..start.saturating_add(len))
-            .ok_or(HeaderError::Truncated { header })?;
+        let Some(bytes) = rest.get(start..start.saturating_add(len)) else {
+            return Err(HeaderError::Truncated { header });
+        };
         let s = std::str::from_utf8(bytes).map_err(|_| HeaderError::NotUtf8 { header })?;
         match rest.get(start + len) {
             Some(&b) if b == term => {}

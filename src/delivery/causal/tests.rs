@@ -363,3 +363,139 @@ fn nodes_first_seen_out_of_name_order_are_tracked_separately() {
     offer(&mut b, "m", &[("a", 1), ("m", 1), ("z", 1)], "m1", 0);
     assert_eq!(b.delivered(), &vt(&[("a", 1), ("m", 1), ("z", 1)]));
 }
+
+mod offer_with {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A message as a test offers it: sender, optional vector, own count when there is none.
+    type Msg = (u8, Option<Vec<(u8, u64)>>, u64);
+
+    fn node(i: u8) -> NodeId {
+        NodeId::from(format!("n{i}"))
+    }
+
+    fn stamp(m: &Msg) -> Option<VectorTimestamp> {
+        m.1.as_ref()
+            .map(|v| VectorTimestamp::from_entries(v.iter().map(|&(k, c)| (node(k), c))))
+    }
+
+    /// What a buffer delivers, in order: (node, number, item, release, missing).
+    fn run(
+        msgs: &[Msg],
+        capacity: usize,
+        with: bool,
+    ) -> Vec<(String, u64, usize, Release, String)> {
+        let mut b: CausalBuffer<(usize, Option<VectorTimestamp>)> =
+            CausalBuffer::new(DeliveryConfig::new(capacity, WAIT));
+        let mut out = Vec::new();
+        let mut verdicts = Vec::new();
+        for (i, m) in msgs.iter().enumerate() {
+            let now = i as i64 * 300;
+            let vt = stamp(m);
+            let r = if with {
+                b.offer_with(
+                    node(m.0),
+                    (i, vt),
+                    |t| t.1.as_ref(),
+                    |_| {},
+                    m.2,
+                    now,
+                    &mut out,
+                )
+            } else {
+                // The stamp `offer_with` stands for: the vector, or `{node: count}`.
+                let fifo = VectorTimestamp::from_entries([(node(m.0), m.2)]);
+                let by = vt.clone().unwrap_or(fifo);
+                b.offer(node(m.0), &by, (i, vt), now, &mut out)
+            };
+            verdicts.push(r.is_duplicate());
+        }
+        b.drain(Release::Timeout, &mut out);
+        let mut seen: Vec<_> = out
+            .into_iter()
+            .map(|d| {
+                let missing = format!("{:?}", d.missing);
+                (
+                    d.node.to_string(),
+                    d.number.get(),
+                    d.item.0,
+                    d.release,
+                    missing,
+                )
+            })
+            .collect();
+        seen.extend(
+            verdicts
+                .iter()
+                .enumerate()
+                .filter(|(_, dup)| **dup)
+                .map(|(i, _)| (String::new(), 0, i, Release::Late, "duplicate".into())),
+        );
+        seen
+    }
+
+    proptest! {
+        /// Reading the stamp from the message changes nothing: every delivery, release and
+        /// duplicate verdict is what `offer` with the same stamp gives.
+        #[test]
+        fn matches_offer_with_the_same_stamp(
+            msgs in proptest::collection::vec(
+                (
+                    0u8..3,
+                    proptest::option::of(proptest::collection::vec((0u8..3, 0u64..4), 0..4)),
+                    0u64..4,
+                ),
+                0..24,
+            ),
+            capacity in 0usize..6,
+        ) {
+            prop_assert_eq!(run(&msgs, capacity, true), run(&msgs, capacity, false));
+        }
+    }
+}
+
+#[test]
+fn offer_with_keeps_only_what_waits() {
+    // (name, kept?)
+    let mut b: CausalBuffer<(&str, bool)> = CausalBuffer::new(DeliveryConfig::new(10, WAIT));
+    let mut out = Vec::new();
+    let (b1, a1) = (vt(&[("A", 1), ("B", 1)]), vt(&[("A", 1)]));
+    let keep = |m: &mut (&str, bool)| m.1 = true;
+    b.offer_with(
+        "B".into(),
+        ("b1", false),
+        |_| Some(&b1),
+        keep,
+        0,
+        0,
+        &mut out,
+    );
+    assert!(out.is_empty(), "b1 waits for a1");
+    b.offer_with(
+        "A".into(),
+        ("a1", false),
+        |_| Some(&a1),
+        keep,
+        0,
+        1,
+        &mut out,
+    );
+    let got: Vec<_> = out.iter().map(|d| d.item).collect();
+    assert_eq!(
+        got,
+        [("a1", false), ("b1", true)],
+        "only the waiting message was kept"
+    );
+    // A duplicate is handed back as it came.
+    let dup = b.offer_with(
+        "A".into(),
+        ("a1 again", false),
+        |_| Some(&a1),
+        keep,
+        0,
+        2,
+        &mut out,
+    );
+    assert!(matches!(dup, Offer::Duplicate(("a1 again", false))));
+}
