@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use kafka_timesync::clock::physical::{PhysicalClock, Simulation};
 use kafka_timesync::ntp::client::{exchange, resolve, ExchangeOptions};
-use kafka_timesync::ntp::{spawn, Action, SyncEvent, SyncOptions};
+use kafka_timesync::ntp::{spawn, Action, Sample, SyncEvent, SyncOptions};
 use kafka_timesync::time::{SystemTimeSource, TimeSource};
 use ntp_support::{ntp_server, wait_for};
 
@@ -111,7 +111,7 @@ async fn skewed_node_is_corrected_within_2ms() {
 
 /// A node drifting 100 ppm is synced against chronyd until the client's drift estimate is within
 /// 10 ppm of the truth and the frequency correction follows it; syncing then stops, and 10 s later
-/// an SNTP exchange with chronyd still finds the clock within 1 ms. (Without the correction it
+/// chronyd still finds the clock within 1 ms (the least-delayed of five SNTP exchanges). (Without the correction it
 /// would be 1 ms off by then; the engine's unit tests cover `drift_correction = false`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drift_estimated_against_chronyd_keeps_the_clock_right_between_syncs() {
@@ -143,13 +143,24 @@ async fn drift_estimated_against_chronyd_keeps_the_clock_right_between_syncs() {
     let addr = resolve(&ntp_server())
         .await
         .expect("resolve KTS_NTP_SERVER")[0];
-    let s = exchange(&c, addr, &ExchangeOptions::default())
-        .await
-        .outcome
-        .expect("chronyd answers with a valid reply");
+    // The least-delayed of a few exchanges, as NTP's clock filter takes it: an exchange's offset
+    // is off by up to half its delay, and on a loaded machine one exchange can wait milliseconds
+    // for a core on the way out or back.
+    let mut best: Option<Sample> = None;
+    for _ in 0..5 {
+        let s = exchange(&c, addr, &ExchangeOptions::default())
+            .await
+            .outcome
+            .expect("chronyd answers with a valid reply");
+        if best.as_ref().is_none_or(|b| s.delay_ns < b.delay_ns) {
+            best = Some(s);
+        }
+    }
+    let s = best.expect("five exchanges");
     assert!(
         s.offset_ns.abs() < MS,
-        "10 s after the last sync chronyd measures {} ns",
-        s.offset_ns
+        "10 s after the last sync chronyd measures {} ns (delay {} ns, the least of 5 exchanges)",
+        s.offset_ns,
+        s.delay_ns
     );
 }
