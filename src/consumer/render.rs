@@ -144,15 +144,11 @@ impl<W: Write> EventSink for JsonSink<W> {
                 // A header-stamped record is shown as the equivalent envelope, its value the
                 // content.
                 Form::Headers => {
-                    let encoding = match std::str::from_utf8(d.raw) {
-                        Ok(text) => {
-                            d.envelope.encode_with_content(text, w);
-                            "text"
-                        }
-                        Err(_) => {
-                            d.envelope.encode_with_content(&base64(d.raw), w);
-                            "base64"
-                        }
+                    let encoding = if d.envelope.encode_with_value(d.raw, w) {
+                        "text"
+                    } else {
+                        d.envelope.encode_with_content(&base64(d.raw), w);
+                        "base64"
                     };
                     w.extend_from_slice(b",\"form\":\"headers\",\"value_encoding\":\"");
                     w.extend_from_slice(encoding.as_bytes());

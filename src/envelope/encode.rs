@@ -7,13 +7,67 @@ use super::Envelope;
 /// Appends the compact JSON of `env`, with `content` in place of its own, to `buf`: the fields
 /// in declaration order, absent optional ones omitted.
 pub(super) fn write_envelope(env: &Envelope, content: &str, buf: &mut Vec<u8>) {
+    write_envelope_with(env, content.len(), |buf| write_json_str(buf, content), buf);
+}
+
+/// Appends the compact JSON of `env` with a `content` that is the bytes `value` when they are
+/// UTF-8, and returns true; appends nothing and returns false otherwise. Text that is printable
+/// ASCII without `"` or `\\` (the common case) is tested in one pass and copied as is.
+pub(super) fn write_envelope_with_value(env: &Envelope, value: &[u8], buf: &mut Vec<u8>) -> bool {
+    if is_plain_json_text(value) {
+        write_envelope_with(
+            env,
+            value.len(),
+            |buf| {
+                buf.push(b'"');
+                buf.extend_from_slice(value);
+                buf.push(b'"');
+            },
+            buf,
+        );
+        return true;
+    }
+    match std::str::from_utf8(value) {
+        Ok(text) => {
+            write_envelope(env, text, buf);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// True when every byte is ASCII from 0x20 up (DEL included) other than `"` and `\\`: the bytes
+/// are then UTF-8 and a JSON string holds them unescaped. Tested [`SCAN`] bytes per step without
+/// branches, so the compiler can vectorize it.
+pub(crate) fn is_plain_json_text(bytes: &[u8]) -> bool {
+    #[inline]
+    fn bad(b: u8) -> u8 {
+        u8::from(b.wrapping_sub(0x20) >= 0x60) | u8::from(b == b'"') | u8::from(b == b'\\')
+    }
+    let mut chunks = bytes.chunks_exact(SCAN);
+    for chunk in &mut chunks {
+        if chunk.iter().fold(0u8, |acc, &b| acc | bad(b)) != 0 {
+            return false;
+        }
+    }
+    chunks.remainder().iter().fold(0u8, |acc, &b| acc | bad(b)) == 0
+}
+
+/// [`write_envelope`] with the content string written by `content` (`content_len` bytes before
+/// escaping, for the reservation).
+fn write_envelope_with(
+    env: &Envelope,
+    content_len: usize,
+    content: impl FnOnce(&mut Vec<u8>),
+    buf: &mut Vec<u8>,
+) {
     let ts = &env.timestamp;
     let vector_len = ts.vector_time.as_ref().map_or(0, |v| v.len());
-    buf.reserve(240 + env.id.len() + content.len() + ts.node_id.len() * (1 + vector_len));
+    buf.reserve(240 + env.id.len() + content_len + ts.node_id.len() * (1 + vector_len));
     buf.extend_from_slice(b"{\"id\":");
     write_json_str(buf, &env.id);
     buf.extend_from_slice(b",\"content\":");
-    write_json_str(buf, content);
+    content(buf);
     if let Some(seq) = env.seq {
         buf.extend_from_slice(b",\"seq\":");
         write_u64(buf, seq);
