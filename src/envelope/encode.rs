@@ -40,17 +40,48 @@ pub(super) fn write_envelope_with_value(env: &Envelope, value: &[u8], buf: &mut 
 /// are then UTF-8 and a JSON string holds them unescaped. Tested [`SCAN`] bytes per step without
 /// branches, so the compiler can vectorize it.
 pub(crate) fn is_plain_json_text(bytes: &[u8]) -> bool {
-    #[inline]
-    fn bad(b: u8) -> u8 {
-        u8::from(b.wrapping_sub(0x20) >= 0x60) | u8::from(b == b'"') | u8::from(b == b'\\')
-    }
+    /// 1 for the bytes that are not plain.
+    const NOT_PLAIN: [u8; 256] = byte_table!(not_plain);
     let mut chunks = bytes.chunks_exact(SCAN);
     for chunk in &mut chunks {
-        if chunk.iter().fold(0u8, |acc, &b| acc | bad(b)) != 0 {
+        if chunk
+            .iter()
+            .fold(0u8, |acc, &b| acc | u8::from(not_plain(b)))
+            != 0
+        {
             return false;
         }
     }
-    chunks.remainder().iter().fold(0u8, |acc, &b| acc | bad(b)) == 0
+    !any_in(chunks.remainder(), &NOT_PLAIN)
+}
+
+#[inline]
+const fn not_plain(b: u8) -> bool {
+    (b.wrapping_sub(0x20) >= 0x60) | (b == b'"') | (b == b'\\')
+}
+
+/// The table of the `const fn(u8) -> bool` `$f` over every byte, 1 where it holds.
+macro_rules! byte_table {
+    ($f:ident) => {{
+        let mut table = [0u8; 256];
+        let mut i = 0;
+        while i < 256 {
+            table[i] = $f(i as u8) as u8;
+            i += 1;
+        }
+        table
+    }};
+}
+use byte_table;
+
+/// True when `table` marks a byte of `bytes`: a lookup per byte, the short strings' (and short
+/// tails') test, where a vectorized one never gets past its scalar prologue.
+#[inline]
+fn any_in(bytes: &[u8], table: &[u8; 256]) -> bool {
+    bytes
+        .iter()
+        .fold(0u8, |acc, &b| acc | table[usize::from(b)])
+        != 0
 }
 
 /// [`write_envelope`] with the content string written by `content` (`content_len` bytes before
@@ -136,12 +167,30 @@ fn write_f64(buf: &mut Vec<u8>, x: f64) {
 
 /// True for the bytes a JSON string must escape (branch-free, so a fold over it can vectorize).
 #[inline]
-fn needs_escape(b: u8) -> bool {
+const fn needs_escape(b: u8) -> bool {
     (b < 0x20) | (b == b'"') | (b == b'\\')
 }
 
 /// Bytes [`write_json_str`] tests per step.
 const SCAN: usize = 32;
+
+/// True when a byte of `bytes` needs escaping: [`SCAN`] bytes per step without branches (the
+/// compiler vectorizes it), the tail by table.
+fn needs_escaping(bytes: &[u8]) -> bool {
+    /// 1 for the bytes to escape.
+    const ESCAPED: [u8; 256] = byte_table!(needs_escape);
+    let mut chunks = bytes.chunks_exact(SCAN);
+    for chunk in &mut chunks {
+        if chunk
+            .iter()
+            .fold(0u8, |acc, &b| acc | u8::from(needs_escape(b)))
+            != 0
+        {
+            return true;
+        }
+    }
+    any_in(chunks.remainder(), &ESCAPED)
+}
 
 /// Appends `s` as a JSON string literal, byte for byte what serde_json writes: `"` and `\\`
 /// backslash-escaped, `\b \t \n \f \r` as short escapes, other bytes below 0x20 as `\u00xx`
@@ -155,11 +204,7 @@ pub(crate) fn write_json_str(buf: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     buf.push(b'"');
     // The common case, whatever the length: nothing to escape.
-    if bytes
-        .iter()
-        .fold(0u8, |acc, &b| acc | u8::from(needs_escape(b)))
-        == 0
-    {
+    if !needs_escaping(bytes) {
         buf.extend_from_slice(bytes);
         buf.push(b'"');
         return;
