@@ -11,8 +11,8 @@ pub(super) fn write_envelope(env: &Envelope, content: &str, buf: &mut Vec<u8>) {
 }
 
 /// Appends the compact JSON of `env` with a `content` that is the bytes `value` when they are
-/// UTF-8, and returns true; appends nothing and returns false otherwise. Text that is printable
-/// ASCII without `"` or `\\` (the common case) is tested in one pass and copied as is.
+/// UTF-8, and returns true; appends nothing and returns false otherwise. ASCII text without
+/// control characters, `"` or `\\` (the common case) is tested in one pass and copied as is.
 pub(super) fn write_envelope_with_value(env: &Envelope, value: &[u8], buf: &mut Vec<u8>) -> bool {
     if is_plain_json_text(value) {
         write_envelope_with(
@@ -37,9 +37,8 @@ pub(super) fn write_envelope_with_value(env: &Envelope, value: &[u8], buf: &mut 
 }
 
 /// True when every byte is ASCII from 0x20 up (DEL included) other than `"` and `\\`: the bytes
-/// are then UTF-8 and a JSON string holds them unescaped. Tested [`SCAN`] bytes per step without
-/// branches, so the compiler can vectorize it.
-pub(crate) fn is_plain_json_text(bytes: &[u8]) -> bool {
+/// are then UTF-8 and a JSON string holds them unescaped. Tested as [`needs_escaping`] tests.
+fn is_plain_json_text(bytes: &[u8]) -> bool {
     /// 1 for the bytes that are not plain.
     const NOT_PLAIN: [u8; 256] = byte_table!(not_plain);
     let mut chunks = bytes.chunks_exact(SCAN);
@@ -196,9 +195,9 @@ fn needs_escaping(bytes: &[u8]) -> bool {
 /// backslash-escaped, `\b \t \n \f \r` as short escapes, other bytes below 0x20 as `\u00xx`
 /// (lower-case hex), everything else (DEL and non-ASCII UTF-8 included) copied as is.
 ///
-/// A string with nothing to escape (ids, node ids, most content) is tested in one branch-free
-/// pass, a reduction the compiler can vectorize, and copied whole; otherwise [`SCAN`] bytes are
-/// tested per step and runs with nothing to escape are copied in bulk.
+/// A string with nothing to escape (ids, node ids, most content) is tested in one pass
+/// ([`needs_escaping`]) and copied whole; otherwise [`SCAN`] bytes are tested per step and runs
+/// with nothing to escape are copied in bulk.
 pub(crate) fn write_json_str(buf: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
