@@ -527,7 +527,7 @@ pub fn decode(
 }
 
 fn text<'a>(header: &'static str, v: &'a [u8]) -> Result<&'a str, HeaderError> {
-    utf8(v).ok_or(HeaderError::NotUtf8 { header })
+    std::str::from_utf8(v).map_err(|_| HeaderError::NotUtf8 { header })
 }
 
 fn id_str<'a>(header: &'static str, v: &'a [u8], max: usize) -> Result<&'a str, HeaderError> {
@@ -589,18 +589,6 @@ fn counter(header: impl fmt::Display, v: &[u8], max: u64) -> Result<u64, HeaderE
     Ok(n)
 }
 
-/// `v` as text when it is UTF-8: the answer of `std::str::from_utf8(v).ok()`, the common
-/// all-ASCII case (every field of a stamp this crate writes) told by a word-at-a-time test that
-/// costs a fraction of a full validation on short fields.
-fn utf8(v: &[u8]) -> Option<&str> {
-    if v.is_ascii() {
-        // SAFETY: ASCII bytes are valid UTF-8.
-        Some(unsafe { std::str::from_utf8_unchecked(v) })
-    } else {
-        std::str::from_utf8(v).ok()
-    }
-}
-
 /// A finite decimal: `-?digits(.digits)?([eE][+-]?digits)?`.
 fn time(header: &'static str, v: &[u8]) -> Result<f64, HeaderError> {
     let bad = || HeaderError::BadNumber {
@@ -638,7 +626,10 @@ fn time(header: &'static str, v: &[u8]) -> Result<f64, HeaderError> {
         return Err(bad());
     }
     // Only ASCII digits and signs were accepted: valid UTF-8 and a valid float literal.
-    let x: f64 = utf8(v).and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+    let x: f64 = std::str::from_utf8(v)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(bad)?;
     if x.is_finite() {
         Ok(x)
     } else {

@@ -349,23 +349,3 @@ fn counters_at_the_u64_edge() {
         Err(HeaderError::BadNumber { .. })
     ));
 }
-
-proptest! {
-    /// The ASCII shortcut gives the full validation's answer on any bytes (ASCII runs with a
-    /// stray byte, multi-byte characters, cut ones).
-    #[test]
-    fn utf8_is_from_utf8(
-        text in "\\PC{0,40}",
-        ascii in "[ -~]{0,40}",
-        stray in proptest::option::of((any::<prop::sample::Index>(), any::<u8>())),
-    ) {
-        for v in [text.into_bytes(), ascii.into_bytes()] {
-            let mut v = v;
-            if let Some((at, b)) = stray {
-                let i = at.index(v.len() + 1);
-                v.insert(i, b);
-            }
-            prop_assert_eq!(utf8(&v), std::str::from_utf8(&v).ok());
-        }
-    }
-}

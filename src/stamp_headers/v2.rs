@@ -29,8 +29,8 @@
 //! `kts-stamp.<field>` (vector entries `kts-stamp.vt.<node>`).
 
 use super::{
-    counter, hybrid, require_hybrid, shown, time, utf8, write_f64, EncodedHeaders, Entry,
-    HeaderError, Stamp, VERSION,
+    counter, hybrid, require_hybrid, shown, time, write_f64, EncodedHeaders, Entry, HeaderError,
+    Stamp, VERSION,
 };
 use crate::clock::{ClockType, VectorTimestamp};
 use crate::envelope::{write_u64, DecodeLimits, Envelope};
@@ -128,7 +128,7 @@ pub(super) fn id_of(value: &[u8]) -> Option<&str> {
     if value.get(end) != Some(&b';') {
         return None;
     }
-    utf8(bytes)
+    std::str::from_utf8(bytes).ok()
 }
 
 /// Decodes a `kts-stamp` value (the caller has checked the record's size and the version).
@@ -140,13 +140,13 @@ pub(super) fn decode(value: &[u8], limits: &DecodeLimits) -> Result<Envelope, He
         .map(|v| counter(SEQ, v, u64::MAX))
         .transpose()?;
     let clock = required(CLOCK, c.plain(CLOCK)?)?;
-    let clock_type: ClockType =
-        utf8(clock)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| HeaderError::UnknownClockType {
-                header: CLOCK,
-                found: shown(clock),
-            })?;
+    let clock_type: ClockType = std::str::from_utf8(clock)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| HeaderError::UnknownClockType {
+            header: CLOCK,
+            found: shown(clock),
+        })?;
     let timestamp = time(TS, required(TS, c.plain(TS)?)?)?;
     let physical_time = opt(c.plain(PT)?).map(|v| time(PT, v)).transpose()?;
     let logical_time = opt(c.plain(LT)?)
@@ -196,7 +196,7 @@ struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     fn new(v: &'a [u8]) -> Self {
         // One check over the whole value instead of one per string field.
-        let text = utf8(v);
+        let text = std::str::from_utf8(v).ok();
         Cursor { v, text, at: 0 }
     }
 
@@ -269,7 +269,7 @@ impl<'a> Cursor<'a> {
             // A slice of valid UTF-8 is valid exactly when both its ends are character
             // boundaries, which is what `get` checks.
             Some(text) => text.get(self.at + start..self.at + start + len),
-            None => utf8(bytes),
+            None => std::str::from_utf8(bytes).ok(),
         };
         let Some(s) = s else {
             return Err(HeaderError::NotUtf8 { header });
