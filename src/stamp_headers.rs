@@ -401,7 +401,7 @@ impl EncodedHeaders {
 /// envelope (content empty: the content is the record's value).
 struct Stamp<'a> {
     id: &'a str,
-    node_id: &'a str,
+    node_id: crate::NodeId,
     seq: Option<u64>,
     clock_type: ClockType,
     timestamp: f64,
@@ -419,7 +419,7 @@ impl Stamp<'_> {
             content: String::new(),
             seq: self.seq,
             timestamp: envelope::MessageTimestamp {
-                node_id: crate::NodeId::from(self.node_id),
+                node_id: self.node_id,
                 timestamp: self.timestamp,
                 clock_type: self.clock_type,
                 physical_time: self.physical_time,

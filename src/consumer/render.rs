@@ -32,9 +32,14 @@ use std::io::{self, Write};
 pub struct JsonSink<W: Write> {
     out: W,
     error: Option<io::Error>,
-    /// Reused for the envelope of a header-stamped record.
-    scratch: Vec<u8>,
+    /// Lines rendered and not yet written to `out`: events are rendered straight into it (no
+    /// intermediate copy) and handed to `out` in chunks of at least [`CHUNK`] bytes, and
+    /// whatever is left by [`flush`](Self::flush) or [`into_inner`](Self::into_inner).
+    pending: Vec<u8>,
 }
+
+/// The size at which [`JsonSink`] hands its pending lines to the writer.
+const CHUNK: usize = 1 << 16;
 
 impl<W: Write> JsonSink<W> {
     /// A sink writing to `out` (wrap stdout in a `BufWriter`).
@@ -42,33 +47,55 @@ impl<W: Write> JsonSink<W> {
         Self {
             out,
             error: None,
-            scratch: Vec::new(),
+            pending: Vec::with_capacity(CHUNK + 4096),
         }
     }
 
     /// The first write error, if any (e.g. a closed pipe); later writes are skipped.
     pub fn take_error(&mut self) -> Option<io::Error> {
+        self.drain();
         self.error.take()
     }
 
-    /// Flushes the writer.
+    /// Writes the pending lines and flushes the writer.
     pub fn flush(&mut self) -> io::Result<()> {
+        self.drain();
         if let Some(e) = self.error.take() {
             return Err(e);
         }
         self.out.flush()
     }
 
-    /// The underlying writer.
-    pub fn into_inner(self) -> W {
+    /// The underlying writer, the pending lines written to it (not flushed).
+    pub fn into_inner(mut self) -> W {
+        self.drain();
         self.out
     }
 
-    fn put(&mut self, f: impl FnOnce(&mut W) -> io::Result<()>) {
-        if self.error.is_none() {
-            if let Err(e) = f(&mut self.out) {
+    /// Hands the pending lines to the writer (dropped after a write error, as later ones are).
+    fn drain(&mut self) {
+        if self.error.is_none() && !self.pending.is_empty() {
+            if let Err(e) = self.out.write_all(&self.pending) {
                 self.error = Some(e);
             }
+        }
+        self.pending.clear();
+    }
+
+    /// Renders one line with `f` into the pending lines.
+    fn put(&mut self, f: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) {
+        if self.error.is_some() {
+            return;
+        }
+        // Writing into a Vec fails only for a value serde cannot represent, which these are not.
+        let start = self.pending.len();
+        if let Err(e) = f(&mut self.pending) {
+            self.pending.truncate(start);
+            self.error = Some(e);
+            return;
+        }
+        if self.pending.len() >= CHUNK {
+            self.drain();
         }
     }
 }
@@ -101,45 +128,36 @@ fn json_str<W: Write>(w: &mut W, s: &str) -> io::Result<()> {
 
 impl<W: Write> EventSink for JsonSink<W> {
     fn deliver(&mut self, d: &Delivery<'_>) {
-        // A header-stamped record is shown as the equivalent envelope, its value the content.
-        let mut message = std::mem::take(&mut self.scratch);
-        message.clear();
-        let encoding = match d.form {
-            Form::Json => None,
-            Form::Headers => Some(match std::str::from_utf8(d.raw) {
-                Ok(text) => {
-                    d.envelope.encode_with_content(text, &mut message);
-                    "text"
-                }
-                Err(_) => {
-                    d.envelope.encode_with_content(&base64(d.raw), &mut message);
-                    "base64"
-                }
-            }),
-        };
         // Written piecewise (numbers with itoa): one line per record, where `write!`'s
         // formatting machinery cost 3.5 % of a causal consumer's instructions.
         self.put(|w| {
             let mut num = itoa::Buffer::new();
-            w.write_all(b"{\"event\":\"deliver\",\"partition\":")?;
-            w.write_all(num.format(d.partition).as_bytes())?;
-            w.write_all(b",\"offset\":")?;
-            w.write_all(num.format(d.offset).as_bytes())?;
-            w.write_all(b",\"release\":\"")?;
-            w.write_all(d.release.as_str().as_bytes())?;
-            w.write_all(b"\",\"message\":")?;
-            match encoding {
-                None => w.write_all(d.raw)?,
-                Some(encoding) => {
-                    w.write_all(&message)?;
-                    w.write_all(b",\"form\":\"headers\",\"value_encoding\":\"")?;
-                    w.write_all(encoding.as_bytes())?;
-                    w.write_all(b"\"")?;
+            w.extend_from_slice(b"{\"event\":\"deliver\",\"partition\":");
+            w.extend_from_slice(num.format(d.partition).as_bytes());
+            w.extend_from_slice(b",\"offset\":");
+            w.extend_from_slice(num.format(d.offset).as_bytes());
+            w.extend_from_slice(b",\"release\":\"");
+            w.extend_from_slice(d.release.as_str().as_bytes());
+            w.extend_from_slice(b"\",\"message\":");
+            match d.form {
+                Form::Json => w.extend_from_slice(d.raw),
+                // A header-stamped record is shown as the equivalent envelope, its value the
+                // content.
+                Form::Headers => {
+                    let encoding = if d.envelope.encode_with_value(d.raw, w) {
+                        "text"
+                    } else {
+                        d.envelope.encode_with_content(&base64(d.raw), w);
+                        "base64"
+                    };
+                    w.extend_from_slice(b",\"form\":\"headers\",\"value_encoding\":\"");
+                    w.extend_from_slice(encoding.as_bytes());
+                    w.push(b'"');
                 }
             }
-            w.write_all(b"}\n")
+            w.extend_from_slice(b"}\n");
+            Ok(())
         });
-        self.scratch = message;
     }
 
     fn violation(&mut self, v: &ViolationReport<'_>) {

@@ -1100,3 +1100,70 @@ fn text_lines_show_a_stamped_value_as_text_or_base64() {
     assert!(lines[0].ends_with("  hello\\n"), "{out}");
     assert!(lines[1].ends_with("  [2 bytes, base64] /wA="), "{out}");
 }
+
+/// A writer that takes `budget` bytes and then fails.
+struct FailingAfter {
+    budget: usize,
+    taken: Vec<u8>,
+}
+
+impl std::io::Write for FailingAfter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.budget == 0 {
+            return Err(std::io::ErrorKind::BrokenPipe.into());
+        }
+        let n = buf.len().min(self.budget);
+        self.budget -= n;
+        self.taken.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn json_sink_writes_every_event_in_order_however_many_and_reports_a_write_error() {
+    let mut stamp = envelope("A", 1, Some(&[("A", 1)]), 1);
+    stamp.content.clear();
+    let run = |sink: &mut dyn EventSink, n: i64| {
+        for offset in 0..n {
+            sink.deliver(&Delivery {
+                partition: 0,
+                offset,
+                release: Release::Ready,
+                form: Form::Headers,
+                raw: &[b'x'; 300],
+                envelope: &stamp,
+            });
+            if offset % 1000 == 0 {
+                sink.malformed(1, offset, "bad");
+            }
+        }
+    };
+    // Far more than one chunk: every line arrives, in order.
+    let mut sink = JsonSink::new(Vec::new());
+    run(&mut sink, 5000);
+    sink.flush().unwrap();
+    let out = String::from_utf8(sink.into_inner()).unwrap();
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5005);
+    let mut offsets = lines.iter().filter(|v| v["event"] == "deliver");
+    assert!((0..5000).all(|o| offsets.next().unwrap()["offset"] == o));
+    assert_eq!(lines[1]["event"], "malformed");
+    // A writer that fails part-way: the error is reported, and it took a prefix of the output.
+    let mut sink = JsonSink::new(FailingAfter {
+        budget: 100_000,
+        taken: Vec::new(),
+    });
+    run(&mut sink, 5000);
+    let err = sink.flush().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);
+    let taken = sink.into_inner().taken;
+    assert_eq!(taken.len(), 100_000);
+    assert!(out.as_bytes().starts_with(&taken));
+}

@@ -7,13 +7,97 @@ use super::Envelope;
 /// Appends the compact JSON of `env`, with `content` in place of its own, to `buf`: the fields
 /// in declaration order, absent optional ones omitted.
 pub(super) fn write_envelope(env: &Envelope, content: &str, buf: &mut Vec<u8>) {
+    write_envelope_with(env, content.len(), |buf| write_json_str(buf, content), buf);
+}
+
+/// Appends the compact JSON of `env` with a `content` that is the bytes `value` when they are
+/// UTF-8, and returns true; appends nothing and returns false otherwise. ASCII text without
+/// control characters, `"` or `\\` (the common case) is tested in one pass and copied as is.
+pub(super) fn write_envelope_with_value(env: &Envelope, value: &[u8], buf: &mut Vec<u8>) -> bool {
+    if is_plain_json_text(value) {
+        write_envelope_with(
+            env,
+            value.len(),
+            |buf| {
+                buf.push(b'"');
+                buf.extend_from_slice(value);
+                buf.push(b'"');
+            },
+            buf,
+        );
+        return true;
+    }
+    match std::str::from_utf8(value) {
+        Ok(text) => {
+            write_envelope(env, text, buf);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// True when every byte is ASCII from 0x20 up (DEL included) other than `"` and `\\`: the bytes
+/// are then UTF-8 and a JSON string holds them unescaped. Tested as [`needs_escaping`] tests.
+fn is_plain_json_text(bytes: &[u8]) -> bool {
+    /// 1 for the bytes that are not plain.
+    const NOT_PLAIN: [u8; 256] = byte_table!(not_plain);
+    let mut chunks = bytes.chunks_exact(SCAN);
+    for chunk in &mut chunks {
+        if chunk
+            .iter()
+            .fold(0u8, |acc, &b| acc | u8::from(not_plain(b)))
+            != 0
+        {
+            return false;
+        }
+    }
+    !any_in(chunks.remainder(), &NOT_PLAIN)
+}
+
+#[inline]
+const fn not_plain(b: u8) -> bool {
+    (b.wrapping_sub(0x20) >= 0x60) | (b == b'"') | (b == b'\\')
+}
+
+/// The table of the `const fn(u8) -> bool` `$f` over every byte, 1 where it holds.
+macro_rules! byte_table {
+    ($f:ident) => {{
+        let mut table = [0u8; 256];
+        let mut i = 0;
+        while i < 256 {
+            table[i] = $f(i as u8) as u8;
+            i += 1;
+        }
+        table
+    }};
+}
+use byte_table;
+
+/// True when `table` marks a byte of `bytes`: a lookup per byte, the short strings' (and short
+/// tails') test, where a vectorized one never gets past its scalar prologue.
+#[inline]
+fn any_in(bytes: &[u8], table: &[u8; 256]) -> bool {
+    bytes
+        .iter()
+        .fold(0u8, |acc, &b| acc | table[usize::from(b)])
+        != 0
+}
+
+/// [`write_envelope`] with the content string written by `content` (`content_len` bytes before
+/// escaping, for the reservation).
+fn write_envelope_with(
+    env: &Envelope,
+    content_len: usize,
+    content: impl FnOnce(&mut Vec<u8>),
+    buf: &mut Vec<u8>,
+) {
     let ts = &env.timestamp;
     let vector_len = ts.vector_time.as_ref().map_or(0, |v| v.len());
-    buf.reserve(240 + env.id.len() + content.len() + ts.node_id.len() * (1 + vector_len));
+    buf.reserve(240 + env.id.len() + content_len + ts.node_id.len() * (1 + vector_len));
     buf.extend_from_slice(b"{\"id\":");
     write_json_str(buf, &env.id);
     buf.extend_from_slice(b",\"content\":");
-    write_json_str(buf, content);
+    content(buf);
     if let Some(seq) = env.seq {
         buf.extend_from_slice(b",\"seq\":");
         write_u64(buf, seq);
@@ -82,30 +166,44 @@ fn write_f64(buf: &mut Vec<u8>, x: f64) {
 
 /// True for the bytes a JSON string must escape (branch-free, so a fold over it can vectorize).
 #[inline]
-fn needs_escape(b: u8) -> bool {
+const fn needs_escape(b: u8) -> bool {
     (b < 0x20) | (b == b'"') | (b == b'\\')
 }
 
 /// Bytes [`write_json_str`] tests per step.
 const SCAN: usize = 32;
 
+/// True when a byte of `bytes` needs escaping: [`SCAN`] bytes per step without branches (the
+/// compiler vectorizes it), the tail by table.
+fn needs_escaping(bytes: &[u8]) -> bool {
+    /// 1 for the bytes to escape.
+    const ESCAPED: [u8; 256] = byte_table!(needs_escape);
+    let mut chunks = bytes.chunks_exact(SCAN);
+    for chunk in &mut chunks {
+        if chunk
+            .iter()
+            .fold(0u8, |acc, &b| acc | u8::from(needs_escape(b)))
+            != 0
+        {
+            return true;
+        }
+    }
+    any_in(chunks.remainder(), &ESCAPED)
+}
+
 /// Appends `s` as a JSON string literal, byte for byte what serde_json writes: `"` and `\\`
 /// backslash-escaped, `\b \t \n \f \r` as short escapes, other bytes below 0x20 as `\u00xx`
 /// (lower-case hex), everything else (DEL and non-ASCII UTF-8 included) copied as is.
 ///
-/// A string with nothing to escape (ids, node ids, most content) is tested in one branch-free
-/// pass, a reduction the compiler can vectorize, and copied whole; otherwise [`SCAN`] bytes are
-/// tested per step and runs with nothing to escape are copied in bulk.
+/// A string with nothing to escape (ids, node ids, most content) is tested in one pass
+/// ([`needs_escaping`]) and copied whole; otherwise [`SCAN`] bytes are tested per step and runs
+/// with nothing to escape are copied in bulk.
 pub(crate) fn write_json_str(buf: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
     buf.push(b'"');
     // The common case, whatever the length: nothing to escape.
-    if bytes
-        .iter()
-        .fold(0u8, |acc, &b| acc | u8::from(needs_escape(b)))
-        == 0
-    {
+    if !needs_escaping(bytes) {
         buf.extend_from_slice(bytes);
         buf.push(b'"');
         return;

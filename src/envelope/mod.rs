@@ -204,6 +204,13 @@ impl Envelope {
         encode::write_envelope(self, content, buf);
     }
 
+    /// Appends what [`encode_with_content`](Self::encode_with_content) appends for the content
+    /// `value` when `value` is UTF-8, and returns true; appends nothing and returns false when
+    /// it is not.
+    pub fn encode_with_value(&self, value: &[u8], buf: &mut Vec<u8>) -> bool {
+        encode::write_envelope_with_value(self, value, buf)
+    }
+
     /// Compact JSON as a string (the same bytes as [`encode`](Self::encode)).
     pub fn to_json(&self) -> String {
         // The encoder copies whole `&str`s and otherwise writes ASCII: its bytes are UTF-8.

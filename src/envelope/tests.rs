@@ -610,4 +610,40 @@ proptest::proptest! {
         env.encode_into(&mut buf);
         proptest::prop_assert_eq!(&buf[6..], &expected[..]);
     }
+
+    /// A value as content: exactly the envelope with that text as its content when the bytes
+    /// are UTF-8 (plain ASCII taking the one-pass path, anything else escaped), nothing at all
+    /// when they are not.
+    #[test]
+    fn encode_with_value_is_encode_with_the_text(
+        value in proptest::prop_oneof![
+            proptest::strategy::Strategy::prop_map(arb_json_text(), String::into_bytes),
+            proptest::collection::vec(0x20u8..0x80, 0..200),
+            proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+        ],
+        at in proptest::prelude::any::<proptest::sample::Index>(),
+        byte in proptest::prelude::any::<u8>(),
+    ) {
+        let env = sample();
+        let mut value = value;
+        if !value.is_empty() && byte % 4 == 0 {
+            // One odd byte anywhere, also in a long plain run.
+            let i = at.index(value.len());
+            value[i] = byte;
+        }
+        let mut buf = b"prefix".to_vec();
+        let wrote = env.encode_with_value(&value, &mut buf);
+        match std::str::from_utf8(&value) {
+            Ok(text) => {
+                proptest::prop_assert!(wrote);
+                let mut want = b"prefix".to_vec();
+                env.encode_with_content(text, &mut want);
+                proptest::prop_assert_eq!(buf, want);
+            }
+            Err(_) => {
+                proptest::prop_assert!(!wrote);
+                proptest::prop_assert_eq!(&buf[..], b"prefix");
+            }
+        }
+    }
 }

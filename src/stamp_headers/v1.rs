@@ -146,7 +146,7 @@ pub(super) fn decode(
     let simulated_skew_ms = get(SKEW).map(|v| time(SKEW, v)).transpose()?;
     Ok(Stamp {
         id,
-        node_id,
+        node_id: node_id.into(),
         seq,
         clock_type,
         timestamp,

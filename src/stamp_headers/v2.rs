@@ -133,9 +133,9 @@ pub(super) fn id_of(value: &[u8]) -> Option<&str> {
 
 /// Decodes a `kts-stamp` value (the caller has checked the record's size and the version).
 pub(super) fn decode(value: &[u8], limits: &DecodeLimits) -> Result<Envelope, HeaderError> {
-    let mut c = Cursor { v: value, at: 0 };
+    let mut c = Cursor::new(value);
     let id = c.string(ID, limits.max_id_len, b';')?;
-    let node_id = c.string(NODE, limits.max_node_id_len, b';')?;
+    let node_id = NodeId::from(c.string(NODE, limits.max_node_id_len, b';')?);
     let seq = opt(c.plain(SEQ)?)
         .map(|v| counter(SEQ, v, u64::MAX))
         .transpose()?;
@@ -152,7 +152,7 @@ pub(super) fn decode(value: &[u8], limits: &DecodeLimits) -> Result<Envelope, He
     let logical_time = opt(c.plain(LT)?)
         .map(|v| counter(LT, v, u64::MAX))
         .transpose()?;
-    let vector_time = c.vector(limits)?;
+    let vector_time = c.vector(limits, &node_id)?;
     let hybrid_time = opt(c.plain(HLC)?).map(|v| hybrid(HLC, v)).transpose()?;
     require_hybrid(HLC, clock_type, hybrid_time.as_ref())?;
     let simulated_skew_ms = opt(c.last(SKEW)?).map(|v| time(SKEW, v)).transpose()?;
@@ -187,10 +187,19 @@ fn required<'a>(header: &'static str, v: &'a [u8]) -> Result<&'a [u8], HeaderErr
 /// A reading position in a `kts-stamp` value.
 struct Cursor<'a> {
     v: &'a [u8],
+    /// The value as text when it is all UTF-8 (then a string field is UTF-8 exactly when it
+    /// starts and ends on character boundaries, and is not checked again).
+    text: Option<&'a str>,
     at: usize,
 }
 
 impl<'a> Cursor<'a> {
+    fn new(v: &'a [u8]) -> Self {
+        // One check over the whole value instead of one per string field.
+        let text = std::str::from_utf8(v).ok();
+        Cursor { v, text, at: 0 }
+    }
+
     fn rest(&self) -> &'a [u8] {
         &self.v[self.at..]
     }
@@ -256,7 +265,15 @@ impl<'a> Cursor<'a> {
         let Some(bytes) = rest.get(start..start.saturating_add(len)) else {
             return Err(HeaderError::Truncated { header });
         };
-        let s = std::str::from_utf8(bytes).map_err(|_| HeaderError::NotUtf8 { header })?;
+        let s = match self.text {
+            // A slice of valid UTF-8 is valid exactly when both its ends are character
+            // boundaries, which is what `get` checks.
+            Some(text) => text.get(self.at + start..self.at + start + len),
+            None => std::str::from_utf8(bytes).ok(),
+        };
+        let Some(s) = s else {
+            return Err(HeaderError::NotUtf8 { header });
+        };
         match rest.get(start + len) {
             Some(&b) if b == term => {}
             None => return Err(HeaderError::Truncated { header }),
@@ -276,8 +293,13 @@ impl<'a> Cursor<'a> {
         Ok(s)
     }
 
-    /// The `vt` field and its `;`: absent, or `[entries]`.
-    fn vector(&mut self, limits: &DecodeLimits) -> Result<Option<VectorTimestamp>, HeaderError> {
+    /// The `vt` field and its `;`: absent, or `[entries]`. The entry of `own` (the stamp's node)
+    /// shares its id rather than allocating another.
+    fn vector(
+        &mut self,
+        limits: &DecodeLimits,
+        own: &NodeId,
+    ) -> Result<Option<VectorTimestamp>, HeaderError> {
         match self.rest().first() {
             Some(b';') => {
                 self.at += 1;
@@ -331,7 +353,12 @@ impl<'a> Cursor<'a> {
                     }
                     _ => previous = Some(node),
                 }
-                entries.push((NodeId::from(node), count));
+                let id = if node == &**own {
+                    own.clone()
+                } else {
+                    NodeId::from(node)
+                };
+                entries.push((id, count));
                 self.at += digits + 1;
                 match rest.get(digits) {
                     Some(b',') => {}
@@ -370,7 +397,7 @@ mod id_of_tests {
 
     /// What the decoder reads as the first field.
     fn decoded(value: &[u8]) -> Option<&str> {
-        Cursor { v: value, at: 0 }.string(ID, usize::MAX, b';').ok()
+        Cursor::new(value).string(ID, usize::MAX, b';').ok()
     }
 
     proptest! {
@@ -384,6 +411,28 @@ mod id_of_tests {
             let mut v = format!("{len}{sep}").into_bytes();
             v.extend_from_slice(&rest);
             prop_assert_eq!(id_of(&v), decoded(&v));
+        }
+
+        /// Checking the value's UTF-8 once reads every string field as checking each field
+        /// does: the same strings, the same errors (cut characters and stray bytes included).
+        #[test]
+        fn one_utf8_check_agrees_with_per_field_checks(
+            len in 0usize..12,
+            bytes in proptest::collection::vec(
+                prop_oneof![Just(b';'), Just(0xc3u8), Just(0xa9u8), Just(0xffu8), any::<u8>(), 0x20u8..0x7f],
+                0..16,
+            ),
+            tail in proptest::collection::vec(prop_oneof![Just(0xe2u8), any::<u8>()], 0..4),
+        ) {
+            let mut v = format!("1:a;{len}:").into_bytes();
+            v.extend_from_slice(&bytes);
+            v.extend_from_slice(&tail);
+            let read = |mut c: Cursor<'_>| {
+                c.string(ID, usize::MAX, b';').unwrap();
+                c.string(ID, usize::MAX, b';').map(str::to_owned)
+            };
+            let per_field = Cursor { v: &v, text: None, at: 0 };
+            prop_assert_eq!(read(Cursor::new(&v)), read(per_field));
         }
 
         /// Framed ids of any text, followed by anything or nothing.
