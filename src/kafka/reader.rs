@@ -279,6 +279,9 @@ pub fn read<S: FlushSink + ?Sized>(
             housekeeping(r.engine);
             if now.saturating_duration_since(last_commit) >= COMMIT_INTERVAL {
                 last_commit = now;
+                // What is committed has been written: a run killed after this commit does not
+                // leave deliveries behind that the next run will not repeat.
+                r.sink.flush_output().map_err(ReadError::Output)?;
                 // A failed commit is tried again at the next interval (and at exit, where it
                 // counts).
                 if let Err(e) = committer.commit(consumer.as_ref(), opts.topic, r.engine) {
